@@ -1,0 +1,123 @@
+// Package manifest defines `_manifest.json`, the commit marker of an exported partition: what
+// was exported (scope, period, metric, source, API version), by which run, the blobs with their
+// row counts, byte counts and SHA-256, and the totals a FinOps team reconciles with.
+//
+// Field names follow the Cost Management exports manifest where they mean the same thing
+// (manifestVersion, byteCount, blobCount, dataRowCount, runInfo, blobs[].blobName/byteCount/
+// dataRowCount). The JSON Schema is docs/schemas/manifest.schema.json.
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Version is the manifestVersion this package writes.
+const Version = "2026-11-01"
+
+// FileName is the manifest's blob name inside a partition folder.
+const FileName = "_manifest.json"
+
+// Status of the export a manifest describes.
+const (
+	StatusCommitted = "committed" // live: the partition's parts are this run's
+	StatusHeld      = "held"      // held back by the drop guard; the parts are kept aside in the run folder
+)
+
+// Manifest is the content of `_manifest.json`.
+type Manifest struct {
+	ManifestVersion string  `json:"manifestVersion"`
+	Status          string  `json:"status"`
+	ByteCount       int64   `json:"byteCount"`
+	BlobCount       int     `json:"blobCount"`
+	DataRowCount    int64   `json:"dataRowCount"`
+	RunInfo         RunInfo `json:"runInfo"`
+
+	Scope         string `json:"scope"`         // the scope path as configured
+	ScopeFolder   string `json:"scopeFolder"`   // the scope=… partition value
+	BillingPeriod string `json:"billingPeriod"` // YYYYMM
+	PeriodStatus  string `json:"periodStatus"`  // open | closing | final, when exported
+	Metric        string `json:"metric"`
+	Source        string `json:"source"` // usageDetails | costDetails
+	APIVersion    string `json:"apiVersion"`
+	Format        string `json:"format"`      // jsonl
+	Compression   string `json:"compression"` // gzip | none
+	PartDays      int    `json:"partDays"`
+	RowKey        bool   `json:"rowKey"` // lines carry the _rowKey field
+
+	UsageDateRange *DateRange                   `json:"usageDateRange"` // null when no rows
+	Totals         map[string]map[string]string `json:"totals"`         // cost field → currency → exact decimal sum
+	RecordKinds    map[string]int64             `json:"recordKinds"`    // legacy | modern | none | other kinds
+	Coverage       Coverage                     `json:"coverage"`
+	Previous       *Previous                    `json:"previous,omitempty"`
+	Blobs          []Blob                       `json:"blobs"`
+}
+
+// RunInfo describes the run that wrote the partition.
+type RunInfo struct {
+	RunID         string    `json:"runId"`
+	ExecutionType string    `json:"executionType"` // Scheduled | OnDemand
+	SubmittedTime time.Time `json:"submittedTime"`
+	FinishedTime  time.Time `json:"finishedTime"`
+	StartDate     string    `json:"startDate"` // first day of the period, YYYY-MM-DD
+	EndDate       string    `json:"endDate"`   // last day of the period covered, YYYY-MM-DD
+	Resumed       int       `json:"resumed"`   // times the run was continued after an interruption
+}
+
+// DateRange is an inclusive range of usage days.
+type DateRange struct {
+	Min string `json:"min"`
+	Max string `json:"max"`
+}
+
+// Coverage counts the hierarchy seen in the records, for overlap checks.
+type Coverage struct {
+	Subscriptions   int      `json:"subscriptions"`
+	SubscriptionIDs []string `json:"subscriptionIds,omitempty"` // at most MaxCoverageIDs, sorted
+}
+
+// MaxCoverageIDs bounds Coverage.SubscriptionIDs.
+const MaxCoverageIDs = 5000
+
+// Previous is the change report against the export this one replaced.
+type Previous struct {
+	RunID        string                       `json:"runId"`
+	DataRowCount int64                        `json:"dataRowCount"`
+	Totals       map[string]map[string]string `json:"totals"`
+	Delta        Delta                        `json:"delta"`
+}
+
+// Delta is new minus previous.
+type Delta struct {
+	DataRowCount int64                        `json:"dataRowCount"`
+	Totals       map[string]map[string]string `json:"totals"`
+}
+
+// Blob is one part.
+type Blob struct {
+	BlobName       string                       `json:"blobName"` // container-relative
+	ByteCount      int64                        `json:"byteCount"`
+	DataRowCount   int64                        `json:"dataRowCount"`
+	SHA256         string                       `json:"sha256"` // hex, of the blob bytes as stored
+	UsageDateStart string                       `json:"usageDateStart"`
+	UsageDateEnd   string                       `json:"usageDateEnd"`
+	Totals         map[string]map[string]string `json:"totals,omitempty"`
+}
+
+// Parse decodes a manifest and checks its version.
+func Parse(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decoding manifest: %w", err)
+	}
+	if m.ManifestVersion == "" {
+		return nil, fmt.Errorf("decoding manifest: no manifestVersion")
+	}
+	return &m, nil
+}
+
+// Marshal encodes m, indented for people.
+func (m *Manifest) Marshal() ([]byte, error) {
+	return json.MarshalIndent(m, "", "  ")
+}
