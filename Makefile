@@ -1,0 +1,39 @@
+# Usage Export. `make demo` and `make test` are the two commands a new machine needs.
+SHELL := /bin/bash
+GO ?= go
+
+.PHONY: all build test test-short lint vet fmt demo bench test-faults deps clean
+
+all: build
+
+# deps installs what the tests need from the repo's own files: Go modules and the pinned Azurite.
+deps: node_modules/.package-lock.json
+	$(GO) mod download
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+build:
+	$(GO) build -o .build/handler ./handler
+
+# test runs every layer: unit tables, sandbox + Azurite integration, host-protocol end to end.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+demo: deps
+	$(GO) run ./handler demo
+
+clean:
+	rm -rf .build
+
+-include mk/*.mk
