@@ -1,0 +1,233 @@
+package consumption
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usage-export/usage-export/internal/scope"
+)
+
+// Query selects the usage details of one scope. The zero values of the optional fields leave
+// the corresponding parameter out.
+type Query struct {
+	Scope scope.Scope
+	// BillingPeriod is the billing-period sub-scope name (yyyyMM or yyyyMMdd), or "" to use
+	// Scope.BillingPeriod (which may be "" too). MCA scopes have no billing-period sub-scope.
+	BillingPeriod string
+	// Metric is "" (the API default), "actualcost", "amortizedcost" or "usage" (matched without
+	// regard to case, sent in lower case). 2018-06-30 has no metric: only "" or "actualcost".
+	Metric string
+	// Expand is sent as $expand, e.g. "meterDetails,additionalInfo".
+	Expand string
+	// Top is sent as $top: 1..1000, or 0 to leave it out.
+	Top int
+	// From and To are the inclusive usage-date range; only their UTC dates are used. Both or
+	// neither must be set. Legacy scopes get a $filter on properties/usageStart and
+	// properties/usageEnd, modern scopes startDate/endDate, subscriptions (either channel) both.
+	From, To time.Time
+	// Filter holds extra $filter terms, joined to the date terms with "and". Modern (MCA)
+	// scopes ignore $filter, so a Filter on them is refused.
+	Filter string
+	// NextLink resumes a listing: the first request goes to this link, which must point at the
+	// configured endpoint like any nextLink. The other fields are then not used for the request.
+	NextLink string
+}
+
+// MaxTop is the largest page size the API accepts for $top.
+const MaxTop = 1000
+
+// Metric values of the usageDetails API (2019-10-01 and later).
+const (
+	MetricActualCost    = "actualcost"
+	MetricAmortizedCost = "amortizedcost"
+	MetricUsage         = "usage"
+)
+
+// Query parameter names, exactly as the API spells them.
+const (
+	paramAPIVersion = "api-version"
+	paramExpand     = "$expand"
+	paramFilter     = "$filter"
+	paramTop        = "$top"
+	paramMetric     = "metric"
+	paramStartDate  = "startDate"
+	paramEndDate    = "endDate"
+)
+
+// Date-filter fields and the date layout of every date parameter.
+const (
+	filterUsageStart = "properties/usageStart"
+	filterUsageEnd   = "properties/usageEnd"
+	dateLayout       = "2006-01-02"
+)
+
+// usagePath is appended to the (period) scope path.
+const usagePath = "/providers/Microsoft.Consumption/usageDetails"
+
+// periodName bounds a billing-period sub-scope name, which goes into the path unescaped.
+var periodName = regexp.MustCompile(`^[0-9]{6}([0-9]{2})?$`)
+
+// firstURL returns the URL of the first request of q: q.NextLink when set, otherwise the URL
+// built from the query.
+func (c *Client) firstURL(q Query) (string, error) {
+	if q.NextLink != "" {
+		if err := c.checkLink(q.NextLink); err != nil {
+			return "", fmt.Errorf("resume nextLink %s: %w", RedactURL(q.NextLink), err)
+		}
+		return q.NextLink, nil
+	}
+	return c.buildURL(q)
+}
+
+// buildURL validates q and returns endpoint + period scope path + usagePath + query. The scope
+// path is inserted raw (the API marks it x-ms-skip-url-encoding); query values are
+// percent-encoded (spaces as %20, '/' as %2F), leaving quotes readable as in the API docs.
+func (c *Client) buildURL(q Query) (string, error) {
+	fail := func(format string, args ...any) (string, error) {
+		return "", fmt.Errorf("%w: %s", ErrInvalidQuery, fmt.Sprintf(format, args...))
+	}
+	if q.Scope.IsZero() {
+		return fail("no scope")
+	}
+	legacyVersion := c.apiVersion == apiVersionNoMetric
+	channel := q.Scope.Channel()
+	if legacyVersion && channel == scope.Modern {
+		return fail("api version %s has no MCA scopes (%s); use 2019-10-01 or later", c.apiVersion, q.Scope.Kind)
+	}
+	period := q.BillingPeriod
+	if period == "" {
+		period = q.Scope.BillingPeriod
+	}
+	if period != "" {
+		if !periodName.MatchString(period) {
+			return fail("billing period %q is not yyyyMM", period)
+		}
+		if !q.Scope.SupportsBillingPeriod() {
+			return fail("%s scopes have no billing-period sub-scope; use From/To", q.Scope.Kind)
+		}
+	}
+	metric := strings.ToLower(q.Metric)
+	switch metric {
+	case "", MetricActualCost, MetricAmortizedCost, MetricUsage:
+	default:
+		return fail("metric %q: want %q, %q or %q", q.Metric, MetricActualCost, MetricAmortizedCost, MetricUsage)
+	}
+	if legacyVersion {
+		if metric != "" && metric != MetricActualCost {
+			return fail("api version %s has no metric parameter: only actual cost is available, not %q", c.apiVersion, q.Metric)
+		}
+		metric = ""
+	}
+	if q.Top < 0 || q.Top > MaxTop {
+		return fail("top %d: want 1..%d, or 0 to leave it out", q.Top, MaxTop)
+	}
+	if q.From.IsZero() != q.To.IsZero() {
+		return fail("set both From and To, or neither (the API ignores a one-sided range)")
+	}
+	var from, to string
+	if !q.From.IsZero() {
+		f, t := q.From.UTC(), q.To.UTC()
+		from, to = f.Format(dateLayout), t.Format(dateLayout)
+		if to < from {
+			return fail("date range %s..%s ends before it starts", from, to)
+		}
+	}
+	filter := strings.TrimSpace(q.Filter)
+	if filter != "" && channel == scope.Modern {
+		return fail("$filter is ignored by MCA (modern) scopes such as %s; filter the records instead", q.Scope.Kind)
+	}
+
+	// The date dialect: $filter for legacy (and every 2018-06-30 scope), startDate/endDate for
+	// modern, both for a subscription, whose channel depends on its offer.
+	dateFilter := from != "" && (channel != scope.Modern || legacyVersion)
+	dateParams := from != "" && channel != scope.Legacy && !legacyVersion
+	var terms []string
+	if dateFilter {
+		terms = append(terms,
+			fmt.Sprintf("%s ge '%s'", filterUsageStart, from),
+			fmt.Sprintf("%s le '%s'", filterUsageEnd, to))
+	}
+	if filter != "" {
+		terms = append(terms, filter)
+	}
+
+	var b strings.Builder
+	b.WriteString(c.endpoint)
+	b.WriteString(q.Scope.PeriodPath(period))
+	b.WriteString(usagePath)
+	sep := byte('?')
+	add := func(name, value string) {
+		b.WriteByte(sep)
+		sep = '&'
+		b.WriteString(name)
+		b.WriteByte('=')
+		b.WriteString(escapeQueryValue(value))
+	}
+	if q.Expand != "" {
+		add(paramExpand, q.Expand)
+	}
+	if len(terms) > 0 {
+		add(paramFilter, strings.Join(terms, " and "))
+	}
+	if q.Top > 0 {
+		add(paramTop, strconv.Itoa(q.Top))
+	}
+	if metric != "" {
+		add(paramMetric, metric)
+	}
+	if dateParams {
+		add(paramStartDate, from)
+		add(paramEndDate, to)
+	}
+	add(paramAPIVersion, c.apiVersion)
+	return b.String(), nil
+}
+
+// escapeQueryValue percent-encodes a query value: everything but letters, digits, "-._~" and
+// the sub-delimiters that are safe inside a value ('()*!,:@) becomes %XX. Spaces are %20, not
+// '+', and '/' is %2F, as in the API's documented examples.
+func escapeQueryValue(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/4)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isQuerySafe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+func isQuerySafe(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~'()*!,:@", c) >= 0
+}
+
+// checkLink validates a nextLink before it is requested: an absolute URL on the configured
+// endpoint's scheme and host, without user information.
+func (c *Client) checkLink(link string) error {
+	u, err := url.Parse(link)
+	if err != nil {
+		return &permanentError{fmt.Errorf("%w: not a URL", ErrForeignHost)}
+	}
+	if !u.IsAbs() || u.Host == "" {
+		return &permanentError{fmt.Errorf("%w: not an absolute URL", ErrForeignHost)}
+	}
+	if got := originOf(u); got != c.origin || u.User != nil {
+		return &permanentError{fmt.Errorf("%w: it points at %s, and requests (with the token) go only to %s",
+			ErrForeignHost, got, c.origin)}
+	}
+	return nil
+}
