@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/rs/zerolog"
+
+	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/costdetails"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/ratelimit"
+	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/store"
+)
+
+// app is everything a run needs, built once from the settings.
+type app struct {
+	cfg    *config.Config
+	store  export.Store
+	usage  *export.UsageDetails
+	cost   *costdetails.Client
+	budget *ratelimit.Budget
+	// forceSource, when set, overrides the per-scope source choice (CLI --source).
+	forceSource string
+}
+
+// newApp builds the credential, clients and store from cfg. Managed identity comes first: on
+// Azure (IDENTITY_ENDPOINT set) the user-assigned identity named by AZURE_CLIENT_ID is used
+// directly; elsewhere DefaultAzureCredential (environment, workload identity, managed identity,
+// Azure CLI…). A static bearer token (USAGE_EXPORT_TOKEN / _TOKEN_FILE) is used for the billing
+// API only, never for storage.
+func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, error) {
+	bridgeAzureLog(log)
+	azureCred, credErr := azureCredential(cfg)
+	var billingCred azcore.TokenCredential
+	switch {
+	case cfg.Token != "":
+		billingCred = consumption.StaticToken(cfg.Token)
+	case cfg.TokenFile != "":
+		billingCred = consumption.TokenFile(cfg.TokenFile)
+	case credErr != nil:
+		return nil, fmt.Errorf("credential: %w", credErr)
+	default:
+		billingCred = azureCred
+	}
+	transport, err := httpTransport(cfg.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	budget := ratelimit.New(&ratelimit.Options{PerScope: cfg.RatePerScope, PerTenant: cfg.RatePerTenant})
+	copts := policy.ClientOptions{
+		Transport:        transport,
+		PerRetryPolicies: []policy.Policy{budget.Policy()},
+		Logging:          policy.LogOptions{IncludeBody: false},
+		Telemetry:        policy.TelemetryOptions{ApplicationID: "usage-export"},
+	}
+	client, err := consumption.NewClient(billingCred, &consumption.Options{
+		Endpoint: cfg.ManagementEndpoint, APIVersion: cfg.APIVersion, ClientOptions: copts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("usage details client: %w", err)
+	}
+	cost, err := costdetails.NewClient(billingCred, &costdetails.Options{
+		Endpoint: cfg.ManagementEndpoint, ClientOptions: copts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cost details client: %w", err)
+	}
+	st, err := openStore(ctx, cfg, azureCred, credErr)
+	if err != nil {
+		return nil, err
+	}
+	return &app{
+		cfg: cfg, store: st, budget: budget, cost: cost,
+		usage: &export.UsageDetails{Client: client, Version: cfg.APIVersion, Expand: cfg.Expand},
+	}, nil
+}
+
+func azureCredential(cfg *config.Config) (azcore.TokenCredential, error) {
+	if os.Getenv("IDENTITY_ENDPOINT") != "" || os.Getenv("MSI_ENDPOINT") != "" {
+		o := &azidentity.ManagedIdentityCredentialOptions{}
+		if cfg.ClientID != "" {
+			o.ID = azidentity.ClientID(cfg.ClientID)
+		}
+		return azidentity.NewManagedIdentityCredential(o)
+	}
+	return azidentity.NewDefaultAzureCredential(nil)
+}
+
+// httpTransport returns the HTTP client for the billing APIs: no redirects (the client refuses
+// them anyway), and the sandbox's CA when one is given.
+func httpTransport(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}, nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config, cred azcore.TokenCredential, credErr error) (export.Store, error) {
+	switch {
+	case cfg.OutputDir != "":
+		st, err := store.NewLocal(cfg.OutputDir)
+		if err != nil {
+			return nil, fmt.Errorf("output directory: %w", err)
+		}
+		return st, nil
+	case cfg.StorageConnection != "":
+		st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: cfg.StorageConnection, Container: cfg.Container})
+		if err != nil {
+			return nil, fmt.Errorf("blob storage: %w", err)
+		}
+		return st, nil
+	case cfg.StorageAccountURL != "":
+		if credErr != nil {
+			return nil, fmt.Errorf("storage credential: %w", credErr)
+		}
+		st, err := store.NewBlob(ctx, &store.BlobOptions{AccountURL: cfg.StorageAccountURL, Credential: cred, Container: cfg.Container})
+		if err != nil {
+			return nil, fmt.Errorf("blob storage: %w", err)
+		}
+		return st, nil
+	}
+	return nil, errors.New("no output configured")
+}
+
+// sourceFor picks the source of a scope.
+func (a *app) sourceFor(sc scope.Scope) (export.Source, error) {
+	src := export.SourceUsageDetails
+	if a.cfg.UsesCostDetails(sc) {
+		src = export.SourceCostDetails
+	}
+	if a.forceSource != "" {
+		src = a.forceSource
+	}
+	if src == export.SourceCostDetails {
+		return a.cost, nil
+	}
+	return a.usage, nil
+}
+
+// exporter returns an exporter for one run.
+func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
+	partDays := a.cfg.PartDays
+	return export.New(a.store, a.sourceFor, &export.Options{
+		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
+		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
+		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,
+	})
+}
+
+// bridgeAzureLog routes azcore's log events into zerolog at debug level. azcore logs request
+// lines without Authorization headers or bodies; URLs are redacted once more here because a
+// nextLink carries session and skip tokens.
+func bridgeAzureLog(log zerolog.Logger) {
+	if log.GetLevel() > zerolog.DebugLevel {
+		return
+	}
+	azlog.SetEvents(azlog.EventRequest, azlog.EventResponse, azlog.EventRetryPolicy)
+	azlog.SetListener(func(ev azlog.Event, msg string) {
+		log.Debug().Str("azure_event", string(ev)).Msg(redact(msg))
+	})
+}
+
+// redact removes query strings (skip tokens, SAS signatures) from URLs in a log message, and
+// any connection-string key.
+func redact(msg string) string {
+	fields := strings.Fields(msg)
+	for i, f := range fields {
+		if strings.Contains(f, "://") && strings.Contains(f, "?") {
+			fields[i] = consumption.RedactURL(f)
+		}
+	}
+	return store.RedactConnectionString(strings.Join(fields, " "))
+}
+
+// durationSince is for summaries.
+func durationSince(t time.Time) float64 { return time.Since(t).Seconds() }

@@ -1,0 +1,109 @@
+// Command handler is Usage Export: the Azure Functions custom handler (started by the Functions
+// host with FUNCTIONS_CUSTOMHANDLER_PORT) and the command-line tool (export, sandbox, verify).
+//
+// Usage:
+//
+//	handler                     serve the Functions host (FUNCTIONS_CUSTOMHANDLER_PORT)
+//	handler serve               the same, explicitly
+//	handler export [flags]      export scopes × billing periods once
+//	handler sandbox [flags]     run the API sandbox and print its endpoint and token
+//	handler verify [flags] DIR  check a partition against its manifest
+//	handler demo                sandbox + Azurite + the app driven like the Functions host
+//
+// Settings come from the environment (the app settings); every flag has an environment twin.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+// Exit codes a script can rely on.
+const (
+	exitOK       = 0 // everything committed
+	exitFailed   = 1 // a partition or the run failed
+	exitUsage    = 2 // bad flags or settings
+	exitAttended = 3 // nothing failed, but a partition was held by the drop guard or busy
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(ctx, args, stdout)
+	case "export":
+		err = cmdExport(ctx, args, stdout, stderr)
+	case "sandbox":
+		err = cmdSandbox(ctx, args, stdout, stderr)
+	case "verify":
+		err = cmdVerify(ctx, args, stdout, stderr)
+	case "demo":
+		err = cmdDemo(ctx, args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s\n", cmd, usage)
+		return exitUsage
+	}
+	var ec exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ec):
+		if ec.msg != "" {
+			fmt.Fprintln(stderr, ec.msg)
+		}
+		return ec.code
+	default:
+		fmt.Fprintln(stderr, "error:", redact(err.Error()))
+		return exitFailed
+	}
+}
+
+const usage = `usage: handler [serve|export|sandbox|verify|demo] [flags]
+  serve     run as the Azure Functions custom handler (default; needs FUNCTIONS_CUSTOMHANDLER_PORT)
+  export    export scopes × billing periods once (handler export -h for flags)
+  sandbox   run the API sandbox on loopback and print its endpoint and token
+  verify    re-read a partition and check it against its _manifest.json
+  demo      start the sandbox and Azurite, run the app as the Functions host would, print the result`
+
+// exitError carries an exit code through an error return.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+// newLogger returns the JSON logger (stdout for the Functions host, which captures it; stderr
+// for the CLI, whose stdout is the run summary). On a terminal the CLI logs in console format.
+func newLogger(w io.Writer, level string) zerolog.Logger {
+	lv, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lv = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}
+	}
+	return zerolog.New(w).Level(lv).With().Timestamp().Logger()
+}

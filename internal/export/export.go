@@ -1,0 +1,266 @@
+// Package export is the data path: it turns scopes × billing periods × metrics into committed
+// partitions of JSON lines in a store, streaming records from a source through gzip into the
+// store, with one writer per partition, resumable checkpoints, a drop guard and a manifest that
+// is written last as the commit marker. docs/architecture.md and docs/output-format.md describe
+// the protocol.
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/store"
+)
+
+// Source names.
+const (
+	SourceUsageDetails = "usageDetails"
+	SourceCostDetails  = "costDetails"
+)
+
+// Defaults.
+const (
+	// DefaultPartDays is the width of a part in usage days: one part per day keeps parts small
+	// enough to resume cheaply and lets days be fetched concurrently.
+	DefaultPartDays = 1
+	// DefaultConcurrency is how many chunks are fetched at once across a run. The rate budget in
+	// the pipeline decides the actual call rate; this only needs to cover page latency.
+	DefaultConcurrency = 4
+	// DefaultPartitionConcurrency is how many partitions are worked on at once.
+	DefaultPartitionConcurrency = 4
+	// DefaultDropGuard holds back a re-export of a closed period that loses more than half its
+	// rows or cost against the live export.
+	DefaultDropGuard = 0.5
+	// DefaultRestatementDays is how long after its end a period still changes (Azure closes a
+	// period up to 72 h after month end; charges change until about the 5th).
+	DefaultRestatementDays = 5
+	// leaseTTL is the partition lease duration; it is renewed every leaseTTL/3.
+	leaseTTL = 60 * time.Second
+)
+
+// Store is what the exporter needs from a store (store.Local and store.Blob).
+type Store interface {
+	Put(ctx context.Context, name string, r io.Reader, o *store.PutOptions) (store.Props, error)
+	Get(ctx context.Context, name string) (io.ReadCloser, store.Props, error)
+	Props(ctx context.Context, name string) (store.Props, error)
+	List(ctx context.Context, prefix string, fn func(store.Item) error) error
+	Delete(ctx context.Context, name string) error
+	Move(ctx context.Context, src, dst string, o *store.PutOptions) error
+	AcquireLease(ctx context.Context, name string, ttl time.Duration) (*store.Lease, error)
+}
+
+// Source streams the records of one chunk.
+type Source interface {
+	// Fetch streams the records of c to h. Records outside c's days are filtered by the caller.
+	Fetch(ctx context.Context, c Chunk, h consumption.Handler) error
+	// Name is the source name recorded in the manifest (usageDetails, costDetails).
+	Name() string
+	// APIVersion is the API version recorded in the manifest.
+	APIVersion() string
+}
+
+// Partition is one scope × billing period × metric.
+type Partition struct {
+	Scope  scope.Scope
+	Period period.Period
+	Metric string // actualcost | amortizedcost | usage
+}
+
+// Options configure a run. The zero value (or nil) means the documented defaults.
+type Options struct {
+	Prefix               string // blob name prefix of the output tree (no leading/trailing '/')
+	NoGzip               bool   // write .jsonl instead of .jsonl.gz
+	GzipLevel            int    // 0 = klauspost default
+	PartDays             int    // days per part for new partitions; 0 = DefaultPartDays; -1 = whole period
+	Concurrency          int    // chunks in flight; 0 = DefaultConcurrency
+	PartitionConcurrency int    // partitions in flight; 0 = DefaultPartitionConcurrency
+	RestatementDays      int    // 0 = DefaultRestatementDays
+	DropGuard            float64
+	NoDropGuard          bool   // publish whatever the drop (operator override)
+	RowKey               bool   // add a deterministic _rowKey field to each line
+	ExecutionType        string // Scheduled | OnDemand
+	Now                  func() time.Time
+	// Progress, when set, is called after every page and at the end of every partition.
+	// It must not block.
+	Progress func(Progress)
+}
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.PartDays == 0 {
+		c.PartDays = DefaultPartDays
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.PartitionConcurrency <= 0 {
+		c.PartitionConcurrency = DefaultPartitionConcurrency
+	}
+	if c.RestatementDays <= 0 {
+		c.RestatementDays = DefaultRestatementDays
+	}
+	if c.DropGuard <= 0 || c.DropGuard >= 1 {
+		c.DropGuard = DefaultDropGuard
+	}
+	if c.ExecutionType == "" {
+		c.ExecutionType = "OnDemand"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Progress reports work on a partition.
+type Progress struct {
+	Partition Partition
+	Pages     int
+	Rows      int64
+	Bytes     int64
+	Chunks    int
+	ChunksDone int
+	Done      bool
+	Status    string
+}
+
+// Partition outcomes.
+const (
+	StatusCommitted = "committed" // live partition replaced
+	StatusHeld      = "held"      // drop guard: previous export kept live, new one kept aside
+	StatusBusy      = "busy"      // another writer holds the partition
+	StatusFailed    = "failed"    // nothing published; previous export intact
+)
+
+// Result is the outcome of one partition.
+type Result struct {
+	Partition    Partition `json:"-"`
+	Scope        string    `json:"scope"`
+	Period       string    `json:"billingPeriod"`
+	Metric       string    `json:"metric"`
+	Status       string    `json:"status"`
+	RunID        string    `json:"runId,omitempty"`
+	Rows         int64     `json:"rows"`
+	Bytes        int64     `json:"bytes"`
+	Pages        int       `json:"pages"`
+	Parts        int       `json:"parts"`
+	Resumed      bool      `json:"resumed"`
+	Seconds      float64   `json:"seconds"`
+	Manifest     string    `json:"manifest,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	Err          error     `json:"-"`
+}
+
+// Summary is the outcome of a run.
+type Summary struct {
+	Partitions []Result `json:"partitions"`
+	Rows       int64    `json:"rows"`
+	Bytes      int64    `json:"bytes"`
+	Seconds    float64  `json:"seconds"`
+}
+
+// Failed counts the partitions that failed.
+func (s *Summary) Failed() int {
+	n := 0
+	for _, r := range s.Partitions {
+		if r.Status == StatusFailed {
+			n++
+		}
+	}
+	return n
+}
+
+// Err joins the errors of the failed partitions, or returns nil.
+func (s *Summary) Err() error {
+	var errs []error
+	for _, r := range s.Partitions {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s %s %s: %w", r.Scope, r.Period, r.Metric, r.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Exporter runs exports against one store.
+type Exporter struct {
+	st      Store
+	sources func(scope.Scope) (Source, error)
+	opts    Options
+}
+
+// New returns an Exporter. sources picks the source of a scope (usageDetails or costDetails).
+func New(st Store, sources func(scope.Scope) (Source, error), o *Options) *Exporter {
+	return &Exporter{st: st, sources: sources, opts: o.withDefaults()}
+}
+
+// Run exports every partition and returns one Result per partition. A partition that fails
+// leaves its previous export intact; the others go on. The returned error is non-nil only when
+// ctx ended the run; partition failures are in the Summary (Summary.Err).
+func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error) {
+	start := time.Now()
+	sum := &Summary{Partitions: make([]Result, len(parts))}
+	chunkSem := make(chan struct{}, e.opts.Concurrency)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.PartitionConcurrency)
+	var mu sync.Mutex
+	for i, p := range parts {
+		g.Go(func() error {
+			r := e.partition(gctx, p, chunkSem)
+			mu.Lock()
+			sum.Partitions[i] = r
+			sum.Rows += r.Rows
+			sum.Bytes += r.Bytes
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	sum.Seconds = time.Since(start).Seconds()
+	if err := ctx.Err(); err != nil {
+		return sum, fmt.Errorf("export run: %w", err)
+	}
+	return sum, nil
+}
+
+func (e *Exporter) partition(ctx context.Context, p Partition, sem chan struct{}) Result {
+	start := time.Now()
+	log := zerolog.Ctx(ctx).With().Str("scope", p.Scope.String()).Str("period", p.Period.String()).
+		Str("metric", p.Metric).Logger()
+	ctx = log.WithContext(ctx)
+	res := Result{Partition: p, Scope: p.Scope.String(), Period: p.Period.String(), Metric: p.Metric}
+	src, err := e.sources(p.Scope)
+	if err == nil {
+		err = e.runPartition(ctx, p, src, sem, &res)
+	}
+	res.Seconds = time.Since(start).Seconds()
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrLeased):
+		res.Status, res.Error = StatusBusy, "already running: another writer holds this partition"
+	default:
+		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
+	}
+	ev := log.Info()
+	if res.Status == StatusFailed {
+		ev = log.Error().Err(err)
+	}
+	ev.Str("status", res.Status).Str("run_id", res.RunID).Int64("rows", res.Rows).Int64("bytes", res.Bytes).
+		Int("pages", res.Pages).Int("parts", res.Parts).Bool("resumed", res.Resumed).
+		Float64("seconds", res.Seconds).Msg("partition done")
+	if e.opts.Progress != nil {
+		e.opts.Progress(Progress{Partition: p, Pages: res.Pages, Rows: res.Rows, Bytes: res.Bytes, Done: true, Status: res.Status})
+	}
+	return res
+}

@@ -1,0 +1,36 @@
+package export
+
+import (
+	"context"
+
+	"github.com/usage-export/usage-export/internal/consumption"
+)
+
+// UsageDetails is the usageDetails source: one query per chunk, through the billing-period
+// sub-scope when the chunk is a whole period of a scope that has one, else a date range.
+type UsageDetails struct {
+	Client  *consumption.Client
+	Version string // API version the client uses
+	Expand  string // $expand
+	Top     int    // $top; 0 = the API's default
+}
+
+// Name implements Source.
+func (u *UsageDetails) Name() string { return SourceUsageDetails }
+
+// APIVersion implements Source.
+func (u *UsageDetails) APIVersion() string { return u.Version }
+
+// Fetch implements Source.
+func (u *UsageDetails) Fetch(ctx context.Context, c Chunk, h consumption.Handler) error {
+	q := consumption.Query{Scope: c.Scope, Metric: c.Metric, Expand: u.Expand, Top: u.Top}
+	if u.Version == "2018-06-30" && c.Metric == "actualcost" {
+		q.Metric = "" // 2018-06-30 has no metric parameter; its records are actual cost
+	}
+	if c.ByPeriod {
+		q.BillingPeriod = c.Period.String()
+	} else {
+		q.From, q.To = c.From, c.To
+	}
+	return u.Client.List(ctx, q, h)
+}
