@@ -1,0 +1,90 @@
+locals {
+  export_account = var.separate_export_storage ? azurerm_storage_account.export[0] : azurerm_storage_account.host
+
+  old_runs_prefix = coalesce(var.old_runs_prefix, var.export_prefix == "" ? "_control/runs/" : "${var.export_prefix}/_control/runs/")
+}
+
+# Host storage: AzureWebJobsStorage (timer schedule status, locks) through the managed
+# identity, and the deployment package. No shared keys, HTTPS and TLS 1.2 only, no
+# anonymous blob access.
+resource "azurerm_storage_account" "host" {
+  name                            = local.host_storage_name
+  resource_group_name             = local.resource_group.name
+  location                        = var.location
+  account_kind                    = "StorageV2"
+  account_tier                    = "Standard"
+  account_replication_type        = var.storage_replication_type
+  https_traffic_only_enabled      = true
+  min_tls_version                 = "TLS1_2"
+  allow_nested_items_to_be_public = false
+  shared_access_key_enabled       = false
+  default_to_oauth_authentication = true
+  local_user_enabled              = false
+  tags                            = local.tags
+}
+
+# Flex Consumption: the container the platform deploys the app package into.
+resource "azurerm_storage_container" "deployment" {
+  count = local.is_flex ? 1 : 0
+
+  name                  = "app-package-${local.token}"
+  storage_account_id    = azurerm_storage_account.host.id
+  container_access_type = "private"
+}
+
+# Consumption and Premium: the app runs from a zip in this container
+# (WEBSITE_RUN_FROM_PACKAGE with WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID).
+resource "azurerm_storage_container" "releases" {
+  count = local.is_flex ? 0 : 1
+
+  name                  = "releases"
+  storage_account_id    = azurerm_storage_account.host.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_account" "export" {
+  count = var.separate_export_storage ? 1 : 0
+
+  name                            = local.export_storage_name
+  resource_group_name             = local.resource_group.name
+  location                        = var.location
+  account_kind                    = "StorageV2"
+  account_tier                    = "Standard"
+  account_replication_type        = var.storage_replication_type
+  https_traffic_only_enabled      = true
+  min_tls_version                 = "TLS1_2"
+  allow_nested_items_to_be_public = false
+  shared_access_key_enabled       = false
+  default_to_oauth_authentication = true
+  local_user_enabled              = false
+  tags                            = local.tags
+}
+
+resource "azurerm_storage_container" "export" {
+  name                  = var.export_container_name
+  storage_account_id    = local.export_account.id
+  container_access_type = "private"
+}
+
+# Optional clean-up of run folders left behind by crashed or held runs.
+resource "azurerm_storage_management_policy" "export" {
+  count = var.old_runs_retention_days > 0 ? 1 : 0
+
+  storage_account_id = local.export_account.id
+
+  rule {
+    name    = "delete-old-runs"
+    enabled = true
+
+    filters {
+      blob_types   = ["blockBlob"]
+      prefix_match = ["${azurerm_storage_container.export.name}/${local.old_runs_prefix}"]
+    }
+
+    actions {
+      base_blob {
+        delete_after_days_since_modification_greater_than = var.old_runs_retention_days
+      }
+    }
+  }
+}
