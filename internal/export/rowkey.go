@@ -27,18 +27,19 @@ func RowKey(line []byte) (string, error) {
 	}
 	h := sha256.New()
 	for d.PeekKind() != '}' {
-		name, err := d.ReadToken()
+		tok, err := d.ReadToken()
 		if err != nil {
 			return "", fmt.Errorf("row key: %w", err)
 		}
+		name := tok.String()
 		v, err := d.ReadValue()
 		if err != nil {
 			return "", fmt.Errorf("row key: %w", err)
 		}
-		if envelope[name.String()] {
+		if envelope[name] {
 			continue
 		}
-		h.Write([]byte(name.String()))
+		h.Write([]byte(name))
 		h.Write([]byte{':'})
 		h.Write(v)
 		h.Write([]byte{'\n'})

@@ -57,6 +57,7 @@ type partWriter struct {
 	out      *countHash
 	fields   record.Fields
 	scratch  []byte
+	keyBuf   []byte
 	stats    partStats
 	totals   map[string]map[string]*decimal.Sum
 	subs     map[string]struct{}
@@ -244,9 +245,10 @@ func (w *partWriter) writeLine(raw []byte) error {
 	}
 	if w.rowKey {
 		var err error
-		if line, err = withRowKey(w.scratch[:0:0], line); err != nil {
+		if w.keyBuf, err = withRowKey(w.keyBuf[:0], line); err != nil {
 			return err
 		}
+		line = w.keyBuf
 	}
 	if _, err := w.buf.Write(line); err != nil {
 		return fmt.Errorf("writing part: %w", err)
