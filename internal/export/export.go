@@ -126,14 +126,14 @@ func (o *Options) withDefaults() Options {
 
 // Progress reports work on a partition.
 type Progress struct {
-	Partition Partition
-	Pages     int
-	Rows      int64
-	Bytes     int64
-	Chunks    int
+	Partition  Partition
+	Pages      int
+	Rows       int64
+	Bytes      int64
+	Chunks     int
 	ChunksDone int
-	Done      bool
-	Status    string
+	Done       bool
+	Status     string
 }
 
 // Partition outcomes.
@@ -146,21 +146,21 @@ const (
 
 // Result is the outcome of one partition.
 type Result struct {
-	Partition    Partition `json:"-"`
-	Scope        string    `json:"scope"`
-	Period       string    `json:"billingPeriod"`
-	Metric       string    `json:"metric"`
-	Status       string    `json:"status"`
-	RunID        string    `json:"runId,omitempty"`
-	Rows         int64     `json:"rows"`
-	Bytes        int64     `json:"bytes"`
-	Pages        int       `json:"pages"`
-	Parts        int       `json:"parts"`
-	Resumed      bool      `json:"resumed"`
-	Seconds      float64   `json:"seconds"`
-	Manifest     string    `json:"manifest,omitempty"`
-	Error        string    `json:"error,omitempty"`
-	Err          error     `json:"-"`
+	Partition Partition `json:"-"`
+	Scope     string    `json:"scope"`
+	Period    string    `json:"billingPeriod"`
+	Metric    string    `json:"metric"`
+	Status    string    `json:"status"`
+	RunID     string    `json:"runId,omitempty"`
+	Rows      int64     `json:"rows"`
+	Bytes     int64     `json:"bytes"`
+	Pages     int       `json:"pages"`
+	Parts     int       `json:"parts"`
+	Resumed   bool      `json:"resumed"`
+	Seconds   float64   `json:"seconds"`
+	Manifest  string    `json:"manifest,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	Err       error     `json:"-"`
 }
 
 // Summary is the outcome of a run.

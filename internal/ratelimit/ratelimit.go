@@ -37,11 +37,11 @@ type Budget struct {
 
 // Stats counts what the budget did.
 type Stats struct {
-	Calls       int64         // attempts let through
-	Throttled   int64         // 429 responses seen
-	Waited      time.Duration // total time attempts waited for a token
-	Pauses      int64         // pauses from 429s and low remaining-quota headers
-	ScopesSeen  int
+	Calls      int64         // attempts let through
+	Throttled  int64         // 429 responses seen
+	Waited     time.Duration // total time attempts waited for a token
+	Pauses     int64         // pauses from 429s and low remaining-quota headers
+	ScopesSeen int
 }
 
 type bucket struct {
