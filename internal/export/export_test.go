@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/manifest"
@@ -145,6 +146,9 @@ func liveManifest(t *testing.T, st *store.Local, e *Exporter, p Partition) *mani
 	b, err := os.ReadFile(filepath.Join(st.Dir(), e.ManifestName(p)))
 	if err != nil {
 		t.Fatalf("reading manifest: %v", err)
+	}
+	if err := schemas.Validate(schemas.Manifest, b); err != nil {
+		t.Errorf("manifest does not match its published schema: %v", err)
 	}
 	m, err := manifest.Parse(b)
 	if err != nil {
@@ -299,6 +303,9 @@ func TestDropGuardHolds(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(st.Dir(), r.Manifest))
 	if err != nil {
 		t.Fatalf("held manifest: %v", err)
+	}
+	if err := schemas.Validate(schemas.Manifest, b); err != nil {
+		t.Errorf("held manifest does not match its published schema: %v", err)
 	}
 	held, _ := manifest.Parse(b)
 	if held.Status != manifest.StatusHeld || held.DataRowCount != 10 {
