@@ -127,11 +127,11 @@ func TestListFollowsNextLinkVerbatim(t *testing.T) {
 	var srv *script
 	srv = newScript(t,
 		func(w http.ResponseWriter, r *http.Request) {
-			reply(`{"value":[` + records(0, 2) + `],"nextLink":"` + srv.URL + subPath + "?" + query2 + `"}`)(w, r)
+			reply(`{"value":[`+records(0, 2)+`],"nextLink":"`+srv.URL+subPath+"?"+query2+`"}`)(w, r)
 		},
 		func(w http.ResponseWriter, r *http.Request) {
 			// nextLink first, an unknown member, and value last.
-			reply(`{"nextLink":"` + srv.URL + path3 + "?" + query3 + `","@odata.count":{"x":[1,2]},"value":[` + records(2, 3) + `]}`)(w, r)
+			reply(`{"nextLink":"`+srv.URL+path3+"?"+query3+`","@odata.count":{"x":[1,2]},"value":[`+records(2, 3)+`]}`)(w, r)
 		},
 		reply(`{"value":[`+records(5, 1)+`],"nextLink":null}`),
 	)
@@ -206,7 +206,7 @@ func TestListRefusesForeignNextLink(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name+"/nextLink", func(t *testing.T) {
 			before := home.count()
-			home.add(reply(`{"value":[`+records(0, 1)+`],"nextLink":"`+tt.link+`"}`))
+			home.add(reply(`{"value":[` + records(0, 1) + `],"nextLink":"` + tt.link + `"}`))
 			c := newTestClient(t, homeURL, nil)
 			var got collector
 			err := c.List(context.Background(), Query{Scope: subScope}, &got)
@@ -251,13 +251,13 @@ func TestListDetectsNextLinkLoop(t *testing.T) {
 	link := func(q string) string { return srv.URL + subPath + "?" + q }
 	srv = newScript(t,
 		func(w http.ResponseWriter, r *http.Request) {
-			reply(`{"value":[` + records(0, 1) + `],"nextLink":"` + link("$skiptoken=A") + `"}`)(w, r)
+			reply(`{"value":[`+records(0, 1)+`],"nextLink":"`+link("$skiptoken=A")+`"}`)(w, r)
 		},
 		func(w http.ResponseWriter, r *http.Request) {
-			reply(`{"value":[` + records(1, 1) + `],"nextLink":"` + link("$skiptoken=B") + `"}`)(w, r)
+			reply(`{"value":[`+records(1, 1)+`],"nextLink":"`+link("$skiptoken=B")+`"}`)(w, r)
 		},
 		func(w http.ResponseWriter, r *http.Request) {
-			reply(`{"value":[` + records(2, 1) + `],"nextLink":"` + link("$skiptoken=A") + `"}`)(w, r)
+			reply(`{"value":[`+records(2, 1)+`],"nextLink":"`+link("$skiptoken=A")+`"}`)(w, r)
 		},
 	)
 	c := newTestClient(t, srv.URL, nil)
@@ -277,7 +277,7 @@ func TestListDetectsNextLinkLoop(t *testing.T) {
 func TestListNextLinkBackToFirstPage(t *testing.T) {
 	var srv *script
 	srv = newScript(t, func(w http.ResponseWriter, r *http.Request) {
-		reply(`{"value":[],"nextLink":"` + srv.URL + subPath + `?api-version=2024-08-01"}`)(w, r)
+		reply(`{"value":[],"nextLink":"`+srv.URL+subPath+`?api-version=2024-08-01"}`)(w, r)
 	})
 	c := newTestClient(t, srv.URL, nil)
 	if err := c.List(context.Background(), Query{Scope: subScope}, &collector{}); !errors.Is(err, ErrNextLinkLoop) {
@@ -671,9 +671,9 @@ func TestListSlowHandlerIsNotAStall(t *testing.T) {
 func TestListHandlerErrors(t *testing.T) {
 	var srv *script
 	srv = newScript(t, func(w http.ResponseWriter, r *http.Request) {
-		reply(`{"value":[` + records(0, 3) + `],"nextLink":"` + srv.URL + subPath + `?$skiptoken=2"}`)(w, r)
+		reply(`{"value":[`+records(0, 3)+`],"nextLink":"`+srv.URL+subPath+`?$skiptoken=2"}`)(w, r)
 	}, func(w http.ResponseWriter, r *http.Request) {
-		reply(`{"value":[` + records(0, 3) + `],"nextLink":"` + srv.URL + subPath + `?$skiptoken=3"}`)(w, r)
+		reply(`{"value":[`+records(0, 3)+`],"nextLink":"`+srv.URL+subPath+`?$skiptoken=3"}`)(w, r)
 	})
 	c := newTestClient(t, srv.URL, nil)
 

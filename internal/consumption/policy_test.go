@@ -56,7 +56,9 @@ func TestApplyRetryHint(t *testing.T) {
 }
 
 // fakeTransport answers every request with a fixed response.
-type fakeTransport struct{ resp func(*http.Request) *http.Response }
+type fakeTransport struct {
+	resp func(*http.Request) *http.Response
+}
 
 func (f fakeTransport) Do(r *http.Request) (*http.Response, error) { return f.resp(r), nil }
 
