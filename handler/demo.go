@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/usage-export/usage-export/internal/azurite"
+	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/store"
+)
+
+// The host's invocation payloads, copied unchanged from the public samples (see
+// handler/payloads/SOURCES.md). The demo sends them as the Functions host would.
+var (
+	//go:embed payloads/timer-invocation-request.json
+	timerPayload []byte
+	//go:embed payloads/http-invocation-request.json
+	httpPayloadTemplate []byte
+)
+
+// cmdDemo starts the API sandbox and Azurite, starts this binary as the custom handler the way
+// the Functions host does, fires the timer invocation and one on-demand HTTP export, and prints
+// where the data landed with a summary per partition.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	perDay := fs.Int("records-per-day", 20, "sandbox records per subscription per day")
+	months := fs.Int("months", 3, "billing periods the on-demand export covers (ending last month)")
+	keep := fs.Bool("keep", false, "keep Azurite and the sandbox running until Ctrl-C")
+	if err := fs.Parse(args); err != nil {
+		return exitError{code: exitUsage}
+	}
+	start := time.Now()
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", a...) }
+
+	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: *perDay})
+	if err != nil {
+		return err
+	}
+	if err := sb.Start(); err != nil {
+		return err
+	}
+	defer sb.Close()
+	say("API sandbox on %s", sb.URL())
+
+	az, err := azurite.Start(ctx, &azurite.Options{})
+	if err != nil {
+		return fmt.Errorf("starting Azurite (run `make deps` first): %w", err)
+	}
+	defer az.Stop()
+	say("Azurite blob service on %s", az.BlobEndpoint())
+
+	// The demo exports the EA enrollment (legacy records) and one MCA billing profile (modern).
+	var ea, mca scope.Scope
+	for _, s := range sb.Scopes() {
+		if s.Kind == scope.BillingAccount && ea.IsZero() {
+			ea = s
+		}
+		if s.Kind == scope.BillingProfile && mca.IsZero() {
+			mca = s
+		}
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding own binary: %w", err)
+	}
+	const container = "usage-export"
+	cmd := exec.CommandContext(ctx, self, "serve")
+	cmd.Env = append(os.Environ(),
+		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
+		config.EnvScopes+"="+ea.String()+","+mca.String(),
+		config.EnvManagementEndpoint+"="+sb.URL(),
+		config.EnvToken+"="+sb.Token(),
+		config.EnvStorageConnection+"="+az.ConnectionString(),
+		config.EnvContainer+"="+container,
+		config.EnvRatePerScope+"=6000",
+		config.EnvRatePerTenant+"=20000",
+		config.EnvLogLevel+"=warn",
+	)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the handler: %w", err)
+	}
+	defer func() { _ = cmd.Cancel(); _ = cmd.Wait() }()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := waitReady(ctx, base); err != nil {
+		return err
+	}
+	say("custom handler ready on %s (FUNCTIONS_CUSTOMHANDLER_PORT=%d)", base, port)
+
+	say("host → POST /UsageExportTimer (the timer invocation payload)")
+	status, body, err := invoke(ctx, base+"/UsageExportTimer", timerPayload)
+	if err != nil {
+		return err
+	}
+	say("timer invocation answered %d: %s", status, oneLine(body, 300))
+
+	last := period.Of(time.Now()).Add(-1)
+	first := last.Add(-(*months - 1))
+	req := fmt.Sprintf(`{"scopes":[%q],"from":%q,"to":%q,"metric":"actualcost"}`, ea.String(), first, last)
+	say("host → POST /UsageExportHttp (POST /api/exports %s)", req)
+	status, body, err = invoke(ctx, base+"/UsageExportHttp", httpInvocation("POST", "", req))
+	if err != nil {
+		return err
+	}
+	res, err := httpOutput(body)
+	if err != nil {
+		return err
+	}
+	say("on-demand export answered %v: %s", res.StatusCode, oneLine([]byte(res.Body), 300))
+	var job struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	_ = json.Unmarshal([]byte(res.Body), &job)
+	for deadline := time.Now().Add(10 * time.Minute); job.ID != "" && job.State != "succeeded" && job.State != "failed"; {
+		if time.Now().After(deadline) {
+			return errors.New("demo: on-demand export did not finish in 10 minutes")
+		}
+		time.Sleep(500 * time.Millisecond)
+		_, body, err = invoke(ctx, base+"/UsageExportHttp", httpInvocation("GET", job.ID, ""))
+		if err != nil {
+			return err
+		}
+		if res, err = httpOutput(body); err != nil {
+			return err
+		}
+		_ = json.Unmarshal([]byte(res.Body), &job)
+	}
+	say("job %s: %s", job.ID, job.State)
+
+	st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: az.ConnectionString(), Container: container})
+	if err != nil {
+		return err
+	}
+	if err := printPartitions(ctx, stdout, st, az.BlobEndpoint()+"/"+container, sb); err != nil {
+		return err
+	}
+	say("demo finished in %.1f s", time.Since(start).Seconds())
+	if *keep {
+		say("Azurite: %s  sandbox: %s (token %s). Ctrl-C to stop.", az.ConnectionString(), sb.URL(), sb.Token())
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// printPartitions lists every committed partition with its manifest figures next to the
+// sandbox's ground truth.
+func printPartitions(ctx context.Context, w io.Writer, st *store.Blob, where string, sb *sandbox.Server) error {
+	var names []string
+	err := st.List(ctx, "", func(it store.Item) error {
+		if path.Base(it.Name) == manifest.FileName && !strings.Contains(it.Name, "_control/") {
+			names = append(names, it.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "\nData landed in %s\n\n", where)
+	fmt.Fprintf(w, "%-92s %8s %6s %10s %-8s  %s\n", "partition", "rows", "parts", "bytes", "status", "totals (ground truth rows)")
+	var rows, byteCount int64
+	for _, n := range names {
+		rc, _, err := st.Get(ctx, n)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+		m, err := manifest.Parse(b)
+		if err != nil {
+			return err
+		}
+		truth := "?"
+		if sc, err := scope.Parse(m.Scope); err == nil {
+			if p, err := period.Parse(m.BillingPeriod); err == nil {
+				if gt, err := sb.GroundTruth(sc, p, m.Metric); err == nil {
+					truth = strconv.Itoa(gt.Rows)
+				}
+			}
+		}
+		var totals []string
+		for field, byCur := range m.Totals {
+			for cur, v := range byCur {
+				totals = append(totals, fmt.Sprintf("%s %s %s", field, cur, v))
+			}
+		}
+		sort.Strings(totals)
+		fmt.Fprintf(w, "%-92s %8d %6d %10d %-8s  %s (%s)\n", path.Dir(n), m.DataRowCount, m.BlobCount, m.ByteCount,
+			m.PeriodStatus, strings.Join(totals, ", "), truth)
+		rows += m.DataRowCount
+		byteCount += m.ByteCount
+	}
+	fmt.Fprintf(w, "\n%d partitions, %d records, %d bytes (gzip JSON lines)\n\n", len(names), rows, byteCount)
+	return nil
+}
+
+// httpInvocation builds the host's invocation payload for the HTTP function from the captured
+// Core Tools payload: same shape and headers, with this request's method, URL, route params and
+// body (a string, as the host sends it).
+func httpInvocation(method, id, body string) []byte {
+	var p map[string]any
+	_ = json.Unmarshal(httpPayloadTemplate, &p)
+	data := p["Data"].(map[string]any)
+	req := data["req"].(map[string]any)
+	url := "http://localhost:7071/api/exports"
+	params := map[string]any{}
+	if id != "" {
+		url += "/" + id
+		params["id"] = id
+	}
+	req["Url"], req["Method"], req["Params"] = url, method, params
+	if body != "" {
+		req["Body"] = body
+		req["Headers"].(map[string]any)["Content-Type"] = []string{"application/json"}
+	}
+	meta := p["Metadata"].(map[string]any)
+	meta["sys"].(map[string]any)["MethodName"] = "UsageExportHttp"
+	if id != "" {
+		meta["id"] = id
+	}
+	b, _ := json.Marshal(p)
+	return b
+}
+
+type httpRes struct {
+	StatusCode any               `json:"statusCode"`
+	Body       string            `json:"body"`
+	Headers    map[string]string `json:"headers"`
+}
+
+func httpOutput(body []byte) (httpRes, error) {
+	var resp struct {
+		Outputs struct {
+			Res httpRes `json:"res"`
+		} `json:"Outputs"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return httpRes{}, fmt.Errorf("decoding invocation response: %w (%s)", err, oneLine(body, 200))
+	}
+	return resp.Outputs.Res, nil
+}
+
+// invoke posts an invocation payload as the host does.
+func invoke(ctx context.Context, url string, payload []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	req.Header.Set("X-Azure-Functions-InvocationId", newInvocationID())
+	req.Header.Set("X-Azure-Functions-HostVersion", "4.33.2.22572")
+	req.Header.Set("User-Agent", "Azure-Functions-Host/4.33.2.22572")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("invoking %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// waitReady polls GET / every 25 ms, as the host does, for up to 30 s.
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return errors.New("the handler did not answer GET / within 30 s")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func newInvocationID() string { return newID() }
+
+func oneLine(b []byte, n int) string {
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
