@@ -61,6 +61,9 @@ var (
 const (
 	// MaxNameLen is the longest name in bytes (Azure's limit for a blob name).
 	MaxNameLen = 1024
+	// MaxSegmentLen is the longest segment in bytes: Local needs room below the file
+	// system's 255-byte file name limit for its hidden temporary and sidecar names.
+	MaxSegmentLen = 200
 	// maxMetadataBytes is Azure's limit for the sum of metadata key and value sizes.
 	maxMetadataBytes = 8 << 10
 	// MetaRunID is the metadata key that Move's idempotency check compares.
@@ -148,7 +151,8 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 // ValidateName reports whether name is a valid object name, with an error wrapping
-// ErrInvalidName if not. A valid name is at most MaxNameLen bytes of '/'-separated segments;
+// ErrInvalidName if not. A valid name is at most MaxNameLen bytes of '/'-separated segments of
+// at most MaxSegmentLen bytes;
 // no segment is empty or begins with '.' (which also excludes "." and ".."; Local keeps its
 // own files under dot names); it does not end with '.' (Azure's URL normalisation drops it); and
 // it holds no '\\' and no control character. These rules keep
@@ -199,6 +203,9 @@ func checkName(name string) error {
 	for _, seg := range strings.Split(name, "/") {
 		if strings.HasPrefix(seg, ".") {
 			return fmt.Errorf("segment %q begins with '.'", truncate(seg))
+		}
+		if len(seg) > MaxSegmentLen {
+			return fmt.Errorf("segment longer than %d bytes", MaxSegmentLen)
 		}
 	}
 	return nil
