@@ -1,0 +1,412 @@
+package sandbox
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/scope"
+)
+
+// The usageDetails endpoint:
+//
+//	GET {scope}/providers/Microsoft.Consumption/usageDetails?api-version=V[&$filter][&$top]
+//	    [&$expand][&metric][&startDate&endDate][&$skiptoken&skiptokenver&id]
+//
+// Date selection (consumption-api.md §5):
+//
+//   - EA scopes (billing account, department, enrollment account, management group) take dates
+//     from $filter (properties/usageStart, properties/usageEnd) and ignore startDate/endDate.
+//   - MCA scopes (billing account, profile, invoice section, customer) and modern subscriptions
+//     take startDate/endDate and ignore date terms in $filter (Azure/azure-rest-api-specs#11764);
+//     their other $filter terms are honoured.
+//   - Legacy subscriptions take both (a range from either; both ranges intersect). 2018-06-30
+//     has no startDate/endDate.
+//   - A complete range (both ends) wins over the billing-period sub-scope; otherwise the billing
+//     period, otherwise the current month to date. A single $filter bound narrows that; a single
+//     startDate or endDate is ignored (the docs' "period plus one date → that billing period").
+//   - A range longer than 12 months, or ending before it starts, is a 400.
+//   - Rows exist only from FirstMonth to Now's day.
+//
+// Metric: actualcost (default), amortizedcost, usage (the same rows as actualcost). 2018-06-30
+// ignores metric (actual cost).
+//
+// Paging: $top (1..1000; default Options.PageSize) rows a page; nextLink carries the original
+// query plus $skiptoken, skiptokenver=v1 and id; the last page has no nextLink. An empty result
+// is 204 with no body from 2021-10-01 on, 200 {"value":[]} before.
+
+// bufPool recycles page buffers.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+// parseScope splits the billing-period sub-scope off a scope path and parses the rest. It
+// returns an HTTP status, error code and message on failure.
+func parseScope(p string) (scope.Scope, string, int, string, string) {
+	lower := strings.ToLower(p)
+	bp := ""
+	if i := strings.LastIndex(lower, periodInfix); i >= 0 && !strings.Contains(p[i+len(periodInfix):], "/") {
+		bp = p[i+len(periodInfix):]
+		p = p[:i]
+	}
+	sc, err := scope.Parse(p)
+	if err != nil || strings.Contains(p, "//") || !strings.HasPrefix(p, "/") {
+		return scope.Scope{}, "", http.StatusNotFound, "NotFound", fmt.Sprintf("The scope '%s' is not a usage details scope.", p)
+	}
+	if bp != "" {
+		if sc.Channel() == scope.Modern {
+			return scope.Scope{}, "", http.StatusBadRequest, "BadRequest",
+				"Billing period is not supported for Microsoft Customer Agreement scopes. Use startDate and endDate instead."
+		}
+		if _, err := parseBillingPeriod(bp); err != nil {
+			return scope.Scope{}, "", http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid billing period '%s'.", bp)
+		}
+		sc.BillingPeriod = bp
+	}
+	return sc, bp, 0, "", ""
+}
+
+// parseBillingPeriod accepts yyyyMM and yyyyMMdd names.
+func parseBillingPeriod(bp string) (period.Period, error) {
+	if len(bp) != 6 && len(bp) != 8 {
+		return period.Period{}, fmt.Errorf("billing period %q: want yyyyMM", bp)
+	}
+	return period.Parse(bp[:6])
+}
+
+func supportedVersions() string {
+	names := make([]string, len(APIVersions))
+	for i, v := range APIVersions {
+		names[i] = v.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkVersion validates api-version and writes the 400 when it is missing or unknown.
+func checkVersion(w http.ResponseWriter, got string, known func(string) bool, list string) bool {
+	if got == "" {
+		writeError(w, http.StatusBadRequest, "MissingApiVersionParameter",
+			"The api-version query parameter (?api-version=) is required for all requests.")
+		return false
+	}
+	if !known(got) {
+		writeError(w, http.StatusBadRequest, "InvalidApiVersionParameter",
+			fmt.Sprintf("The api-version '%s' is invalid. The supported versions are '%s'.", got, list))
+		return false
+	}
+	return true
+}
+
+// dialect says which date parameters a scope honours.
+type dialect struct{ filterDates, startEnd bool }
+
+func dialectFor(sc scope.Scope, subs []*subscription, flat bool) dialect {
+	switch {
+	case flat:
+		return dialect{filterDates: true}
+	case sc.Channel() == scope.Legacy:
+		return dialect{filterDates: true}
+	case sc.Channel() == scope.Modern:
+		return dialect{startEnd: true}
+	case len(subs) == 1 && subs[0].modern:
+		return dialect{startEnd: true}
+	}
+	return dialect{filterDates: true, startEnd: true}
+}
+
+func dayOf(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func monthStart(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func monthEnd(t time.Time) time.Time { return monthStart(t).AddDate(0, 1, -1) }
+
+// badRequest is a 400 with its ARM code.
+type badRequest struct{ code, msg string }
+
+func (b *badRequest) Error() string { return b.msg }
+
+// selectRange picks the days a request covers (see the package comment of this file), clipped
+// to the data.
+func (s *Server) selectRange(bp string, f *filter, startDate, endDate string, d dialect) (time.Time, time.Time, error) {
+	today := dayOf(s.o.Now())
+	var lo, hi time.Time
+	given := false
+	if d.startEnd && startDate != "" && endDate != "" {
+		sd, err1 := time.Parse("2006-01-02", startDate)
+		ed, err2 := time.Parse("2006-01-02", endDate)
+		if err1 != nil || err2 != nil {
+			return lo, hi, &badRequest{"BadRequest", fmt.Sprintf("Invalid startDate '%s' or endDate '%s': want yyyy-MM-dd.", startDate, endDate)}
+		}
+		if ed.Before(sd) {
+			return lo, hi, &badRequest{"BadRequest", "The endDate must not be earlier than the startDate."}
+		}
+		lo, hi, given = sd, ed, true
+	}
+	if d.filterDates && f != nil && !f.from.IsZero() && !f.to.IsZero() {
+		if f.to.Before(f.from) && !given {
+			return lo, hi, &badRequest{"BadRequest", "The usageEnd bound of $filter is earlier than its usageStart bound."}
+		}
+		if given {
+			lo, hi = later(lo, f.from), earlier(hi, f.to)
+		} else {
+			lo, hi, given = f.from, f.to, true
+		}
+	}
+	if given && !hi.Before(lo.AddDate(0, maxRequestMonths, 0)) {
+		return lo, hi, &badRequest{"BadRequest", fmt.Sprintf("The date range cannot exceed %d months.", maxRequestMonths)}
+	}
+	switch {
+	case s.o.IgnoreDateFilter && bp != "":
+		p, _ := parseBillingPeriod(bp)
+		lo, hi = p.Start(), p.End().AddDate(0, 0, -1)
+	case s.o.IgnoreDateFilter && given:
+		lo, hi = monthStart(lo), monthEnd(hi)
+	case given:
+	case bp != "":
+		p, _ := parseBillingPeriod(bp)
+		lo, hi = p.Start(), p.End().AddDate(0, 0, -1)
+	default:
+		lo, hi = monthStart(today), today
+	}
+	if !s.o.IgnoreDateFilter && d.filterDates && f != nil && (f.from.IsZero() != f.to.IsZero()) {
+		if !f.from.IsZero() {
+			lo = later(lo, f.from)
+		}
+		if !f.to.IsZero() {
+			hi = earlier(hi, f.to)
+		}
+	}
+	lo = later(lo, s.firstMonth.Start())
+	hi = earlier(hi, today)
+	return lo, hi, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func parseMetric(v string) (Metric, bool) {
+	switch m := Metric(strings.ToLower(v)); m {
+	case "":
+		return MetricActualCost, true
+	case MetricActualCost, MetricAmortizedCost, MetricUsage:
+		return m, true
+	}
+	return "", false
+}
+
+func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath string) {
+	q := r.URL.Query()
+	if !checkVersion(w, q.Get("api-version"), func(v string) bool { return lookupVersion(v) != nil }, supportedVersions()) {
+		return
+	}
+	v := lookupVersion(q.Get("api-version"))
+	sc, bp, status, code, msg := parseScope(scopePath)
+	if status != 0 {
+		writeError(w, status, code, msg)
+		return
+	}
+	subs, err := s.w.resolve(sc)
+	if err != nil {
+		code := "NotFound"
+		if sc.Kind == scope.Subscription {
+			code = "SubscriptionNotFound"
+		}
+		writeError(w, http.StatusNotFound, code, fmt.Sprintf("The scope '%s' could not be found.", scopePath))
+		return
+	}
+	if v.flat && (sc.Channel() == scope.Modern || subs[0].modern) {
+		writeError(w, http.StatusBadRequest, "InvalidApiVersionParameter",
+			fmt.Sprintf("The api-version '%s' does not support Microsoft Customer Agreement scopes. Use 2019-10-01 or later.", v.Name))
+		return
+	}
+	key := strings.ToLower(sc.Path())
+	s.stats.scope(key)
+
+	canon := canonicalQuery(r.URL.Path, q)
+	var cur pageCursor
+	id := ""
+	if q.Has("$skiptoken") {
+		id = q.Get("id")
+		c, ok := pageCursor{}, false
+		if isGUID(id) {
+			c, ok = s.decodeToken(id, canon, q.Get("$skiptoken"))
+		}
+		if !ok {
+			writeError(w, http.StatusBadRequest, "400",
+				fmt.Sprintf("id query parameter is not a valid Guid (Request ID: %s)", w.Header().Get("x-ms-request-id")))
+			return
+		}
+		cur = c
+	}
+	fault := s.faults.take(TargetUsage, cur.page, nil)
+	if fault != "" && s.respondFault(w, fault) {
+		return
+	}
+	if !s.throttle(w, key, hdrConsumptionRetryAfter) {
+		return
+	}
+
+	top := s.o.PageSize
+	if t := q.Get("$top"); t != "" || q.Has("$top") {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 || n > maxPageSize {
+			writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s': must be an integer between 1 and %d.", t, maxPageSize))
+			return
+		}
+		top = n
+	}
+	metric := MetricActualCost
+	if !v.flat {
+		m, ok := parseMetric(q.Get("metric"))
+		if !ok {
+			writeError(w, http.StatusBadRequest, "BadRequest",
+				fmt.Sprintf("Invalid metric '%s'. Allowed values are actualcost, amortizedcost, usage.", q.Get("metric")))
+			return
+		}
+		metric = m
+	}
+	if q.Has("$apply") {
+		writeError(w, http.StatusBadRequest, "BadRequest", "$apply is not supported by the sandbox.")
+		return
+	}
+	expandMeter := strings.Contains(strings.ToLower(q.Get("$expand")), "meterdetails")
+	var f *filter
+	if fs := q.Get("$filter"); fs != "" {
+		f, err = parseFilter(fs, v.flat)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequest", "Invalid $filter: "+err.Error()+".")
+			return
+		}
+	}
+	d := dialectFor(sc, subs, v.flat)
+	from, to, err := s.selectRange(bp, f, q.Get("startDate"), q.Get("endDate"), d)
+	if err != nil {
+		br := err.(*badRequest)
+		writeError(w, http.StatusBadRequest, br.code, br.msg)
+		return
+	}
+	dq := &dataQuery{w: s.w, subs: subs, from: from, to: to, metric: metric, perDay: s.o.RecordsPerDay}
+	if f != nil && len(f.preds) > 0 {
+		dq.match = f.match
+	}
+
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	body := append((*bufp)[:0], `{"value":[`...)
+	n := 0
+	next := int64(-1)
+	var last row
+	cm := s.currentMonth()
+	dq.scan(cur.ord, func(ord int64, rw *row) bool {
+		if n == top {
+			next = ord
+			return false
+		}
+		if n > 0 {
+			body = append(body, ',')
+		}
+		body = appendRecord(body, v, &recCtx{r: rw, expandMeter: expandMeter, open: rw.month == cm})
+		last = *rw
+		n++
+		return true
+	})
+	if n == 0 && cur.page == 0 && fault == "" && v.Has204 {
+		*bufp = body
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if fault == NewRecordShape && n > 0 {
+		fr := last
+		fr.cost, fr.costUSD, fr.costBilling, fr.paygUSD, fr.paygBilling = dec{}, dec{}, dec{}, dec{}, dec{}
+		fr.lo ^= 0xfeed
+		body = append(body, ',')
+		body = appendRecordKind(body, v, &recCtx{r: &fr, open: fr.month == cm}, "future",
+			`"futureProperty":{"tier":"preview","weights":[1,2,3]}`)
+	}
+	body = append(body, ']')
+	link := ""
+	if next >= 0 || fault == NextLinkForeign {
+		if id == "" {
+			id = newGUID()
+		}
+		c := pageCursor{ord: next, page: cur.page + 1}
+		if next < 0 {
+			c.ord = cur.ord
+		}
+		link = s.nextLink(baseURL(r), r.URL.EscapedPath(), r.URL.RawQuery, id, canon, c)
+	}
+	switch fault {
+	case NextLinkLoop:
+		link = baseURL(r) + r.URL.RequestURI()
+	case NextLinkForeign:
+		link = foreignHost(link)
+	}
+	if link != "" {
+		body = append(body, `,"nextLink":`...)
+		body = appendJSONString(body, link)
+	}
+	body = append(body, '}')
+	*bufp = body
+	s.stats.pages.Add(1)
+	s.stats.records.Add(int64(n))
+	if !s.sleep(r.Context(), s.o.PageLatency) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	s.writeBody(w, r, body, fault)
+}
+
+// currentMonth is Now's month as yyyymm.
+func (s *Server) currentMonth() int {
+	t := s.o.Now().UTC()
+	return t.Year()*100 + int(t.Month())
+}
+
+// foreignHost moves a link to 127.0.0.2 (same port): another host, still loopback.
+func foreignHost(link string) string {
+	u, err := url.Parse(link)
+	if err != nil {
+		return link
+	}
+	port := u.Port()
+	u.Host = "127.0.0.2"
+	if port != "" {
+		u.Host = net.JoinHostPort("127.0.0.2", port)
+	}
+	return u.String()
+}
+
+// throttle applies the rate limits to a call on key; on 429 it writes the retry hint in
+// header (usageDetails: the consumption header only, no Retry-After).
+func (s *Server) throttle(w http.ResponseWriter, key, header string) bool {
+	ok, wait, remaining := s.lim.allow(s.o.Clock(), key)
+	setRemaining(w.Header(), remaining)
+	if ok {
+		return true
+	}
+	s.stats.throttled.Add(1)
+	setRetryHeaders(w.Header(), header, wait)
+	secs := w.Header().Get(header)
+	writeError(w, http.StatusTooManyRequests, "429", "Too many requests. Please retry after "+secs+" seconds.")
+	return false
+}
