@@ -161,14 +161,17 @@ type Result struct {
 	Manifest  string    `json:"manifest,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	Err       error     `json:"-"`
+
+	subs []string // subscriptions seen, for overlap detection
 }
 
 // Summary is the outcome of a run.
 type Summary struct {
-	Partitions []Result `json:"partitions"`
-	Rows       int64    `json:"rows"`
-	Bytes      int64    `json:"bytes"`
-	Seconds    float64  `json:"seconds"`
+	Partitions []Result  `json:"partitions"`
+	Overlaps   []Overlap `json:"overlaps,omitempty"`
+	Rows       int64     `json:"rows"`
+	Bytes      int64     `json:"bytes"`
+	Seconds    float64   `json:"seconds"`
 }
 
 // Failed counts the partitions that failed.
@@ -227,6 +230,12 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 		})
 	}
 	_ = g.Wait()
+	sum.Overlaps = overlaps(sum.Partitions)
+	for _, o := range sum.Overlaps {
+		zerolog.Ctx(ctx).Warn().Str("scope_a", o.ScopeA).Str("scope_b", o.ScopeB).Str("period", o.Period).
+			Str("metric", o.Metric).Int("shared_subscriptions", o.SharedSubscriptions).Str("example", o.Example).
+			Msg("overlapping scopes: both exports contain the same subscriptions and will double-count in a lake")
+	}
 	sum.Seconds = time.Since(start).Seconds()
 	if err := ctx.Err(); err != nil {
 		return sum, fmt.Errorf("export run: %w", err)
@@ -263,4 +272,47 @@ func (e *Exporter) partition(ctx context.Context, p Partition, sem chan struct{}
 		e.opts.Progress(Progress{Partition: p, Pages: res.Pages, Rows: res.Rows, Bytes: res.Bytes, Done: true, Status: res.Status})
 	}
 	return res
+}
+
+// Overlap is evidence from the data that two exported scopes share records: the same
+// subscriptions appear in both partitions of one period and metric.
+type Overlap struct {
+	ScopeA              string `json:"scopeA"`
+	ScopeB              string `json:"scopeB"`
+	Period              string `json:"billingPeriod"`
+	Metric              string `json:"metric"`
+	SharedSubscriptions int    `json:"sharedSubscriptions"`
+	Example             string `json:"example"`
+}
+
+// overlaps compares the subscriptions seen by every pair of partitions of the same period and
+// metric.
+func overlaps(results []Result) []Overlap {
+	var out []Overlap
+	for i := range results {
+		for j := i + 1; j < len(results); j++ {
+			a, b := results[i], results[j]
+			if a.Period != b.Period || a.Metric != b.Metric || a.Scope == b.Scope || len(a.subs) == 0 || len(b.subs) == 0 {
+				continue
+			}
+			set := make(map[string]bool, len(a.subs))
+			for _, s := range a.subs {
+				set[s] = true
+			}
+			n, example := 0, ""
+			for _, s := range b.subs {
+				if set[s] {
+					if n == 0 {
+						example = s
+					}
+					n++
+				}
+			}
+			if n > 0 {
+				out = append(out, Overlap{ScopeA: a.Scope, ScopeB: b.Scope, Period: a.Period, Metric: a.Metric,
+					SharedSubscriptions: n, Example: example})
+			}
+		}
+	}
+	return out
 }

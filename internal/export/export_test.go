@@ -389,3 +389,22 @@ func TestRowKey(t *testing.T) {
 }
 
 var _ = io.EOF
+
+func TestOverlapFromRecords(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dept := scope.MustParse("/providers/Microsoft.Billing/departments/1234")
+	e := newTestExporter(t, st, &fakeSource{perDay: 2}, Options{PartDays: -1})
+	sum, err := e.Run(context.Background(), []Partition{
+		{Scope: testScope, Period: feb2024, Metric: "actualcost"},
+		{Scope: dept, Period: feb2024, Metric: "actualcost"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Overlaps) != 1 || sum.Overlaps[0].SharedSubscriptions != 2 {
+		t.Fatalf("overlaps = %+v, want one pair sharing 2 subscriptions", sum.Overlaps)
+	}
+}

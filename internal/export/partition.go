@@ -113,6 +113,7 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	}
 	m := e.buildManifest(p, src, cp, status, now)
 	res.Rows, res.Bytes, res.Parts = m.DataRowCount, m.ByteCount, m.BlobCount
+	res.subs = m.Coverage.SubscriptionIDs
 	for _, ps := range cp.Parts {
 		res.Pages += ps.Pages
 	}
