@@ -1,0 +1,223 @@
+package costdetails
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/rs/zerolog"
+
+	"github.com/usage-export/usage-export/internal/consumption"
+)
+
+// download streams every blob of a completed report to h, one PageDone per blob.
+func (c *Client) download(ctx context.Context, res *Result, h consumption.Handler) error {
+	m := res.Manifest
+	if m == nil {
+		return fmt.Errorf("report %s completed without a manifest", res.Name)
+	}
+	if m.DataFormat != "" && !strings.EqualFold(m.DataFormat, DataFormatCSV) {
+		return fmt.Errorf("report %s: data format %q is not %s", res.Name, m.DataFormat, DataFormatCSV)
+	}
+	log := zerolog.Ctx(ctx)
+	if m.BlobCount != len(m.Blobs) {
+		log.Warn().Str("operation", res.Name).Int("blob_count", m.BlobCount).Int("blobs", len(m.Blobs)).
+			Msg("cost details manifest blobCount differs from the blobs listed; downloading the blobs listed")
+	}
+	validTill, hasExpiry := res.validTill()
+	conv := &converter{}
+	for i, b := range m.Blobs {
+		if hasExpiry && !c.now().Before(validTill) {
+			return fmt.Errorf("blob %d of %d: links valid until %s: %w", i+1, len(m.Blobs), res.ValidTill, ErrReportExpired)
+		}
+		page, err := c.downloadBlob(ctx, i, b, conv, h)
+		if err != nil {
+			if hasExpiry && !c.now().Before(validTill) {
+				err = fmt.Errorf("%w (%w)", err, ErrReportExpired)
+			}
+			return fmt.Errorf("blob %d of %d: %w", i+1, len(m.Blobs), err)
+		}
+		if b.ByteCount > 0 && page.Bytes != b.ByteCount {
+			log.Warn().Str("operation", res.Name).Int("blob", i).Int64("bytes", page.Bytes).Int64("manifest_bytes", b.ByteCount).
+				Msg("cost details blob size differs from the manifest")
+		}
+		log.Debug().Str("operation", res.Name).Int("blob", i).Int("records", page.Records).Int64("bytes", page.Bytes).
+			Msg("cost details blob converted")
+		if err := h.PageDone(page); err != nil {
+			return fmt.Errorf("blob %d done: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// handlerError marks an error returned by the Handler, so it is not reported as a broken blob.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
+
+// downloadBlob streams one blob through the CSV converter to h.Record.
+func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *converter, h consumption.Handler) (consumption.Page, error) {
+	u, err := checkBlobLink(b.BlobLink)
+	if err != nil {
+		return consumption.Page{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	body := &blobReader{ctx: ctx, c: c, link: u.String()}
+	defer body.close()
+	n, err := conv.convert(body, func(obj []byte) error {
+		if err := h.Record(obj); err != nil {
+			return &handlerError{err}
+		}
+		return nil
+	})
+	page := consumption.Page{Index: index, Records: n, Bytes: body.off, RequestID: body.requestID, StatusCode: http.StatusOK}
+	if err != nil {
+		var he *handlerError
+		switch {
+		case errors.As(err, &he):
+			return page, he.err
+		case body.opened:
+			return page, &consumption.PageError{Index: index, RecordsDelivered: n, RequestID: body.requestID, Err: err}
+		default:
+			return page, err // the blob could not be fetched: nothing was delivered
+		}
+	}
+	return page, nil
+}
+
+// checkBlobLink validates a manifest blob link: an absolute https URL (http only on a loopback
+// address) without user information. The error never contains the link's query.
+func checkBlobLink(link string) (*url.URL, error) {
+	u, err := url.Parse(link)
+	if err != nil {
+		return nil, fmt.Errorf("blob link %s is not a URL", consumption.RedactURL(link))
+	}
+	switch {
+	case u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())):
+		return nil, fmt.Errorf("blob link %s: want https (plain http only on a loopback address)", consumption.RedactURL(link))
+	case u.Host == "" || u.User != nil:
+		return nil, fmt.Errorf("blob link %s: want a host and no user information", consumption.RedactURL(link))
+	}
+	return u, nil
+}
+
+// blobReader reads a blob body through the credential-free pipeline. When the body breaks off
+// or stalls, it asks for the rest with a Range request from the byte where it stopped (and
+// If-Match on the blob's ETag, so the rest belongs to the same blob), at most maxResumes times,
+// so a broken connection late in a 2 GB blob does not cost the whole report.
+type blobReader struct {
+	ctx       context.Context
+	c         *Client
+	link      string // secret: never logged or put in an error as is
+	body      io.ReadCloser
+	opened    bool  // a response was accepted (bytes may have been delivered)
+	off       int64 // bytes delivered
+	etag      string
+	resumes   int
+	requestID string
+}
+
+func (r *blobReader) Read(p []byte) (int, error) {
+	for {
+		if r.body == nil {
+			if err := r.open(); err != nil {
+				return 0, err
+			}
+		}
+		n, err := r.body.Read(p)
+		r.off += int64(n)
+		if err == nil || err == io.EOF {
+			return n, err
+		}
+		r.close()
+		if r.ctx.Err() != nil {
+			return n, r.ctx.Err()
+		}
+		if r.resumes >= maxResumes {
+			return n, fmt.Errorf("body broke off at byte %d after %d resumes: %w", r.off, r.resumes, redactURLError(err))
+		}
+		r.resumes++
+		zerolog.Ctx(r.ctx).Warn().Str("error", redactURLError(err).Error()).Int64("offset", r.off).Int("resume", r.resumes).
+			Msg("cost details blob broke off; resuming")
+		if n > 0 {
+			return n, nil // the next Read reopens from r.off
+		}
+	}
+}
+
+// open requests the blob from r.off on.
+func (r *blobReader) open() error {
+	req, err := runtime.NewRequest(r.ctx, http.MethodGet, r.link)
+	if err != nil {
+		return fmt.Errorf("building blob request for %s: %w", consumption.RedactURL(r.link), redactURLError(err))
+	}
+	runtime.SkipBodyDownload(req)
+	hdr := req.Raw().Header
+	// The bytes must arrive as stored: transparent decompression would break Range offsets.
+	hdr.Set("Accept-Encoding", "identity")
+	if r.off > 0 {
+		hdr.Set("Range", "bytes="+strconv.FormatInt(r.off, 10)+"-")
+		if r.etag != "" {
+			hdr.Set("If-Match", r.etag)
+		}
+	}
+	resp, err := r.c.blobs.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", consumption.RedactURL(r.link), redactURLError(err))
+	}
+	want := http.StatusOK
+	if r.off > 0 {
+		want = http.StatusPartialContent
+	}
+	if resp.StatusCode != want {
+		defer resp.Body.Close()
+		if r.off > 0 && resp.StatusCode == http.StatusOK {
+			return fmt.Errorf("GET %s: resuming at byte %d: the server ignored the Range request", consumption.RedactURL(r.link), r.off)
+		}
+		return newAPIError(resp)
+	}
+	if r.off > 0 {
+		if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != r.off {
+			resp.Body.Close()
+			return fmt.Errorf("GET %s: resuming at byte %d: Content-Range %q does not start there",
+				consumption.RedactURL(r.link), r.off, resp.Header.Get("Content-Range"))
+		}
+	}
+	if r.etag == "" {
+		r.etag = resp.Header.Get("ETag")
+	}
+	if id := resp.Header.Get(consumption.HeaderRequestID); id != "" {
+		r.requestID = id
+	}
+	r.body, r.opened = resp.Body, true
+	return nil
+}
+
+// rangeStart returns the first byte of a Content-Range value "bytes first-last/size".
+func rangeStart(v string) (int64, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
+	if !ok {
+		return 0, false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
+	return n, err == nil
+}
+
+func (r *blobReader) close() {
+	if r.body != nil {
+		r.body.Close()
+		r.body = nil
+	}
+}
