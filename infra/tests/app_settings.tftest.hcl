@@ -129,12 +129,12 @@ run "flex_settings" {
   }
 
   assert {
-    condition     = keys(azurerm_role_assignment.cost_reader) == ["/subscriptions/00000000-0000-0000-0000-000000000001"]
+    condition     = length(azurerm_role_assignment.cost_reader) == 1 && contains(keys(azurerm_role_assignment.cost_reader), "/subscriptions/00000000-0000-0000-0000-000000000001")
     error_message = "Cost Management Reader must be assigned on the subscription scope only (billing scopes take billing roles): ${jsonencode(keys(azurerm_role_assignment.cost_reader))}"
   }
 
   assert {
-    condition     = output.billing_scopes_needing_billing_role == ["/providers/Microsoft.Billing/billingAccounts/8608480"]
+    condition     = length(output.billing_scopes_needing_billing_role) == 1 && output.billing_scopes_needing_billing_role[0] == "/providers/Microsoft.Billing/billingAccounts/8608480"
     error_message = "The EA billing account scope must be reported as needing a billing role."
   }
 
