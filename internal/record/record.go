@@ -58,7 +58,7 @@ func (f *Fields) reset() {
 func (f *Fields) Extract(raw []byte) error {
 	f.reset()
 	f.rd.Reset(raw)
-	f.dec.Reset(&f.rd)
+	f.dec.Reset(&f.rd, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	d := &f.dec
 	tok, err := d.ReadToken()
 	if err != nil {
