@@ -98,6 +98,13 @@ type Job struct {
 	etag string // of the stored version this value was read from or written as
 }
 
+// ETag returns the store version this value was last read from or saved as ("" if never).
+func (j *Job) ETag() string { return j.etag }
+
+// SetETag sets the version Save checks against; for a caller that saves copies of a job it
+// keeps (Clone, Save the clone, SetETag(clone.ETag()) on the original).
+func (j *Job) SetETag(etag string) { j.etag = etag }
+
 // Totals sums the partitions' pages, rows and bytes.
 func (j *Job) Totals() (pages int, rows, bytes int64) {
 	for _, p := range j.Partitions {

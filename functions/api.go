@@ -1,0 +1,471 @@
+package functions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/rs/zerolog"
+
+	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/scope"
+)
+
+// listLimit is how many jobs GET /api/exports returns (newest first).
+const listLimit = 50
+
+// retryAfterSeconds is the polling interval suggested to the caller of an unfinished job.
+const retryAfterSeconds = "5"
+
+// apiReply is the HTTP response the caller gets, carried in Outputs.res.
+type apiReply struct {
+	status  int
+	body    any
+	headers map[string]string
+	log     string // one line for the invocation's Logs
+}
+
+func replyError(status int, code, format string, args ...any) apiReply {
+	msg := fmt.Sprintf(format, args...)
+	return apiReply{status: status, body: errorBody{Error: apiError{Code: code, Message: msg}}, log: code + ": " + msg}
+}
+
+// serveHTTP answers the UsageExportHttp invocation. The caller's status (202, 200, 4xx) travels
+// in Outputs.res; the host always gets 200, because a non-2xx reply would replace the caller's
+// response with a bare 500.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, log := s.begin(r, HTTPFunction)
+	inv, err := readInvocation(w, r)
+	var rep apiReply
+	switch {
+	case errors.Is(err, errTooLarge):
+		rep = replyError(http.StatusRequestEntityTooLarge, "body_too_large",
+			"the request body is larger than %d bytes", maxRequestBodyBytes)
+	case err != nil:
+		log.Error().Err(err).Msg("invalid invocation payload")
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: apiError{Code: "invalid_invocation", Message: err.Error()}})
+		return
+	default:
+		var req httpRequest
+		raw, ok := inv.Data[RequestBinding]
+		if !ok {
+			err = fmt.Errorf("invocation has no Data.%s (the httpTrigger binding must be named %q)", RequestBinding, RequestBinding)
+		} else if uerr := json.Unmarshal(raw, &req); uerr != nil {
+			err = fmt.Errorf("decoding Data.%s: %w", RequestBinding, uerr)
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("invalid invocation payload")
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: apiError{Code: "invalid_invocation", Message: err.Error()}})
+			return
+		}
+		rep = s.api(ctx, &req)
+	}
+	body, merr := json.Marshal(rep.body)
+	if merr != nil {
+		rep = replyError(http.StatusInternalServerError, "internal_error", "encoding the response failed")
+		body, _ = json.Marshal(rep.body)
+	}
+	headers := map[string]string{"Content-Type": "application/json"}
+	for k, v := range rep.headers {
+		headers[k] = v
+	}
+	ev := log.Info()
+	if rep.status >= 500 {
+		ev = log.Error()
+	}
+	ev.Int("status", rep.status).Msg(rep.log)
+	writeJSON(w, http.StatusOK, invokeResponse{
+		Outputs: map[string]any{ResponseBinding: httpOutput{StatusCode: rep.status, Body: string(body), Headers: headers}},
+		Logs:    []string{fmt.Sprintf("%d %s", rep.status, rep.log)},
+	})
+}
+
+// api routes the caller's request: POST /api/exports creates a job, GET /api/exports/{id}
+// returns one, GET /api/exports lists recent ones.
+func (s *Server) api(ctx context.Context, req *httpRequest) apiReply {
+	id := req.Params["id"]
+	method := strings.ToUpper(req.Method)
+	switch {
+	case method == http.MethodPost && id == "":
+		return s.createJob(ctx, req)
+	case method == http.MethodGet && id != "":
+		return s.getJob(ctx, id)
+	case method == http.MethodGet:
+		return s.listJobs(ctx)
+	case method == http.MethodPost:
+		rep := replyError(http.StatusMethodNotAllowed, "method_not_allowed",
+			"POST creates a job at /api/exports (without an id); GET /api/exports/%s reads this one", id)
+		rep.headers = map[string]string{"Allow": "GET"}
+		return rep
+	default:
+		rep := replyError(http.StatusMethodNotAllowed, "method_not_allowed",
+			"method %s is not supported: POST /api/exports creates an export job, GET /api/exports/{id} reads it", req.Method)
+		rep.headers = map[string]string{"Allow": "GET, POST"}
+		return rep
+	}
+}
+
+// exportRequest is the body of POST /api/exports. Unknown fields, duplicate fields and wrong
+// types are refused.
+type exportRequest struct {
+	Scopes  []string   `json:"scopes"`
+	Periods []string   `json:"periods"`
+	From    string     `json:"from"`
+	To      string     `json:"to"`
+	Metric  metricList `json:"metric"`
+	Source  string     `json:"source"`
+	Force   bool       `json:"force"`
+}
+
+// requestFields lists the accepted fields, for error messages.
+const requestFields = "scopes, periods, from, to, metric, source, force"
+
+// metricList is a metric name or an array of them.
+type metricList []string
+
+// UnmarshalJSON accepts "actualcost" and ["actualcost","amortizedcost"].
+func (m *metricList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*m = metricList{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("want a metric name or an array of metric names")
+	}
+	*m = list
+	return nil
+}
+
+// plan is a validated request.
+type plan struct {
+	scopes  []scope.Scope
+	periods []period.Period
+	metrics []string
+	source  string
+	force   bool
+	parts   []export.Partition
+}
+
+func (s *Server) createJob(ctx context.Context, req *httpRequest) apiReply {
+	if ct := req.Headers.get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return replyError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"Content-Type %q is not JSON; send the body as application/json", ct)
+		}
+	}
+	text := req.text()
+	if len(text) > maxRequestBodyBytes {
+		return replyError(http.StatusRequestEntityTooLarge, "body_too_large",
+			"the request body is %d bytes; at most %d are accepted", len(text), maxRequestBodyBytes)
+	}
+	p, rep := s.parseRequest(text)
+	if rep != nil {
+		return *rep
+	}
+	now := s.now().UTC()
+	j := &jobs.Job{
+		ID: jobs.NewID(now), State: jobs.Queued, CreatedTime: now,
+		Request: jobs.Request{Metrics: p.metrics, Source: p.source, Force: p.force},
+	}
+	for _, sc := range p.scopes {
+		j.Request.Scopes = append(j.Request.Scopes, sc.String())
+	}
+	for _, pr := range p.periods {
+		j.Request.Periods = append(j.Request.Periods, pr.String())
+	}
+	for _, pt := range p.parts {
+		j.Partitions = append(j.Partitions, jobs.Partition{
+			Scope: pt.Scope.String(), BillingPeriod: pt.Period.String(), Metric: pt.Metric, Status: jobs.PartPending,
+		})
+	}
+	if err := s.jobs.Create(ctx, j); err != nil {
+		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("storing a new job")
+		return replyError(http.StatusInternalServerError, "internal_error",
+			"the job could not be stored; nothing was started. Try again")
+	}
+	s.enqueue(j.ID)
+	zerolog.Ctx(ctx).Info().Str("job_id", j.ID).Int("partitions", len(j.Partitions)).Msg("export job accepted")
+	return apiReply{
+		status: http.StatusAccepted, body: j,
+		headers: map[string]string{"Location": jobLocation(req.URL, j.ID), "Retry-After": retryAfterSeconds},
+		log:     fmt.Sprintf("job %s accepted: %d partition(s)", j.ID, len(j.Partitions)),
+	}
+}
+
+// jobLocation is the path of a job's status, built from the request's public URL so a custom
+// route prefix is kept: …/api/exports → /api/exports/{id}.
+func jobLocation(rawURL, id string) string {
+	p := "/api/exports"
+	if u, err := url.Parse(rawURL); err == nil && u.Path != "" {
+		p = strings.TrimSuffix(u.Path, "/")
+	}
+	return p + "/" + id
+}
+
+// parseRequest decodes and validates the body against the configuration. Every check runs
+// before any call to Azure; a scope the operator did not configure is refused.
+func (s *Server) parseRequest(text string) (*plan, *apiReply) {
+	fail := func(status int, code, format string, args ...any) (*plan, *apiReply) {
+		r := replyError(status, code, format, args...)
+		return nil, &r
+	}
+	if strings.TrimSpace(text) == "" {
+		return fail(http.StatusBadRequest, "invalid_json",
+			`the request body is empty; send a JSON object such as {"periods":["202401"]}`)
+	}
+	var in exportRequest
+	if err := jsonv2.Unmarshal([]byte(text), &in, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return fail(decodeError(err))
+	}
+	p := &plan{source: in.Source, force: in.Force}
+
+	switch in.Source {
+	case "", export.SourceUsageDetails, export.SourceCostDetails:
+	default:
+		return fail(http.StatusBadRequest, "invalid_source", "source %q: want %q or %q (or leave it out)",
+			in.Source, export.SourceUsageDetails, export.SourceCostDetails)
+	}
+
+	if len(in.Metric) == 0 {
+		p.metrics = append(p.metrics, s.cfg.Metrics...)
+	}
+	for _, m := range in.Metric {
+		m = strings.ToLower(strings.TrimSpace(m))
+		if !contains(config.Metrics, m) {
+			return fail(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(config.Metrics, ", "))
+		}
+		if s.cfg.APIVersion == "2018-06-30" && m != "actualcost" {
+			return fail(http.StatusBadRequest, "invalid_metric", "metric %q: the configured API version 2018-06-30 has actualcost only", m)
+		}
+		if !contains(p.metrics, m) {
+			p.metrics = append(p.metrics, m)
+		}
+	}
+
+	if len(in.Scopes) == 0 {
+		p.scopes = append(p.scopes, s.cfg.Scopes...)
+	}
+	for _, raw := range in.Scopes {
+		sc, err := scope.Parse(raw)
+		if err != nil {
+			return fail(http.StatusBadRequest, "invalid_scope", "%s", firstLine(err.Error()))
+		}
+		allowed, ok := s.cfg.Allowed(sc)
+		if !ok {
+			return fail(http.StatusForbidden, "scope_not_allowed",
+				"scope %s is not one of the configured scopes (%s); this function exports configured scopes only",
+				sc, config.EnvScopes)
+		}
+		if !containsScope(p.scopes, allowed) {
+			p.scopes = append(p.scopes, allowed)
+		}
+	}
+
+	now := s.now()
+	current := period.Of(now)
+	switch {
+	case len(in.Periods) > 0 && (in.From != "" || in.To != ""):
+		return fail(http.StatusBadRequest, "conflicting_periods", `give "periods" or "from"/"to", not both`)
+	case len(in.Periods) > 0:
+		for _, raw := range in.Periods {
+			pr, err := period.Parse(raw)
+			if err != nil {
+				return fail(http.StatusBadRequest, "invalid_period", "%v", err)
+			}
+			if current.Before(pr) {
+				return fail(http.StatusBadRequest, "period_in_future", "billing period %s is in the future (the current one is %s)", pr, current)
+			}
+			if !containsPeriod(p.periods, pr) {
+				p.periods = append(p.periods, pr)
+			}
+		}
+		if len(p.periods) > s.cfg.MaxMonths {
+			return fail(http.StatusBadRequest, "range_too_long", "%d billing periods asked for; at most %d per job (%s)",
+				len(p.periods), s.cfg.MaxMonths, config.EnvMaxMonths)
+		}
+	case in.From != "":
+		first, err := period.Parse(in.From)
+		if err != nil {
+			return fail(http.StatusBadRequest, "invalid_period", "from: %v", err)
+		}
+		last := current
+		if in.To != "" {
+			if last, err = period.Parse(in.To); err != nil {
+				return fail(http.StatusBadRequest, "invalid_period", "to: %v", err)
+			}
+		}
+		if current.Before(last) {
+			return fail(http.StatusBadRequest, "period_in_future", "to: billing period %s is in the future (the current one is %s)", last, current)
+		}
+		if current.Before(first) {
+			return fail(http.StatusBadRequest, "period_in_future", "from: billing period %s is in the future (the current one is %s)", first, current)
+		}
+		if last.Before(first) {
+			return fail(http.StatusBadRequest, "invalid_period", "from %s is after to %s", first, last)
+		}
+		if n := months(first, last); n > s.cfg.MaxMonths {
+			return fail(http.StatusBadRequest, "range_too_long", "%s..%s is %d months; at most %d per job (%s)",
+				first, last, n, s.cfg.MaxMonths, config.EnvMaxMonths)
+		}
+		ps, err := period.Range(first, last, s.cfg.MaxMonths)
+		if err != nil {
+			return fail(http.StatusBadRequest, "invalid_period", "%v", err)
+		}
+		p.periods = ps
+	case in.To != "":
+		return fail(http.StatusBadRequest, "invalid_period", `"to" needs "from"`)
+	default:
+		return fail(http.StatusBadRequest, "missing_periods",
+			`say which billing periods to export: "periods": ["YYYYMM", …] or "from": "YYYYMM" (and optionally "to")`)
+	}
+
+	p.parts = Partitions(p.scopes, p.periods, p.metrics)
+	for _, sc := range p.scopes {
+		if sc.BillingPeriod == "" {
+			continue
+		}
+		found := false
+		for _, pt := range p.parts {
+			found = found || pt.Scope.Equal(sc)
+		}
+		if !found {
+			return fail(http.StatusBadRequest, "invalid_period",
+				"scope %s is configured for billing period %s only, which the request does not include", sc, sc.BillingPeriod)
+		}
+	}
+	return p, nil
+}
+
+// decodeError maps a JSON decoding error to a status, code and message that say what to fix.
+func decodeError(err error) (int, string, string) {
+	var se *jsonv2.SemanticError
+	var sy *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &se):
+		return http.StatusBadRequest, "unknown_field", fmt.Sprintf("unknown field %q; the accepted fields are %s (names are case-sensitive)",
+			strings.TrimPrefix(string(se.JSONPointer), "/"), requestFields)
+	case errors.As(err, &sy):
+		return http.StatusBadRequest, "invalid_json", "the request body is not valid JSON: " + strings.TrimPrefix(sy.Error(), "jsontext: ")
+	case errors.As(err, &se) && se.JSONPointer == "":
+		return http.StatusBadRequest, "invalid_request", "the request body must be a JSON object with the fields " + requestFields
+	case errors.As(err, &se):
+		field := string(se.JSONPointer)
+		want := map[string]string{"scopes": "an array of scope strings", "periods": `an array of "YYYYMM" strings`,
+			"from": `a "YYYYMM" string`, "to": `a "YYYYMM" string`, "metric": "a metric name or an array of them",
+			"source": "a string", "force": "true or false"}
+		top := strings.SplitN(strings.TrimPrefix(field, "/"), "/", 2)[0]
+		msg := fmt.Sprintf("field %s has the wrong type", field)
+		if w, ok := want[top]; ok {
+			msg += "; want " + w
+		}
+		if se.JSONKind != 0 {
+			msg += fmt.Sprintf(" (got a JSON %s)", se.JSONKind)
+		}
+		return http.StatusBadRequest, "invalid_request", msg
+	}
+	return http.StatusBadRequest, "invalid_json", "the request body could not be decoded: " + err.Error()
+}
+
+func (s *Server) getJob(ctx context.Context, id string) apiReply {
+	j, err := s.jobs.Get(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return replyError(http.StatusNotFound, "not_found", "no export job with id %q", id)
+	}
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Str("job_id", id).Str("error", s.redact(err.Error())).Msg("reading a job")
+		return replyError(http.StatusInternalServerError, "internal_error", "the job could not be read; try again")
+	}
+	rep := apiReply{status: http.StatusOK, body: j, log: fmt.Sprintf("job %s: %s", j.ID, j.State)}
+	if !j.State.Final() {
+		rep.headers = map[string]string{"Retry-After": retryAfterSeconds}
+	}
+	return rep
+}
+
+// jobSummary is an entry of GET /api/exports.
+type jobSummary struct {
+	ID           string     `json:"id"`
+	State        jobs.State `json:"state"`
+	CreatedTime  string     `json:"createdTime"`
+	FinishedTime string     `json:"finishedTime,omitempty"`
+	Partitions   int        `json:"partitions"`
+	Rows         int64      `json:"rows"`
+	Error        string     `json:"error,omitempty"`
+}
+
+func (s *Server) listJobs(ctx context.Context) apiReply {
+	ids, err := s.jobs.IDs(ctx)
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("listing jobs")
+		return replyError(http.StatusInternalServerError, "internal_error", "the jobs could not be listed; try again")
+	}
+	out := []jobSummary{}
+	for i := len(ids) - 1; i >= 0 && len(out) < listLimit; i-- {
+		j, err := s.jobs.Get(ctx, ids[i])
+		if err != nil {
+			continue // deleted meanwhile, or unreadable: GET /api/exports/{id} tells which
+		}
+		_, rows, _ := j.Totals()
+		sum := jobSummary{ID: j.ID, State: j.State, CreatedTime: j.CreatedTime.Format(timeFormat),
+			Partitions: len(j.Partitions), Rows: rows, Error: j.Error}
+		if j.FinishedTime != nil {
+			sum.FinishedTime = j.FinishedTime.Format(timeFormat)
+		}
+		out = append(out, sum)
+	}
+	return apiReply{status: http.StatusOK, body: map[string]any{"jobs": out}, log: fmt.Sprintf("listed %d job(s)", len(out))}
+}
+
+// timeFormat is RFC 3339 with nanoseconds, as encoding/json writes time.Time.
+const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
+
+func months(first, last period.Period) int {
+	return (last.Year-first.Year)*12 + int(last.Month-first.Month) + 1
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func containsScope(list []scope.Scope, v scope.Scope) bool {
+	for _, x := range list {
+		if x.Equal(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsPeriod(list []period.Period, v period.Period) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

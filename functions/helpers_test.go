@@ -1,0 +1,347 @@
+package functions
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/store"
+)
+
+// Test scopes: the configured allow-list.
+const (
+	subA    = "/subscriptions/11111111-1111-1111-1111-111111111111"
+	subB    = "/subscriptions/22222222-2222-2222-2222-222222222222"
+	eaAcct  = "/providers/Microsoft.Billing/billingAccounts/1234567"
+	otherEA = "/providers/Microsoft.Billing/billingAccounts/7654321"
+)
+
+// testNow is the default clock: inside March 2024's restatement window for February.
+var testNow = time.Date(2024, 3, 3, 12, 0, 0, 0, time.UTC)
+
+// fakeExport stands in for the exporter. Every partition reports one page of progress and then
+// the status that hook returns (default committed); rows are 10 per partition.
+type fakeExport struct {
+	mu    sync.Mutex
+	runs  []Run
+	calls map[string]int // per partition RelPath
+	// hook decides a partition's outcome; it may block (it gets the run's ctx).
+	hook func(ctx context.Context, p export.Partition, call int) string
+}
+
+func (f *fakeExport) Export(ctx context.Context, r Run) (*export.Summary, error) {
+	f.mu.Lock()
+	f.runs = append(f.runs, r)
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.mu.Unlock()
+	zerolog.Ctx(ctx).Info().Int("partitions", len(r.Partitions)).Msg("fake export run")
+	sum := &export.Summary{}
+	for _, p := range r.Partitions {
+		f.mu.Lock()
+		f.calls[p.RelPath()]++
+		call := f.calls[p.RelPath()]
+		f.mu.Unlock()
+		if r.Progress != nil {
+			r.Progress(export.Progress{Partition: p, Pages: 1, Rows: 5, Bytes: 50})
+		}
+		status := export.StatusCommitted
+		if f.hook != nil {
+			status = f.hook(ctx, p, call)
+		}
+		res := export.Result{Partition: p, Scope: p.Scope.String(), Period: p.Period.String(), Metric: p.Metric, Status: status}
+		switch {
+		case ctx.Err() != nil:
+			res.Status, res.Err, res.Error = export.StatusFailed, ctx.Err(), ctx.Err().Error()
+		case status == export.StatusCommitted:
+			res.Rows, res.Bytes, res.Pages, res.Manifest = 10, 100, 2, "usage/"+p.RelPath()+"/_manifest.json"
+		case status == export.StatusFailed:
+			res.Err = fmt.Errorf("usage details: 403 AuthorizationFailed")
+			res.Error = res.Err.Error()
+		case status == export.StatusBusy:
+			res.Error = "already running: another writer holds this partition"
+		}
+		if r.Progress != nil {
+			r.Progress(export.Progress{Partition: p, Pages: res.Pages, Rows: res.Rows, Bytes: res.Bytes, Done: true, Status: res.Status})
+		}
+		sum.Partitions = append(sum.Partitions, res)
+		sum.Rows += res.Rows
+		sum.Bytes += res.Bytes
+	}
+	if err := ctx.Err(); err != nil {
+		return sum, fmt.Errorf("export run: %w", err)
+	}
+	return sum, nil
+}
+
+func (f *fakeExport) allRuns() []Run {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Run(nil), f.runs...)
+}
+
+type testEnv struct {
+	backend *store.Local
+	fake    *fakeExport
+	logs    *syncBuffer
+	stderr  *syncBuffer
+	cfg     *config.Config
+	now     time.Time
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testConfig loads a configuration through internal/config, as the handler does.
+func testConfig(t *testing.T, settings map[string]string) *config.Config {
+	t.Helper()
+	env := map[string]string{config.EnvScopes: subA + "," + subB + "," + eaAcct}
+	for k, v := range settings {
+		env[k] = v
+	}
+	cfg, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// newTestServer returns a Server over a local store with a fake exporter. mod may change the
+// Deps before New.
+func newTestServer(t *testing.T, mod func(*Deps, *testEnv)) (*Server, *testEnv, *Deps) {
+	t.Helper()
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{backend: st, fake: &fakeExport{}, logs: &syncBuffer{}, stderr: &syncBuffer{}, now: testNow}
+	env.cfg = testConfig(t, nil)
+	d := &Deps{
+		Config: env.cfg, Export: env.fake.Export, Store: st,
+		Logger: zerolog.New(env.logs), Errors: env.stderr,
+		Now: func() time.Time { return env.now }, InstanceID: "vm1",
+		Options: &Options{FlushInterval: 5 * time.Millisecond, BusyRetryInterval: time.Millisecond, BusyRetryFor: time.Minute},
+	}
+	if mod != nil {
+		mod(d, env)
+	}
+	return New(*d), env, d
+}
+
+// invoke posts an invocation the way the host does (headers of the Core Tools trace).
+func invoke(t *testing.T, h http.Handler, path string, payload []byte, invocationID string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:40000"+path, bytes.NewReader(payload))
+	r.Header.Set("X-Azure-Functions-HostVersion", "4.33.2.22572")
+	r.Header.Set("X-Azure-Functions-InvocationId", invocationID)
+	r.Header.Set("User-Agent", "Azure-Functions-Host/4.33.2.22572")
+	r.Header.Set("Content-Type", "application/json; charset=utf-8")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// httpPayload turns the captured Core Tools HTTP invocation (testdata/http-invocation-request.json)
+// into a call of the UsageExportHttp function: method, route id, body and content type.
+func httpPayload(t *testing.T, method, id, body, contentType string) []byte {
+	t.Helper()
+	var inv map[string]any
+	if err := json.Unmarshal(fixture(t, "http-invocation-request.json"), &inv); err != nil {
+		t.Fatal(err)
+	}
+	req := inv["Data"].(map[string]any)["req"].(map[string]any)
+	meta := inv["Metadata"].(map[string]any)
+	u := "http://localhost:7071/api/exports"
+	params := map[string]any{}
+	if id != "" {
+		u += "/" + id
+		params["id"] = id
+		meta["id"] = id
+	}
+	req["Method"], req["Url"], req["Params"] = method, u, params
+	headers := req["Headers"].(map[string]any)
+	mheaders := meta["Headers"].(map[string]any)
+	if body != "" {
+		req["Body"] = body
+		headers["Content-Length"] = []any{fmt.Sprint(len(body))}
+	}
+	if contentType != "" {
+		headers["Content-Type"] = []any{contentType}
+		mheaders["Content-Type"] = contentType
+	}
+	meta["sys"].(map[string]any)["MethodName"] = HTTPFunction
+	b, err := json.Marshal(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// hostResponse is what the host makes of a handler reply (HttpScriptInvocationResult): it
+// requires 2xx and a JSON content type.
+type hostResponse struct {
+	Outputs     map[string]json.RawMessage
+	Logs        []string
+	ReturnValue json.RawMessage
+}
+
+func readHostResponse(t *testing.T, rec *httptest.ResponseRecorder) hostResponse {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json (the host refuses anything else)", ct)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
+		t.Fatalf("reply is not JSON: %v\n%s", err, rec.Body)
+	}
+	for _, k := range []string{"Outputs", "Logs", "ReturnValue"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("reply has no %s: %s", k, rec.Body)
+		}
+	}
+	var hr hostResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &hr); err != nil {
+		t.Fatal(err)
+	}
+	return hr
+}
+
+// normalizeRes mimics the host's normalisation of an http output value (keys matched
+// case-insensitively into StatusCode, Status, Body, Headers); TestNormalizeResModel checks it
+// against the host's own test cases.
+func normalizeRes(raw []byte) (map[string]any, error) {
+	var in map[string]any
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	out := map[string]any{"StatusCode": nil, "Status": nil, "Body": nil, "Headers": nil}
+	for k, v := range in {
+		for _, name := range []string{"StatusCode", "Status", "Body", "Headers"} {
+			if strings.EqualFold(k, name) {
+				out[name] = v
+			}
+		}
+	}
+	return out, nil
+}
+
+// callerResponse is the response the caller of /api/exports gets.
+type callerResponse struct {
+	Status  int
+	Body    []byte
+	Headers map[string]string
+}
+
+// callHTTP invokes UsageExportHttp and returns what the caller would receive.
+func callHTTP(t *testing.T, s http.Handler, method, id, body, contentType string) callerResponse {
+	t.Helper()
+	rec := invoke(t, s, "/"+HTTPFunction, httpPayload(t, method, id, body, contentType), "inv-http")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("host got %d, want 200 (the caller's status travels in Outputs.res): %s", rec.Code, rec.Body)
+	}
+	hr := readHostResponse(t, rec)
+	res, ok := hr.Outputs[ResponseBinding]
+	if !ok {
+		t.Fatalf("no Outputs.%s: %s", ResponseBinding, rec.Body)
+	}
+	n, err := normalizeRes(res)
+	if err != nil {
+		t.Fatalf("Outputs.res is not an object: %v", err)
+	}
+	code, ok := n["StatusCode"].(float64)
+	if !ok {
+		t.Fatalf("Outputs.res has no numeric statusCode: %s", res)
+	}
+	bodyStr, ok := n["Body"].(string)
+	if !ok {
+		t.Fatalf("Outputs.res body is not a string: %s", res)
+	}
+	cr := callerResponse{Status: int(code), Body: []byte(bodyStr), Headers: map[string]string{}}
+	if h, ok := n["Headers"].(map[string]any); ok {
+		for k, v := range h {
+			cr.Headers[k], _ = v.(string)
+		}
+	}
+	if cr.Headers["Content-Type"] != "application/json" {
+		t.Errorf("caller Content-Type %q, want application/json", cr.Headers["Content-Type"])
+	}
+	return cr
+}
+
+// readJob reads a job from the test store.
+func readJob(t *testing.T, env *testEnv, id string) *jobs.Job {
+	t.Helper()
+	j, err := jobs.New(env.backend, env.cfg.Prefix).Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// waitJob polls the store until job id is final; bounded by the test's deadline.
+func waitJob(t *testing.T, env *testEnv, id string) *jobs.Job {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		j := readJob(t, env, id)
+		if j.State.Final() {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s", id, j.State)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// httptestRequest is a timer invocation request bound to ctx.
+func httptestRequest(ctx context.Context, payload []byte) *http.Request {
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:40000/"+TimerFunction, bytes.NewReader(payload))
+	r.Header.Set("X-Azure-Functions-InvocationId", "i3")
+	r.Header.Set("Content-Type", "application/json; charset=utf-8")
+	return r
+}
+
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
