@@ -2,6 +2,9 @@ package sandbox
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -263,3 +266,18 @@ func mustContain(t *testing.T, s, sub string) {
 		t.Errorf("%q does not contain %q", s, sub)
 	}
 }
+
+func x509CertPool(t *testing.T, pemBytes []byte) *x509.CertPool {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("CAPEM has no certificate")
+	}
+	return pool
+}
+
+func tlsConfig(pool *x509.CertPool) *tls.Config {
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+func sprintf(f string, a ...any) string { return fmt.Sprintf(f, a...) }
