@@ -30,8 +30,9 @@ const (
 	host = "127.0.0.1"
 	// binPath is the emulator's launcher, relative to the module root.
 	binPath = "node_modules/.bin/azurite-blob"
-	// startTimeout bounds the wait for the port to answer.
-	startTimeout = 30 * time.Second
+	// startTimeout bounds the wait for the port to answer; Node takes seconds to load Azurite,
+	// and much longer on a loaded 2-core machine.
+	startTimeout = 60 * time.Second
 	// stopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 	stopTimeout = 10 * time.Second
 	// pollInterval is the pause between readiness probes.
@@ -76,7 +77,7 @@ type Server struct {
 // ErrNotOwned is returned by Stop, Kill and Restart on a server this process did not start.
 var ErrNotOwned = errors.New("azurite: server was not started by this process")
 
-// Start runs azurite-blob and waits until its port answers (at most 30 s, or ctx).
+// Start runs azurite-blob and waits until its port answers (at most 60 s, or ctx).
 func Start(ctx context.Context, o *Options) (*Server, error) {
 	if o == nil {
 		o = &Options{}
