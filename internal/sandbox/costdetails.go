@@ -54,6 +54,7 @@ const (
 	maxReportAgeMonths    = 13
 	maxGenerateBody       = 1 << 20
 	opResultsPath         = "/providers/Microsoft.CostManagement/costDetailsOperationResults/"
+	buildWait             = 10 * time.Second // how long a final poll waits for a report build
 )
 
 // GenerateRequest is the body of generateCostDetailsReport (GenerateCostDetailsReportRequestDefinition).
@@ -324,10 +325,20 @@ func (s *Server) servePoll(w http.ResponseWriter, r *http.Request, scopePath, op
 		op.pollsLeft--
 	}
 	op.mu.Unlock()
-	select {
-	case <-op.built:
-	default:
-		waiting = true
+	if !waiting {
+		// Once the polls are used up, give a small report time to finish, so a client sees
+		// exactly PollsBeforeDone 202s; a big one keeps answering 202.
+		t := time.NewTimer(buildWait)
+		select {
+		case <-op.built:
+		case <-t.C:
+			waiting = true
+		case <-r.Context().Done():
+			waiting = true
+		case <-s.closed:
+			waiting = true
+		}
+		t.Stop()
 	}
 	if waiting {
 		s.accepted(w, r, op)
