@@ -102,6 +102,7 @@ type testEnv struct {
 	stderr  *syncBuffer
 	cfg     *config.Config
 	now     time.Time
+	jobID   string // for hooks that look at the job under test
 }
 
 type syncBuffer struct {

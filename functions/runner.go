@@ -348,6 +348,9 @@ func (t *tracker) progress(pr export.Progress) {
 		return
 	}
 	jp.Pages, jp.Rows, jp.Bytes = pr.Pages, pr.Rows, pr.Bytes
+	if pr.Done && pr.Status != "" {
+		jp.Status = pr.Status // final per partition unless the run was interrupted (see apply)
+	}
 	t.dirty = true
 }
 
