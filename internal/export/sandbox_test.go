@@ -1,0 +1,287 @@
+package export_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/usage-export/usage-export/docs/schemas"
+	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/verify"
+)
+
+func TestMain(m *testing.M) { os.Exit(azuritetest.Main(m)) }
+
+// sandboxNow is "today" for the sandbox and the exporter: mid-month, so the previous month is
+// final and the current one open.
+var sandboxNow = time.Date(2026, 10, 14, 9, 0, 0, 0, time.UTC)
+
+func newSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
+	t.Helper()
+	if o == nil {
+		o = &sandbox.Options{}
+	}
+	o.Now = func() time.Time { return sandboxNow }
+	if o.RecordsPerDay == 0 {
+		o.RecordsPerDay = 3
+	}
+	sb, err := sandbox.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}
+
+func pickScopes(t *testing.T, sb *sandbox.Server, kinds ...scope.Kind) []scope.Scope {
+	t.Helper()
+	var out []scope.Scope
+	for _, k := range kinds {
+		for _, s := range sb.Scopes() {
+			if s.Kind == k {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	if len(out) != len(kinds) {
+		t.Fatalf("sandbox has no scope of each kind %v", kinds)
+	}
+	return out
+}
+
+func newExporter(t *testing.T, sb *sandbox.Server, st export.Store, version string, o export.Options) *export.Exporter {
+	t.Helper()
+	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+		Endpoint: sb.URL(), APIVersion: version,
+		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 2 * time.Second, MaxRetries: 3}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &export.UsageDetails{Client: client, Version: version}
+	o.Now = func() time.Time { return sandboxNow }
+	return export.New(st, func(scope.Scope) (export.Source, error) { return src, nil }, &o)
+}
+
+type stores struct {
+	name string
+	open func(t *testing.T) export.Store
+}
+
+var allStores = []stores{
+	{"local", func(t *testing.T) export.Store {
+		st, err := store.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+	{"azurite", func(t *testing.T) export.Store {
+		az := azuritetest.Start(t)
+		name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-", "=", "-").Replace(t.Name()))
+		if len(name) > 50 {
+			name = name[len(name)-50:]
+		}
+		st, err := store.NewBlob(context.Background(), &store.BlobOptions{
+			ConnectionString: az.ConnectionString(), Container: "t" + strings.Trim(name, "-") + fmt.Sprint(time.Now().UnixNano()%100000),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+}
+
+// partitionRecords reads the live manifest and every part of p, returning the manifest and the
+// order-independent hash of its lines (the sandbox's Truth.Hash definition).
+func partitionRecords(t *testing.T, st export.Store, e *export.Exporter, p export.Partition) (*manifest.Manifest, int, string) {
+	t.Helper()
+	ctx := context.Background()
+	rc, _, err := st.Get(ctx, e.ManifestName(p))
+	if err != nil {
+		t.Fatalf("%s: reading manifest: %v", p.RelPath(), err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if err := schemas.Validate(schemas.Manifest, b); err != nil {
+		t.Errorf("manifest does not match its schema: %v", err)
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sums []string
+	for _, bl := range m.Blobs {
+		rc, _, err := st.Get(ctx, bl.BlobName)
+		if err != nil {
+			t.Fatalf("part %s: %v", bl.BlobName, err)
+		}
+		zr, err := gzip.NewReader(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			h := sha256.Sum256(sc.Bytes())
+			sums = append(sums, hex.EncodeToString(h[:]))
+		}
+		rc.Close()
+	}
+	sort.Strings(sums)
+	h := sha256.New()
+	for _, s := range sums {
+		h.Write([]byte(s + "\n"))
+	}
+	return m, len(sums), hex.EncodeToString(h.Sum(nil))
+}
+
+func costField(m *manifest.Manifest) map[string]string {
+	for _, f := range []string{"cost", "costInBillingCurrency", "pretaxCost"} {
+		if v, ok := m.Totals[f]; ok {
+			return v
+		}
+	}
+	return map[string]string{}
+}
+
+// TestSandboxExportsEqualGroundTruth exports several scopes × periods × API versions to the
+// local store and to Azurite and checks every partition against the sandbox's ground truth:
+// row count, per-currency sums and the hash of the record set. A second run replaces without
+// duplicates.
+func TestSandboxExportsEqualGroundTruth(t *testing.T) {
+	sb := newSandbox(t, nil)
+	versions := []struct {
+		version string
+		kinds   []scope.Kind
+	}{
+		{"2024-08-01", []scope.Kind{scope.BillingAccount, scope.Department, scope.BillingProfile, scope.InvoiceSection}},
+		{"2019-10-01", []scope.Kind{scope.EnrollmentAccount, scope.MCABillingAccount}},
+		{"2018-06-30", []scope.Kind{scope.Subscription, scope.ManagementGroup}},
+	}
+	periods := []period.Period{period.Of(sandboxNow).Add(-1), period.Of(sandboxNow)}
+	for _, sto := range allStores {
+		for _, v := range versions {
+			t.Run(sto.name+"/"+v.version, func(t *testing.T) {
+				st := sto.open(t)
+				e := newExporter(t, sb, st, v.version, export.Options{PartDays: 7})
+				var parts []export.Partition
+				for _, sc := range pickScopes(t, sb, v.kinds...) {
+					for _, p := range periods {
+						parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: "actualcost"})
+					}
+				}
+				for run := 1; run <= 2; run++ {
+					sum, err := e.Run(context.Background(), parts)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, p := range parts {
+						r := sum.Partitions[i]
+						if r.Status != export.StatusCommitted {
+							t.Fatalf("run %d %s: %s %s", run, p.RelPath(), r.Status, r.Error)
+						}
+						truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, v.version)
+						if err != nil {
+							t.Fatal(err)
+						}
+						m, n, hash := partitionRecords(t, st, e, p)
+						if n != truth.Rows || m.DataRowCount != int64(truth.Rows) {
+							t.Errorf("run %d %s: %d lines, manifest %d, ground truth %d", run, p.RelPath(), n, m.DataRowCount, truth.Rows)
+						}
+						if hash != truth.Hash {
+							t.Errorf("run %d %s: record set hash differs from the ground truth", run, p.RelPath())
+						}
+						got := costField(m)
+						if len(got) != len(truth.Sums) {
+							t.Errorf("run %d %s: currencies %v, want %v", run, p.RelPath(), got, truth.Sums)
+						}
+						for cur, want := range truth.Sums {
+							if got[cur] != want {
+								t.Errorf("run %d %s: %s total %s, want %s", run, p.RelPath(), cur, got[cur], want)
+							}
+						}
+						if truth.USDSum != "" && m.Totals["costInUSD"]["USD"] != truth.USDSum {
+							t.Errorf("run %d %s: costInUSD %s, want %s", run, p.RelPath(), m.Totals["costInUSD"]["USD"], truth.USDSum)
+						}
+						wantStatus := "final"
+						if p.Period == period.Of(sandboxNow) {
+							wantStatus = "open"
+						}
+						if m.PeriodStatus != wantStatus {
+							t.Errorf("%s: periodStatus %s, want %s", p.RelPath(), m.PeriodStatus, wantStatus)
+						}
+						if rep, err := verify.Partition(context.Background(), st, e.ManifestName(p)); err != nil || !rep.OK() {
+							t.Errorf("verify %s: %v %v", p.RelPath(), err, rep)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestFailedRunLeavesPartitionIntact breaks the API mid-export (connection resets on every
+// page) and checks that the live partition is exactly the previous export.
+func TestFailedRunLeavesPartitionIntact(t *testing.T) {
+	for _, sto := range allStores {
+		t.Run(sto.name, func(t *testing.T) {
+			sb := newSandbox(t, &sandbox.Options{PageSize: 10})
+			st := sto.open(t)
+			e := newExporter(t, sb, st, "2024-08-01", export.Options{PartDays: 1})
+			sc := pickScopes(t, sb, scope.Department)[0]
+			p := export.Partition{Scope: sc, Period: period.Of(sandboxNow).Add(-1), Metric: "actualcost"}
+			if sum, _ := e.Run(context.Background(), []export.Partition{p}); sum.Partitions[0].Status != export.StatusCommitted {
+				t.Fatalf("first run: %+v", sum.Partitions[0])
+			}
+			before, _, beforeHash := partitionRecords(t, st, e, p)
+			sb.Faults().Rate(sandbox.ResetMidBody, 0.3)
+			sum, _ := e.Run(context.Background(), []export.Partition{p})
+			sb.Faults().Clear()
+			if r := sum.Partitions[0]; r.Status != export.StatusFailed {
+				t.Fatalf("run with resets: status %s, want failed", r.Status)
+			}
+			after, _, afterHash := partitionRecords(t, st, e, p)
+			if after.RunInfo.RunID != before.RunInfo.RunID || afterHash != beforeHash {
+				t.Fatal("the failed run changed the live partition")
+			}
+			if rep, err := verify.Partition(context.Background(), st, e.ManifestName(p)); err != nil || !rep.OK() {
+				t.Fatalf("previous partition damaged: %v %v", err, rep)
+			}
+			// The next run resumes and ends exactly at the ground truth.
+			sum, _ = e.Run(context.Background(), []export.Partition{p})
+			if r := sum.Partitions[0]; r.Status != export.StatusCommitted || !r.Resumed {
+				t.Fatalf("next run: status %s resumed %v (%s)", r.Status, r.Resumed, r.Error)
+			}
+			truth, _ := sb.GroundTruth(p.Scope, p.Period, p.Metric)
+			if _, n, hash := partitionRecords(t, st, e, p); n != truth.Rows || hash != truth.Hash {
+				t.Fatalf("after resume: %d rows (want %d), hash match %v", n, truth.Rows, hash == truth.Hash)
+			}
+		})
+	}
+}
+
+var _ = http.StatusOK
