@@ -206,8 +206,13 @@ func appendCSV(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+var monthDays = [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
 func lastDay(y, m int) int {
-	return time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	if m == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		return 29
+	}
+	return monthDays[m]
 }
 
 // Field helpers.
@@ -409,10 +414,7 @@ var modernFields = []field{
 	fServiceInfo1,
 	fServiceInfo2,
 	fAdditionalInfo,
-	fstr("invoiceSectionId", func(c *recCtx) string {
-		s := c.r.sub
-		return "/providers/Microsoft.Billing/billingAccounts/" + s.mca.id + "/billingProfiles/" + s.profile.id + "/invoiceSections/" + s.section.id
-	}),
+	fstr("invoiceSectionId", func(c *recCtx) string { return c.r.sub.section.path }),
 	fstr("invoiceSectionName", func(c *recCtx) string { return c.r.sub.section.name }),
 	fconst("costCenter", ""),
 	fResourceGroup,
@@ -454,7 +456,7 @@ var modernFields = []field{
 	}),
 	fstr("customerTenantId", customerStr(func(cu *customer) string { return cu.tenant })),
 	fstr("customerName", customerStr(func(cu *customer) string { return cu.name })),
-	fstr("partnerTenantId", customerStr(func(cu *customer) string { return guidFrom("tenant", cu.mca.id) })),
+	fstr("partnerTenantId", customerStr(func(cu *customer) string { return cu.partnerTenant })),
 	fstr("partnerName", customerStr(func(cu *customer) string { return cu.mca.name })),
 	fconst("resellerMpnId", ""),
 	fconst("resellerName", ""),

@@ -58,11 +58,13 @@ type billingProfile struct {
 
 type invoiceSection struct {
 	id, name string
+	path     string // the invoiceSectionId of modern records
 	profile  *billingProfile
 }
 
 type customer struct {
 	id, name, tenant string
+	partnerTenant    string
 	mca              *mcaAccount
 }
 
@@ -241,6 +243,7 @@ func newWorld(seed int64, recordsPerDay int) *world {
 	}
 	for _, c := range custs {
 		c.tenant = guidFrom("tenant", c.id)
+		c.partnerTenant = guidFrom("tenant", m.id)
 		m.customers = append(m.customers, c)
 		w.custByID[c.id] = c
 	}
@@ -257,6 +260,7 @@ func newWorld(seed int64, recordsPerDay int) *world {
 		w.profByID[strings.ToLower(p.id)] = p
 		for si, ss := range ps.sections {
 			sec := &invoiceSection{id: ss[0], name: ss[1], profile: p}
+			sec.path = "/providers/Microsoft.Billing/billingAccounts/" + m.id + "/billingProfiles/" + p.id + "/invoiceSections/" + sec.id
 			p.sections = append(p.sections, sec)
 			w.sectByID[strings.ToLower(sec.id)] = sec
 			for k := 0; k < 2; k++ {
@@ -408,7 +412,14 @@ func (w *world) scopes() []scope.Scope {
 	return out
 }
 
-// invoiceID is the MCA invoice id of a billing profile's month, "" for the open month.
+// invoiceID is the MCA invoice id of a billing profile's closed month.
 func invoiceID(p *billingProfile, yyyymm int) string {
-	return fmt.Sprintf("G%d%08d", p.index+1, (yyyymm*7919)%100000000)
+	var b [10]byte
+	b[0], b[1] = 'G', byte('1'+p.index)
+	v := (yyyymm * 7919) % 100000000
+	for i := 9; i >= 2; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b[:])
 }
