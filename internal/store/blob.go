@@ -325,6 +325,10 @@ func (b *Blob) upload(ctx context.Context, op, name string, r io.Reader, content
 	}
 	resp, err := b.cont.NewBlockBlobClient(name).UploadStream(ctx, cr, uo)
 	if err != nil {
+		if o != nil && o.IfMatch != "" && bloberror.HasCode(err, bloberror.BlobNotFound) {
+			// If-Match on a missing blob failed its condition, whichever code the service picks.
+			return Props{}, b.wrap(fmt.Errorf("%s %q: %w: %w", op, name, ErrPrecondition, err))
+		}
 		return Props{}, b.classify(op, name, err)
 	}
 	return Props{

@@ -199,6 +199,7 @@ func TestRedactConnectionString(t *testing.T) {
 // account on 127.0.0.1:10000: an Azurite there (started here when the port is free, or
 // already running, e.g. by .ci/run) must answer.
 func TestBlobDevelopmentStorage(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	if l, err := net.Listen("tcp", "127.0.0.1:10000"); err == nil {
 		l.Close()
