@@ -155,23 +155,22 @@ func (c *Client) pollWait(resp *http.Response) time.Duration {
 	return min(max(retryAfter(resp.Header), c.pollInterval), maxPollWait)
 }
 
-// retryAfter reads the wait a response asks for: Retry-After (seconds or an HTTP date),
-// retry-after-ms or x-ms-retry-after-ms, whichever is largest; 0 when none.
+// retryAfter reads the wait a response asks for, in azcore's order of preference:
+// retry-after-ms, x-ms-retry-after-ms, then Retry-After (seconds or an HTTP date); 0 when none.
 func retryAfter(h http.Header) time.Duration {
-	var d time.Duration
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil {
-			d = max(d, seconds(s, time.Second))
-		} else if t, err := http.ParseTime(v); err == nil {
-			d = max(d, time.Until(t))
-		}
-	}
 	for _, k := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
-		if s, err := strconv.ParseFloat(strings.TrimSpace(h.Get(k)), 64); err == nil {
-			d = max(d, seconds(s, time.Millisecond))
+		if s, err := strconv.ParseFloat(strings.TrimSpace(h.Get(k)), 64); err == nil && s > 0 {
+			return seconds(s, time.Millisecond)
 		}
 	}
-	return d
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		return seconds(s, time.Second)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), maxPollWait)
+	}
+	return 0
 }
 
 // seconds converts a count of units to a Duration, clamped to [0, maxPollWait].

@@ -18,8 +18,8 @@ const (
 	MetricAmortizedCost = "AmortizedCost"
 )
 
-// MaxAgeMonths is how far back the API serves data: a report may start no earlier than 13
-// months before today.
+// MaxAgeMonths is how far back the API serves data: a report may start no earlier than the
+// first day of the month 13 months before the current one.
 const MaxAgeMonths = 13
 
 // dateLayout is the layout of timePeriod dates.
@@ -42,11 +42,13 @@ type Request struct {
 	InvoiceID string
 }
 
-// Earliest returns the first day the API serves at now: the same day MaxAgeMonths months
-// earlier (UTC).
+// Earliest returns the first day the API serves at now: the first day of the month
+// MaxAgeMonths months before now's month (UTC), so a whole month stays requestable for as long
+// as any of it is. "No older than 13 months" is counted in calendar months, as the portal's
+// 13-month view and internal/sandbox count it.
 func Earliest(now time.Time) time.Time {
-	y, m, d := now.UTC().AddDate(0, -MaxAgeMonths, 0).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	y, m, _ := now.UTC().Date()
+	return time.Date(y, m-MaxAgeMonths, 1, 0, 0, 0, 0, time.UTC)
 }
 
 // MetricOf maps the exporter's metric names (actualcost, amortizedcost; any letter case) to the

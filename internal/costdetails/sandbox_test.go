@@ -1,0 +1,224 @@
+package costdetails
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/decimal"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/record"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/scope"
+)
+
+// tally is a consumption.Handler that reads each row as the exporter does (internal/record)
+// and keeps the numbers ground truth is made of.
+type tally struct {
+	t        *testing.T
+	from, to time.Time // the chunk's days
+	rows     int
+	pages    int
+	sums     map[string]*decimal.Sum
+	usd      decimal.Sum
+	hasUSD   bool
+	min, max string
+	f        record.Fields
+}
+
+func (h *tally) Record(raw []byte) error {
+	if err := h.f.Extract(raw); err != nil {
+		return err
+	}
+	d, err := record.Day(h.f.Date)
+	if err != nil {
+		return fmt.Errorf("row %d: %w", h.rows, err)
+	}
+	if d.Before(h.from) || d.After(h.to) {
+		return fmt.Errorf("row %d: usage day %s outside the chunk %s..%s", h.rows, d.Format(time.DateOnly),
+			h.from.Format(time.DateOnly), h.to.Format(time.DateOnly))
+	}
+	if day := d.Format(time.DateOnly); h.min == "" || day < h.min {
+		h.min = day
+	}
+	if day := d.Format(time.DateOnly); day > h.max {
+		h.max = day
+	}
+	cur := string(h.f.Currency)
+	if h.sums[cur] == nil {
+		h.sums[cur] = new(decimal.Sum)
+	}
+	if err := h.sums[cur].Add(h.f.Cost); err != nil {
+		return fmt.Errorf("row %d: %s %q: %w", h.rows, h.f.CostField, h.f.Cost, err)
+	}
+	if len(h.f.CostUSD) > 0 {
+		h.hasUSD = true
+		if err := h.usd.Add(h.f.CostUSD); err != nil {
+			return err
+		}
+	}
+	h.rows++
+	return nil
+}
+
+func (h *tally) PageDone(consumption.Page) error { h.pages++; return nil }
+
+// check compares the tally with the sandbox's ground truth.
+func (h *tally) check(t *testing.T, want sandbox.Truth) {
+	t.Helper()
+	if h.rows != want.Rows {
+		t.Errorf("rows = %d, want %d", h.rows, want.Rows)
+	}
+	if len(h.sums) != len(want.Sums) {
+		t.Errorf("currencies = %d, want %d (%v)", len(h.sums), len(want.Sums), want.Sums)
+	}
+	for cur, ws := range want.Sums {
+		got, ok := h.sums[cur]
+		if !ok {
+			t.Errorf("no %s rows, want sum %s", cur, ws)
+			continue
+		}
+		if !sameDecimal(t, got.String(), ws) {
+			t.Errorf("%s sum = %s, want %s", cur, got, ws)
+		}
+	}
+	if want.USDSum != "" && !sameDecimal(t, h.usd.String(), want.USDSum) {
+		t.Errorf("costInUSD sum = %s, want %s", h.usd.String(), want.USDSum)
+	}
+	if (want.USDSum != "") != h.hasUSD {
+		t.Errorf("costInUSD present = %v, want %v", h.hasUSD, want.USDSum != "")
+	}
+	if h.min != want.MinDate || h.max != want.MaxDate {
+		t.Errorf("days %s..%s, want %s..%s", h.min, h.max, want.MinDate, want.MaxDate)
+	}
+}
+
+func sameDecimal(t *testing.T, a, b string) bool {
+	t.Helper()
+	x, err1 := decimal.Parse(a)
+	y, err2 := decimal.Parse(b)
+	if err1 != nil || err2 != nil {
+		t.Errorf("parsing %q, %q: %v, %v", a, b, err1, err2)
+		return false
+	}
+	return x.Rat().Cmp(y.Rat()) == 0
+}
+
+// startSandbox runs the API sandbox on loopback with "today" at now.
+func startSandbox(t *testing.T, now time.Time, o sandbox.Options) *sandbox.Server {
+	t.Helper()
+	o.Now = func() time.Time { return now }
+	if o.RecordsPerDay == 0 {
+		o.RecordsPerDay = 2
+	}
+	s, err := sandbox.New(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func sandboxClient(t *testing.T, s *sandbox.Server, now time.Time) *Client {
+	t.Helper()
+	c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sandbox asks for 1 s between polls; its report is ready after PollsBeforeDone polls
+	// whatever the wait, so the test does not spend the seconds.
+	c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	return c
+}
+
+func TestSandboxReportsMatchGroundTruth(t *testing.T) {
+	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
+	s := startSandbox(t, now, sandbox.Options{RowsPerBlob: 700})
+	c := sandboxClient(t, s, now)
+	today := time.Date(2024, 6, 10, 0, 0, 0, 0, time.UTC)
+
+	type run struct {
+		sc     scope.Scope
+		per    string
+		metric string
+	}
+	var runs []run
+	kinds := map[scope.Kind]bool{}
+	for _, sc := range s.Scopes() {
+		if sc.Kind == scope.ManagementGroup {
+			continue // refused before any call (TestInvalidRequestsMakeNoCall)
+		}
+		runs = append(runs, run{sc, "202405", "actualcost"})
+		if !kinds[sc.Kind] { // each kind once more: amortized cost, and the open month
+			kinds[sc.Kind] = true
+			runs = append(runs, run{sc, "202405", "amortizedcost"}, run{sc, "202406", "actualcost"})
+		}
+	}
+	multiBlob := false
+	for _, r := range runs {
+		t.Run(fmt.Sprintf("%s/%s/%s", r.sc.Kind, r.sc.IDs[len(r.sc.IDs)-1], r.per+"-"+r.metric), func(t *testing.T) {
+			p, _ := period.Parse(r.per)
+			ch := export.Chunks(export.Partition{Scope: r.sc, Period: p, Metric: r.metric}, -1, today)[0]
+			want, err := s.GroundTruth(r.sc, p, r.metric)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want.Rows == 0 {
+				t.Fatalf("ground truth has no rows; the comparison would prove nothing")
+			}
+			h := &tally{t: t, from: ch.From, to: ch.To, sums: map[string]*decimal.Sum{}}
+			if err := c.Fetch(context.Background(), ch, h); err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			h.check(t, want)
+			if h.pages > 1 {
+				multiBlob = true
+			}
+		})
+	}
+	if !multiBlob {
+		t.Error("no report had more than one blob; lower RowsPerBlob so the test covers multi-blob manifests")
+	}
+}
+
+func TestSandboxDayChunksAndGzip(t *testing.T) {
+	// Week-sized chunks of an MCA billing profile and an EA department, from gzip-compressed
+	// reports: the chunks' rows add up to the month's ground truth.
+	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
+	s := startSandbox(t, now, sandbox.Options{CompressCSV: true, RowsPerBlob: 300})
+	c := sandboxClient(t, s, now)
+	p, _ := period.Parse("202405")
+	tested := map[scope.Kind]bool{}
+	for _, sc := range s.Scopes() {
+		if (sc.Kind != scope.BillingProfile && sc.Kind != scope.Department) || tested[sc.Kind] {
+			continue
+		}
+		tested[sc.Kind] = true
+		want, err := s.GroundTruth(sc, p, "amortizedcost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := &tally{t: t, from: p.Start(), to: p.End().AddDate(0, 0, -1), sums: map[string]*decimal.Sum{}}
+		for _, ch := range export.Chunks(export.Partition{Scope: sc, Period: p, Metric: "amortizedcost"}, 7, now) {
+			// Each chunk's rows must fall on its own days; the tally checks that and adds up.
+			total.from, total.to = ch.From, ch.To
+			if err := c.Fetch(context.Background(), ch, total); err != nil {
+				t.Fatalf("%s %s: Fetch: %v", sc, ch.Key(), err)
+			}
+		}
+		total.check(t, want)
+		if total.pages < 5 {
+			t.Errorf("%s: %d blobs over 5 chunks, want at least 5", sc, total.pages)
+		}
+	}
+	if len(tested) != 2 {
+		t.Fatalf("tested %v, want a billing profile and a department", tested)
+	}
+}
