@@ -7,8 +7,10 @@ GO ?= go
 all: build
 
 # deps installs what the tests need from the repo's own files: Go modules and the pinned Azurite.
+# `go list -deps -test` fetches exactly the modules the build needs (not every platform's DuckDB
+# library that `go mod download` would fetch).
 deps: node_modules/.package-lock.json
-	$(GO) mod download
+	$(GO) list -deps -test ./... >/dev/null
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
