@@ -70,6 +70,19 @@ const (
 	moduleVersion = "v0.1.0"
 )
 
+// logQueryParams are the query parameters azcore's logging policy may show; all others (the
+// continuation and session tokens of nextLinks among them) are logged as REDACTED.
+var logQueryParams = []string{paramAPIVersion, paramExpand, paramFilter, paramTop, paramMetric, paramStartDate, paramEndDate, "skiptokenver"}
+
+// logHeaders are response headers worth seeing in azcore's logs: throttling hints and budgets.
+var logHeaders = []string{
+	HeaderConsumptionRetryAfter,
+	"x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after",
+	"x-ms-ratelimit-remaining-microsoft.consumption-tenant-requests",
+	"x-ms-ratelimit-remaining-tenant-reads",
+	"x-ms-ratelimit-remaining-subscription-reads",
+}
+
 // Options configures a Client. The zero value (or a nil *Options) means the documented defaults.
 type Options struct {
 	// Endpoint is the ARM endpoint, scheme and host only (default DefaultEndpoint). Sovereign
@@ -179,7 +192,10 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	co.APIVersion = ""
 
 	return &Client{
-		pipeline:   runtime.NewPipeline(moduleName, moduleVersion, runtime.PipelineOptions{}, &co),
+		pipeline: runtime.NewPipeline(moduleName, moduleVersion, runtime.PipelineOptions{
+			AllowedHeaders:         logHeaders,
+			AllowedQueryParameters: logQueryParams,
+		}, &co),
 		origin:     org,
 		endpoint:   endpoint,
 		apiVersion: version,

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -784,5 +785,31 @@ func TestCallerPoliciesAndUserAgent(t *testing.T) {
 	}
 	if ua := srv.request(0).Header.Get("User-Agent"); !strings.HasPrefix(ua, "usage-export/1.2.3 azsdk-go-consumption/") {
 		t.Errorf("User-Agent = %q, want it to start with the configured agent and the module", ua)
+	}
+}
+
+func TestAzcoreLogsAreRedacted(t *testing.T) {
+	var mu sync.Mutex
+	var logged strings.Builder
+	azlog.SetListener(func(_ azlog.Event, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged.WriteString(msg + "\n")
+	})
+	defer azlog.SetListener(nil)
+	srv := newScript(t, status(500, ""), reply(`{"value":[]}`))
+	c := newTestClient(t, srv.URL, nil)
+	link := srv.URL + subPath + "?api-version=2024-08-01&sessiontoken=21:SECRET1&$skiptoken=SECRET2&skiptokenver=v1"
+	if err := c.List(context.Background(), Query{NextLink: link}, &collector{}); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := logged.String()
+	if strings.Contains(out, "SECRET") || strings.Contains(out, testToken) {
+		t.Errorf("azcore log leaks a secret:\n%s", out)
+	}
+	if !strings.Contains(out, "api-version=2024-08-01") || !strings.Contains(out, "skiptokenver=v1") {
+		t.Errorf("azcore log lacks the allowed query parameters:\n%s", out)
 	}
 }
