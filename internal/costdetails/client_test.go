@@ -1006,3 +1006,52 @@ func TestNewClientOptions(t *testing.T) {
 		t.Errorf("defaults: endpoint %q, interval %s, polls %d", c.Endpoint(), c.pollInterval, c.maxPolls)
 	}
 }
+
+func TestEarliest(t *testing.T) {
+	for now, want := range map[string]string{
+		"2024-06-10": "2023-05-01",
+		"2024-06-01": "2023-05-01",
+		"2024-01-31": "2022-12-01",
+		"2024-12-31": "2023-11-01",
+	} {
+		if got := Earliest(date(now)).Format(time.DateOnly); got != want {
+			t.Errorf("Earliest(%s) = %s, want %s", now, got, want)
+		}
+	}
+}
+
+// expiringHandler moves the clock past validTill once the first blob is done.
+type expiringHandler struct {
+	collector
+	clock *time.Time
+	after time.Time
+}
+
+func (h *expiringHandler) PageDone(p consumption.Page) error {
+	*h.clock = h.after
+	return h.collector.PageDone(p)
+}
+
+func TestExpiryBetweenBlobs(t *testing.T) {
+	// validTill is checked before each blob: a report whose links expire while the first blob
+	// is being written fails before the second is fetched.
+	now := date("2024-06-10")
+	validTill := now.Add(time.Minute)
+	f := newFakeAPI(t)
+	f.post = func(w http.ResponseWriter, _ *http.Request) {
+		result(w, f.resultBody(StatusCompleted, validTill.Format(time.RFC3339Nano), map[string][]byte{
+			"/r/a.csv": []byte(sampleCSV), "/r/b.csv": []byte(sampleCSV),
+		}))
+	}
+	clock := now
+	c, _ := testClient(t, f, now, func(o *Options) { o.Now = func() time.Time { return clock } })
+	h := &expiringHandler{clock: &clock, after: validTill}
+	req := Request{Scope: scope.MustParse("/subscriptions/s"), Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-02")}
+	err := c.Report(context.Background(), req, h)
+	if !errors.Is(err, ErrReportExpired) || !strings.Contains(err.Error(), "blob 2 of 2") {
+		t.Errorf("err = %v, want ErrReportExpired at blob 2 of 2", err)
+	}
+	if _, blob := f.calls(); len(blob) != 1 || len(h.rows) != 3 {
+		t.Errorf("blob requests %q, rows %d; want only the first blob and its 3 rows", blob, len(h.rows))
+	}
+}
