@@ -1055,3 +1055,43 @@ func TestExpiryBetweenBlobs(t *testing.T) {
 		t.Errorf("blob requests %q, rows %d; want only the first blob and its 3 rows", blob, len(h.rows))
 	}
 }
+
+func TestStalledBlobIsResumed(t *testing.T) {
+	// A body that stalls is cut by the idle watchdog and resumed with a Range request.
+	body := []byte(sampleCSV)
+	f := newFakeAPI(t)
+	f.post = func(w http.ResponseWriter, _ *http.Request) {
+		result(w, f.resultBody(StatusCompleted, date("2024-06-11").Format(time.RFC3339), map[string][]byte{"/r/a.csv": body}))
+	}
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var n int
+	f.blobHandler = func(w http.ResponseWriter, r *http.Request) {
+		n++
+		w.Header().Set("ETag", `"v1"`)
+		if n == 1 {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(body[:50])
+			w.(http.Flusher).Flush()
+			select { // stall until the client gives up on this response
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	}
+	c, _ := testClient(t, f, date("2024-06-10"), func(o *Options) { o.BodyIdleTimeout = 50 * time.Millisecond })
+	var h collector
+	req := Request{Scope: scope.MustParse("/subscriptions/s"), Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-02")}
+	if err := c.Report(context.Background(), req, &h); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(h.rows, sampleRows) {
+		t.Errorf("rows = %q, want %q", h.rows, sampleRows)
+	}
+	if n != 2 {
+		t.Errorf("blob requests = %d, want 2", n)
+	}
+}
