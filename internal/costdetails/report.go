@@ -94,6 +94,13 @@ func (e *ReportError) Unwrap() error { return ErrReportFailed }
 
 // generate requests the report of a validated request and waits for its final state. It
 // returns a Completed or NoDataFound result; Failed is a *ReportError.
+//
+// The operation is an azcore Poller over a custom PollingHandler (pollHandler), driven through
+// Poll, Done and Result rather than PollUntilDone: PollUntilDone lets any Retry-After, however
+// short, replace the configured minimum interval, has no bound on the number of polls, and
+// sleeps on a timer that can be neither capped (a nonsense hint parks the run until the context
+// ends) nor observed in tests. The loop below waits max(Retry-After, PollInterval), capped at
+// maxPollWait, for at most MaxPolls polls.
 func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 	body, err := r.body()
 	if err != nil {
