@@ -182,6 +182,12 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 		writeError(w, http.StatusBadRequest, br.code, br.msg)
 		return
 	}
+	select {
+	case <-s.closed:
+		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The sandbox is shutting down.")
+		return
+	default:
+	}
 	op.id = newGUID()
 	op.scopePath = strings.TrimPrefix(scopePath, "/")
 	op.fault = fault

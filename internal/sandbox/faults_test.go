@@ -57,7 +57,14 @@ func TestThrottling(t *testing.T) {
 	if resp, body := get(t, s, a); resp.StatusCode != 200 {
 		t.Errorf("after the window: status %d: %s", resp.StatusCode, body)
 	}
-	// 401s and control calls are not counted; 429s are counted in Stats.
+	// 401s are not counted against the budget but report it.
+	req, _ := http.NewRequest(http.MethodGet, a, nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 || resp.Header.Get(hdrTenantRemaining) != "2" {
+		t.Errorf("401: %v %v, want the remaining tenant budget 2", err, resp.Header)
+	} else {
+		resp.Body.Close()
+	}
+	// 429s are counted in Stats.
 	st := s.Stats()
 	if st.Throttled != 3 || st.ByStatus[429] != 3 || st.ByScope["/providers/microsoft.billing/departments/301001"] != 5 {
 		t.Errorf("stats %+v", st)

@@ -487,6 +487,8 @@ const (
 )
 
 func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
+	// Every ARM response reports the tenant budget when there is one; a counted call updates it.
+	setRemaining(w.Header(), s.lim.tenantRemaining(s.o.Clock()))
 	if !s.authenticate(w, r) {
 		return
 	}
