@@ -27,7 +27,7 @@ type Fields struct {
 	CostField string
 
 	SubscriptionID []byte // subscriptionId / subscriptionGuid
-	Department     []byte // departmentName (2018-06-30) or invoiceSection (legacy EA: the department)
+	Department     []byte // departmentName (2018-06-30), invoiceSection (legacy EA: the department) or invoiceSectionName (EA Cost Details)
 	Account        []byte // accountName (EA enrollment account)
 	BillingProfile []byte // billingProfileId
 	InvoiceSection []byte // invoiceSectionId (modern)
@@ -132,7 +132,7 @@ func (f *Fields) field(d *jsontext.Decoder, key []byte) error {
 		dst = &f.CostUSD
 	case "subscriptionId", "subscriptionGuid":
 		dst = &f.SubscriptionID
-	case "departmentName", "invoiceSection":
+	case "departmentName", "invoiceSection", "invoiceSectionName":
 		dst = &f.Department
 	case "accountName":
 		dst = &f.Account
