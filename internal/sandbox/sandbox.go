@@ -73,8 +73,15 @@ type Options struct {
 	Clock      func() time.Time
 	FirstMonth period.Period // earliest month with data; default 13 months before Now's month
 
-	RatePerScope  int           // calls per RateWindow per scope (0 = unlimited)
-	RatePerTenant int           // calls per RateWindow overall (0 = unlimited)
+	// RatePerScope and RatePerTenant limit calls (usageDetails GETs and Cost Details POSTs) per
+	// sliding RateWindow, per scope path (without billing period) and overall; 0 = unlimited.
+	// An excess usageDetails call gets 429 with x-ms-ratelimit-microsoft.consumption-retry-after
+	// (integer seconds, rounded up) and no Retry-After, as the API documents; a Cost Details POST
+	// gets Retry-After. A wait under one second (scaled-down windows) adds retry-after-ms, the
+	// header azcore reads first. Every ARM response carries
+	// x-ms-ratelimit-remaining-microsoft.consumption-tenant-requests when RatePerTenant is set.
+	RatePerScope  int
+	RatePerTenant int
 	RateWindow    time.Duration // default 1 minute
 	PageLatency   time.Duration // added before each usageDetails page's first byte
 
@@ -423,23 +430,26 @@ func (s *Server) Stats() Stats {
 	return out
 }
 
-// recorder captures the status for stats and logs; Unwrap lets http.ResponseController reach
-// the connection (Flush, Hijack).
+// recorder captures the status for stats and logs; it counts the response when the status is
+// written, before the client can see it. Unwrap lets http.ResponseController reach the
+// connection (Flush, Hijack).
 type recorder struct {
 	http.ResponseWriter
+	st     *stats
 	status int
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
+		r.st.request(code)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	return r.ResponseWriter.Write(b)
 }
@@ -449,7 +459,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // ServeHTTP routes a request: control endpoints, report blobs, then the ARM API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.o.Clock()
-	rec := &recorder{ResponseWriter: w}
+	rec := &recorder{ResponseWriter: w, st: &s.stats}
 	h := w.Header()
 	h.Set("x-ms-request-id", newGUID())
 	corr := r.Header.Get("x-ms-correlation-request-id")
@@ -471,9 +481,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveARM(rec, r)
 	}
 	if rec.status == 0 {
-		rec.status = http.StatusOK
+		rec.WriteHeader(http.StatusOK)
 	}
-	s.stats.request(rec.status)
 	// The path only: queries may hold SAS signatures.
 	s.logf("sandbox %s %s %d %s", r.Method, path, rec.status, s.o.Clock().Sub(start).Round(time.Microsecond))
 }

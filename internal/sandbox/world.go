@@ -10,16 +10,28 @@ import (
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
-// The synthetic world. Its structure and ids are fixed (so demo configurations can name scopes);
-// the seed drives the data (quantities, prices, names of rows).
+// The synthetic world. Its structure and ids are fixed, so demo configurations and tests can
+// name scopes; the seed drives the data (quantities, prices, row names).
 //
-// EA enrollment 8608480 (USD): 3 departments × 2 enrollment accounts × 2 subscriptions.
-// EA enrollment 7712035 (EUR): 1 department × 2 enrollment accounts × 2 subscriptions.
-// Management group mg-contoso-prod: the even-numbered subscriptions of enrollment 8608480.
-// MCA billing account 1234:56789_2019-05-31: billing profiles in USD and EUR, each with 2 invoice
-// sections of 2 subscriptions; the second section of each profile belongs to a partner customer.
+//   - EA enrollment 8608480 (billing account, USD): departments 301001 Engineering, 301002
+//     Marketing, 301003 Finance and Operations; each has 2 enrollment accounts (4210001..4210006)
+//     with 2 subscriptions each (12 subscriptions).
+//   - EA enrollment 7712035 (EUR): department 302001 with enrollment accounts 4220001 and 4220002,
+//     2 subscriptions each. An EA enrollment bills in one currency, so the second currency gets
+//     its own enrollment.
+//   - Management group mg-contoso-prod: the even-numbered subscriptions of enrollment 8608480.
+//   - MCA billing account 1234:56789_2019-05-31: billing profiles AB12-CD34-BG7-TGB (USD) and
+//     EF56-GH78-BG7-TGB (EUR), each with 2 invoice sections of 2 subscriptions; the second section
+//     of each profile holds the subscriptions of a partner customer
+//     (9b3c1d2e-4f5a-4b6c-8d7e-0f1a2b3c4d5e, 2e4f6a8b-0c1d-4e3f-9a5b-7c9d1e3f5a7b).
+//
+// EA subscriptions produce kind legacy records (offer MS-AZR-0017P), MCA ones kind modern
+// (MS-AZR-0017G). Every third subscription has a D2s v3 reservation: its first resource's usage
+// is covered (cost 0 in actual cost, the amortized rate in amortized cost), actual cost has a
+// monthly Purchase row on day 1, amortized cost has UnusedReservation rows on some days. Server.
+// Scopes lists every scope path.
 
-// Fixed ids of the world, exported so tests, benchmarks and demos can name scopes.
+// Fixed ids of the world.
 const (
 	EABillingAccount    = "8608480"               // EA enrollment billing in USD
 	EABillingAccountEUR = "7712035"               // second EA enrollment, billing in EUR
