@@ -20,6 +20,7 @@ import (
 	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
@@ -285,3 +286,83 @@ func TestFailedRunLeavesPartitionIntact(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// TestCostDetailsSourceMatchesUsageDetails exports the same partitions through both sources:
+// each equals the ground truth, and the two agree on rows and per-currency sums. Failure states
+// of a report leave the previous partition intact.
+func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
+	sb := newSandbox(t, &sandbox.Options{PollInterval: 10 * time.Millisecond, PollsBeforeDone: 2, RowsPerBlob: 500})
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{
+		Endpoint: sb.URL(), PollInterval: 10 * time.Millisecond, Now: func() time.Time { return sandboxNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := newExporter(t, sb, st, "2024-08-01", export.Options{Prefix: "ud"})
+	cost := export.New(st, func(scope.Scope) (export.Source, error) { return cd, nil },
+		&export.Options{Prefix: "cd", Now: func() time.Time { return sandboxNow }})
+	var parts []export.Partition
+	for _, sc := range pickScopes(t, sb, scope.BillingAccount, scope.Department, scope.BillingProfile, scope.Customer) {
+		for _, m := range []string{"actualcost", "amortizedcost"} {
+			parts = append(parts, export.Partition{Scope: sc, Period: period.Of(sandboxNow).Add(-1), Metric: m})
+		}
+	}
+	ctx := context.Background()
+	for _, e := range []*export.Exporter{usage, cost} {
+		sum, err := e.Run(ctx, parts)
+		if err != nil || sum.Failed() > 0 {
+			t.Fatalf("export: %v %v", err, sum.Err())
+		}
+	}
+	for _, p := range parts {
+		truth, _ := sb.GroundTruth(p.Scope, p.Period, p.Metric)
+		mu, nu, _ := partitionRecords(t, st, usage, p)
+		mc, nc, _ := partitionRecords(t, st, cost, p)
+		if mc.Source != export.SourceCostDetails || mu.Source != export.SourceUsageDetails {
+			t.Errorf("%s: sources %s/%s", p.RelPath(), mu.Source, mc.Source)
+		}
+		if nu != truth.Rows || nc != truth.Rows {
+			t.Errorf("%s: usageDetails %d rows, costDetails %d rows, ground truth %d", p.RelPath(), nu, nc, truth.Rows)
+		}
+		cu, cc := costField(mu), costField(mc)
+		for cur, want := range truth.Sums {
+			if cu[cur] != want || cc[cur] != want {
+				t.Errorf("%s %s: usageDetails %s, costDetails %s, ground truth %s", p.RelPath(), cur, cu[cur], cc[cur], want)
+			}
+		}
+		if rep, err := verify.Partition(ctx, st, cost.ManifestName(p)); err != nil || !rep.OK() {
+			t.Errorf("verify %s: %v %v", p.RelPath(), err, rep)
+		}
+	}
+	// Failure states: the previous partition stays as it was, with a clear error.
+	p := parts[0]
+	before, _, beforeHash := partitionRecords(t, st, cost, p)
+	for _, f := range []sandbox.Fault{sandbox.ReportFailed, sandbox.ReportExpired} {
+		sb.Faults().Add(sandbox.Rule{Fault: f, Count: 100})
+		sum, _ := cost.Run(ctx, []export.Partition{p})
+		sb.Faults().Clear()
+		r := sum.Partitions[0]
+		if r.Status != export.StatusFailed || r.Error == "" {
+			t.Errorf("%s: status %s error %q, want failed with a reason", f, r.Status, r.Error)
+		}
+		t.Logf("%s: %s", f, r.Error)
+		after, _, afterHash := partitionRecords(t, st, cost, p)
+		if after.RunInfo.RunID != before.RunInfo.RunID || afterHash != beforeHash {
+			t.Errorf("%s: the failed run changed the live partition", f)
+		}
+	}
+	// A report that suddenly has no data for a final period is held by the drop guard.
+	sb.Faults().Add(sandbox.Rule{Fault: sandbox.ReportNoData, Count: 100})
+	sum, _ := cost.Run(ctx, []export.Partition{p})
+	sb.Faults().Clear()
+	if r := sum.Partitions[0]; r.Status != export.StatusHeld {
+		t.Errorf("NoDataFound on a final period: status %s (%s), want held", r.Status, r.Error)
+	}
+	if after, _, afterHash := partitionRecords(t, st, cost, p); after.RunInfo.RunID != before.RunInfo.RunID || afterHash != beforeHash {
+		t.Error("NoDataFound: the held run changed the live partition")
+	}
+}
