@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/store"
@@ -283,5 +284,34 @@ func TestStoreFailureIs500(t *testing.T) {
 	}
 	if !strings.Contains(env.logs.String(), "storage unavailable") {
 		t.Error("internal error not logged")
+	}
+}
+
+// TestSchemasAreStrict: the published schemas reject what the API never sends, so the checks
+// in callHTTP and readJob can fail.
+func TestSchemasAreStrict(t *testing.T) {
+	okJob := `{"version":1,"id":"20240101-000000-0123456789ab","state":"queued","createdTime":"2024-01-01T00:00:00Z",` +
+		`"request":{"scopes":["/subscriptions/x"],"periods":["202401"],"metrics":["actualcost"],"force":false},` +
+		`"partitions":[{"scope":"/subscriptions/x","billingPeriod":"202401","metric":"actualcost","status":"pending","pages":0,"rows":0,"bytes":0}],"attempts":0}`
+	if err := schemas.Validate(schemas.Job, []byte(okJob)); err != nil {
+		t.Fatalf("a valid job is refused: %v", err)
+	}
+	bad := map[string]string{
+		"unknown state":                strings.Replace(okJob, `"state":"queued"`, `"state":"done"`, 1),
+		"succeeded without finish":     strings.Replace(okJob, `"state":"queued"`, `"state":"succeeded","startedTime":"2024-01-01T00:00:00Z"`, 1),
+		"failed without error":         strings.Replace(okJob, `"state":"queued"`, `"state":"failed","startedTime":"2024-01-01T00:00:00Z","finishedTime":"2024-01-01T00:00:00Z"`, 1),
+		"extra field":                  strings.Replace(okJob, `"attempts":0`, `"attempts":0,"owner":"x"`, 1),
+		"bad period":                   strings.Replace(okJob, `"periods":["202401"]`, `"periods":["2024-01"]`, 1),
+		"queued with a done partition": strings.Replace(okJob, `"status":"pending"`, `"status":"committed"`, 1),
+	}
+	for name, doc := range bad {
+		if err := schemas.Validate(schemas.Job, []byte(doc)); err == nil {
+			t.Errorf("job schema accepts %s", name)
+		}
+	}
+	for _, doc := range []string{`{"error":{"code":"nope","message":"x"}}`, `{"error":{"code":"not_found"}}`, `{"error":{"code":"not_found","message":"x","extra":1}}`} {
+		if err := schemas.Validate(schemas.Error, []byte(doc)); err == nil {
+			t.Errorf("error schema accepts %s", doc)
+		}
 	}
 }

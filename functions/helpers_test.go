@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
@@ -304,18 +306,50 @@ func callHTTP(t *testing.T, s http.Handler, method, id, body, contentType string
 	if cr.Headers["Content-Type"] != "application/json" {
 		t.Errorf("caller Content-Type %q, want application/json", cr.Headers["Content-Type"])
 	}
+	checkSchema(t, cr)
 	return cr
 }
 
-// readJob reads a job from the test store.
+// readJob reads a job from the test store and checks the stored document against the schema.
 func readJob(t *testing.T, env *testEnv, id string) *jobs.Job {
 	t.Helper()
-	j, err := jobs.New(env.backend, env.cfg.Prefix).Get(context.Background(), id)
+	js := jobs.New(env.backend, env.cfg.Prefix)
+	j, err := js.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc, _, err := env.backend.Get(context.Background(), js.Name(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schemas.Validate(schemas.Job, b); err != nil {
+		t.Errorf("stored job does not match docs/schemas/job.schema.json: %v\n%s", err, b)
+	}
 	return j
 }
+
+// checkSchema validates a caller's response body against the published schema of its kind.
+func checkSchema(t *testing.T, cr callerResponse) {
+	t.Helper()
+	name := schemas.Job
+	switch {
+	case cr.Status >= 400:
+		name = schemas.Error
+	case strings.HasPrefix(string(cr.Body), `{"jobs":`):
+		name = jobListSchema
+	}
+	if err := schemas.Validate(name, cr.Body); err != nil {
+		t.Errorf("%d body does not match docs/schemas/%s: %v\n%s", cr.Status, name, err, cr.Body)
+	}
+}
+
+// jobListSchema is the schema of GET /api/exports.
+const jobListSchema = "job-list.schema.json"
 
 // waitJob polls the store until job id is final; bounded by the test's deadline.
 func waitJob(t *testing.T, env *testEnv, id string) *jobs.Job {
