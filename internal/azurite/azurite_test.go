@@ -2,6 +2,7 @@ package azurite_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -106,12 +107,10 @@ func TestKillRestart(t *testing.T) {
 	if _, err := st.Put(ctx, "before/kill", strings.NewReader("survives"), &store.PutOptions{Metadata: map[string]string{"runid": "r1"}}); err != nil {
 		t.Fatalf("Put before kill: %v", err)
 	}
-	// Azurite saves its metadata database every 5 s; wait until the blob is in it, as a
-	// power cut after that point would find it.
-	waitFor(t, 20*time.Second, func() bool {
-		b, err := os.ReadFile(filepath.Join(dataDir, "__azurite_db_blob__.json"))
-		return err == nil && strings.Contains(string(b), "before/kill")
-	})
+	// Azurite saves its two metadata databases (blobs, and the extents that hold their
+	// content) every 5 s; wait until both have the blob, as a power cut after that point
+	// would find it.
+	waitFor(t, 30*time.Second, func() bool { return persisted(t, dataDir, "before/kill") })
 	port := srv.Port()
 	if err := srv.Kill(); err != nil {
 		t.Fatalf("Kill: %v", err)
@@ -162,6 +161,58 @@ func TestKillRestart(t *testing.T) {
 			t.Errorf("Props(%s) after a graceful restart: %v", name, err)
 		}
 	}
+}
+
+// persisted reports whether Azurite's saved databases in dir hold blob name and its extent.
+func persisted(t *testing.T, dir, name string) bool {
+	t.Helper()
+	type lokiDB struct {
+		Collections []struct {
+			Name string `json:"name"`
+			Data []struct {
+				Name        string `json:"name"`
+				ID          string `json:"id"`
+				Persistency struct {
+					ID string `json:"id"`
+				} `json:"persistency"`
+			} `json:"data"`
+		} `json:"collections"`
+	}
+	read := func(file string) (lokiDB, bool) {
+		var db lokiDB
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || json.Unmarshal(b, &db) != nil {
+			return db, false // not written yet, or caught mid-write
+		}
+		return db, true
+	}
+	blobs, ok := read("__azurite_db_blob__.json")
+	if !ok {
+		return false
+	}
+	extent := ""
+	for _, c := range blobs.Collections {
+		for _, d := range c.Data {
+			if d.Name == name && d.Persistency.ID != "" {
+				extent = d.Persistency.ID
+			}
+		}
+	}
+	if extent == "" {
+		return false
+	}
+	extents, ok := read("__azurite_db_blob_extent__.json")
+	if !ok {
+		return false
+	}
+	for _, c := range extents.Collections {
+		for _, d := range c.Data {
+			if d.ID == extent {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // waitFor polls cond until it holds or limit passes.
