@@ -7,12 +7,12 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"time"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Fields are the extracted values, as the raw bytes of the JSON value (strings unquoted).
@@ -31,9 +31,6 @@ type Fields struct {
 	Account        []byte // accountName (EA enrollment account)
 	BillingProfile []byte // billingProfileId
 	InvoiceSection []byte // invoiceSectionId (modern)
-
-	dec jsontext.Decoder
-	rd  bytes.Reader
 }
 
 // ErrNotObject is returned when the record is not a JSON object.
@@ -55,66 +52,68 @@ func (f *Fields) reset() {
 }
 
 // Extract reads the fields of raw into f. Unknown members are skipped; missing ones stay empty.
+//
+// raw is expected to be valid JSON text, as consumption.ParsePage delivers it (it validates every
+// record) and as the Cost Details converter writes it. Extract walks the record's structure in
+// one pass without re-validating it: it checks the object syntax it walks (names, colons,
+// commas, brackets, unterminated strings) and returns an error for a malformed record, but it
+// does not check number grammar, escapes or UTF-8 inside values. It never panics.
 func (f *Fields) Extract(raw []byte) error {
 	f.reset()
-	f.rd.Reset(raw)
-	f.dec.Reset(&f.rd, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	d := &f.dec
-	tok, err := d.ReadToken()
-	if err != nil {
-		return fmt.Errorf("reading record: %w", err)
+	s := scanner{b: raw}
+	s.ws()
+	if s.i >= len(s.b) {
+		return fmt.Errorf("reading record: %w", io.ErrUnexpectedEOF)
 	}
-	if tok.Kind() != '{' {
+	if s.b[s.i] != '{' {
 		return ErrNotObject
 	}
-	for d.PeekKind() != '}' {
-		name, err := d.ReadValue()
+	s.i++
+	for first := true; ; first = false {
+		key, ok, err := s.member(first)
 		if err != nil {
 			return fmt.Errorf("reading record member: %w", err)
 		}
-		key := unquote(name)
+		if !ok {
+			break
+		}
 		switch {
-		case string(key) == "properties" && d.PeekKind() == '{':
-			if _, err := d.ReadToken(); err != nil {
-				return fmt.Errorf("reading properties: %w", err)
-			}
-			for d.PeekKind() != '}' {
-				if err := f.member(d); err != nil {
+		case string(key) == "properties" && s.b[s.i] == '{':
+			s.i++
+			for pfirst := true; ; pfirst = false {
+				pkey, ok, err := s.member(pfirst)
+				if err != nil {
+					return fmt.Errorf("reading properties: %w", err)
+				}
+				if !ok {
+					break
+				}
+				if err := f.field(&s, pkey); err != nil {
 					return err
 				}
 			}
-			if _, err := d.ReadToken(); err != nil {
-				return fmt.Errorf("reading properties: %w", err)
-			}
 		case string(key) == "kind":
-			v, err := d.ReadValue()
+			v, err := s.value()
 			if err != nil {
 				return fmt.Errorf("reading kind: %w", err)
 			}
 			f.Kind = append(f.Kind, unquote(v)...)
 		default:
 			// Flat objects (Cost Details rows) carry the properties at the top level.
-			if err := f.field(d, key); err != nil {
+			if err := f.field(&s, key); err != nil {
 				return err
 			}
 		}
 	}
-	if _, err := d.ReadToken(); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reading record end: %w", err)
+	s.ws()
+	if s.i < len(s.b) {
+		return fmt.Errorf("reading record end: %w", errSyntax(s.b[s.i], "after the record"))
 	}
 	return nil
 }
 
-func (f *Fields) member(d *jsontext.Decoder) error {
-	name, err := d.ReadValue()
-	if err != nil {
-		return fmt.Errorf("reading property name: %w", err)
-	}
-	return f.field(d, unquote(name))
-}
-
 // field reads the value of the member named key, keeping it if it is one of ours.
-func (f *Fields) field(d *jsontext.Decoder, key []byte) error {
+func (f *Fields) field(s *scanner, key []byte) error {
 	var dst *[]byte
 	switch string(key) {
 	case "date", "usageStart":
@@ -125,7 +124,7 @@ func (f *Fields) field(d *jsontext.Decoder, key []byte) error {
 		if len(f.Cost) > 0 && f.CostField == FieldCost {
 			break // legacy cost wins over anything else
 		}
-		f.CostField = string(key)
+		f.CostField = costFieldName(key)
 		f.Cost = f.Cost[:0]
 		dst = &f.Cost
 	case FieldCostInUSD:
@@ -142,12 +141,12 @@ func (f *Fields) field(d *jsontext.Decoder, key []byte) error {
 		dst = &f.InvoiceSection
 	}
 	if dst == nil {
-		if err := d.SkipValue(); err != nil {
+		if err := s.skip(); err != nil {
 			return fmt.Errorf("skipping %q: %w", key, err)
 		}
 		return nil
 	}
-	v, err := d.ReadValue()
+	v, err := s.value()
 	if err != nil {
 		return fmt.Errorf("reading %q: %w", key, err)
 	}
@@ -156,6 +155,191 @@ func (f *Fields) field(d *jsontext.Decoder, key []byte) error {
 	}
 	*dst = append((*dst)[:0], unquote(v)...)
 	return nil
+}
+
+// costFieldName returns the constant naming key (without allocating a string per record).
+func costFieldName(key []byte) string {
+	switch string(key) {
+	case FieldCost:
+		return FieldCost
+	case FieldCostInBillingCurrency:
+		return FieldCostInBillingCurrency
+	}
+	return FieldPretaxCost
+}
+
+// scanner walks JSON text that is expected to be valid (see Extract). Every method leaves i on
+// the first byte it has not consumed and checks bounds, so malformed input gives an error, never
+// a panic.
+type scanner struct {
+	b []byte
+	i int
+}
+
+// errSyntax describes an unexpected byte.
+func errSyntax(c byte, where string) error {
+	return fmt.Errorf("invalid character %q %s", c, where)
+}
+
+// ws skips whitespace.
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// member moves to the next member of the object whose '{' (first) or previous value was just
+// consumed. It returns the member's name (unquoted, escapes kept) with i on the first byte of
+// its value, or ok false once the closing '}' is consumed.
+func (s *scanner) member(first bool) (name []byte, ok bool, err error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return nil, false, io.ErrUnexpectedEOF
+	}
+	switch c := s.b[s.i]; {
+	case c == '}':
+		s.i++
+		return nil, false, nil
+	case first:
+	case c == ',':
+		s.i++
+		s.ws()
+		if s.i >= len(s.b) {
+			return nil, false, io.ErrUnexpectedEOF
+		}
+	default:
+		return nil, false, errSyntax(c, "after an object member")
+	}
+	if c := s.b[s.i]; c != '"' {
+		return nil, false, errSyntax(c, "where a member name is due")
+	}
+	name, err = s.str()
+	if err != nil {
+		return nil, false, err
+	}
+	s.ws()
+	if s.i >= len(s.b) {
+		return nil, false, io.ErrUnexpectedEOF
+	}
+	if c := s.b[s.i]; c != ':' {
+		return nil, false, errSyntax(c, "after a member name")
+	}
+	s.i++
+	s.ws()
+	if s.i >= len(s.b) {
+		return nil, false, io.ErrUnexpectedEOF
+	}
+	return name, true, nil
+}
+
+// str consumes the string starting at i (on its '"') and returns its content, escapes kept.
+func (s *scanner) str() ([]byte, error) {
+	start := s.i + 1
+	j := start
+	for {
+		k := indexQuote(s.b[j:])
+		if k < 0 {
+			return nil, io.ErrUnexpectedEOF
+		}
+		j += k
+		// The quote is escaped when an odd number of backslashes precedes it.
+		n := 0
+		for p := j - 1; p >= start && s.b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			s.i = j + 1
+			return s.b[start:j], nil
+		}
+		j++
+	}
+}
+
+// SWAR constants: every byte 0x01, every byte 0x80, every byte '"'.
+const (
+	swarOnes  = 0x0101010101010101
+	swarHighs = 0x8080808080808080
+	swarQuote = swarOnes * '"'
+)
+
+// indexQuote returns the index of the first '"' in b, or -1. Most JSON strings are shorter than
+// the call overhead of bytes.IndexByte pays for, so it tests eight bytes at a time in a
+// register first (a zero byte of x^swarQuote is a quote; the lowest flagged byte is exact).
+func indexQuote(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b) && i < 64; i += 8 {
+		y := binary.LittleEndian.Uint64(b[i:]) ^ swarQuote
+		if t := (y - swarOnes) &^ y & swarHighs; t != 0 {
+			return i + bits.TrailingZeros64(t)/8
+		}
+	}
+	if k := bytes.IndexByte(b[i:], '"'); k >= 0 {
+		return i + k
+	}
+	return -1
+}
+
+// literal marks the bytes of numbers and of true, false and null.
+var literal = [256]bool{
+	'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true,
+	'-': true, '+': true, '.': true, 'e': true, 'E': true,
+	'a': true, 'f': true, 'l': true, 'n': true, 'r': true, 's': true, 't': true, 'u': true,
+}
+
+// skip consumes the value starting at i.
+func (s *scanner) skip() error {
+	if s.i >= len(s.b) {
+		return io.ErrUnexpectedEOF
+	}
+	switch c := s.b[s.i]; c {
+	case '"':
+		_, err := s.str()
+		return err
+	case '{', '[':
+		s.i++
+		for depth := 1; depth > 0; {
+			if s.i >= len(s.b) {
+				return io.ErrUnexpectedEOF
+			}
+			switch s.b[s.i] {
+			case '"':
+				if _, err := s.str(); err != nil {
+					return err
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			s.i++
+		}
+		return nil
+	default:
+		j := s.i
+		for j < len(s.b) && literal[s.b[j]] {
+			j++
+		}
+		if j == s.i {
+			return errSyntax(c, "where a value is due")
+		}
+		s.i = j
+		return nil
+	}
+}
+
+// value consumes the value starting at i and returns its raw bytes.
+func (s *scanner) value() ([]byte, error) {
+	start := s.i
+	if err := s.skip(); err != nil {
+		return nil, err
+	}
+	return s.b[start:s.i], nil
 }
 
 // unquote strips the quotes of a JSON string value. Escapes are left as they are: none of the

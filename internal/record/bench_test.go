@@ -1,0 +1,275 @@
+package record_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/usage-export/usage-export/internal/bench/benchdata"
+	"github.com/usage-export/usage-export/internal/record"
+)
+
+// BenchmarkExtractShapes extracts the fields of real-sized sandbox records of each shape (legacy
+// and modern with additionalInfo, 2018-06-30). cpu-ns/record is the process CPU time per record,
+// which a loaded machine disturbs less than ns/op. The reference case is the jsontext
+// tokenizer Extract used before its one-pass scanner, kept to show the difference.
+func BenchmarkExtractShapes(b *testing.B) {
+	for _, s := range benchdata.Shapes {
+		recs, err := benchdata.Records(s, benchdata.MaxRecords)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var size int
+		for _, r := range recs {
+			size += len(r)
+		}
+		for _, impl := range []string{"scanner", "jsontext-reference"} {
+			b.Run(string(s)+"/"+impl, func(b *testing.B) {
+				var f record.Fields
+				extract := f.Extract
+				if impl != "scanner" {
+					extract = func(raw []byte) error { return referenceExtract(&f, raw) }
+				}
+				b.SetBytes(int64(size / len(recs)))
+				b.ReportAllocs()
+				cpu0 := benchdata.CPUTime()
+				i := 0
+				for b.Loop() {
+					if err := extract(recs[i]); err != nil {
+						b.Fatal(err)
+					}
+					if len(f.Date) == 0 || len(f.Cost) == 0 {
+						b.Fatalf("record %d: no date or cost", i)
+					}
+					i = (i + 1) % len(recs)
+				}
+				b.ReportMetric(float64(benchdata.CPUTime()-cpu0)/float64(b.N), "cpu-ns/record")
+			})
+		}
+	}
+}
+
+// TestExtractMatchesReference holds the one-pass scanner to the jsontext-based implementation
+// it replaced, on every shape the sandbox makes, the spec fixtures, and edge cases of valid JSON.
+func TestExtractMatchesReference(t *testing.T) {
+	var inputs [][]byte
+	for _, s := range benchdata.Shapes {
+		recs, err := benchdata.Records(s, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, recs...)
+	}
+	inputs = append(inputs, fixtureRecords(t)...)
+	for _, s := range extractEdgeCases {
+		inputs = append(inputs, []byte(s))
+	}
+	for i, in := range inputs {
+		if !json.Valid(in) {
+			t.Fatalf("input %d is not valid JSON: %q", i, in)
+		}
+		got, gotErr := extractAll(in, false)
+		want, wantErr := extractAll(in, true)
+		if (gotErr != nil) != (wantErr != nil) || got != want {
+			t.Errorf("input %d %.200q:\n got %s (err %v)\nwant %s (err %v)", i, in, got, gotErr, want, wantErr)
+		}
+	}
+}
+
+// FuzzExtractMatchesReference: on valid JSON the scanner agrees with the reference; on anything
+// it never panics.
+func FuzzExtractMatchesReference(f *testing.F) {
+	for _, s := range extractEdgeCases {
+		f.Add([]byte(s))
+	}
+	for _, r := range fixtureRecords(f) {
+		f.Add(r)
+	}
+	f.Add([]byte(`{"a":1,}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, gotErr := extractAll(in, false)
+		if !json.Valid(in) {
+			return
+		}
+		want, wantErr := extractAll(in, true)
+		if (gotErr != nil) != (wantErr != nil) || got != want {
+			t.Fatalf("%q:\n got %s (err %v)\nwant %s (err %v)", in, got, gotErr, want, wantErr)
+		}
+	})
+}
+
+var extractEdgeCases = []string{
+	`{}`,
+	` { } `,
+	`{"kind":"legacy","properties":{}}`,
+	`{"kind":null,"properties":null,"date":"2024-01-02"}`,
+	`{"properties":"x","cost":1}`,
+	`{"properties":[1,{"cost":2}],"cost":3}`,
+	`{"properties":{"cost":1,"costInBillingCurrency":2}}`,
+	`{"properties":{"costInBillingCurrency":2,"cost":1,"pretaxCost":3}}`,
+	`{"properties":{"cost":null,"pretaxCost":3}}`,
+	`{"properties":{"date":"a\"b\\","billingCurrency":"U\\\"SD","x":"\\\\"}}`,
+	`{"properties":{"date":{"nested":["]","}"]},"cost":-1.5e+10,"currency":true}}`,
+	"{\n \"kind\" : \"modern\" ,\r\n\t\"properties\" : { \"costInUSD\" : 0.1 , \"subscriptionGuid\" : \"g\" } }",
+	`{"tags":{"cost":"9","properties":{"cost":8}},"properties":{"tags":{"date":"x"},"date":"2024-02-03"}}`,
+	`{"properties":{"date":"2024-01-01"},"properties":{"date":"2024-01-02"}}`,
+	`{"kind":"a","kind":"b"}`,
+	`{"invoiceSection":"s","invoiceSectionName":"n","departmentName":"d","accountName":"a","billingProfileId":"p","invoiceSectionId":"i"}`,
+	`{"\u0063ost":1,"cost":2}`,
+	`{"properties":{"additionalInfo":"{\"a\": \"}\"}","cost":0}}`,
+}
+
+// fixtureRecords returns the records of the spec examples in testdata.
+func fixtureRecords(t testing.TB) [][]byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	var out [][]byte
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ex struct {
+			Responses map[string]struct {
+				Body struct {
+					Value []json.RawMessage `json:"value"`
+				} `json:"body"`
+			} `json:"responses"`
+		}
+		if err := json.Unmarshal(b, &ex); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ex.Responses["200"].Body.Value {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// extractAll renders every extracted field of in, by the scanner or the reference.
+func extractAll(in []byte, reference bool) (string, error) {
+	var f record.Fields
+	var err error
+	if reference {
+		err = referenceExtract(&f, in)
+	} else {
+		err = f.Extract(in)
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("kind=%q date=%q cur=%q cost=%q(%s) usd=%q sub=%q dept=%q acct=%q bp=%q is=%q",
+		f.Kind, f.Date, f.Currency, f.Cost, f.CostField, f.CostUSD, f.SubscriptionID, f.Department,
+		f.Account, f.BillingProfile, f.InvoiceSection), nil
+}
+
+// referenceExtract is Extract as it was before the one-pass scanner: a jsontext tokenizer over
+// the record, with the same field rules.
+func referenceExtract(f *record.Fields, raw []byte) error {
+	*f = record.Fields{}
+	d := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	tok, err := d.ReadToken()
+	if err != nil {
+		return err
+	}
+	if tok.Kind() != '{' {
+		return record.ErrNotObject
+	}
+	for d.PeekKind() != '}' {
+		name, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		key := refUnquote(name)
+		switch {
+		case string(key) == "properties" && d.PeekKind() == '{':
+			if _, err := d.ReadToken(); err != nil {
+				return err
+			}
+			for d.PeekKind() != '}' {
+				name, err := d.ReadValue()
+				if err != nil {
+					return err
+				}
+				if err := refField(f, d, refUnquote(name)); err != nil {
+					return err
+				}
+			}
+			if _, err := d.ReadToken(); err != nil {
+				return err
+			}
+		case string(key) == "kind":
+			v, err := d.ReadValue()
+			if err != nil {
+				return err
+			}
+			f.Kind = append(f.Kind, refUnquote(v)...)
+		default:
+			if err := refField(f, d, key); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := d.ReadToken(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+func refField(f *record.Fields, d *jsontext.Decoder, key []byte) error {
+	var dst *[]byte
+	switch string(key) {
+	case "date", "usageStart":
+		dst = &f.Date
+	case "billingCurrency", "billingCurrencyCode", "currency":
+		dst = &f.Currency
+	case record.FieldCost, record.FieldCostInBillingCurrency, record.FieldPretaxCost:
+		if len(f.Cost) > 0 && f.CostField == record.FieldCost {
+			break
+		}
+		f.CostField = string(key)
+		f.Cost = f.Cost[:0]
+		dst = &f.Cost
+	case record.FieldCostInUSD:
+		dst = &f.CostUSD
+	case "subscriptionId", "subscriptionGuid":
+		dst = &f.SubscriptionID
+	case "departmentName", "invoiceSection", "invoiceSectionName":
+		dst = &f.Department
+	case "accountName":
+		dst = &f.Account
+	case "billingProfileId":
+		dst = &f.BillingProfile
+	case "invoiceSectionId":
+		dst = &f.InvoiceSection
+	}
+	if dst == nil {
+		return d.SkipValue()
+	}
+	v, err := d.ReadValue()
+	if err != nil {
+		return err
+	}
+	if len(v) > 0 && v[0] == 'n' {
+		return nil
+	}
+	*dst = append((*dst)[:0], refUnquote(v)...)
+	return nil
+}
+
+func refUnquote(v []byte) []byte {
+	if len(v) >= 2 && v[0] == '"' {
+		return v[1 : len(v)-1]
+	}
+	return v
+}
