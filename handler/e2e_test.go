@@ -643,7 +643,9 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 	for _, tt := range bad {
 		t.Run("bad request/"+tt.name, func(t *testing.T) {
 			c := h.callAPI(t, tt.method, tt.id, tt.body, tt.contentType)
-			var eb struct{ Error struct{ Code, Message string } }
+			var eb struct {
+				Error struct{ Code, Message string }
+			}
 			if err := json.Unmarshal(c.body, &eb); err != nil {
 				t.Fatal(err)
 			}
