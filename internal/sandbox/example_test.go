@@ -24,7 +24,7 @@ func Example() {
 	if err := s.Start(); err != nil {
 		panic(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	sc := scope.MustParse("/providers/Microsoft.Billing/departments/301001")
 	link := s.URL() + sc.PeriodPath("202402") + "/providers/Microsoft.Consumption/usageDetails?api-version=2024-08-01&$top=1000"

@@ -313,7 +313,7 @@ func TestTLSAndStart(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	if !strings.HasPrefix(s.URL(), "https://127.0.0.1:") || len(s.CAPEM()) == 0 {
 		t.Fatalf("URL %q, CA %d bytes", s.URL(), len(s.CAPEM()))
 	}

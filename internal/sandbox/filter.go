@@ -40,11 +40,10 @@ type token struct {
 func lexFilter(s string) ([]token, error) {
 	var out []token
 	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t':
+		switch c := s[i]; c {
+		case ' ', '\t':
 			i++
-		case c == '\'':
+		case '\'':
 			var b strings.Builder
 			i++
 			closed := false
@@ -66,7 +65,7 @@ func lexFilter(s string) ([]token, error) {
 				return nil, fmt.Errorf("unterminated string literal")
 			}
 			out = append(out, token{text: b.String(), quoted: true})
-		case c == '(' || c == ')':
+		case '(', ')':
 			return nil, fmt.Errorf("parentheses are not supported")
 		default:
 			j := i

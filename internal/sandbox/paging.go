@@ -187,7 +187,8 @@ func isGUID(v string) bool {
 			}
 			continue
 		}
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+		isHex := '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+		if !isHex {
 			return false
 		}
 	}

@@ -28,15 +28,6 @@ import (
 // modern ids are rooted at the MCA billing account. (The real service roots ids at the request
 // scope in some examples; a lossless exporter keeps whatever it gets.)
 
-// shapeKind names a record shape.
-type shapeKind uint8
-
-const (
-	shapeLegacy shapeKind = iota
-	shapeModern
-	shape2018
-)
-
 // enc appends field values either as JSON or as CSV cells.
 type enc struct {
 	b   []byte
@@ -143,16 +134,6 @@ func (e *enc) date(y, m, d int, style dateStyle) {
 		e.b = append(e.b, "T23:59:59Z"...)
 	}
 	e.b = append(e.b, '"')
-}
-
-func (e *enc) guid(hi, lo uint64) {
-	if !e.csv {
-		e.b = append(e.b, '"')
-	}
-	e.b = appendGUID(e.b, hi, lo)
-	if !e.csv {
-		e.b = append(e.b, '"')
-	}
 }
 
 // appendJSONString appends s as a JSON string literal without HTML escaping.
