@@ -610,11 +610,19 @@ func stall(t *testing.T, head string, headers bool) step {
 	}
 }
 
+// guard returns a context that ends the test's List well after any idle timeout would have, so
+// a broken idle timeout fails the test instead of hanging it.
+func guard(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func TestListStalledBody(t *testing.T) {
 	srv := newScript(t, stall(t, `{"value":[`+records(0, 1)+`,`, true))
 	c := newTestClient(t, srv.URL, func(o *Options) { o.BodyIdleTimeout = 50 * time.Millisecond })
 	var got collector
-	err := c.List(context.Background(), Query{Scope: subScope}, &got)
+	err := c.List(guard(t), Query{Scope: subScope}, &got)
 	var pe *PageError
 	if !errors.As(err, &pe) || !errors.Is(err, ErrIdleTimeout) {
 		t.Fatalf("err = %v, want a *PageError wrapping ErrIdleTimeout", err)
@@ -633,7 +641,7 @@ func TestListStalledHeadersAreRetried(t *testing.T) {
 		o.BodyIdleTimeout = 50 * time.Millisecond
 		o.ClientOptions.Retry.MaxRetries = 1
 	})
-	err := c.List(context.Background(), Query{Scope: subScope}, &collector{})
+	err := c.List(guard(t), Query{Scope: subScope}, &collector{})
 	if !errors.Is(err, ErrIdleTimeout) {
 		t.Fatalf("err = %v, want ErrIdleTimeout", err)
 	}
