@@ -12,8 +12,9 @@ import (
 
 // dataQuery is an ordered, randomly addressable row sequence: days newest first (the API lists
 // "in reverse chronological order"), then subscriptions in world order, then the rows of the
-// (subscription, day). Ordinals count every row of that sequence; a $filter skips rows but not
-// ordinals, so a continuation is just the ordinal to resume from.
+// (subscription, day). A row's position is (day, subscription index, row index); a $filter
+// skips rows but not positions, so a continuation is just the position to resume from, and it
+// stays valid when "today" (and so the first day of the sequence) moves between pages.
 type dataQuery struct {
 	w        *world
 	subs     []*subscription
@@ -22,6 +23,15 @@ type dataQuery struct {
 	perDay   int
 	match    func(*row) bool // nil = every row
 }
+
+// position addresses one row of a dataQuery; the zero value is the first row.
+type position struct {
+	day int64 // days since 1970-01-01 (0 = the query's last day)
+	sub int   // index into dataQuery.subs
+	k   int   // row index within (subscription, day)
+}
+
+func dayNumber(t time.Time) int64 { return t.Unix() / 86400 }
 
 func (q *dataQuery) empty() bool { return q.from.IsZero() || q.from.After(q.to) || len(q.subs) == 0 }
 
@@ -39,40 +49,105 @@ func (q *dataQuery) total() int64 {
 	return n
 }
 
-// scan calls fn for each row from ordinal start on (matching rows only when the query has a
+// scanFrom calls fn for each row from position p on (matching rows only when the query has a
 // filter), until fn returns false or the rows end.
+func (q *dataQuery) scanFrom(p position, fn func(p position, r *row) bool) {
+	if q.empty() {
+		return
+	}
+	start := q.to
+	if p.day != 0 && p.day < dayNumber(q.to) {
+		start = time.Unix(p.day*86400, 0).UTC()
+	} else if p.day > dayNumber(q.to) {
+		p = position{} // beyond the range (it shrank): start over at its newest day
+	}
+	var r row
+	for d := start; !d.Before(q.from); d = d.AddDate(0, 0, -1) {
+		dn := dayNumber(d)
+		for si := p.sub; si < len(q.subs); si++ {
+			s := q.subs[si]
+			n := q.w.rowsOn(s, d, q.metric, q.perDay)
+			for k := p.k; k < n; k++ {
+				q.w.genRow(&r, s, d, k, q.metric, q.perDay)
+				if q.match != nil && !q.match(&r) {
+					continue
+				}
+				if !fn(position{day: dn, sub: si, k: k}, &r) {
+					return
+				}
+			}
+			p.k = 0
+		}
+		p.sub = 0
+	}
+}
+
+// scan calls fn for each row from ordinal start on (ordinals count every row of the sequence,
+// filter or not), until fn returns false or the rows end.
 func (q *dataQuery) scan(start int64, fn func(ord int64, r *row) bool) {
 	if q.empty() {
 		return
 	}
-	var r row
+	var p position
 	var ord int64
-	for d := q.to; !d.Before(q.from); d = d.AddDate(0, 0, -1) {
-		for _, s := range q.subs {
+	found := false
+	for d := q.to; !d.Before(q.from) && !found; d = d.AddDate(0, 0, -1) {
+		for si, s := range q.subs {
 			n := int64(q.w.rowsOn(s, d, q.metric, q.perDay))
-			if ord+n <= start {
-				ord += n
-				continue
-			}
-			k := int64(0)
-			if start > ord {
-				k = start - ord
-			}
-			for ; k < n; k++ {
-				q.w.genRow(&r, s, d, int(k), q.metric, q.perDay)
-				if q.match != nil && !q.match(&r) {
-					continue
-				}
-				if !fn(ord+k, &r) {
-					return
-				}
+			if ord+n > start {
+				p, found = position{day: dayNumber(d), sub: si, k: int(start - ord)}, true
+				ord = start
+				break
 			}
 			ord += n
 		}
 	}
+	if !found {
+		return
+	}
+	// Ordinals of the rows after p: count rows (filtered ones included) as positions advance.
+	last := p
+	q.scanFrom(p, func(cur position, r *row) bool {
+		ord += q.between(last, cur)
+		last = cur
+		return fn(ord, r)
+	})
 }
 
-// Skiptoken: 12 bytes (ordinal, page index) XORed with a keystream of the query id, followed by
+// between counts the rows from a (inclusive) to b (exclusive), a not after b in sequence order.
+func (q *dataQuery) between(a, b position) int64 {
+	if a == b {
+		return 0
+	}
+	if a.day == b.day && a.sub == b.sub {
+		return int64(b.k - a.k)
+	}
+	var n int64
+	d := time.Unix(a.day*86400, 0).UTC()
+	for {
+		dn := dayNumber(d)
+		for si := 0; si < len(q.subs); si++ {
+			if dn == a.day && si < a.sub {
+				continue
+			}
+			if dn == b.day && si == b.sub {
+				n += int64(b.k)
+				if dn == a.day && si == a.sub {
+					n -= int64(a.k)
+				}
+				return n
+			}
+			c := int64(q.w.rowsOn(q.subs[si], d, q.metric, q.perDay))
+			if dn == a.day && si == a.sub {
+				c -= int64(a.k)
+			}
+			n += c
+		}
+		d = d.AddDate(0, 0, -1)
+	}
+}
+
+// Skiptoken: 16 bytes (day, subscription index, row index, page index) XORed with a keystream of the query id, followed by
 // 16 bytes of HMAC-SHA256 over the id, the canonical query and those 12 bytes; upper-case hex.
 // A token is only valid with the id and query it was issued for; anything rebuilt or edited
 // fails with 400 "id query parameter is not a valid Guid", the error clients report for
@@ -80,16 +155,18 @@ func (q *dataQuery) scan(start int64, fn func(ord int64, r *row) bool) {
 
 const skiptokenVersion = "v1"
 
-// pageCursor is the position a skiptoken carries.
+// pageCursor is what a skiptoken carries: where the page starts and its index.
 type pageCursor struct {
-	ord  int64
+	pos  position
 	page int
 }
+
+const tokenPlain = 16
 
 func (s *Server) keystream(id string) []byte {
 	m := hmac.New(sha256.New, s.tokenKey)
 	m.Write([]byte("keystream\x00" + id))
-	return m.Sum(nil)[:12]
+	return m.Sum(nil)[:tokenPlain]
 }
 
 func (s *Server) tokenMAC(id, canon string, plain []byte) []byte {
@@ -103,33 +180,36 @@ func (s *Server) tokenMAC(id, canon string, plain []byte) []byte {
 }
 
 func (s *Server) encodeToken(id, canon string, c pageCursor) string {
-	var plain [12]byte
-	binary.BigEndian.PutUint64(plain[:8], uint64(c.ord))
-	binary.BigEndian.PutUint32(plain[8:], uint32(c.page))
+	var plain [tokenPlain]byte
+	binary.BigEndian.PutUint32(plain[0:], uint32(c.pos.day))
+	binary.BigEndian.PutUint32(plain[4:], uint32(c.pos.sub))
+	binary.BigEndian.PutUint32(plain[8:], uint32(c.pos.k))
+	binary.BigEndian.PutUint32(plain[12:], uint32(c.page))
 	mac := s.tokenMAC(id, canon, plain[:])
 	ks := s.keystream(id)
-	var raw [28]byte
+	var raw [tokenPlain + 16]byte
 	for i := range plain {
 		raw[i] = plain[i] ^ ks[i]
 	}
-	copy(raw[12:], mac)
+	copy(raw[tokenPlain:], mac)
 	return strings.ToUpper(hex.EncodeToString(raw[:]))
 }
 
 func (s *Server) decodeToken(id, canon, tok string) (pageCursor, bool) {
 	raw, err := hex.DecodeString(tok)
-	if err != nil || len(raw) != 28 {
+	if err != nil || len(raw) != tokenPlain+16 {
 		return pageCursor{}, false
 	}
 	ks := s.keystream(id)
-	var plain [12]byte
+	var plain [tokenPlain]byte
 	for i := range plain {
 		plain[i] = raw[i] ^ ks[i]
 	}
-	if !hmac.Equal(raw[12:], s.tokenMAC(id, canon, plain[:])) {
+	if !hmac.Equal(raw[tokenPlain:], s.tokenMAC(id, canon, plain[:])) {
 		return pageCursor{}, false
 	}
-	return pageCursor{ord: int64(binary.BigEndian.Uint64(plain[:8])), page: int(binary.BigEndian.Uint32(plain[8:]))}, true
+	u := func(i int) int { return int(binary.BigEndian.Uint32(plain[i:])) }
+	return pageCursor{pos: position{day: int64(u(0)), sub: u(4), k: u(8)}, page: u(12)}, true
 }
 
 // continuationParams are the query parameters the service adds to nextLink.

@@ -314,12 +314,12 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 	defer bufPool.Put(bufp)
 	body := append((*bufp)[:0], `{"value":[`...)
 	n := 0
-	next := int64(-1)
+	var next *position
 	var last row
 	cm := s.currentMonth()
-	dq.scan(cur.ord, func(ord int64, rw *row) bool {
+	dq.scanFrom(cur.pos, func(p position, rw *row) bool {
 		if n == top {
-			next = ord
+			next = &p
 			return false
 		}
 		if n > 0 {
@@ -345,13 +345,13 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 	}
 	body = append(body, ']')
 	link := ""
-	if next >= 0 || fault == NextLinkForeign {
+	if next != nil || fault == NextLinkForeign {
 		if id == "" {
 			id = newGUID()
 		}
-		c := pageCursor{ord: next, page: cur.page + 1}
-		if next < 0 {
-			c.ord = cur.ord
+		c := pageCursor{pos: cur.pos, page: cur.page + 1}
+		if next != nil {
+			c.pos = *next
 		}
 		link = s.nextLink(baseURL(r), r.URL.EscapedPath(), r.URL.RawQuery, id, canon, c)
 	}

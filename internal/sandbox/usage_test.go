@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -755,4 +756,27 @@ func BenchmarkServePages(b *testing.B) {
 	if cpu := cpuTime() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(records)/cpu.Seconds(), "records/cpu-s")
 	}
+}
+
+// TestContinuationSurvivesNewDay moves "today" between pages: the continuation resumes where
+// it stopped (no row repeated or skipped), although the newest day of the sequence changed.
+func TestContinuationSurvivesNewDay(t *testing.T) {
+	var mu sync.Mutex
+	now := testNow
+	s, ts := newTestServer(t, &Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	sc := scope.MustParse("/providers/Microsoft.Billing/departments/301001")
+	want, err := s.GroundTruth(sc, period.Period{Year: 2024, Month: 3}, "actualcost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := get(t, s, usageURL(ts.URL, sc.Path(), "api-version=2024-08-01&$top=10"))
+	var p page
+	if err := json.Unmarshal(body, &p); err != nil || p.NextLink == nil {
+		t.Fatalf("first page: %v", err)
+	}
+	mu.Lock()
+	now = now.Add(24 * time.Hour)
+	mu.Unlock()
+	rest, _ := fetchAll(t, s, *p.NextLink)
+	compareTruth(t, truthOfRecords(t, append(p.Value, rest...)), want)
 }
