@@ -759,6 +759,10 @@ func TestTokenGoesOnlyToEndpoint(t *testing.T) {
 	if !errors.Is(err, ErrForeignHost) {
 		t.Errorf("pipeline.Do to %s: err = %v, want ErrForeignHost", other.URL, err)
 	}
+	var nr interface{ NonRetriable() }
+	if !errors.As(err, &nr) {
+		t.Errorf("pipeline.Do to %s: err = %v is not NonRetriable", other.URL, err)
+	}
 	if n := foreign.n.Load(); n != 0 {
 		t.Errorf("foreign server got %d requests, want 0", n)
 	}
