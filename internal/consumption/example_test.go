@@ -34,7 +34,7 @@ func ExampleClient_List() {
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.RawQuery, "skiptoken") {
-			io.WriteString(w, `{"value":[{"id":"b","properties":{"cost":0.000001980949998}}]}`)
+			_, _ = io.WriteString(w, `{"value":[{"id":"b","properties":{"cost":0.000001980949998}}]}`)
 			return
 		}
 		fmt.Fprintf(w, `{"value":[{"id":"a"}],"nextLink":"%s%s?api-version=2024-08-01&$skiptoken=abc"}`, srv.URL, r.URL.Path)

@@ -148,7 +148,7 @@ func runFixture(t *testing.T, version string, f fixture, status string, body jso
 		w.Header().Set(HeaderRequestID, "req-1")
 		w.WriteHeader(code)
 		if code == http.StatusOK {
-			w.Write(body)
+			_, _ = w.Write(body)
 		}
 	}))
 	defer srv.Close()

@@ -92,7 +92,7 @@ func records(first, n int) string {
 func reply(body string) step {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, body)
+		_, _ = io.WriteString(w, body)
 	}
 }
 
@@ -103,7 +103,7 @@ func status(code int, body string, header ...string) step {
 			w.Header().Set(header[i], header[i+1])
 		}
 		w.WriteHeader(code)
-		io.WriteString(w, body)
+		_, _ = io.WriteString(w, body)
 	}
 }
 
@@ -185,7 +185,7 @@ func TestListResumesFromNextLink(t *testing.T) {
 }
 
 func TestListRefusesForeignNextLink(t *testing.T) {
-	foreign := &countingHandler{h: func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"value":[]}`) }}
+	foreign := &countingHandler{h: func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"value":[]}`) }}
 	other := httptest.NewServer(foreign)
 	defer other.Close()
 	home := newScript(t) // the steps are set per case below
@@ -485,7 +485,7 @@ func TestListErrorResponses(t *testing.T) {
 }
 
 func TestListRefusesRedirects(t *testing.T) {
-	target := &countingHandler{h: func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"value":[]}`) }}
+	target := &countingHandler{h: func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{"value":[]}`) }}
 	other := httptest.NewServer(target)
 	defer other.Close()
 	transports := map[string]policy.Transporter{
@@ -557,9 +557,9 @@ func TestListBrokenBodies(t *testing.T) {
 					return
 				}
 				fmt.Fprintf(buf, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n%s", page[:len(page)-5])
-				buf.Flush()
-				conn.(*net.TCPConn).SetLinger(0) // close with RST
-				conn.Close()
+				_ = buf.Flush()
+				_ = conn.(*net.TCPConn).SetLinger(0) // close with RST
+				_ = conn.Close()
 			},
 			delivered: 2,
 		},
@@ -600,7 +600,7 @@ func stall(t *testing.T, head string, headers bool) step {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if headers {
 			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, head)
+			_, _ = io.WriteString(w, head)
 			w.(http.Flusher).Flush()
 		}
 		select {
@@ -724,7 +724,7 @@ func TestTokenGoesOnlyToEndpoint(t *testing.T) {
 		mu.Lock()
 		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
 		mu.Unlock()
-		io.WriteString(w, `{"value":[]}`)
+		_, _ = io.WriteString(w, `{"value":[]}`)
 	}))
 	defer home.Close()
 	foreign := &countingHandler{h: func(http.ResponseWriter, *http.Request) {}}

@@ -81,7 +81,7 @@ func TestQueryOnTheWire(t *testing.T) {
 			var got []string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				got = append(got, r.RequestURI)
-				w.Write([]byte(`{"value":[]}`))
+				_, _ = w.Write([]byte(`{"value":[]}`))
 			}))
 			defer srv.Close()
 			c := newTestClient(t, srv.URL, func(o *Options) { o.APIVersion = tt.version })
