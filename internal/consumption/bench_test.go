@@ -1,0 +1,321 @@
+package consumption
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/usage-export/usage-export/internal/bench/benchdata"
+)
+
+// BenchmarkListPages is the client side of a listing over loopback HTTP: the azcore pipeline,
+// the streamed body and the page decoder, for pages of 1000 sandbox records of each shape. The
+// in-process server only writes a prepared page, so cpu-ns/record is mostly the client's.
+func BenchmarkListPages(b *testing.B) {
+	const pagesPerList = 4
+	for _, s := range benchdata.Shapes {
+		b.Run(string(s), func(b *testing.B) {
+			page, err := benchdata.Page(s, benchdata.MaxRecords)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var i int
+				fmt.Sscan(r.URL.Query().Get("i"), &i)
+				body := page
+				if i+1 < pagesPerList {
+					// Same records, this page's nextLink pointing at the next index.
+					link := fmt.Sprintf(`"nextLink":"%s%s?api-version=%s&i=%d"`, srv.URL, r.URL.Path, DefaultAPIVersion, i+1)
+					body = nextLinkRE(page, link)
+				} else {
+					body = nextLinkRE(page, `"nextLink":null`)
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(body)
+			}))
+			defer srv.Close()
+			c, err := NewClient(StaticToken(testToken), testOptions(srv.URL))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var h countHandler
+			b.SetBytes(int64(len(page)) * pagesPerList)
+			b.ReportAllocs()
+			cpu0 := benchdata.CPUTime()
+			for b.Loop() {
+				h.n = 0
+				if err := c.List(context.Background(), Query{Scope: subScope}, &h); err != nil {
+					b.Fatal(err)
+				}
+				if h.n != pagesPerList*benchdata.MaxRecords {
+					b.Fatalf("got %d records, want %d", h.n, pagesPerList*benchdata.MaxRecords)
+				}
+			}
+			b.ReportMetric(float64(benchdata.CPUTime()-cpu0)/float64(b.N*pagesPerList*benchdata.MaxRecords), "cpu-ns/record")
+		})
+	}
+}
+
+// BenchmarkParsePageScanner compares the page decoder with the jsontext decoder it replaced,
+// on a page of 1000 sandbox legacy records with additionalInfo.
+func BenchmarkParsePageScanner(b *testing.B) {
+	page, err := benchdata.Page(benchdata.Legacy, benchdata.MaxRecords)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, impl := range []string{"scanner", "jsontext-reference"} {
+		b.Run(impl, func(b *testing.B) {
+			parse := ParsePage
+			if impl != "scanner" {
+				parse = referenceParsePage
+			}
+			r := bytes.NewReader(page)
+			var h countHandler
+			b.SetBytes(int64(len(page)))
+			b.ReportAllocs()
+			cpu0 := benchdata.CPUTime()
+			for b.Loop() {
+				r.Reset(page)
+				h.n = 0
+				if _, _, err := parse(r, &h); err != nil {
+					b.Fatal(err)
+				}
+				if h.n != benchdata.MaxRecords {
+					b.Fatalf("got %d records, want %d", h.n, benchdata.MaxRecords)
+				}
+			}
+			b.ReportMetric(float64(benchdata.CPUTime()-cpu0)/float64(b.N*benchdata.MaxRecords), "cpu-ns/record")
+		})
+	}
+}
+
+// nextLinkRE replaces the page's nextLink member (the sandbox puts it last) with link.
+func nextLinkRE(page []byte, link string) []byte {
+	i := bytes.LastIndex(page, []byte(`"nextLink":`))
+	if i < 0 {
+		return append(append(page[:len(page)-1:len(page)-1], ','), link+"}"...)
+	}
+	return append(append(page[:i:i], link...), '}')
+}
+
+// parseResult is everything ParsePage tells its caller about an input.
+type parseResult struct {
+	next    string
+	n       int
+	records []string
+	failed  bool
+}
+
+func (r parseResult) String() string {
+	return fmt.Sprintf("next=%q n=%d failed=%v records=%q", r.next, r.n, r.failed, r.records)
+}
+
+func runParse(parse func(io.Reader, Handler) (string, int, error), r io.Reader) (parseResult, error) {
+	var c collector
+	next, n, err := parse(r, &c)
+	res := parseResult{next: next, n: n, failed: err != nil}
+	for _, rec := range c.records {
+		res.records = append(res.records, string(rec))
+	}
+	return res, err
+}
+
+// TestParsePageMatchesReference holds the page decoder to the jsontext decoder it replaced:
+// the same records, nextLink, count and success on the fuzz seed corpus (every fixture and its
+// broken variants), sandbox pages, edge cases, and every truncation of a sandbox page, read
+// whole and one byte at a time.
+func TestParsePageMatchesReference(t *testing.T) {
+	inputs := map[string][]byte{}
+	for name, b := range corpusSeeds(t) {
+		inputs[name] = b
+	}
+	for _, s := range benchdata.Shapes {
+		page, err := benchdata.Page(s, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs["sandbox-"+string(s)] = page
+	}
+	for i, s := range parseEdgeCases {
+		inputs[fmt.Sprintf("edge-%02d", i)] = []byte(s)
+	}
+	small, err := benchdata.Page(benchdata.Legacy2018, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range small {
+		inputs[fmt.Sprintf("truncated-%05d", i)] = small[:i]
+	}
+	for name, in := range inputs {
+		want, wantErr := runParse(referenceParsePage, bytes.NewReader(in))
+		for _, one := range []bool{false, true} {
+			var r io.Reader = bytes.NewReader(in)
+			if one {
+				r = iotest.OneByteReader(r)
+			}
+			got, gotErr := runParse(ParsePage, r)
+			if got.String() != want.String() {
+				t.Errorf("%s (one byte reads %v):\n got %s (%v)\nwant %s (%v)", name, one, got, gotErr, want, wantErr)
+			}
+		}
+	}
+}
+
+// FuzzParsePageMatchesReference: on any input, the page decoder and the jsontext decoder it
+// replaced deliver the same records and nextLink and agree on success.
+func FuzzParsePageMatchesReference(f *testing.F) {
+	for _, b := range corpusSeeds(f) {
+		f.Add(b)
+	}
+	for _, s := range parseEdgeCases {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		want, wantErr := runParse(referenceParsePage, bytes.NewReader(in))
+		got, gotErr := runParse(ParsePage, iotest.HalfReader(bytes.NewReader(in)))
+		if got.String() != want.String() {
+			t.Fatalf("%q:\n got %s (%v)\nwant %s (%v)", in, got, gotErr, want, wantErr)
+		}
+	})
+}
+
+var parseEdgeCases = []string{
+	`{"value":[{"s":"\ud83d\ude00"}]}`,
+	`{"value":[{"s":"\ud83d"}]}`,
+	`{"value":[{"s":"\ude00\ud83d"}]}`,
+	`{"value":[{"s":"\ud83d\u0041"}]}`,
+	`{"value":[{"s":"\ud83dx"}]}`,
+	`{"value":[{"s":"\u00e9\n\t\/\\\""}]}`,
+	`{"value":[{"s":"\x"}]}`,
+	`{"value":[{"s":"\u12G4"}]}`,
+	"{\"value\":[{\"s\":\"a\tb\"}]}",
+	"{\"value\":[{\"s\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}]}",
+	"{\"value\":[{\"s\":\"\xc3\"}]}",
+	"{\"value\":[{\"s\":\"\xed\xa0\x80\"}]}",
+	`{"value":[{"n":-0.5e-3,"m":1E+2,"z":0,"w":-0}]}`,
+	`{"value":[{"n":-}]}`,
+	`{"value":[{"n":1.}]}`,
+	`{"value":[{"n":1e}]}`,
+	`{"value":[{"n":.5}]}`,
+	`{"value":[{"n":+1}]}`,
+	`{"value":[{"n":00}]}`,
+	`{"value":[{"t":true,"f":false,"z":null}]}`,
+	`{"value":[{"t":tru}]}`,
+	`{"value":[{"t":nul}]}`,
+	`{"value":[{"a":[],"o":{},"x":[[],{}],"y":[1,[2,[3]]]}]}`,
+	`{"value":[{"a":[1,]}]}`,
+	`{"value":[{"a":{"b":1,}}]}`,
+	`{"value":[{"a" 1}]}`,
+	`{"value":[{1:2}]}`,
+	`{"value":[{"a":1}{"b":2}]}`,
+	`{"value":[{"a":1},]}`,
+	`{"value":[,{"a":1}]}`,
+	`{"value":[]  ,  "nextLink" : "x"  }  ` + "\n",
+	`{"nextLink":"a","nextLink":null}`,
+	`{"nextLink":"a\u0026b\ud83d\ude00"}`,
+	`{"nextLink":{"a":1}}`,
+	`{"nextLink":[}`,
+	`{"value":{}}`,
+	`{"value":"x"}`,
+	`{"value":[{}],}`,
+	`{"va\u006cue":[{"a":1}]}`,
+	`{"value":[{"a":1}]}x`,
+	`{"value":[{"a":1}]}` + "\x00",
+	`   `,
+	`"page"`,
+	`42`,
+	`[1]`,
+	`{"value":[` + strings.Repeat(`[`, 10001) + strings.Repeat(`]`, 10001) + `]}`,
+	`{"value":[{"a":` + strings.Repeat(`[`, 9998) + strings.Repeat(`]`, 9998) + `}]}`,
+	`{"value":[{"a":` + strings.Repeat(`[`, 9999) + strings.Repeat(`]`, 9999) + `}]}`,
+	`{"value":[{"a":` + strings.Repeat(`[`, 10000) + strings.Repeat(`]`, 10000) + `}]}`,
+}
+
+// referenceParsePage is ParsePage as it was before the single-pass scanner: a jsontext decoder
+// with duplicate names allowed and UTF-8 validated.
+func referenceParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
+	dec := jsontext.NewDecoder(r, jsontext.AllowDuplicateNames(true))
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return "", 0, eofIsUnexpected(err)
+	}
+	if tok.Kind() != '{' {
+		return "", 0, fmt.Errorf("want a JSON object, got %s", tok.Kind())
+	}
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return "", n, eofIsUnexpected(err)
+		}
+		switch name := tok.String(); name {
+		case memberValue:
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return "", n, eofIsUnexpected(err)
+			}
+			switch tok.Kind() {
+			case 'n':
+				continue
+			case '[':
+			default:
+				return "", n, fmt.Errorf("want an array, got %s", tok.Kind())
+			}
+			for {
+				kind := dec.PeekKind()
+				if kind == ']' {
+					break
+				}
+				raw, err := dec.ReadValue()
+				if err != nil {
+					return "", n, eofIsUnexpected(err)
+				}
+				if kind != '{' {
+					return "", n, fmt.Errorf("want a JSON object, got %s", kind)
+				}
+				if err := h.Record(raw); err != nil {
+					return "", n, err
+				}
+				n++
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				return "", n, eofIsUnexpected(err)
+			}
+		case memberNextLink:
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return "", n, eofIsUnexpected(err)
+			}
+			switch tok.Kind() {
+			case 'n':
+				nextLink = ""
+			case '"':
+				nextLink = tok.String()
+			default:
+				return "", n, fmt.Errorf("want a string, got %s", tok.Kind())
+			}
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return "", n, eofIsUnexpected(err)
+			}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return "", n, eofIsUnexpected(err)
+	}
+	if tok, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("unexpected %s", tok.Kind())
+		}
+		return "", n, err
+	}
+	return nextLink, n, nil
+}
