@@ -83,7 +83,7 @@ type Options struct {
 	// worker's job is taken over (default 3 min).
 	StaleAfter time.Duration
 	// BusyRetryInterval and BusyRetryFor: a partition that another writer holds is tried again
-	// every BusyRetryInterval for up to BusyRetryFor (defaults 15 s and 5 min; a dead writer's
+	// every BusyRetryInterval for up to BusyRetryFor (defaults 5 s and 5 min; a dead writer's
 	// partition lease expires within 60 s).
 	BusyRetryInterval time.Duration
 	BusyRetryFor      time.Duration
@@ -99,7 +99,7 @@ const (
 	DefaultFlushInterval     = 2 * time.Second
 	DefaultHeartbeatInterval = 30 * time.Second
 	DefaultStaleAfter        = 3 * time.Minute
-	DefaultBusyRetryInterval = 15 * time.Second
+	DefaultBusyRetryInterval = 5 * time.Second
 	DefaultBusyRetryFor      = 5 * time.Minute
 	DefaultMaxAttempts       = 5
 	DefaultRetention         = 30 * 24 * time.Hour

@@ -683,6 +683,7 @@ func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
 	last := period.Of(time.Now().UTC()).Add(-1)
 	first := last.Add(-5)
 
+	begin := time.Now()
 	h := startHosted(t, w.settings)
 	c := h.callAPI(t, http.MethodPost, "", fmt.Sprintf(`{"from":%q,"to":%q}`, first, last), "application/json")
 	if c.status != http.StatusAccepted {
@@ -723,7 +724,7 @@ func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
 		}
 	}
 	afterTerm := committed(stored)
-	t.Logf("SIGTERM with %d/%d partitions committed", afterTerm, len(stored.Partitions))
+	t.Logf("%.1fs: SIGTERM with %d/%d partitions committed", time.Since(begin).Seconds(), afterTerm, len(stored.Partitions))
 
 	// 2. Restart: the job is resumed at start. SIGKILL as soon as a resumed partition has
 	// rows, so the process dies mid-partition with its leases held.
@@ -747,7 +748,7 @@ func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
 	if stored.State != "running" {
 		t.Fatalf("stored after SIGKILL: %s, want running", stored.State)
 	}
-	t.Logf("SIGKILL with %d/%d partitions committed", committed(stored), len(stored.Partitions))
+	t.Logf("%.1fs: SIGKILL with %d/%d partitions committed", time.Since(begin).Seconds(), committed(stored), len(stored.Partitions))
 
 	// 3. Restart again: partitions the dead process held stay busy until their leases expire;
 	// the job waits for them and completes.
@@ -761,7 +762,7 @@ func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
 		m := w.checkExact(t, dept, p, "actualcost")
 		resumed += m.RunInfo.Resumed
 	}
-	t.Logf("job %s succeeded after 3 attempts; %d partition run(s) continued from a checkpoint", id, resumed)
+	t.Logf("%.1fs: job %s succeeded after 3 attempts; %d partition run(s) continued from a checkpoint", time.Since(begin).Seconds(), id, resumed)
 }
 
 // storedJob reads the job document straight from Azurite (the handler is not running).
