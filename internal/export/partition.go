@@ -146,11 +146,16 @@ func (e *Exporter) writeChunks(ctx context.Context, p Partition, src Source, cp 
 	var pages int
 	var rows, bytesDone int64
 	done := len(cp.Parts)
-	g, gctx := errgroup.WithContext(ctx)
+	// The chunks to write are picked before any is started: the goroutines below add to
+	// cp.Parts, so it must not be read here while they run.
+	var todo []Chunk
 	for _, c := range chunks {
-		if _, ok := cp.Parts[c.Key()]; ok {
-			continue
+		if _, ok := cp.Parts[c.Key()]; !ok {
+			todo = append(todo, c)
 		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, c := range todo {
 		c.ByPeriod = c.Whole && src.Name() == SourceUsageDetails && p.Scope.SupportsBillingPeriod()
 		select {
 		case sem <- struct{}{}:
