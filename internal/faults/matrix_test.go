@@ -1,0 +1,352 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/ratelimit"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/verify"
+)
+
+// Fault matrix sizes: a month of a four-subscription department in pages of 5 records, one
+// part per day, so an export is about 90 requests and a mid-export fault leaves finished parts
+// behind.
+const (
+	matrixRecordsPerDay = 3
+	matrixPageSize      = 5
+	// armAfterChunks is how many chunks must be finished before a mid-export fault is armed.
+	armAfterChunks = 8
+	// runTimeout bounds one export run of the matrix.
+	runTimeout = 3 * time.Minute
+	// stallIdleTimeout is the client's body idle timeout in the stalled-body case.
+	stallIdleTimeout = 2 * time.Second
+	// stallMax bounds the sandbox's stall, so a client that does not give up fails the case
+	// in bounded time (with a reset connection, not an idle timeout).
+	stallMax = 20 * time.Second
+)
+
+// outcome is what a fault must lead to.
+type outcome int
+
+const (
+	// completes: the run retries through the fault and commits exactly the ground truth.
+	completes outcome = iota + 1
+	// failsCleanly: the run fails with a clear error and the previous export stays live and
+	// intact; the next run (fault gone) resumes from the checkpoint and commits exactly.
+	failsCleanly
+	// passesThrough: the run commits the ground truth plus the injected record, unchanged.
+	passesThrough
+)
+
+type faultCase struct {
+	fault sandbox.Fault
+	want  outcome
+	// rate (when > 0) injects the fault into that share of requests from the start of the run;
+	// otherwise the fault fires once, armed after armAfterChunks finished chunks.
+	rate float64
+	// errIs and errHas describe the failing run's error (failsCleanly).
+	errIs  error
+	errHas string
+	// throttle: the budget must have seen the 429s and paused.
+	throttle bool
+}
+
+// TestFaultMatrix injects every fault kind of the API sandbox into an export that replaces a
+// committed partition, and asserts the outcome the fault calls for: completes exactly,
+// fails cleanly with the previous partition intact and then resumes exactly, or passes an
+// unknown record shape through unchanged.
+func TestFaultMatrix(t *testing.T) {
+	gate(t)
+	cases := []faultCase{
+		{fault: sandbox.Throttle429Consumption, want: completes, rate: 0.05, throttle: true},
+		{fault: sandbox.Throttle429RetryAfter, want: completes, rate: 0.05, throttle: true},
+		{fault: sandbox.Unavailable503, want: completes, rate: 0.05},
+		{fault: sandbox.Internal500, want: completes, rate: 0.1},
+		{fault: sandbox.Gateway504, want: completes, rate: 0.1},
+		{fault: sandbox.ResetMidBody, want: failsCleanly, errIs: &consumption.PageError{}, errHas: "page"},
+		{fault: sandbox.TruncatedJSON, want: failsCleanly, errIs: &consumption.PageError{}, errHas: "unexpected EOF"},
+		{fault: sandbox.StalledBody, want: failsCleanly, errIs: consumption.ErrIdleTimeout, errHas: "idle"},
+		{fault: sandbox.NextLinkLoop, want: failsCleanly, errIs: consumption.ErrNextLinkLoop, errHas: "nextLink loop"},
+		{fault: sandbox.NextLinkForeign, want: failsCleanly, errIs: consumption.ErrForeignHost, errHas: "not the configured endpoint"},
+		{fault: sandbox.TokenExpired401, want: failsCleanly, errIs: &consumption.APIError{}, errHas: "ExpiredAuthenticationToken"},
+		{fault: sandbox.NonJSONError, want: failsCleanly, errIs: &consumption.APIError{}, errHas: "badly formed"},
+		{fault: sandbox.NewRecordShape, want: passesThrough},
+	}
+	for _, fc := range cases {
+		t.Run(string(fc.fault), func(t *testing.T) {
+			t.Parallel()
+			runFaultCase(t, fc)
+		})
+	}
+}
+
+// foreignCounter listens where the sandbox's foreign nextLink points (127.0.0.2, the sandbox's
+// port) and counts every connection: a client that follows the link would send its token here.
+type foreignCounter struct {
+	ln    net.Listener
+	conns atomic.Int64
+}
+
+func listenForeign(t *testing.T, sandboxURL string) *foreignCounter {
+	t.Helper()
+	u, err := url.Parse(sandboxURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.2", u.Port()))
+	if err != nil {
+		t.Fatalf("listening where the foreign nextLink points: %v", err)
+	}
+	fc := &foreignCounter{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fc.conns.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return fc
+}
+
+func runFaultCase(t *testing.T, fc faultCase) {
+	ctx := context.Background()
+	o := sandbox.Options{RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize, StallMax: stallMax}
+	sb := startSandbox(t, o)
+	var foreign *foreignCounter
+	if fc.fault == sandbox.NextLinkForeign {
+		foreign = listenForeign(t, sb.URL())
+	}
+	st := newLocal(t)
+	budget := ratelimit.New(&ratelimit.Options{PerScope: 6000, PerTenant: 12000})
+	co := clientOptions{budget: budget}
+	if fc.fault == sandbox.StalledBody {
+		co.bodyIdleTimeout = stallIdleTimeout
+	}
+	var arm func()
+	var armOnce sync.Once
+	opts := export.Options{PartDays: 1, Progress: func(pr export.Progress) {
+		if arm != nil && pr.ChunksDone >= armAfterChunks {
+			armOnce.Do(arm)
+		}
+	}}
+	e := newExporter(t, sb, st, co, opts)
+	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	parts := []export.Partition{p}
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := string(fc.fault)
+
+	// The previous export: committed, and what must survive a failed run.
+	cleanBefore := sb.Stats().Requests
+	sum, err := e.Run(ctx, parts)
+	if err != nil || sum.Partitions[0].Status != export.StatusCommitted {
+		t.Fatalf("clean first run: %v %+v", err, sum.Partitions[0])
+	}
+	cleanRequests := sb.Stats().Requests - cleanBefore
+	prevRun, prevHash, err := liveState(ctx, st, e.ManifestName(p))
+	if err != nil || prevRun == "" {
+		t.Fatalf("previous export: %q %v", prevRun, err)
+	}
+
+	firedBefore := sb.Stats().Faults[fc.fault]
+	if fc.rate > 0 {
+		sb.Faults().Rate(fc.fault, fc.rate)
+	} else {
+		arm = func() { sb.Faults().Inject(fc.fault, 1) }
+	}
+	rctx, cancel := context.WithTimeout(ctx, runTimeout)
+	sum, err = e.Run(rctx, parts)
+	cancel()
+	sb.Faults().Clear()
+	if err != nil {
+		report(t, kindFault, false, "%s: run did not end within %s: %v", name, runTimeout, err)
+		return
+	}
+	fired := sb.Stats().Faults[fc.fault] - firedBefore
+	if fired == 0 {
+		report(t, kindFault, false, "%s: the fault never fired", name)
+		return
+	}
+	r := sum.Partitions[0]
+	if strings.Contains(r.Error, sb.Token()) {
+		t.Errorf("error message carries the bearer token: %s", r.Error)
+	}
+
+	switch fc.want {
+	case completes:
+		if r.Status != export.StatusCommitted {
+			report(t, kindFault, false, "%s: status %s, want committed (%s)", name, r.Status, r.Error)
+			return
+		}
+		rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
+		if err != nil {
+			report(t, kindFault, false, "%s: committed but not exact: %v", name, err)
+			return
+		}
+		extra := ""
+		if fc.throttle {
+			bs := budget.Stats()
+			if bs.Throttled == 0 || bs.Pauses == 0 {
+				report(t, kindFault, false, "%s: the rate budget saw %d 429s and paused %d times", name, bs.Throttled, bs.Pauses)
+				return
+			}
+			extra = fmt.Sprintf(", budget paused %d×", bs.Pauses)
+		}
+		report(t, kindFault, true, "%s: survived (exact: %d rows; fault fired %d×, retried%s)", name, rows, fired, extra)
+
+	case passesThrough:
+		if r.Status != export.StatusCommitted {
+			report(t, kindFault, false, "%s: status %s, want committed (%s)", name, r.Status, r.Error)
+			return
+		}
+		rows, err := checkWithNewShape(ctx, st, e.ManifestName(p), truth, fired)
+		if err != nil {
+			report(t, kindFault, false, "%s: %v", name, err)
+			return
+		}
+		report(t, kindFault, true, "%s: survived (exact: %d rows = ground truth + %d unknown-shape record, exported unchanged)", name, rows, fired)
+
+	case failsCleanly:
+		if r.Status != export.StatusFailed {
+			report(t, kindFault, false, "%s: status %s, want failed", name, r.Status)
+			return
+		}
+		if fc.errIs != nil && !errorIs(r.Err, fc.errIs) {
+			report(t, kindFault, false, "%s: error %q is not %T", name, r.Error, fc.errIs)
+			return
+		}
+		if !strings.Contains(r.Error, fc.errHas) {
+			report(t, kindFault, false, "%s: error %q does not say %q", name, r.Error, fc.errHas)
+			return
+		}
+		run, hash, err := liveState(ctx, st, e.ManifestName(p))
+		if err != nil || run != prevRun || hash != prevHash {
+			report(t, kindFault, false, "%s: the failed run changed the live partition (run %s → %s, %v)", name, prevRun, run, err)
+			return
+		}
+		if rep, err := verify.Partition(ctx, st, e.ManifestName(p)); err != nil || !rep.OK() {
+			report(t, kindFault, false, "%s: previous partition damaged: %v %v", name, err, rep)
+			return
+		}
+		if foreign != nil && foreign.conns.Load() != 0 {
+			report(t, kindFault, false, "%s: %d connections reached the foreign host", name, foreign.conns.Load())
+			return
+		}
+		// The next trigger, fault gone: resumes the checkpoint and ends exactly.
+		before := sb.Stats().Requests
+		sum, err = e.Run(ctx, parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resumeRequests := sb.Stats().Requests - before
+		r2 := sum.Partitions[0]
+		if r2.Status != export.StatusCommitted || !r2.Resumed {
+			report(t, kindFault, false, "%s: next run: status %s resumed %v (%s)", name, r2.Status, r2.Resumed, r2.Error)
+			return
+		}
+		if resumeRequests >= cleanRequests {
+			report(t, kindFault, false, "%s: the resumed run made %d requests, a full export %d: it started over", name, resumeRequests, cleanRequests)
+			return
+		}
+		rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
+		if err != nil {
+			report(t, kindFault, false, "%s: resumed run not exact: %v", name, err)
+			return
+		}
+		extra := ""
+		if foreign != nil {
+			extra = "; 0 requests to the foreign host"
+		}
+		report(t, kindFault, true, "%s: survived (failed cleanly: %q; previous intact%s; next run resumed with %d/%d requests: exact %d rows)",
+			name, shortError(r.Err, fc.errHas), extra, resumeRequests, cleanRequests, rows)
+	}
+}
+
+// errorIs is errors.Is for sentinels and errors.As for the pointer types given as targets.
+func errorIs(err, target error) bool {
+	switch target.(type) {
+	case *consumption.PageError:
+		var pe *consumption.PageError
+		return errors.As(err, &pe)
+	case *consumption.APIError:
+		var ae *consumption.APIError
+		return errors.As(err, &ae)
+	}
+	return errors.Is(err, target)
+}
+
+// shortError cuts an error message to the part around what it must say, for the report line.
+func shortError(err error, has string) string {
+	msg := err.Error()
+	i := strings.Index(msg, has)
+	if i < 0 {
+		i = 0
+	}
+	from, to := max(0, i-40), min(len(msg), i+len(has)+30)
+	s := msg[from:to]
+	if from > 0 {
+		s = "…" + s
+	}
+	if to < len(msg) {
+		s += "…"
+	}
+	return s
+}
+
+// checkWithNewShape checks a partition that holds the ground truth plus n records of a kind
+// the sandbox never sent before ("future", with an unknown property): those records must be
+// there, unchanged JSON objects, and everything else exactly the ground truth.
+func checkWithNewShape(ctx context.Context, st verify.Reader, manifestName string, truth sandbox.Truth, n int) (int, error) {
+	s, err := readPartition(ctx, st, manifestName)
+	if err != nil {
+		return 0, err
+	}
+	var known [][]byte
+	odd := 0
+	for _, l := range s.lines {
+		if bytes.Contains(l, []byte(`"futureProperty"`)) {
+			if !bytes.Contains(l, []byte(`"kind":"future"`)) {
+				return 0, fmt.Errorf("unknown-shape record lost its kind: %s", l)
+			}
+			odd++
+			continue
+		}
+		known = append(known, l)
+	}
+	switch {
+	case odd != n:
+		return 0, fmt.Errorf("%d unknown-shape records exported, %d injected", odd, n)
+	case len(known) != truth.Rows || recordSetHash(known) != truth.Hash:
+		return 0, fmt.Errorf("the other %d records are not the ground truth (%d rows)", len(known), truth.Rows)
+	case s.manifest.RecordKinds["future"] != int64(n):
+		return 0, fmt.Errorf("manifest recordKinds %v, want future: %d", s.manifest.RecordKinds, n)
+	}
+	got := costTotals(s.manifest)
+	for cur, want := range truth.Sums {
+		if got[cur] != want {
+			return 0, fmt.Errorf("%s total %s, want %s", cur, got[cur], want)
+		}
+	}
+	if rep, err := verify.Partition(ctx, st, manifestName); err != nil || !rep.OK() {
+		return 0, fmt.Errorf("verify: %v %v", err, rep)
+	}
+	return len(s.lines), nil
+}

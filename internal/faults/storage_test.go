@@ -1,0 +1,139 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/usage-export/usage-export/internal/azurite"
+	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/verify"
+)
+
+const (
+	// storageFault is the fault matrix's name for the storage outage.
+	storageFault = "azurite-stopped-mid-upload"
+	// busyRetry is the pause before a run that found the partition leased tries again; a dead
+	// writer's blob lease expires within 60 s.
+	busyRetry = 3 * time.Second
+	// busyFor bounds how long a run waits for another writer's lease.
+	busyFor = 3 * time.Minute
+)
+
+// TestFaultAzuriteStopped stops Azurite while an export is uploading parts (SIGTERM, so the
+// emulator keeps what it had committed, like a storage outage rather than data loss), then
+// restarts it. The run must end in bounded time as failed, the previous partition must be
+// intact, and the next run must resume and commit exactly the ground truth. The failed run could
+// not release its lease while storage was down, so the next run first reports the partition as
+// busy until that lease expires: one writer per partition, even across an outage.
+func TestFaultAzuriteStopped(t *testing.T) {
+	gate(t)
+	t.Parallel()
+	ctx := context.Background()
+	az := azuritetest.Fresh(t, &azurite.Options{Dir: t.TempDir()})
+	st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: az.ConnectionString(), Container: "faults-outage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := startSandbox(t, sandbox.Options{RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize, PageLatency: 20 * time.Millisecond})
+	var arm func()
+	var armOnce sync.Once
+	e := newExporter(t, sb, st, clientOptions{}, export.Options{PartDays: 1, Progress: func(pr export.Progress) {
+		if arm != nil && pr.ChunksDone >= armAfterChunks {
+			armOnce.Do(arm)
+		}
+	}})
+	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	parts := []export.Partition{p}
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := e.Run(ctx, parts); err != nil || sum.Partitions[0].Status != export.StatusCommitted {
+		t.Fatalf("clean first run: %v %+v", err, sum.Partitions[0])
+	}
+	prevRun, prevHash, err := liveState(ctx, st, e.ManifestName(p))
+	if err != nil || prevRun == "" {
+		t.Fatalf("previous export: %q %v", prevRun, err)
+	}
+
+	stopped := make(chan error, 1)
+	arm = func() { go func() { stopped <- az.Stop() }() }
+	rctx, cancel := context.WithTimeout(ctx, runTimeout)
+	start := time.Now()
+	sum, err := e.Run(rctx, parts)
+	cancel()
+	failedAfter := time.Since(start).Round(time.Second)
+	if arm == nil {
+		t.Fatal("unreachable")
+	}
+	var stopErr error
+	select {
+	case stopErr = <-stopped:
+	case <-time.After(time.Minute):
+		t.Fatal("Azurite was never stopped: the export finished before the trigger")
+	}
+	if stopErr != nil {
+		t.Fatalf("stopping Azurite: %v", stopErr)
+	}
+	if err != nil {
+		report(t, kindFault, false, "%s: run did not end within %s: %v", storageFault, runTimeout, err)
+		return
+	}
+	r := sum.Partitions[0]
+	if r.Status != export.StatusFailed {
+		report(t, kindFault, false, "%s: status %s, want failed", storageFault, r.Status)
+		return
+	}
+	if strings.Contains(r.Error, "AccountKey=") || strings.Contains(r.Error, azurite.AccountKey) {
+		t.Errorf("error message carries the account key: %s", r.Error)
+	}
+	if err := az.Restart(ctx); err != nil {
+		t.Fatalf("restarting Azurite: %v", err)
+	}
+	run, hash, err := liveState(ctx, st, e.ManifestName(p))
+	if err != nil || run != prevRun || hash != prevHash {
+		report(t, kindFault, false, "%s: the failed run changed the live partition (run %s → %s, %v)", storageFault, prevRun, run, err)
+		return
+	}
+	if rep, err := verify.Partition(ctx, st, e.ManifestName(p)); err != nil || !rep.OK() {
+		report(t, kindFault, false, "%s: previous partition damaged: %v %v", storageFault, err, rep)
+		return
+	}
+
+	busy := 0
+	var r2 export.Result
+	for deadline := time.Now().Add(busyFor); ; {
+		sum, err = e.Run(ctx, parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2 = sum.Partitions[0]
+		if r2.Status != export.StatusBusy || time.Now().After(deadline) {
+			break
+		}
+		busy++
+		time.Sleep(busyRetry)
+	}
+	if r2.Status != export.StatusCommitted || !r2.Resumed {
+		report(t, kindFault, false, "%s: next run: status %s resumed %v (%s)", storageFault, r2.Status, r2.Resumed, r2.Error)
+		return
+	}
+	rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
+	if err != nil {
+		report(t, kindFault, false, "%s: resumed run not exact: %v", storageFault, err)
+		return
+	}
+	wait := ""
+	if busy > 0 {
+		wait = fmt.Sprintf(" after %d busy answers while the dead run's lease expired", busy)
+	}
+	report(t, kindFault, true, "%s: survived (run failed after %s: %q; previous intact; after restart the next run resumed%s: exact %d rows)",
+		storageFault, failedAfter, shortError(r.Err, "part"), wait, rows)
+}
