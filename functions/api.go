@@ -391,6 +391,11 @@ func (s *Server) getJob(ctx context.Context, id string) apiReply {
 	rep := apiReply{status: http.StatusOK, body: j, log: fmt.Sprintf("job %s: %s", j.ID, j.State)}
 	if !j.State.Final() {
 		rep.headers = map[string]string{"Retry-After": retryAfterSeconds}
+		// A caller following an orphaned job (its process stopped) gets it going again here,
+		// without waiting for the next timer run.
+		if jobs.Claimable(j, s.me, s.now(), s.opts.StaleAfter) && s.enqueue(j.ID) {
+			zerolog.Ctx(ctx).Info().Str("job_id", j.ID).Msg("unfinished job queued")
+		}
 	}
 	return rep
 }

@@ -256,6 +256,8 @@ func (t *tracker) run(ctx context.Context) {
 				p.Status = jobs.PartPending
 			}
 		}
+		// Released: any worker, on any instance, may take the job up at once.
+		t.job.Worker = nil
 		t.mu.Unlock()
 		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 		defer scancel()

@@ -196,10 +196,14 @@ func TestShutdownThenResume(t *testing.T) {
 	if j.State != jobs.Running || statuses(j) != "202401:committed 202402:pending 202403:pending" || j.Attempts != 1 {
 		t.Fatalf("after shutdown: %s [%s] attempts %d, want running [committed pending pending] 1", j.State, statuses(j), j.Attempts)
 	}
+	if j.Worker != nil {
+		t.Errorf("after shutdown the job still names worker %+v; a stopped worker releases it", j.Worker)
+	}
 
-	// The host starts a new process on the same instance.
+	// The platform starts the app again, here on another instance: a released job is taken up
+	// at once, without waiting for a stale heartbeat.
 	fake2 := &fakeExport{}
-	d.Export = fake2.Export
+	d.Export, d.InstanceID = fake2.Export, "vm2"
 	s2 := New(*d)
 	n, err := s2.ResumeJobs(context.Background())
 	if err != nil || n != 1 {
@@ -338,5 +342,47 @@ func TestTimerResumesJobs(t *testing.T) {
 	startRunner(t, s2)
 	if j := waitJob(t, env, id); j.State != jobs.Succeeded {
 		t.Errorf("job %s, want succeeded", j.State)
+	}
+}
+
+// TestGetResumesOrphanedJob: polling a job whose worker is gone queues it here, so a caller
+// that follows its job keeps it moving between timer runs; a job alive elsewhere is left alone.
+func TestGetResumesOrphanedJob(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		beat   time.Duration // heartbeat age
+		resume bool
+	}{
+		{"silent worker elsewhere", time.Hour, true},
+		{"live worker elsewhere", time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, env, _ := newTestServer(t, nil)
+			js := jobs.New(env.backend, env.cfg.Prefix)
+			beat, started := testNow.Add(-tt.beat), testNow.Add(-2*time.Hour)
+			j := &jobs.Job{ID: jobs.NewID(testNow), State: jobs.Running, CreatedTime: started, StartedTime: &started,
+				HeartbeatTime: &beat, Attempts: 1, Worker: &jobs.Worker{Instance: "vm2", Process: "p"},
+				Request:    jobs.Request{Scopes: []string{subA}, Periods: []string{"202401"}, Metrics: []string{"actualcost"}},
+				Partitions: []jobs.Partition{{Scope: subA, BillingPeriod: "202401", Metric: "actualcost", Status: jobs.PartPending}}}
+			if err := js.Create(context.Background(), j); err != nil {
+				t.Fatal(err)
+			}
+			if got := callHTTP(t, s, "GET", j.ID, "", ""); got.Status != 200 {
+				t.Fatalf("GET: %d %s", got.Status, got.Body)
+			}
+			s.q.mu.Lock()
+			queued := s.q.known[j.ID]
+			s.q.mu.Unlock()
+			if queued != tt.resume {
+				t.Fatalf("queued after GET = %v, want %v", queued, tt.resume)
+			}
+			if !tt.resume {
+				return
+			}
+			startRunner(t, s)
+			if got := waitJob(t, env, j.ID); got.State != jobs.Succeeded || got.Attempts != 2 {
+				t.Errorf("job %s after %d attempts, want succeeded after 2", got.State, got.Attempts)
+			}
+		})
 	}
 }

@@ -317,10 +317,13 @@ func (h *hosted) callAPI(t *testing.T, method, id, body, contentType string) cal
 
 // e2eJob is the part of the job document the tests read.
 type e2eJob struct {
-	ID         string `json:"id"`
-	State      string `json:"state"`
-	Error      string `json:"error"`
-	Attempts   int    `json:"attempts"`
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Error    string `json:"error"`
+	Attempts int    `json:"attempts"`
+	Worker   *struct {
+		Instance string `json:"instance"`
+	} `json:"worker"`
 	Partitions []struct {
 		Scope         string `json:"scope"`
 		BillingPeriod string `json:"billingPeriod"`
@@ -715,8 +718,9 @@ func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
 		t.Errorf("after SIGTERM the handler exited with %v, want 0", h.waitErr)
 	}
 	stored := storedJob(t, w, id)
-	if stored.State != "running" || committed(stored) == len(stored.Partitions) {
-		t.Fatalf("stored after SIGTERM: %s with %d/%d committed; want running and unfinished", stored.State, committed(stored), len(stored.Partitions))
+	if stored.State != "running" || committed(stored) == len(stored.Partitions) || stored.Worker != nil {
+		t.Fatalf("stored after SIGTERM: %s with %d/%d committed, worker %v; want running, unfinished and released",
+			stored.State, committed(stored), len(stored.Partitions), stored.Worker)
 	}
 	for _, p := range stored.Partitions {
 		if p.Status != "committed" && p.Status != "pending" {
@@ -745,8 +749,8 @@ func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
 	}
 	h.stop(t, syscall.SIGKILL)
 	stored = storedJob(t, w, id)
-	if stored.State != "running" {
-		t.Fatalf("stored after SIGKILL: %s, want running", stored.State)
+	if stored.State != "running" || stored.Worker == nil {
+		t.Fatalf("stored after SIGKILL: %s, worker %v; want running and still owned by the dead process", stored.State, stored.Worker)
 	}
 	t.Logf("%.1fs: SIGKILL with %d/%d partitions committed", time.Since(begin).Seconds(), committed(stored), len(stored.Partitions))
 

@@ -130,9 +130,9 @@ func (j *Job) Clone() *Job {
 }
 
 // Claimable reports whether worker me may take j over at now: a queued job always; a running
-// job when nobody owns it, when its owner was another process on the same instance (the Functions
-// host runs one handler process per instance, so that process is gone), or when its owner's
-// heartbeat is older than staleAfter.
+// job when nobody owns it (its worker released it when it stopped), when its owner was another
+// process on the same instance (the Functions host runs one handler process per instance, so that
+// process is gone), or when its owner's heartbeat is older than staleAfter.
 func Claimable(j *Job, me Worker, now time.Time, staleAfter time.Duration) bool {
 	switch j.State {
 	case Queued:
