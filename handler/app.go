@@ -172,6 +172,7 @@ func (a *app) exporter(executionType string, progress func(export.Progress), noD
 		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
 		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,
+		LeaseTTL: time.Duration(a.cfg.LeaseSeconds) * time.Second,
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/usage-export/usage-export/functions"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
@@ -43,6 +44,7 @@ var settingFlags = []struct{ flag, env, help string }{
 	{"row-key", config.EnvRowKey, "add a _rowKey content hash to each line (true/false)"},
 	{"expand", config.EnvExpand, "$expand value (none to send none)"},
 	{"concurrency", config.EnvConcurrency, "chunks fetched at once"},
+	{"lease-seconds", config.EnvLeaseSeconds, "partition lease in seconds (15-60): how long a dead writer blocks its partition"},
 	{"log-level", config.EnvLogLevel, "trace, debug, info, warn or error"},
 }
 
@@ -95,16 +97,13 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	ctx = log.WithContext(ctx)
-	for _, o := range scope.Overlaps(cfg.Scopes) {
-		log.Warn().Str("scope_a", o.A.String()).Str("scope_b", o.B.String()).Str("relation", o.Relation.String()).
-			Msg("configured scopes can double-count in a lake; see README 'Choosing scopes'")
-	}
+	warnOverlaps(log, cfg)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	a.forceSource = *source
-	parts := partitions(cfg.Scopes, plan, cfg.Metrics)
+	parts := functions.Partitions(cfg.Scopes, plan, cfg.Metrics)
 	bar := newProgress(*progress, stderr, len(parts))
 	start := time.Now()
 	sum, err := a.exporter("OnDemand", bar.update, *force).Run(ctx, parts)
@@ -131,6 +130,15 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return nil
+}
+
+// warnOverlaps names the configured scope pairs that contain each other (or may: the EA
+// hierarchy is not visible in ids), since they double-count in a lake.
+func warnOverlaps(log zerolog.Logger, cfg *config.Config) {
+	for _, o := range scope.Overlaps(cfg.Scopes) {
+		log.Warn().Str("scope_a", o.A.String()).Str("scope_b", o.B.String()).Str("relation", o.Relation.String()).
+			Msg("configured scopes can double-count in a lake; see README 'Choosing scopes'")
+	}
 }
 
 // planPeriods turns the period flags into a list of periods.
@@ -171,26 +179,6 @@ func planPeriods(list, from, to string, cfg *config.Config, now time.Time) ([]pe
 		return period.Range(first, last, cfg.MaxMonths)
 	}
 	return period.Scheduled(now, cfg.RestatementDays), nil
-}
-
-// partitions crosses scopes, periods and metrics. A scope configured with a billing-period
-// sub-scope exports that period only.
-func partitions(scopes []scope.Scope, periods []period.Period, metrics []string) []export.Partition {
-	var out []export.Partition
-	for _, sc := range scopes {
-		ps := periods
-		if sc.BillingPeriod != "" {
-			if p, err := period.Parse(sc.BillingPeriod[:6]); err == nil {
-				ps = []period.Period{p}
-			}
-		}
-		for _, p := range ps {
-			for _, m := range metrics {
-				out = append(out, export.Partition{Scope: sc, Period: p, Metric: m})
-			}
-		}
-	}
-	return out
 }
 
 // progressView draws a one-line progress bar on a terminal, or plain lines otherwise.
@@ -252,5 +240,3 @@ func (p *progressView) done() {
 		fmt.Fprintln(p.w)
 	}
 }
-
-var _ = zerolog.Nop

@@ -410,6 +410,7 @@ func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[
 		config.EnvExpand:             "none", // records exactly as the ground truth hashes them
 		config.EnvSchedule:           "0 0 4 * * *",
 		config.EnvLogLevel:           "info",
+		config.EnvLeaseSeconds:       "15", // a killed writer frees its partitions sooner
 	}}
 	for k, v := range extra {
 		w.settings[k] = v

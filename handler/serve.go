@@ -64,6 +64,7 @@ func cmdServe(ctx context.Context, args []string, stdout io.Writer) error {
 		return exitError{code: exitUsage, msg: "serve: " + strings.Join(msgs, "\n")}
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	warnOverlaps(log, cfg)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
 		return fmt.Errorf("listening on 127.0.0.1:%s: %w", port, err)

@@ -41,6 +41,7 @@ const (
 	EnvExpand             = "USAGE_EXPORT_EXPAND"
 	EnvMaxMonths          = "USAGE_EXPORT_MAX_MONTHS"
 	EnvConcurrency        = "USAGE_EXPORT_CONCURRENCY"
+	EnvLeaseSeconds       = "USAGE_EXPORT_LEASE_SECONDS"
 	EnvClientID           = "AZURE_CLIENT_ID"
 )
 
@@ -60,6 +61,7 @@ const (
 	DefaultExpand             = "additionalInfo"
 	DefaultMaxMonths          = 36
 	DefaultConcurrency        = 4
+	DefaultLeaseSeconds       = 60 // partition lease; a dead writer blocks its partition at most this long
 )
 
 // APIVersions lists the supported usageDetails API versions.
@@ -95,6 +97,7 @@ type Config struct {
 	Expand             string
 	MaxMonths          int
 	Concurrency        int
+	LeaseSeconds       int
 	ClientID           string
 }
 
@@ -157,6 +160,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	c.RatePerTenant = atoi(EnvRatePerTenant, DefaultRatePerTenant, 1, 100000)
 	c.MaxMonths = atoi(EnvMaxMonths, DefaultMaxMonths, 1, 120)
 	c.Concurrency = atoi(EnvConcurrency, DefaultConcurrency, 1, 64)
+	c.LeaseSeconds = atoi(EnvLeaseSeconds, DefaultLeaseSeconds, 15, 60)
 	dg := get(EnvDropGuard, strconv.FormatFloat(DefaultDropGuard, 'f', -1, 64))
 	if f, err := strconv.ParseFloat(dg, 64); err != nil || f <= 0 || f >= 1 {
 		bad(EnvDropGuard, "%q is not a fraction between 0 and 1 (exclusive)", dg)

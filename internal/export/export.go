@@ -44,8 +44,9 @@ const (
 	// DefaultRestatementDays is how long after its end a period still changes (Azure closes a
 	// period up to 72 h after month end; charges change until about the 5th).
 	DefaultRestatementDays = 5
-	// leaseTTL is the partition lease duration; it is renewed every leaseTTL/3.
-	leaseTTL = 60 * time.Second
+	// DefaultLeaseTTL is the partition lease duration; it is renewed every third of it. A writer
+	// that dies holds the partition at most this long.
+	DefaultLeaseTTL = 60 * time.Second
 )
 
 // Store is what the exporter needs from a store (store.Local and store.Blob).
@@ -86,9 +87,10 @@ type Options struct {
 	PartitionConcurrency int    // partitions in flight; 0 = DefaultPartitionConcurrency
 	RestatementDays      int    // 0 = DefaultRestatementDays
 	DropGuard            float64
-	NoDropGuard          bool   // publish whatever the drop (operator override)
-	RowKey               bool   // add a deterministic _rowKey field to each line
-	ExecutionType        string // Scheduled | OnDemand
+	NoDropGuard          bool          // publish whatever the drop (operator override)
+	RowKey               bool          // add a deterministic _rowKey field to each line
+	ExecutionType        string        // Scheduled | OnDemand
+	LeaseTTL             time.Duration // partition lease; 0 = DefaultLeaseTTL (Blob Storage accepts 15–60 s)
 	Now                  func() time.Time
 	// Progress, when set, is called after every page and at the end of every partition.
 	// It must not block.
@@ -114,6 +116,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.DropGuard <= 0 || c.DropGuard >= 1 {
 		c.DropGuard = DefaultDropGuard
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.ExecutionType == "" {
 		c.ExecutionType = "OnDemand"

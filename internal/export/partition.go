@@ -54,7 +54,7 @@ type checkpoint struct {
 
 func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, sem chan struct{}, res *Result) (err error) {
 	log := zerolog.Ctx(ctx)
-	lease, err := e.st.AcquireLease(ctx, e.leaseName(p), leaseTTL)
+	lease, err := e.st.AcquireLease(ctx, e.leaseName(p), e.opts.LeaseTTL)
 	if err != nil {
 		return fmt.Errorf("taking partition lease: %w", err)
 	}
@@ -63,7 +63,7 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	renewDone := make(chan struct{})
 	go func() {
 		defer close(renewDone)
-		t := time.NewTicker(leaseTTL / 3)
+		t := time.NewTicker(e.opts.LeaseTTL / 3)
 		defer t.Stop()
 		for {
 			select {
