@@ -62,6 +62,7 @@ type gateway struct {
 	requests atomic.Int64
 	mu       sync.Mutex
 	hold     *hold
+	byMetric map[string]int64 // usageDetails requests per metric parameter
 	closed   chan struct{}
 }
 
@@ -71,7 +72,7 @@ func newGateway(t *testing.T, o sandbox.Options) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{sb: sb, closed: make(chan struct{})}
+	g := &gateway{sb: sb, closed: make(chan struct{}), byMetric: map[string]int64{}}
 	t.Cleanup(func() { close(g.closed); sb.Close() })
 	g.url = serve(t, g)
 	return g
@@ -84,9 +85,21 @@ func (g *gateway) setHold(h *hold) {
 	g.hold = h
 }
 
-func (g *gateway) take() *hold {
+// metricRequests returns a copy of the request counts per metric.
+func (g *gateway) metricRequests() map[string]int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	out := make(map[string]int64, len(g.byMetric))
+	for k, v := range g.byMetric {
+		out[k] = v
+	}
+	return out
+}
+
+func (g *gateway) take(metric string) *hold {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.byMetric[metric]++
 	h := g.hold
 	if h == nil {
 		return nil
@@ -109,7 +122,7 @@ func (g *gateway) block(r *http.Request) {
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(strings.ToLower(r.URL.Path), "/usagedetails") {
 		g.requests.Add(1)
-		if h := g.take(); h != nil {
+		if h := g.take(strings.ToLower(r.URL.Query().Get("metric"))); h != nil {
 			if !h.half {
 				h.fire()
 				g.block(r)
