@@ -144,7 +144,7 @@ func hostileCases(now time.Time) []hostileCase {
 		{name: "two content types, first not JSON", body: `{` + ok + `}`, headers: map[string][]string{"Content-Type": {"text/html", "application/json"}}, want: 415, code: "unsupported_media_type", hint: "text/html"},
 		{name: "forwarding headers and a foreign scope", body: `{"scopes":["` + otherDept + `"],` + ok + `}`,
 			headers: map[string][]string{"X-Forwarded-Host": {"management.azure.com"}, "X-Original-URL": {"/api/admin"}, "X-Ms-Client-Principal-Name": {"admin"}},
-			want: 403, code: "scope_not_allowed", hint: "configured scopes"},
+			want:    403, code: "scope_not_allowed", hint: "configured scopes"},
 		{name: "PUT", method: "PUT", body: `{` + ok + `}`, want: 405, code: "method_not_allowed", hint: "POST /api/exports"},
 		{name: "DELETE a job", method: "DELETE", id: "20260101-000000-000000000000", want: 405, code: "method_not_allowed", hint: "not supported"},
 		{name: "TRACE", method: "TRACE", want: 405, code: "method_not_allowed", hint: "not supported"},
