@@ -11,21 +11,19 @@ package consumption
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/usage-export/usage-export/internal/arm"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = "https://management.azure.com"
+const DefaultEndpoint = arm.DefaultEndpoint
 
 // DefaultAPIVersion is the usageDetails api-version used when Options.APIVersion is empty.
 const DefaultAPIVersion = "2024-08-01"
@@ -36,25 +34,6 @@ var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01
 
 // apiVersionNoMetric is the one version without the metric parameter and without MCA scopes.
 const apiVersionNoMetric = "2018-06-30"
-
-// Retry defaults tuned for usageDetails: the API asks for 60 s waits when throttling, so the
-// largest accepted hint must exceed that, and a list of pages is worth several patient retries.
-const (
-	defaultMaxRetries    = 6                 // tries after the first
-	defaultRetryDelay    = 4 * time.Second   // base of the exponential backoff without a hint
-	defaultMaxRetryDelay = 120 * time.Second // largest backoff and largest Retry-After hint honoured
-)
-
-// defaultRetryStatusCodes are the statuses azcore retries: timeouts, throttling and transient
-// server errors. 4xx other than 408/429 are permanent.
-var defaultRetryStatusCodes = []int{
-	http.StatusRequestTimeout,      // 408
-	http.StatusTooManyRequests,     // 429
-	http.StatusInternalServerError, // 500
-	http.StatusBadGateway,          // 502
-	http.StatusServiceUnavailable,  // 503
-	http.StatusGatewayTimeout,      // 504
-}
 
 // DefaultBodyIdleTimeout bounds how long one read may wait for data: for response headers, and
 // for each read of the body. The API must answer within about 30 s, so two minutes of silence
@@ -96,7 +75,7 @@ type Options struct {
 
 	// ClientOptions configures the azcore pipeline: Transport, Retry, Logging, Telemetry,
 	// PerCallPolicies and PerRetryPolicies (a rate budget plugs in here). Zero Retry fields get
-	// this package's defaults: MaxRetries 6, RetryDelay 4 s, MaxRetryDelay 120 s, StatusCodes
+	// the shared defaults: MaxRetries 6, RetryDelay 4 s, MaxRetryDelay 120 s, StatusCodes
 	// 408/429/500/502/503/504. APIVersion and Cloud are not used (see APIVersion and Endpoint).
 	// An *http.Client Transport is copied with redirects disabled; any other Transporter must
 	// not follow redirects itself.
@@ -114,18 +93,10 @@ type Options struct {
 // Client lists usage details. Create it with NewClient; it is safe for concurrent use.
 type Client struct {
 	pipeline   runtime.Pipeline
-	origin     origin // scheme and host of the endpoint; the only place tokens and requests go
-	endpoint   string // scheme://host, no trailing slash
+	origin     arm.Origin // scheme and host of the endpoint; the only place tokens and requests go
+	endpoint   string     // scheme://host, no trailing slash
 	apiVersion string
 }
-
-// origin is the scheme and host:port a URL is sent to, normalised for comparison.
-type origin struct {
-	scheme string // lower case
-	host   string // lower case, with the port, default port removed
-}
-
-func (o origin) String() string { return o.scheme + "://" + o.host }
 
 // NewClient returns a Client that authenticates with cred (for example an azidentity
 // credential, StaticToken or TokenFile). The token scope is the endpoint followed by
@@ -138,7 +109,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if cred == nil {
 		problems = append(problems, errors.New("credential is nil"))
 	}
-	endpoint, org, err := parseEndpoint(o.Endpoint)
+	org, err := arm.ParseEndpoint(o.Endpoint)
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -168,26 +139,20 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	}
 
 	co := o.ClientOptions // a copy: the caller's slices are cloned before appending below
-	co.Retry = retryDefaults(co.Retry)
+	co.Retry = arm.RetryDefaults(co.Retry)
 	if co.Telemetry.ApplicationID == "" {
 		co.Telemetry.ApplicationID = o.UserAgent
 	}
-	co.Transport = noRedirects(co.Transport)
+	co.Transport = arm.NoRedirects(co.Transport)
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// Order matters. The pipeline runs per-call, retry, then the per-retry policies in order:
 	// RetryAfterPolicy first so it rewrites the hint last, just before the retry policy reads it;
-	// the caller's policies (a rate budget); then the host guard and the bearer token, so the
-	// token is attached at the last moment and only after the host check; the idle timeout last,
-	// so time waiting in the caller's policies is not counted as a stall.
+	// the caller's policies (a rate budget); then arm.TokenPolicies: the host guard and the bearer
+	// token, so the token is attached at the last moment and only after the host check, and the
+	// idle timeout last, so time waiting in the caller's policies is not counted as a stall.
 	perRetry := []policy.Policy{RetryAfterPolicy{}}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
-	perRetry = append(perRetry,
-		hostGuardPolicy{allowed: org},
-		runtime.NewBearerTokenPolicy(cred, []string{tokenScope(endpoint)}, &policy.BearerTokenOptions{
-			InsecureAllowCredentialWithHTTP: org.scheme == "http", // loopback only, see parseEndpoint
-		}),
-		idleTimeoutPolicy{timeout: idle},
-	)
+	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
 	co.PerRetryPolicies = perRetry
 	co.APIVersion = ""
 
@@ -197,7 +162,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 			AllowedQueryParameters: logQueryParams,
 		}, &co),
 		origin:     org,
-		endpoint:   endpoint,
+		endpoint:   org.String(),
 		apiVersion: version,
 	}, nil
 }
@@ -207,121 +172,3 @@ func (c *Client) APIVersion() string { return c.apiVersion }
 
 // Endpoint returns the normalised endpoint (scheme://host[:port]).
 func (c *Client) Endpoint() string { return c.endpoint }
-
-// retryDefaults fills the zero fields of r with this package's defaults.
-func retryDefaults(r policy.RetryOptions) policy.RetryOptions {
-	if r.MaxRetries == 0 {
-		r.MaxRetries = defaultMaxRetries
-	}
-	if r.RetryDelay == 0 {
-		r.RetryDelay = defaultRetryDelay
-	}
-	if r.MaxRetryDelay == 0 {
-		r.MaxRetryDelay = defaultMaxRetryDelay
-	}
-	if r.StatusCodes == nil {
-		r.StatusCodes = slices.Clone(defaultRetryStatusCodes)
-	}
-	return r
-}
-
-// Timeouts of the default transport: connection setup, TLS handshake and pooled idle connections.
-const (
-	dialTimeout         = 30 * time.Second
-	tlsHandshakeTimeout = 10 * time.Second
-	idleConnTimeout     = 90 * time.Second
-)
-
-// refuseRedirect makes an http.Client return the 3xx response itself instead of following it.
-func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-// noRedirects returns the transport to use: a default client that never follows redirects when
-// t is nil, a copy of t with redirects disabled when t is an *http.Client, or t itself.
-func noRedirects(t policy.Transporter) policy.Transporter {
-	switch c := t.(type) {
-	case nil:
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
-		tr.TLSHandshakeTimeout = tlsHandshakeTimeout
-		tr.IdleConnTimeout = idleConnTimeout
-		tr.ForceAttemptHTTP2 = true
-		return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
-	case *http.Client:
-		cp := *c
-		cp.CheckRedirect = refuseRedirect
-		return &cp
-	default:
-		return t
-	}
-}
-
-// tokenScope is the OAuth scope for an ARM endpoint: the endpoint followed by "/.default"
-// (https://management.azure.com/.default, and likewise for sovereign clouds and a sandbox).
-func tokenScope(endpoint string) string { return endpoint + "/.default" }
-
-// parseEndpoint validates an endpoint and returns it normalised (scheme://host[:port], lower
-// case, no trailing slash) with its origin.
-func parseEndpoint(s string) (string, origin, error) {
-	if s == "" {
-		s = DefaultEndpoint
-	}
-	fail := func(why string) (string, origin, error) {
-		return "", origin{}, fmt.Errorf("endpoint %q: %s (want https://host[:port], or http://127.0.0.1:port for a local sandbox)", s, why)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fail("not a URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fail("scheme must be https")
-	case u.Opaque != "" || u.Host == "":
-		return fail("no host")
-	case u.User != nil:
-		return fail("must not contain user information")
-	case u.Path != "" && u.Path != "/":
-		return fail("must not contain a path")
-	case u.RawQuery != "" || u.ForceQuery:
-		return fail("must not contain a query")
-	case u.Fragment != "":
-		return fail("must not contain a fragment")
-	case u.Hostname() == "":
-		return fail("no host")
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fail("invalid port")
-		}
-	}
-	org := originOf(u)
-	if org.scheme == "http" && !isLoopback(u.Hostname()) {
-		return fail("plain http is allowed only on a loopback address")
-	}
-	return org.String(), org, nil
-}
-
-// originOf returns the normalised origin of u.
-func originOf(u *url.URL) origin {
-	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Hostname())
-	port := u.Port()
-	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
-		port = ""
-	}
-	if strings.Contains(host, ":") { // IPv6 literal
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	return origin{scheme: scheme, host: host}
-}
-
-// isLoopback reports whether host is localhost or a loopback IP literal (127.0.0.0/8, ::1).
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}

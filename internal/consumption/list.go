@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/usage-export/usage-export/internal/arm"
 )
 
 // List streams every record of q to h, page by page, following nextLink until the API returns
@@ -37,7 +39,7 @@ func (c *Client) List(ctx context.Context, q Query, h Handler) error {
 			}
 			if _, dup := seen[page.NextLink]; dup {
 				return fmt.Errorf("listing usage details: nextLink of page %d (%s): %w", index, RedactURL(page.NextLink),
-					&permanentError{fmt.Errorf("%w: the link was already followed", ErrNextLinkLoop)})
+					arm.Permanent(fmt.Errorf("%w: the link was already followed", ErrNextLinkLoop)))
 			}
 			seen[page.NextLink] = struct{}{}
 		}
@@ -57,13 +59,13 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 	defer cancel()
 	req, err := runtime.NewRequest(ctx, http.MethodGet, link)
 	if err != nil {
-		return Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), redactURLError(err))
+		return Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), arm.RedactURLError(err))
 	}
 	req.Raw().Header.Set("Accept", "application/json")
 	runtime.SkipBodyDownload(req) // stream the body; azcore would otherwise read it all first
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
-		return Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), redactURLError(err))
+		return Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), arm.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 
@@ -73,7 +75,7 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 	case http.StatusNoContent:
 		return p, nil
 	default:
-		return Page{}, fmt.Errorf("page %d: %w", index, newAPIError(resp))
+		return Page{}, fmt.Errorf("page %d: %w", index, arm.NewAPIError(resp))
 	}
 
 	body := &countingReader{r: resp.Body}
@@ -84,7 +86,7 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 		if errors.As(err, &he) {
 			return Page{}, fmt.Errorf("page %d: %w", index, he.err)
 		}
-		return Page{}, &PageError{Index: index, RecordsDelivered: n, RequestID: p.RequestID, Err: redactURLError(err)}
+		return Page{}, &PageError{Index: index, RecordsDelivered: n, RequestID: p.RequestID, Err: arm.RedactURLError(err)}
 	}
 	return p, nil
 }

@@ -17,6 +17,7 @@ import (
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -457,8 +458,8 @@ func TestListErrorResponses(t *testing.T) {
 				t.Errorf("got status %d code %q message %q excerpt %q\nwant status %d code %q message %q excerpt %q",
 					ae.StatusCode, ae.Code, ae.Message, ae.Excerpt, tt.wantStatus, tt.wantCode, tt.wantMessage, tt.wantExcerpt)
 			}
-			if len(ae.Excerpt) > maxErrorExcerpt {
-				t.Errorf("excerpt is %d bytes, want at most %d", len(ae.Excerpt), maxErrorExcerpt)
+			if len(ae.Excerpt) > arm.MaxErrorExcerpt {
+				t.Errorf("excerpt is %d bytes, want at most %d", len(ae.Excerpt), arm.MaxErrorExcerpt)
 			}
 			if !IsPermanent(err) {
 				t.Errorf("IsPermanent = false, want true")

@@ -1,12 +1,13 @@
 package consumption
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/usage-export/usage-export/internal/arm"
 )
 
 func TestEndpointValidation(t *testing.T) {
@@ -56,7 +57,7 @@ func TestEndpointValidation(t *testing.T) {
 				t.Errorf("Endpoint() = %q, want %q", got, tt.want)
 			}
 			if tt.wantAuth != "" {
-				if got := tokenScope(c.Endpoint()); got != tt.wantAuth {
+				if got := arm.TokenScope(c.origin); got != tt.wantAuth {
 					t.Errorf("token scope = %q, want %q", got, tt.wantAuth)
 				}
 			}
@@ -98,18 +99,5 @@ func TestOptionsValidationReportsEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
-	}
-}
-
-func TestRetryDefaults(t *testing.T) {
-	got := retryDefaults(policy.RetryOptions{})
-	want := policy.RetryOptions{MaxRetries: 6, RetryDelay: 4 * time.Second, MaxRetryDelay: 120 * time.Second,
-		StatusCodes: []int{408, 429, 500, 502, 503, 504}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("retryDefaults(zero) = %+v, want %+v", got, want)
-	}
-	set := policy.RetryOptions{MaxRetries: -1, RetryDelay: time.Millisecond, MaxRetryDelay: time.Second, StatusCodes: []int{}, TryTimeout: time.Minute}
-	if got := retryDefaults(set); !reflect.DeepEqual(got, set) {
-		t.Errorf("retryDefaults(%+v) = %+v, want it unchanged", set, got)
 	}
 }

@@ -1,14 +1,10 @@
 package consumption
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -100,99 +96,4 @@ func parseHint(v string, unit time.Duration) time.Duration {
 		return maxHint
 	}
 	return time.Duration(f * float64(unit))
-}
-
-// permanentError marks an error that azcore's retry policy must not retry (it has the
-// NonRetriable method azcore checks for) and that IsPermanent reports.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// NonRetriable tells azcore's retry policy to stop.
-func (e *permanentError) NonRetriable() {}
-
-// hostGuardPolicy fails any request whose scheme or host differs from the configured endpoint,
-// before the bearer-token policy can attach a token to it.
-type hostGuardPolicy struct{ allowed origin }
-
-func (p hostGuardPolicy) Do(req *policy.Request) (*http.Response, error) {
-	u := req.Raw().URL
-	if got := originOf(u); got != p.allowed || u.User != nil {
-		return nil, &permanentError{fmt.Errorf("%w: refusing to send a request to %s: the token is only sent to %s",
-			ErrForeignHost, got, p.allowed)}
-	}
-	return req.Next()
-}
-
-// idleTimeoutPolicy cancels a try when the server sends nothing for timeout: while waiting for
-// the response headers (and the body of an error response, which azcore downloads), and during
-// each read of a success body. Time between reads (the handler's) is not counted. A header
-// timeout is an ordinary error, so azcore retries it; a body timeout reaches the reader.
-type idleTimeoutPolicy struct{ timeout time.Duration }
-
-func (p idleTimeoutPolicy) Do(req *policy.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancel(req.Raw().Context())
-	w := newIdleWatch(p.timeout, cancel)
-	resp, err := req.Clone(ctx).Next()
-	fired := w.stop()
-	if err != nil {
-		if resp != nil && resp.Body != nil {
-			resp.Body.Close()
-		}
-		cancel()
-		if fired {
-			return nil, fmt.Errorf("%w: no response from the server within %s", ErrIdleTimeout, p.timeout)
-		}
-		return nil, err
-	}
-	resp.Body = &idleBody{rc: resp.Body, w: w, cancel: cancel}
-	return resp, nil
-}
-
-// idleWatch is a restartable watchdog that cancels a context when it fires. It starts armed.
-type idleWatch struct {
-	timeout time.Duration
-	timer   *time.Timer
-	fired   atomic.Bool
-}
-
-func newIdleWatch(timeout time.Duration, cancel context.CancelFunc) *idleWatch {
-	w := &idleWatch{timeout: timeout}
-	w.timer = time.AfterFunc(timeout, func() {
-		w.fired.Store(true) // before cancel, so a read failing from the cancel sees it
-		cancel()
-	})
-	return w
-}
-
-func (w *idleWatch) start() { w.timer.Reset(w.timeout) }
-
-// stop stops the watchdog and reports whether it has ever fired.
-func (w *idleWatch) stop() bool {
-	w.timer.Stop()
-	return w.fired.Load()
-}
-
-// idleBody arms the watchdog for the duration of each Read.
-type idleBody struct {
-	rc     io.ReadCloser
-	w      *idleWatch
-	cancel context.CancelFunc
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	b.w.start()
-	n, err := b.rc.Read(p)
-	if b.w.stop() && err != nil && err != io.EOF {
-		return n, fmt.Errorf("%w: no data from the server for %s", ErrIdleTimeout, b.w.timeout)
-	}
-	return n, err
-}
-
-func (b *idleBody) Close() error {
-	b.w.stop()
-	err := b.rc.Close()
-	b.cancel()
-	return err
 }

@@ -421,6 +421,9 @@ func TestReportStatuses(t *testing.T) {
 		wantInErr string
 		wantRows  int
 		wantPages []consumption.Page
+		// wantAPIStatus, when set, is the status of the *consumption.APIError the error must
+		// wrap; consumption.IsPermanent must then say true.
+		wantAPIStatus int
 	}{
 		{
 			name: "no data found",
@@ -515,7 +518,20 @@ func TestReportStatuses(t *testing.T) {
 					io.WriteString(w, `{"error":{"code":"BadRequest","message":"The maximum allowed date range is 1 months"}}`)
 				}
 			},
-			wantInErr: `400 Bad Request: code "BadRequest": The maximum allowed date range is 1 months (request id req-1)`,
+			wantInErr:     `400 Bad Request: code "BadRequest": The maximum allowed date range is 1 months (request id req-1)`,
+			wantAPIStatus: http.StatusBadRequest,
+		},
+		{
+			name: "redirect refused",
+			setup: func(f *fakeAPI) {
+				f.post = func(w http.ResponseWriter, _ *http.Request) {
+					w.Header().Set("Location", "https://attacker.example/op?api-version=2022-05-01")
+					w.WriteHeader(http.StatusFound)
+				}
+			},
+			wantErr:       consumption.ErrRedirect,
+			wantInErr:     "redirect to https://attacker.example refused",
+			wantAPIStatus: http.StatusFound,
 		},
 		{
 			name: "poll limit",
@@ -551,7 +567,8 @@ func TestReportStatuses(t *testing.T) {
 					http.Error(w, "Server failed to authenticate the request.", http.StatusForbidden)
 				}
 			},
-			wantInErr: "403 Forbidden",
+			wantInErr:     "403 Forbidden",
+			wantAPIStatus: http.StatusForbidden,
 		},
 	}
 	for _, tt := range tests {
@@ -579,6 +596,15 @@ func TestReportStatuses(t *testing.T) {
 			}
 			if tt.wantPages != nil && !reflect.DeepEqual(h.pages, tt.wantPages) {
 				t.Errorf("pages = %+v, want %+v", h.pages, tt.wantPages)
+			}
+			if tt.wantAPIStatus != 0 {
+				var ae *consumption.APIError
+				if !errors.As(err, &ae) || ae.StatusCode != tt.wantAPIStatus {
+					t.Errorf("err = %v, want a *consumption.APIError with status %d", err, tt.wantAPIStatus)
+				}
+				if !consumption.IsPermanent(err) {
+					t.Errorf("consumption.IsPermanent(%v) = false, want true", err)
+				}
 			}
 			if err != nil && strings.Contains(err.Error(), secretSig) {
 				t.Errorf("error shows the SAS signature: %v", err)

@@ -23,11 +23,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
+	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = consumption.DefaultEndpoint
+const DefaultEndpoint = arm.DefaultEndpoint
 
 // APIVersion is the Cost Details api-version this client speaks.
 const APIVersion = "2022-05-01"
@@ -77,6 +78,11 @@ var (
 	ErrPollLimit = errors.New("cost details report not ready")
 )
 
+// APIError is a response with an unexpected status from the management endpoint or the blob
+// host (see arm.APIError). It is the same type as consumption.APIError, so errors.As and
+// consumption.IsPermanent recognise it.
+type APIError = arm.APIError
+
 // Options configures a Client. The zero value (or a nil *Options) means the documented defaults.
 type Options struct {
 	// Endpoint is the ARM endpoint, scheme and host only (default DefaultEndpoint). Plain http is
@@ -85,7 +91,7 @@ type Options struct {
 
 	// ClientOptions configures the management pipeline: Transport, Retry, Logging, Telemetry,
 	// PerCallPolicies and PerRetryPolicies (a rate budget plugs in here). Zero Retry fields get
-	// the defaults of internal/consumption (6 retries, 4 s, 120 s, 408/429/500/502/503/504).
+	// the shared defaults of arm.RetryDefaults (6 retries, 4 s, 120 s, 408/429/500/502/503/504).
 	// The blob downloads use the same Transport, Retry, Logging and Telemetry but none of the
 	// caller's policies and no credential. An *http.Client Transport is copied with redirects
 	// disabled; any other Transporter must not follow redirects itself. APIVersion and Cloud
@@ -112,7 +118,7 @@ type Options struct {
 type Client struct {
 	pipeline     runtime.Pipeline // management endpoint: bearer token, host guard, rate budget
 	blobs        runtime.Pipeline // SAS blob links: no credential
-	origin       origin
+	origin       arm.Origin
 	endpoint     string
 	pollInterval time.Duration
 	maxPolls     int
@@ -132,7 +138,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if cred == nil {
 		problems = append(problems, errors.New("credential is nil"))
 	}
-	endpoint, org, err := parseEndpoint(o.Endpoint)
+	org, err := arm.ParseEndpoint(o.Endpoint)
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -153,8 +159,8 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	}
 	idle := cmp.Or(o.BodyIdleTimeout, DefaultBodyIdleTimeout)
 
-	transport := noRedirects(o.ClientOptions.Transport)
-	retry := retryDefaults(o.ClientOptions.Retry)
+	transport := arm.NoRedirects(o.ClientOptions.Transport)
+	retry := arm.RetryDefaults(o.ClientOptions.Retry)
 
 	co := o.ClientOptions
 	co.APIVersion = ""
@@ -162,18 +168,13 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	co.Retry = retry
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// The same order as internal/consumption: RetryAfterPolicy first so it rewrites the hint
-	// last, just before the retry policy reads it; the caller's policies (a rate budget); the
-	// host guard, then the token, so the token is attached only after the host check; the idle
-	// watchdog last, so waiting in the caller's policies is not counted as a stall.
+	// last, just before the retry policy reads it; the caller's policies (a rate budget); then
+	// arm.TokenPolicies: the host guard, then the token, so the token is attached only after the
+	// host check, and the idle watchdog last, so waiting in the caller's policies is not counted
+	// as a stall.
 	perRetry := []policy.Policy{consumption.RetryAfterPolicy{}}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
-	perRetry = append(perRetry,
-		hostGuardPolicy{allowed: org},
-		runtime.NewBearerTokenPolicy(cred, []string{endpoint + "/.default"}, &policy.BearerTokenOptions{
-			InsecureAllowCredentialWithHTTP: org.scheme == "http", // loopback only, see parseEndpoint
-		}),
-		idleTimeoutPolicy{timeout: idle},
-	)
+	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
 	co.PerRetryPolicies = perRetry
 
 	// The blob pipeline: no credential, none of the caller's policies (they budget ARM calls),
@@ -183,7 +184,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		Retry:            retry,
 		Telemetry:        o.ClientOptions.Telemetry,
 		Logging:          policy.LogOptions{AllowedHeaders: o.ClientOptions.Logging.AllowedHeaders},
-		PerRetryPolicies: []policy.Policy{idleTimeoutPolicy{timeout: idle}},
+		PerRetryPolicies: []policy.Policy{arm.NewIdleTimeoutPolicy(idle)},
 	}
 
 	now := o.Now
@@ -194,7 +195,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		pipeline:     runtime.NewPipeline(moduleName, moduleVersion, runtime.PipelineOptions{}, &co),
 		blobs:        runtime.NewPipeline(moduleName, moduleVersion, runtime.PipelineOptions{}, &bo),
 		origin:       org,
-		endpoint:     endpoint,
+		endpoint:     org.String(),
 		pollInterval: cmp.Or(o.PollInterval, DefaultPollInterval),
 		maxPolls:     cmp.Or(o.MaxPolls, DefaultMaxPolls),
 		now:          now,

@@ -16,7 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/arm"
 )
 
 // Operation statuses (CostDetailsOperationResults.status).
@@ -31,13 +31,13 @@ const DataFormatCSV = "Csv"
 
 // Result is CostDetailsOperationResults: the final state of a report operation.
 type Result struct {
-	ID        string       `json:"id"`
-	Name      string       `json:"name"` // the operation id
-	Type      string       `json:"type"`
-	Status    string       `json:"status"`
-	Manifest  *Manifest    `json:"manifest"`
-	ValidTill string       `json:"validTill"` // when the blob links expire (RFC 3339, UTC)
-	Error     *errorDetail `json:"error"`
+	ID        string           `json:"id"`
+	Name      string           `json:"name"` // the operation id
+	Type      string           `json:"type"`
+	Status    string           `json:"status"`
+	Manifest  *Manifest        `json:"manifest"`
+	ValidTill string           `json:"validTill"` // when the blob links expire (RFC 3339, UTC)
+	Error     *arm.ErrorDetail `json:"error"`
 }
 
 // Manifest is ReportManifest: the blobs of a completed report.
@@ -51,7 +51,7 @@ type Manifest struct {
 }
 
 // Blob is one part of a report. BlobLink is a SAS URL: a secret, never to be logged (use
-// consumption.RedactURL).
+// arm.RedactURL).
 type Blob struct {
 	BlobLink  string `json:"blobLink"`
 	ByteCount int64  `json:"byteCount"`
@@ -119,7 +119,7 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 		Msg("requesting cost details report")
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("POST %s: %w", consumption.RedactURL(link), redactURLError(err))
+		return nil, fmt.Errorf("POST %s: %w", arm.RedactURL(link), arm.RedactURLError(err))
 	}
 	ph := &pollHandler{c: c, last: resp, requestURL: resp.Request.URL}
 	switch resp.StatusCode {
@@ -132,7 +132,7 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 			return nil, err
 		}
 	default:
-		return nil, newAPIError(resp)
+		return nil, arm.NewAPIError(resp)
 	}
 	poller, err := runtime.NewPoller(resp, c.pipeline, &runtime.NewPollerOptions[Result]{Handler: ph})
 	if err != nil {
@@ -140,7 +140,7 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 	}
 	for !poller.Done() {
 		if ph.polls >= c.maxPolls {
-			return nil, fmt.Errorf("%w after %d polls (operation %s)", ErrPollLimit, ph.polls, consumption.RedactURL(ph.location))
+			return nil, fmt.Errorf("%w after %d polls (operation %s)", ErrPollLimit, ph.polls, arm.RedactURL(ph.location))
 		}
 		if err := c.sleep(ctx, c.pollWait(ph.last)); err != nil {
 			return nil, fmt.Errorf("waiting for report: %w", err)
@@ -214,15 +214,15 @@ func (p *pollHandler) accepted(resp *http.Response) error {
 		if p.location != "" {
 			return nil // keep polling the same URL
 		}
-		return fmt.Errorf("report accepted (202) without a Location header (request id %s)", resp.Header.Get(consumption.HeaderRequestID))
+		return fmt.Errorf("report accepted (202) without a Location header (request id %s)", resp.Header.Get(arm.HeaderRequestID))
 	}
 	u, err := p.requestURL.Parse(loc)
 	if err != nil {
-		return fmt.Errorf("report Location %q: %w", consumption.RedactURL(loc), err)
+		return fmt.Errorf("report Location %q: %w", arm.RedactURL(loc), err)
 	}
-	if got := originOf(u); got != p.c.origin || u.User != nil {
-		return &permanentError{fmt.Errorf("report Location %s: %w: refusing to poll %s, the token is only sent to %s",
-			consumption.RedactURL(u.String()), consumption.ErrForeignHost, got, p.c.origin)}
+	if got := arm.OriginOf(u); got != p.c.origin || u.User != nil {
+		return arm.Permanent(fmt.Errorf("report Location %s: %w: refusing to poll %s, the token is only sent to %s",
+			arm.RedactURL(u.String()), arm.ErrForeignHost, got, p.c.origin))
 	}
 	p.location = u.String()
 	return nil
@@ -241,7 +241,7 @@ func (p *pollHandler) final(resp *http.Response) error {
 	var res Result
 	if err := json.Unmarshal(body, &res); err != nil {
 		return fmt.Errorf("reading report status (request id %s): %w: body %q",
-			resp.Header.Get(consumption.HeaderRequestID), err, excerpt(body))
+			resp.Header.Get(arm.HeaderRequestID), err, arm.Excerpt(body))
 	}
 	switch res.Status {
 	case StatusCompleted, StatusNoDataFound, StatusFailed:
@@ -266,7 +266,7 @@ func (p *pollHandler) Poll(ctx context.Context) (*http.Response, error) {
 	req.Raw().Header.Set("Accept", "application/json")
 	resp, err := p.c.pipeline.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", consumption.RedactURL(p.location), redactURLError(err))
+		return nil, fmt.Errorf("GET %s: %w", arm.RedactURL(p.location), arm.RedactURLError(err))
 	}
 	p.last = resp
 	switch resp.StatusCode {
@@ -275,7 +275,7 @@ func (p *pollHandler) Poll(ctx context.Context) (*http.Response, error) {
 	case http.StatusOK, http.StatusNoContent:
 		err = p.final(resp)
 	default:
-		err = newAPIError(resp)
+		err = arm.NewAPIError(resp)
 	}
 	zerolog.Ctx(ctx).Debug().Int("poll", p.polls).Int("status_code", resp.StatusCode).Str("status", p.result.Status).
 		Msg("polled cost details report")
@@ -288,7 +288,7 @@ func (p *pollHandler) Result(_ context.Context, out *Result) error {
 	if p.result.Status == StatusFailed {
 		e := &ReportError{OperationID: p.result.Name}
 		if p.result.Error != nil {
-			e.Code, e.Message = p.result.Error.code(), p.result.Error.Message
+			e.Code, e.Message = p.result.Error.CodeText(), p.result.Error.Message
 		}
 		return e
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -153,5 +154,5 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &ae) {
 		return ae.Permanent()
 	}
-	return errors.Is(err, ErrInvalidRequest) || errors.Is(err, consumption.ErrForeignHost)
+	return errors.Is(err, ErrInvalidRequest) || errors.Is(err, arm.ErrForeignHost)
 }
