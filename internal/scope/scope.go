@@ -101,15 +101,15 @@ func Parse(s string) (Scope, error) {
 	}
 	var sc Scope
 	// Split off an optional billing-period sub-scope.
-	if n := len(segs); n >= 4 && strings.EqualFold(segs[n-4], "providers") &&
-		strings.EqualFold(segs[n-3], "Microsoft.Billing") && strings.EqualFold(segs[n-2], "billingPeriods") {
+	if n := len(segs); n >= 4 && segmentIs(segs[n-4], "providers") &&
+		segmentIs(segs[n-3], "Microsoft.Billing") && segmentIs(segs[n-2], "billingPeriods") {
 		if !periodPattern.MatchString(segs[n-1]) {
 			return fail(fmt.Sprintf("billing period %q is not yyyyMM", segs[n-1]))
 		}
 		sc.BillingPeriod = segs[n-1]
 		segs = segs[:n-4]
 	}
-	eq := func(i int, name string) bool { return i < len(segs) && strings.EqualFold(segs[i], name) }
+	eq := func(i int, name string) bool { return i < len(segs) && segmentIs(segs[i], name) }
 	switch {
 	case len(segs) == 2 && eq(0, "subscriptions"):
 		sc.Kind, sc.IDs = Subscription, []string{segs[1]}
@@ -117,7 +117,7 @@ func Parse(s string) (Scope, error) {
 		sc.Kind, sc.IDs = ManagementGroup, []string{segs[3]}
 	case len(segs) >= 4 && eq(0, "providers") && eq(1, "Microsoft.Billing"):
 		rest := segs[2:]
-		req := func(i int, name string) bool { return i < len(rest) && strings.EqualFold(rest[i], name) }
+		req := func(i int, name string) bool { return i < len(rest) && segmentIs(rest[i], name) }
 		switch {
 		case len(rest) == 2 && req(0, "departments"):
 			sc.Kind, sc.IDs = Department, []string{rest[1]}
@@ -154,6 +154,12 @@ func Parse(s string) (Scope, error) {
 	sc.path = "/" + strings.Join(segs, "/")
 	return sc, nil
 }
+
+// segmentIs reports whether the path segment seg is the ASCII name, ignoring ASCII case.
+// strings.EqualFold alone would also accept letters that fold onto ASCII ones ("ſ" U+017F onto
+// "s", "K" U+212A onto "k"), and the path, kept as written, would then carry them to the API;
+// both of those are multi-byte, so equal lengths rule them out.
+func segmentIs(seg, name string) bool { return len(seg) == len(name) && strings.EqualFold(seg, name) }
 
 // MustParse is Parse for tests and constants; it panics on error.
 func MustParse(s string) Scope {
