@@ -26,6 +26,11 @@ import (
 // big slices, small enough to be irrelevant to memory.
 const lineBufferSize = 256 << 10
 
+// outBufferSize is the buffer between gzip and the store's pipe. The deflate encoder emits its
+// output a few hundred bytes at a time; unbuffered, each of those was a pipe hand-over to the
+// uploader goroutine and, for the local store, a write system call.
+const outBufferSize = 64 << 10
+
 // partStats is what one written part contributes to the manifest. It is persisted in the
 // checkpoint, so a resumed run does not need to re-read finished parts.
 type partStats struct {
@@ -54,6 +59,7 @@ type partWriter struct {
 	log      *zerolog.Logger
 	buf      *bufio.Writer
 	gz       *gzip.Writer
+	gzOut    *bufio.Writer // gzip's output, buffered before out
 	out      *countHash
 	fields   record.Fields
 	scratch  []byte
@@ -104,7 +110,8 @@ func (e *Exporter) writePart(ctx context.Context, src Source, c Chunk, staged st
 	w.stats.Key, w.stats.Staged = c.Key(), staged
 	var sink io.Writer = w.out
 	if !e.opts.NoGzip {
-		gz, err := gzip.NewWriterLevel(w.out, e.gzipLevel())
+		w.gzOut = bufio.NewWriterSize(w.out, outBufferSize)
+		gz, err := gzip.NewWriterLevel(w.gzOut, e.gzipLevel())
 		if err != nil {
 			pw.CloseWithError(err)
 			<-putDone
@@ -152,6 +159,9 @@ func (w *partWriter) finish() error {
 	if w.gz != nil {
 		if err := w.gz.Close(); err != nil {
 			return fmt.Errorf("closing gzip: %w", err)
+		}
+		if err := w.gzOut.Flush(); err != nil {
+			return fmt.Errorf("writing part: %w", err)
 		}
 	}
 	return nil
