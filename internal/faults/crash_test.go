@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -34,11 +35,14 @@ const (
 	crashRecordsNew  = 4
 	crashPageSize    = 5
 	crashPageLatency = 25 * time.Millisecond
+	// crashLeaseSeconds is the partition lease (USAGE_EXPORT_LEASE_SECONDS): Blob Storage's
+	// shortest, so a killed writer's lease expires within 15 s and it is renewed every 5 s.
+	crashLeaseSeconds = 15
 	// crashSlowLatency makes the lease-renewal point's export outlast the first renewal
-	// (every 20 s).
-	crashSlowLatency = 450 * time.Millisecond
+	// (at a third of the lease): 248 requests, 4 at a time, take at least 9 s.
+	crashSlowLatency = 150 * time.Millisecond
 	// runLimit bounds one handler run; restartFor bounds the restarts after the last kill
-	// (with Azurite a dead writer's lease holds the partition for up to 60 s).
+	// (with Azurite a dead writer's lease holds the partition until it expires).
 	runLimit   = 4 * time.Minute
 	restartFor = 4 * time.Minute
 	// pollEvery is the store polling interval of the staged-parts trigger.
@@ -191,6 +195,7 @@ func (w *crashWorld) env(endpoint string, target []string) []string {
 		"USAGE_EXPORT_RATE_PER_SCOPE=100000",
 		"USAGE_EXPORT_RATE_PER_TENANT=100000",
 		"USAGE_EXPORT_LOG_LEVEL=info",
+		"USAGE_EXPORT_LEASE_SECONDS=" + strconv.Itoa(crashLeaseSeconds),
 	}, target...)
 }
 

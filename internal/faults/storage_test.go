@@ -20,8 +20,8 @@ const (
 	// storageFault is the fault matrix's name for the storage outage.
 	storageFault = "azurite-stopped-mid-upload"
 	// busyRetry is the pause before a run that found the partition leased tries again; a dead
-	// writer's blob lease expires within 60 s.
-	busyRetry = 3 * time.Second
+	// writer's blob lease expires within its TTL (15–60 s).
+	busyRetry = 2 * time.Second
 	// busyFor bounds how long a run waits for another writer's lease.
 	busyFor = 3 * time.Minute
 )
