@@ -71,7 +71,7 @@ func newLinePartWriter(w io.Writer) *partWriter {
 		ctx: context.Background(), chunk: benchChunk(), filter: true, log: &nop,
 		out:    &countHash{w: io.Discard, h: nopHash{}},
 		buf:    bufio.NewWriterSize(w, lineBufferSize),
-		totals: map[string]map[string]*decimal.Sum{}, subs: map[string]struct{}{},
+		totals: map[string]map[string]*decimal.Sum{}, subs: map[string]struct{}{}, kinds: map[string]*int64{},
 	}
 }
 

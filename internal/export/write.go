@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/klauspost/compress/gzip"
@@ -67,6 +68,9 @@ type partWriter struct {
 	stats    partStats
 	totals   map[string]map[string]*decimal.Sum
 	subs     map[string]struct{}
+	kinds    map[string]*int64 // record kind ("" when absent) → rows; a lookup by []byte allocates nothing
+	minDay   time.Time         // first and last usage day written (zero: none yet)
+	maxDay   time.Time
 	nRecords int64
 }
 
@@ -106,6 +110,7 @@ func (e *Exporter) writePart(ctx context.Context, src Source, c Chunk, staged st
 		out:    &countHash{w: pw, h: sha256.New()},
 		totals: map[string]map[string]*decimal.Sum{},
 		subs:   map[string]struct{}{},
+		kinds:  map[string]*int64{},
 	}
 	w.stats.Key, w.stats.Staged = c.Key(), staged
 	var sink io.Writer = w.out
@@ -140,6 +145,7 @@ func (e *Exporter) writePart(ctx context.Context, src Source, c Chunk, staged st
 	}
 	w.stats.Bytes = w.out.n
 	w.stats.SHA256 = hex.EncodeToString(w.out.h.Sum(nil))
+	w.freezeDaysAndKinds()
 	w.stats.Totals = freezeTotals(w.totals)
 	w.stats.Subs = sortedSet(w.subs, manifest.MaxCoverageIDs)
 	return w.stats, nil
@@ -174,7 +180,6 @@ func (w *partWriter) Record(raw []byte) error {
 	if err := f.Extract(raw); err != nil {
 		return fmt.Errorf("record %d of part %s: %w", w.nRecords, w.chunk.Key(), err)
 	}
-	day := ""
 	if len(f.Date) > 0 {
 		d, err := record.Day(f.Date)
 		if err != nil {
@@ -184,18 +189,15 @@ func (w *partWriter) Record(raw []byte) error {
 			w.stats.Dropped++ // another chunk owns that day
 			return nil
 		}
-		day = d.Format("2006-01-02")
+		if w.minDay.IsZero() || d.Before(w.minDay) {
+			w.minDay = d
+		}
+		if d.After(w.maxDay) {
+			w.maxDay = d
+		}
 	} else if w.filter {
 		return fmt.Errorf("record %d of part %s: no usage date (date/usageStart), cannot place it in a part",
 			w.nRecords, w.chunk.Key())
-	}
-	if day != "" {
-		if w.stats.MinDate == "" || day < w.stats.MinDate {
-			w.stats.MinDate = day
-		}
-		if day > w.stats.MaxDate {
-			w.stats.MaxDate = day
-		}
 	}
 	if len(f.Cost) > 0 {
 		if err := w.add(f.CostField, f.Currency, f.Cost); err != nil {
@@ -207,14 +209,12 @@ func (w *partWriter) Record(raw []byte) error {
 			return fmt.Errorf("record %d of part %s: costInUSD: %w", w.nRecords, w.chunk.Key(), err)
 		}
 	}
-	kind := "none"
-	if len(f.Kind) > 0 {
-		kind = string(f.Kind)
+	if n := w.kinds[string(f.Kind)]; n != nil {
+		*n++
+	} else {
+		one := int64(1)
+		w.kinds[string(f.Kind)] = &one
 	}
-	if w.stats.Kinds == nil {
-		w.stats.Kinds = map[string]int64{}
-	}
-	w.stats.Kinds[kind]++
 	if len(f.SubscriptionID) > 0 && len(w.subs) < manifest.MaxCoverageIDs {
 		if _, ok := w.subs[string(f.SubscriptionID)]; !ok {
 			w.subs[string(f.SubscriptionID)] = struct{}{}
@@ -225,6 +225,22 @@ func (w *partWriter) Record(raw []byte) error {
 	}
 	w.stats.Rows++
 	return nil
+}
+
+// freezeDaysAndKinds puts the day range and the kind counts into the part's stats.
+func (w *partWriter) freezeDaysAndKinds() {
+	if !w.minDay.IsZero() {
+		w.stats.MinDate, w.stats.MaxDate = w.minDay.Format(time.DateOnly), w.maxDay.Format(time.DateOnly)
+	}
+	for kind, n := range w.kinds {
+		if kind == "" {
+			kind = "none"
+		}
+		if w.stats.Kinds == nil {
+			w.stats.Kinds = map[string]int64{}
+		}
+		w.stats.Kinds[kind] += *n
+	}
 }
 
 func (w *partWriter) add(field string, currency, value []byte) error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -272,4 +273,48 @@ func refUnquote(v []byte) []byte {
 		return v[1 : len(v)-1]
 	}
 	return v
+}
+
+// TestDayMatchesTimeParse holds Day's digit fast path to time.Parse, which it used alone before:
+// the same day or an error for every day number 0–32 of every month 0–13 of years around the
+// leap rules, in both layouts, and for malformed digits.
+func TestDayMatchesTimeParse(t *testing.T) {
+	ref := func(date string) (time.Time, error) {
+		switch {
+		case len(date) >= 10 && date[4] == '-' && date[7] == '-':
+			return time.Parse(time.DateOnly, date[:10])
+		case len(date) >= 10 && date[2] == '/' && date[5] == '/':
+			return time.Parse("01/02/2006", date[:10])
+		}
+		return time.Time{}, errors.New("unrecognised")
+	}
+	var inputs []string
+	for _, y := range []int{1900, 1999, 2000, 2023, 2024, 2100, 2400} {
+		for m := 0; m <= 13; m++ {
+			for d := 0; d <= 32; d++ {
+				inputs = append(inputs,
+					fmt.Sprintf("%04d-%02d-%02dT00:00:00.0000000Z", y, m, d),
+					fmt.Sprintf("%04d-%02d-%02d", y, m, d),
+					fmt.Sprintf("%02d/%02d/%04d", m, d, y))
+			}
+		}
+	}
+	inputs = append(inputs, "2024-0a-01", "2024-01-3 ", "+024-01-01", "01/0x/2024", "2024-01-01T", "24-01-01", "")
+	for _, in := range inputs {
+		got, gotErr := record.Day([]byte(in))
+		want, wantErr := ref(in)
+		if (gotErr != nil) != (wantErr != nil) || !got.Equal(want) {
+			t.Errorf("Day(%q) = %v, %v; time.Parse gives %v, %v", in, got, gotErr, want, wantErr)
+		}
+	}
+}
+
+func BenchmarkDay(b *testing.B) {
+	date := []byte("2026-10-07T00:00:00.0000000Z")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := record.Day(date); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -357,9 +357,53 @@ func unquote(v []byte) []byte {
 func Day(date []byte) (time.Time, error) {
 	switch {
 	case len(date) >= 10 && date[4] == '-' && date[7] == '-':
+		if t, ok := fastDay(date[0:4], date[5:7], date[8:10]); ok {
+			return t, nil
+		}
 		return time.Parse(time.DateOnly, string(date[:10]))
 	case len(date) >= 10 && date[2] == '/' && date[5] == '/':
+		if t, ok := fastDay(date[6:10], date[0:2], date[3:5]); ok {
+			return t, nil
+		}
 		return time.Parse("01/02/2006", string(date[:10]))
 	}
 	return time.Time{}, fmt.Errorf("unrecognised usage date %q", date)
+}
+
+// fastDay builds the UTC day from its digits without time.Parse (which costs a string and a
+// layout walk per record). It reports false for anything time.Parse might treat otherwise
+// (non-digits, a day the month does not have), which the caller then hands to time.Parse for
+// its result or its error.
+func fastDay(year, month, day []byte) (time.Time, bool) {
+	num := func(b []byte) (int, bool) {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(year)
+	m, ok2 := num(month)
+	d, ok3 := num(day)
+	if !ok1 || !ok2 || !ok3 || m < 1 || m > 12 || d < 1 || d > daysIn(time.Month(m), y) {
+		return time.Time{}, false
+	}
+	return time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC), true
+}
+
+// daysIn returns the number of days of month m in year y.
+func daysIn(m time.Month, y int) int {
+	switch m {
+	case time.February:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
