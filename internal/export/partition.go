@@ -117,7 +117,12 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	for _, ps := range cp.Parts {
 		res.Pages += ps.Pages
 	}
-	if live != nil && live.Status == manifest.StatusCommitted {
+	switch {
+	case live != nil && live.RunInfo.RunID == cp.RunID:
+		// This run's manifest is live already (it crashed after writing it, before clearing
+		// the checkpoint): keep the change report it made against the export it replaced.
+		m.Previous = live.Previous
+	case live != nil && live.Status == manifest.StatusCommitted:
 		m.Previous = previous(live, m)
 	}
 	if cp.Phase == phaseWriting && live != nil && status != period.Open && !e.opts.NoDropGuard {
