@@ -686,6 +686,19 @@ func runCrashPoint(t *testing.T, w *crashWorld, idx int, pt crashPoint) {
 		if cp, err := readCheckpoint(ctx, st, w.checkpointName(m)); err != nil || cp != nil {
 			problems = append(problems, fmt.Sprintf("%s: checkpoint left after the export finished (%v)", m, err))
 		}
+		// The manifest's "previous" names the export this one replaced: the one live before
+		// the crash when the killed run was resumed, and never the run itself.
+		if s, err := readPartition(ctx, st, w.dirs[m]+"/"+manifest.FileName); err == nil {
+			pv, self := s.manifest.Previous, s.manifest.RunInfo.RunID
+			switch {
+			case pv == nil:
+				problems = append(problems, m+": manifest has no previous export")
+			case pv.RunID == self:
+				problems = append(problems, fmt.Sprintf("%s: manifest names its own run %s as the previous export", m, self))
+			case states[m].checkpoint != nil && states[m].checkpoint.RunID == self && pv.RunID != prevRuns[m]:
+				problems = append(problems, fmt.Sprintf("%s: manifest names %s as the previous export, want %s", m, pv.RunID, prevRuns[m]))
+			}
+		}
 	}
 	problems = append(problems, rd.check(w.oldDays, newDays)...)
 	wait := ""
