@@ -319,3 +319,147 @@ func referenceParsePage(r io.Reader, h Handler) (nextLink string, n int, err err
 	}
 	return nextLink, n, nil
 }
+
+// memberCollector records what a MemberHandler is told, one line per member, and closes each
+// record's list when Record comes.
+type memberCollector struct {
+	cur     []string
+	records [][]string
+}
+
+func (m *memberCollector) RecordMember(name, value []byte, inProperties bool) {
+	m.cur = append(m.cur, fmt.Sprintf("%v %s=%s", inProperties, name, value))
+}
+func (m *memberCollector) Record([]byte) error {
+	m.records = append(m.records, m.cur)
+	m.cur = nil
+	return nil
+}
+func (m *memberCollector) PageDone(Page) error { return nil }
+
+// referenceMembers lists a record's top-level members and the members of its top-level
+// "properties" object, walked with jsontext, in the MemberHandler's form.
+func referenceMembers(t *testing.T, raw []byte) []string {
+	t.Helper()
+	var out []string
+	d := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true))
+	if _, err := d.ReadToken(); err != nil {
+		t.Fatal(err)
+	}
+	for d.PeekKind() != '}' {
+		name, err := d.ReadValue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name = bytes.Clone(name) // the next read reuses the decoder's buffer
+		if string(name) == `"properties"` && d.PeekKind() == '{' {
+			d.ReadToken()
+			for d.PeekKind() != '}' {
+				pname, _ := d.ReadValue()
+				pname = bytes.Clone(pname)
+				v, err := d.ReadValue()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, fmt.Sprintf("true %s=%s", pname[1:len(pname)-1], v))
+			}
+			d.ReadToken()
+			out = append(out, fmt.Sprintf("false properties=%s", "{…}"))
+			continue
+		}
+		v, err := d.ReadValue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("false %s=%s", name[1:len(name)-1], v))
+	}
+	return out
+}
+
+// TestParsePageMembers checks the members a MemberHandler is given against a jsontext walk of
+// each record: sandbox pages of every shape, read whole and one byte at a time (members then
+// straddle refills of the window), and records with whitespace, nesting, escapes, duplicate and
+// non-object "properties".
+func TestParsePageMembers(t *testing.T) {
+	var pages [][]byte
+	for _, s := range benchdata.Shapes {
+		page, err := benchdata.Page(s, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, page)
+	}
+	pages = append(pages, []byte(`{"value":[`+strings.Join([]string{
+		`{}`,
+		`{"a":1}`,
+		"{ \"kind\" : \"legacy\" ,\n \"properties\" : { \"cost\" : 1.5 , \"tags\" : {\"x\":[1,{\"y\":null}]} , \"e\":[] , \"o\":{} } , \"z\" : true }",
+		`{"properties":"flat","cost":2,"properties":{"date":"2024-01-01"},"properties":[{"cost":3}]}`,
+		`{"tags":{"cost":"no"},"properties":{"na\"me":"v\\\"","\u0063ost":-0.0e+1}}`,
+		`{"properties":{"properties":{"cost":9}},"x":{"properties":{"cost":8}}}`,
+	}, ",")+`]}`))
+	for i, page := range pages {
+		for _, one := range []bool{false, true} {
+			var r io.Reader = bytes.NewReader(page)
+			if one {
+				r = iotest.OneByteReader(r)
+			}
+			var got memberCollector
+			if _, n, err := ParsePage(r, &got); err != nil || n != len(got.records) {
+				t.Fatalf("page %d: n %d, %d records, err %v", i, n, len(got.records), err)
+			}
+			var recs collector
+			if _, _, err := ParsePage(bytes.NewReader(page), &recs); err != nil {
+				t.Fatal(err)
+			}
+			for k, raw := range recs.records {
+				want := referenceMembers(t, raw)
+				// The properties object is reported too (after its members); show it as {…}.
+				var g []string
+				for _, m := range got.records[k] {
+					if strings.HasPrefix(m, "false properties={") {
+						m = "false properties={…}"
+					}
+					g = append(g, m)
+				}
+				if strings.Join(g, "\n") != strings.Join(want, "\n") {
+					t.Errorf("page %d record %d (one byte reads %v):\n got %q\nwant %q", i, k, one, g, want)
+				}
+			}
+		}
+	}
+}
+
+// FuzzParsePageMembers: for any page the decoder accepts, the members it reports are those of a
+// jsontext walk of each record it delivers.
+func FuzzParsePageMembers(f *testing.F) {
+	for _, b := range corpusSeeds(f) {
+		f.Add(b)
+	}
+	for _, s := range parseEdgeCases {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var got memberCollector
+		_, n, err := ParsePage(iotest.HalfReader(bytes.NewReader(in)), &got)
+		if err != nil {
+			return
+		}
+		var recs collector
+		if _, _, err := ParsePage(bytes.NewReader(in), &recs); err != nil || len(recs.records) != n || len(got.records) != n {
+			t.Fatalf("second parse: %v, %d records, %d member lists, n %d", err, len(recs.records), len(got.records), n)
+		}
+		for k, raw := range recs.records {
+			want := referenceMembers(t, raw)
+			var g []string
+			for _, m := range got.records[k] {
+				if strings.HasPrefix(m, "false properties={") {
+					m = "false properties={…}"
+				}
+				g = append(g, m)
+			}
+			if strings.Join(g, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("record %d %q:\n got %q\nwant %q", k, raw, g, want)
+			}
+		}
+	})
+}

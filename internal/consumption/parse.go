@@ -21,6 +21,18 @@ type Handler interface {
 	PageDone(p Page) error
 }
 
+// MemberHandler is a Handler that also takes each record's members as the page decoder
+// validates them, so a caller that needs a few fields does not scan the record a second time.
+// For each record, RecordMember is called for every top-level member and every member of the
+// top-level "properties" object, in document order, with the name's text (escapes kept, no
+// quotes) and the raw value, before Record is called with the whole record. A record that turns
+// out to be invalid after some of its members were reported ends the listing with an error
+// instead of a Record call. The slices are valid only during the call.
+type MemberHandler interface {
+	Handler
+	RecordMember(name, value []byte, inProperties bool)
+}
+
 // Page describes one fully read page.
 type Page struct {
 	Index      int    // page index within the List call, from 0
@@ -272,6 +284,7 @@ func (p *pageParser) page(h Handler) (nextLink string, n int, err error) {
 // records streams the elements of the value array (or accepts null) into h; c is the first byte
 // of the member's value.
 func (p *pageParser) records(c byte, h Handler, n *int) error {
+	mh, _ := h.(MemberHandler)
 	switch c {
 	case 'n':
 		if _, err := p.value(1); err != nil {
@@ -304,7 +317,9 @@ func (p *pageParser) records(c byte, h Handler, n *int) error {
 		if c != '{' {
 			return fmt.Errorf("reading record %d: %w", *n, p.wrongKind(c, "a JSON object", 2))
 		}
+		p.sc.mh = mh
 		raw, err := p.value(2)
+		p.sc.mh = nil
 		if err != nil {
 			return fmt.Errorf("reading record %d: %w", *n, err)
 		}
@@ -386,10 +401,34 @@ type valueScanner struct {
 	outer int      // containers open around the value (the page object, the value array)
 	obj   bool     // the innermost open container is an object
 	stack []uint64 // one bit per open container: 1 object, 0 array
+
+	// Member reports (a record scanned for a MemberHandler): the name and value start of the
+	// member being read at depth 1 (the record) and 2 (an object inside it), as offsets into the
+	// value, which stay valid when the window moves.
+	mh             MemberHandler
+	nameLo, nameHi [3]int
+	valLo          [3]int
+	inProps        bool // the depth-2 object being read is the record's "properties"
 }
 
 // begin starts a value nested in outer containers.
-func (s *valueScanner) begin(outer int) { s.i, s.mode, s.depth, s.outer = 0, modeValue, 0, outer }
+func (s *valueScanner) begin(outer int) {
+	s.i, s.mode, s.depth, s.outer, s.inProps = 0, modeValue, 0, outer, false
+}
+
+// report hands the member of the object at the current depth whose value ends at end to mh.
+func (s *valueScanner) report(b []byte, end int) {
+	d := s.depth
+	if d == 2 && !s.inProps {
+		return
+	}
+	s.mh.RecordMember(b[s.nameLo[d]:s.nameHi[d]], b[s.valLo[d]:end], d == 2)
+}
+
+// reports tells whether the value ending now is a member value to report.
+func (s *valueScanner) reports() bool {
+	return s.mh != nil && s.obj && (s.depth == 1 || s.depth == 2)
+}
 
 func (s *valueScanner) push(object bool) bool {
 	if s.outer+s.depth >= maxDepth {
@@ -446,6 +485,9 @@ func (s *valueScanner) scan(b []byte) (int, error) {
 				s.pop()
 				i++
 				mode = modeAfter
+				if s.reports() {
+					s.report(b, i)
+				}
 				continue
 			}
 			mode = modeValue
@@ -454,6 +496,9 @@ func (s *valueScanner) scan(b []byte) (int, error) {
 				s.pop()
 				i++
 				mode = modeAfter
+				if s.reports() {
+					s.report(b, i)
+				}
 				continue
 			}
 			mode = modeName
@@ -476,6 +521,9 @@ func (s *valueScanner) scan(b []byte) (int, error) {
 			case c == '}' && obj, c == ']' && !obj:
 				s.pop()
 				i++
+				if s.reports() {
+					s.report(b, i)
+				}
 			case obj:
 				return 0, &syntaxError{c, "after object value (expecting ',' or '}')", int64(i)}
 			default:
@@ -491,15 +539,24 @@ func (s *valueScanner) scan(b []byte) (int, error) {
 			if j, err = scanString(b, i); err != nil {
 				break
 			}
+			if s.mh != nil && s.depth <= 2 {
+				s.nameLo[s.depth], s.nameHi[s.depth] = i+1, j-1
+			}
 			i, mode = j, modeColon
 			continue
 		}
 		// modeValue: c starts a value.
+		if s.reports() {
+			s.valLo[s.depth] = i
+		}
 		var j int
 		switch c {
 		case '"':
 			j, err = scanString(b, i)
 		case '{', '[':
+			if s.mh != nil && s.depth == 1 {
+				s.inProps = c == '{' && string(b[s.nameLo[1]:s.nameHi[1]]) == "properties"
+			}
 			if !s.push(c == '{') {
 				return 0, &syntaxError{c, fmt.Sprintf("nested deeper than %d levels", maxDepth), int64(i)}
 			}
@@ -522,6 +579,9 @@ func (s *valueScanner) scan(b []byte) (int, error) {
 			break
 		}
 		i, mode = j, modeAfter
+		if s.reports() {
+			s.report(b, i)
+		}
 	}
 	if err != nil && err != errShort {
 		return 0, err

@@ -63,6 +63,7 @@ type partWriter struct {
 	gzOut    *bufio.Writer // gzip's output, buffered before out
 	out      *countHash
 	fields   record.Fields
+	fed      bool // fields already hold the current record's members (RecordMember)
 	scratch  []byte
 	keyBuf   []byte
 	stats    partStats
@@ -173,11 +174,23 @@ func (w *partWriter) finish() error {
 	return nil
 }
 
+// RecordMember implements consumption.MemberHandler: the page decoder hands over the record's
+// members as it validates them, so the fields need no second pass over the record.
+func (w *partWriter) RecordMember(name, value []byte, inProperties bool) {
+	if !w.fed {
+		w.fields.Reset()
+		w.fed = true
+	}
+	w.fields.Member(name, value, inProperties)
+}
+
 // Record implements consumption.Handler.
 func (w *partWriter) Record(raw []byte) error {
 	w.nRecords++
 	f := &w.fields
-	if err := f.Extract(raw); err != nil {
+	if w.fed {
+		w.fed = false // filled by RecordMember
+	} else if err := f.Extract(raw); err != nil {
 		return fmt.Errorf("record %d of part %s: %w", w.nRecords, w.chunk.Key(), err)
 	}
 	if len(f.Date) > 0 {

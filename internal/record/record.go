@@ -44,7 +44,8 @@ const (
 	FieldCostInUSD             = "costInUSD"             // modern
 )
 
-func (f *Fields) reset() {
+// Reset empties f for the next record (Extract does it itself; Member callers do it first).
+func (f *Fields) Reset() {
 	f.Kind, f.Date, f.Currency = f.Kind[:0], f.Date[:0], f.Currency[:0]
 	f.Cost, f.CostUSD, f.CostField = f.Cost[:0], f.CostUSD[:0], ""
 	f.SubscriptionID, f.Department, f.Account = f.SubscriptionID[:0], f.Department[:0], f.Account[:0]
@@ -52,6 +53,8 @@ func (f *Fields) reset() {
 }
 
 // Extract reads the fields of raw into f. Unknown members are skipped; missing ones stay empty.
+// It is Reset followed by Member for every top-level member of raw and every member of its
+// top-level "properties" object, in document order.
 //
 // raw is expected to be valid JSON text, as consumption.ParsePage delivers it (it validates every
 // record) and as the Cost Details converter writes it. Extract walks the record's structure in
@@ -59,7 +62,7 @@ func (f *Fields) reset() {
 // commas, brackets, unterminated strings) and returns an error for a malformed record, but it
 // does not check number grammar, escapes or UTF-8 inside values. It never panics.
 func (f *Fields) Extract(raw []byte) error {
-	f.reset()
+	f.Reset()
 	s := scanner{b: raw}
 	s.ws()
 	if s.i >= len(s.b) {
@@ -77,8 +80,7 @@ func (f *Fields) Extract(raw []byte) error {
 		if !ok {
 			break
 		}
-		switch {
-		case string(key) == "properties" && s.b[s.i] == '{':
+		if string(key) == "properties" && s.b[s.i] == '{' {
 			s.i++
 			for pfirst := true; ; pfirst = false {
 				pkey, ok, err := s.member(pfirst)
@@ -88,22 +90,19 @@ func (f *Fields) Extract(raw []byte) error {
 				if !ok {
 					break
 				}
-				if err := f.field(&s, pkey); err != nil {
-					return err
+				v, err := s.value()
+				if err != nil {
+					return fmt.Errorf("reading %q: %w", pkey, err)
 				}
+				f.Member(pkey, v, true)
 			}
-		case string(key) == "kind":
-			v, err := s.value()
-			if err != nil {
-				return fmt.Errorf("reading kind: %w", err)
-			}
-			f.Kind = append(f.Kind, unquote(v)...)
-		default:
-			// Flat objects (Cost Details rows) carry the properties at the top level.
-			if err := f.field(&s, key); err != nil {
-				return err
-			}
+			continue
 		}
+		v, err := s.value()
+		if err != nil {
+			return fmt.Errorf("reading %q: %w", key, err)
+		}
+		f.Member(key, v, false)
 	}
 	s.ws()
 	if s.i < len(s.b) {
@@ -112,8 +111,28 @@ func (f *Fields) Extract(raw []byte) error {
 	return nil
 }
 
-// field reads the value of the member named key, keeping it if it is one of ours.
-func (f *Fields) field(s *scanner, key []byte) error {
+// Member applies one member of a record to f: a top-level member (inProperties false) or a
+// member of the top-level "properties" object (inProperties true), its name's text without the
+// quotes (escapes kept) and its raw JSON value. Members must come in document order (a later
+// value replaces an earlier one, except that a legacy cost is never replaced); a top-level
+// "properties" object is ignored, as its members come separately. It is how a caller that has
+// already scanned the record (consumption.MemberHandler) fills f without a second pass.
+func (f *Fields) Member(name, value []byte, inProperties bool) {
+	if !inProperties {
+		switch {
+		case len(value) > 0 && value[0] == '{' && string(name) == "properties":
+			return
+		case string(name) == "kind":
+			f.Kind = append(f.Kind, unquote(value)...)
+			return
+		}
+		// Flat objects (Cost Details rows) carry the properties at the top level.
+	}
+	f.field(name, value)
+}
+
+// field keeps the value of the member named key if it is one of ours.
+func (f *Fields) field(key, v []byte) {
 	var dst *[]byte
 	switch string(key) {
 	case "date", "usageStart":
@@ -140,21 +159,10 @@ func (f *Fields) field(s *scanner, key []byte) error {
 	case "invoiceSectionId":
 		dst = &f.InvoiceSection
 	}
-	if dst == nil {
-		if err := s.skip(); err != nil {
-			return fmt.Errorf("skipping %q: %w", key, err)
-		}
-		return nil
-	}
-	v, err := s.value()
-	if err != nil {
-		return fmt.Errorf("reading %q: %w", key, err)
-	}
-	if len(v) > 0 && v[0] == 'n' { // null
-		return nil
+	if dst == nil || len(v) == 0 || v[0] == 'n' { // not ours, or null
+		return
 	}
 	*dst = append((*dst)[:0], unquote(v)...)
-	return nil
 }
 
 // costFieldName returns the constant naming key (without allocating a string per record).
