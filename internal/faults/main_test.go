@@ -58,6 +58,9 @@ func report(t *testing.T, kind string, ok bool, format string, args ...any) {
 // totals lines `make test-faults` checks.
 func TestMain(m *testing.M) {
 	code := azuritetest.Main(m)
+	if world != nil {
+		world.old.Close()
+	}
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}

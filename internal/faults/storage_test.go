@@ -11,6 +11,7 @@ import (
 	"github.com/usage-export/usage-export/internal/azurite"
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/verify"
@@ -136,4 +137,56 @@ func TestFaultAzuriteStopped(t *testing.T) {
 	}
 	report(t, kindFault, true, "%s: survived (run failed after %s: %q; previous intact; after restart the next run resumed%s: exact %d rows)",
 		storageFault, failedAfter, shortError(r.Err, "part"), wait, rows)
+}
+
+// Throttling sizes: the sandbox enforces a per-scope limit scaled from 30 calls a minute to 30
+// calls in throttleWindow, and the client's budget is set to twice that, as if misconfigured, so
+// the API's own 429s (with the consumption retry-after header) must slow it down.
+const (
+	throttleWindow   = 2 * time.Second
+	throttlePerScope = 30
+)
+
+// TestFaultRateLimited runs an export against a sandbox that throttles like the real API: every
+// call over the per-scope limit gets 429 with x-ms-ratelimit-microsoft.consumption-retry-after.
+// The budget must see the 429s and pause, azcore must retry after the hint, and the export must
+// commit exactly the ground truth.
+func TestFaultRateLimited(t *testing.T) {
+	gate(t)
+	t.Parallel()
+	const name = "429-per-scope-rate-limit"
+	ctx := context.Background()
+	sb := startSandbox(t, sandbox.Options{RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize,
+		RatePerScope: throttlePerScope, RateWindow: throttleWindow})
+	budget := ratelimit.New(&ratelimit.Options{PerScope: 2 * throttlePerScope, PerTenant: 20 * throttlePerScope, Window: throttleWindow})
+	st := newLocal(t)
+	e := newExporter(t, sb, st, clientOptions{budget: budget}, export.Options{PartDays: 1})
+	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, runTimeout)
+	sum, err := e.Run(rctx, []export.Partition{p})
+	cancel()
+	if err != nil {
+		report(t, kindFault, false, "%s: run did not end within %s: %v", name, runTimeout, err)
+		return
+	}
+	if r := sum.Partitions[0]; r.Status != export.StatusCommitted {
+		report(t, kindFault, false, "%s: status %s, want committed (%s)", name, r.Status, r.Error)
+		return
+	}
+	throttled, bs := sb.Stats().Throttled, budget.Stats()
+	if throttled == 0 || bs.Throttled == 0 || bs.Pauses == 0 {
+		report(t, kindFault, false, "%s: the API throttled %d calls, the budget saw %d 429s and paused %d times", name, throttled, bs.Throttled, bs.Pauses)
+		return
+	}
+	rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
+	if err != nil {
+		report(t, kindFault, false, "%s: committed but not exact: %v", name, err)
+		return
+	}
+	report(t, kindFault, true, "%s: survived (exact: %d rows; the API throttled %d calls, the budget paused %d× and waited %s)",
+		name, rows, throttled, bs.Pauses, bs.Waited.Round(100*time.Millisecond))
 }
