@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +45,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	if os.Getenv(envBurn) != "" {
-		burn()
+	if v := os.Getenv(envBurn); v != "" {
+		mib, _ := strconv.Atoi(v)
+		burn(mib)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -56,8 +58,8 @@ const burnMiB = 64
 
 var sink []byte
 
-func burn() {
-	sink = make([]byte, burnMiB<<20)
+func burn(mib int) {
+	sink = make([]byte, mib<<20)
 	for i := range sink {
 		sink[i] = byte(i)
 	}
@@ -71,7 +73,7 @@ func burn() {
 
 func TestRunChild(t *testing.T) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), envBurn+"=1")
+	cmd.Env = append(os.Environ(), envBurn+"="+strconv.Itoa(burnMiB))
 	res, err := runChild(context.Background(), cmd)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,22 @@ func TestRunChild(t *testing.T) {
 	if res.Wall < 200*time.Millisecond {
 		t.Errorf("Wall = %v, want at least 200ms", res.Wall)
 	}
+
+	// The child's peak is its own, not the parent's: hold far more than the child uses.
+	parent := make([]byte, 4*burnMiB<<20)
+	for i := range parent {
+		parent[i] = 1
+	}
+	small := exec.Command(os.Args[0])
+	small.Env = append(os.Environ(), envBurn+"=8")
+	res, err = runChild(context.Background(), small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MaxRSS < 8<<20 || res.MaxRSS > 2*burnMiB<<20 {
+		t.Errorf("small child under a %d MiB parent: MaxRSS = %d MiB, want 8 MiB and some runtime", len(parent)>>20, res.MaxRSS>>20)
+	}
+	runtime.KeepAlive(parent)
 
 	failing := exec.Command(os.Args[0], ModeSDK, "-period", "nope")
 	if _, err := runChild(context.Background(), failing); err == nil || !strings.Contains(err.Error(), "exited with 1") {

@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-// Usage is what one child process cost, from its rusage: the measurement of every scenario.
+// Usage is what one child process cost: the measurement of every scenario.
 type Usage struct {
 	Wall   time.Duration // from just before exec to exit
-	CPU    time.Duration // user + system CPU of the child (and its waited-for children)
-	MaxRSS int64         // peak resident set size in bytes
+	CPU    time.Duration // user + system CPU of the child (and its waited-for children), from its rusage
+	MaxRSS int64         // peak resident set size in bytes of the program (see peakRSS)
 }
 
 // CPUSeconds returns CPU in seconds.
@@ -44,6 +44,7 @@ func runChild(ctx context.Context, cmd *exec.Cmd) (childResult, error) {
 	if err != nil {
 		return childResult{}, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
+	peak := watchPeakRSS(cmd.Process.Pid)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -57,6 +58,9 @@ func runChild(ctx context.Context, cmd *exec.Cmd) (childResult, error) {
 	res.Wall = time.Since(start)
 	if cmd.ProcessState != nil {
 		res.Usage.CPU, res.Usage.MaxRSS = rusage(cmd.ProcessState.SysUsage())
+	}
+	if hwm := peak(); hwm > 0 {
+		res.Usage.MaxRSS = hwm
 	}
 	if err != nil {
 		var ee *exec.ExitError

@@ -5,6 +5,7 @@
 // Usage:
 //
 //	bench -handler .build/handler [-large 1000000] [-small 100000] [-out table.md]
+//	bench -cpuprofile cpu.prof [-large N]   (profile the data path instead)
 //	bench sdk-baseline …   (child mode, run by the harness)
 //	bench gzip-only        (child mode, run by the harness)
 package main
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string) error {
 			return bench.RunSDKMode(ctx, args[1:], os.Getenv(bench.EnvToken), os.Stdout, os.Stderr)
 		case bench.ModeGzip:
 			return bench.RunGzipMode(os.Stdin, os.Stdout)
+		case bench.ModeProfile:
+			return bench.RunProfileMode(ctx, args[1:], os.Getenv(bench.EnvToken), os.Stdout, os.Stderr)
 		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -49,6 +52,7 @@ func run(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "also write the report as Markdown to this file")
 	only := fs.String("only", "", "run only these parts, comma-separated: volumes, rate, startup")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	profile := fs.String("cpuprofile", "", "instead of the table: export -large records in-process (as handler export builds it) under the CPU profiler, writing the profile here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +63,14 @@ func run(ctx context.Context, args []string) error {
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
 	if *quiet {
 		logf = nil
+	}
+	if *profile != "" {
+		u, err := bench.Profile(ctx, self, *large, *profile, logf)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("profile %s: wall %.2f s, CPU %.2f s, peak RSS %.1f MiB\n", *profile, u.Wall.Seconds(), u.CPUSeconds(), u.MaxRSSMiB())
+		return nil
 	}
 	o := bench.Options{
 		Handler: *handler, Self: self, Large: *large, Small: *small,
