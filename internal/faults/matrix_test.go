@@ -311,6 +311,15 @@ func shortError(err error, has string) string {
 	return s
 }
 
+// tailError returns the last n bytes of an error message, where the root cause is.
+func tailError(err error, n int) string {
+	msg := err.Error()
+	if len(msg) <= n {
+		return msg
+	}
+	return "…" + msg[len(msg)-n:]
+}
+
 // checkWithNewShape checks a partition that holds the ground truth plus n records of a kind
 // the sandbox never sent before ("future", with an unknown property): those records must be
 // there, unchanged JSON objects, and everything else exactly the ground truth.

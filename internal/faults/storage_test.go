@@ -136,7 +136,7 @@ func TestFaultAzuriteStopped(t *testing.T) {
 		wait = fmt.Sprintf(" after %d busy answers while the dead run's lease expired", busy)
 	}
 	report(t, kindFault, true, "%s: survived (run failed after %s: %q; previous intact; after restart the next run resumed%s: exact %d rows)",
-		storageFault, failedAfter, shortError(r.Err, "part"), wait, rows)
+		storageFault, failedAfter, tailError(r.Err, 70), wait, rows)
 }
 
 // Throttling sizes: the sandbox enforces a per-scope limit scaled from 30 calls a minute to 30
