@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -194,7 +195,8 @@ func (w *crashWorld) env(endpoint string, target []string) []string {
 		"USAGE_EXPORT_PART_DAYS=1",
 		"USAGE_EXPORT_RATE_PER_SCOPE=100000",
 		"USAGE_EXPORT_RATE_PER_TENANT=100000",
-		"USAGE_EXPORT_LOG_LEVEL=info",
+		// Debug logs every request line (azcore's, bridged), so the leak check sees them all.
+		"USAGE_EXPORT_LOG_LEVEL=debug",
 		"USAGE_EXPORT_LEASE_SECONDS=" + strconv.Itoa(crashLeaseSeconds),
 	}, target...)
 }
@@ -255,6 +257,24 @@ func copyTree(src, dst string) error {
 		return out.Close()
 	})
 }
+
+// leaks returns a problem for each secret found in a process's output, and for a continuation
+// token that was logged without redaction.
+func leaks(out string, secrets ...string) []string {
+	var problems []string
+	for _, sec := range secrets {
+		if strings.Contains(out, sec) {
+			problems = append(problems, fmt.Sprintf("a secret (%.6s…) appears in the handler's output", sec))
+		}
+	}
+	for _, m := range skiptokenValue.FindAllString(out, 3) {
+		problems = append(problems, "an unredacted continuation token in the handler's output: "+m)
+	}
+	return problems
+}
+
+// skiptokenValue matches a $skiptoken query value other than the redaction marker.
+var skiptokenValue = regexp.MustCompile(`(?i)skiptoken=(?:[^R&"\s]|R[^E])[^&"\s]{0,20}`)
 
 // checkpointDoc is the part of a partition checkpoint the tests read.
 type checkpointDoc struct {
@@ -544,6 +564,7 @@ func runCrashPoint(t *testing.T, w *crashWorld, idx int, pt crashPoint) {
 	name := fmt.Sprintf("point %02d (%s, %s:", idx, where, pt.what)
 
 	// The crashes.
+	var procs []*proc
 	var states map[string]partState
 	var stateDescs []string
 	for i, k := range pt.kills {
@@ -584,6 +605,7 @@ func runCrashPoint(t *testing.T, w *crashWorld, idx int, pt crashPoint) {
 			}()
 		}
 		p := startHandler(t, w.bin, env, w.args())
+		procs = append(procs, p)
 		var timer <-chan time.Time
 		if k.elapsed > 0 {
 			timer = time.After(time.Duration(float64(w.fullTime) * k.elapsed))
@@ -630,6 +652,7 @@ func runCrashPoint(t *testing.T, w *crashWorld, idx int, pt crashPoint) {
 	for deadline := time.Now().Add(restartFor); ; {
 		before := gw.metricRequests()
 		p := startHandler(t, w.bin, env, w.args())
+		procs = append(procs, p)
 		if !p.wait(runLimit) {
 			report(t, kindCrash, false, "%s %s): restart did not finish in %s", name, strings.Join(stateDescs, " / "), runLimit)
 			return
@@ -713,6 +736,9 @@ func runCrashPoint(t *testing.T, w *crashWorld, idx int, pt crashPoint) {
 		}
 	}
 	problems = append(problems, rd.check(w.oldDays, newDays)...)
+	for _, p := range procs {
+		problems = append(problems, leaks(p.stdout.String()+p.stderr.String(), w.token, azurite.AccountKey)...)
+	}
 	wait := ""
 	if busy > 0 {
 		wait = fmt.Sprintf(", %d busy answers while the dead writer's lease expired", busy)
@@ -734,4 +760,26 @@ func runCrashPoint(t *testing.T, w *crashWorld, idx int, pt crashPoint) {
 	rd.mu.Unlock()
 	report(t, kindCrash, true, "%s: exact (%d rows in %d partitions; %s%s; reader: %d passes, never partial or duplicated)",
 		desc, rows, len(crashMetrics), resumed, wait, passes)
+}
+
+// TestLeaks checks the leak detector the crash and hostile suites rely on.
+func TestLeaks(t *testing.T) {
+	tests := []struct {
+		name string
+		out  string
+		want int
+	}{
+		{"clean", `GET http://127.0.0.1:1/x?$skiptoken=REDACTED&skiptokenver=v1 Authorization: REDACTED`, 0},
+		{"token", `error: 401 with bearer s3cret-token`, 1},
+		{"account key", `connection AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==`, 1},
+		{"skiptoken", `GET http://127.0.0.1:1/x?$skiptoken=AQAAAB2f&id=1`, 1},
+		{"skiptoken in JSON", `{"url":"…?%24skipToken=Zm9v"}`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := leaks(tt.out, "s3cret-token", azurite.AccountKey); len(got) != tt.want {
+				t.Errorf("leaks(%q) = %q, want %d problems", tt.out, got, tt.want)
+			}
+		})
+	}
 }

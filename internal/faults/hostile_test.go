@@ -374,6 +374,11 @@ func TestHostileInputs(t *testing.T) {
 			t.Errorf("the handler logged a panic: %s", s)
 		}
 	}
+	defer func() {
+		for _, problem := range leaks(h.proc.stdout.String()+h.proc.stderr.String(), sb.Token()) {
+			t.Error(problem)
+		}
+	}()
 
 	// The control: a valid request for a configured scope is accepted and its job calls the
 	// API for that scope only, so the zero above could not have been a blind counter.
