@@ -19,6 +19,8 @@ const (
 	ModeGzip = "gzip-only"    // GzipOnly over standard input; prints GzipResult
 	// EnvToken carries the sandbox token to the SDK baseline child (not on its command line).
 	EnvToken = "USAGE_EXPORT_BENCH_TOKEN"
+	// EnvStorage carries a storage connection string to the profiling child.
+	EnvStorage = "USAGE_EXPORT_BENCH_STORAGE"
 )
 
 // RunSDKMode is the sdk-baseline child: flags in args, the token given by the caller (from

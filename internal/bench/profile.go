@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/rs/zerolog"
 
+	"github.com/usage-export/usage-export/internal/azurite"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
@@ -31,15 +32,17 @@ import (
 // defaults), run in-process under the CPU profiler.
 const ModeProfile = "export-profile"
 
-// RunProfileMode is the export-profile child: flags in args, the token from the caller, the
-// summary as JSON on stdout and the CPU profile in -cpuprofile.
-func RunProfileMode(ctx context.Context, args []string, token string, stdout, stderr io.Writer) error {
+// RunProfileMode is the export-profile child: flags in args, the token and the optional storage
+// connection string from the caller (EnvToken, EnvStorage), the summary as JSON on stdout and
+// the CPU profile in -cpuprofile.
+func RunProfileMode(ctx context.Context, args []string, token, storageConn string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(ModeProfile, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	endpoint := fs.String("endpoint", "", "management endpoint (the sandbox)")
 	sc := fs.String("scope", EAScope.String(), "billing scope")
 	per := fs.String("period", "", "billing period YYYYMM")
 	out := fs.String("out", "", "output directory")
+	container := fs.String("container", "", "with the connection string in "+EnvStorage+": export to this blob container instead of -out")
 	prof := fs.String("cpuprofile", "", "CPU profile file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,7 +68,12 @@ func RunProfileMode(ctx context.Context, args []string, token string, stdout, st
 	if err != nil {
 		return fmt.Errorf("%s: %w", ModeProfile, err)
 	}
-	st, err := store.NewLocal(*out)
+	var st export.Store
+	if *container != "" {
+		st, err = store.NewBlob(ctx, &store.BlobOptions{ConnectionString: storageConn, Container: *container})
+	} else {
+		st, err = store.NewLocal(*out)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", ModeProfile, err)
 	}
@@ -92,9 +100,9 @@ func RunProfileMode(ctx context.Context, args []string, token string, stdout, st
 }
 
 // Profile exports about records records of the EA billing account from a sandbox to a local
-// directory in the export-profile child, writes its CPU profile to profile, and returns the
-// child's usage.
-func Profile(ctx context.Context, self string, records int, profile string, logf func(string, ...any)) (Usage, error) {
+// directory (or, with a root holding node_modules, to an Azurite it starts) in the
+// export-profile child, writes its CPU profile to profile, and returns the child's usage.
+func Profile(ctx context.Context, self string, records int, profile string, toAzurite bool, root string, logf func(string, ...any)) (Usage, error) {
 	p := period.Of(time.Now().UTC()).Add(-1)
 	perDay, rows, err := recordsPerDay(EAScope, p, records)
 	if err != nil {
@@ -120,6 +128,15 @@ func Profile(ctx context.Context, self string, records int, profile string, logf
 	args := []string{ModeProfile, "-endpoint", sb.URL(), "-period", p.String(), "-out", dir, "-cpuprofile", abs}
 	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.Env = append(baseEnv(), EnvToken+"="+sb.Token())
+	if toAzurite {
+		az, err := azurite.Start(ctx, &azurite.Options{Root: root})
+		if err != nil {
+			return Usage{}, fmt.Errorf("bench: starting azurite: %w", err)
+		}
+		defer az.Stop()
+		cmd.Args = append(cmd.Args, "-container", "profile")
+		cmd.Env = append(cmd.Env, EnvStorage+"="+az.ConnectionString())
+	}
 	if logf != nil {
 		logf("profiling %d records: %s %s", rows, self, strings.Join(args, " "))
 	}

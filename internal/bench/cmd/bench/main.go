@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string) error {
 		case bench.ModeGzip:
 			return bench.RunGzipMode(os.Stdin, os.Stdout)
 		case bench.ModeProfile:
-			return bench.RunProfileMode(ctx, args[1:], os.Getenv(bench.EnvToken), os.Stdout, os.Stderr)
+			return bench.RunProfileMode(ctx, args[1:], os.Getenv(bench.EnvToken), os.Getenv(bench.EnvStorage), os.Stdout, os.Stderr)
 		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "also write the report as Markdown to this file")
 	only := fs.String("only", "", "run only these parts, comma-separated: volumes, rate, startup")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
-	profile := fs.String("cpuprofile", "", "instead of the table: export -large records in-process (as handler export builds it) under the CPU profiler, writing the profile here")
+	profile := fs.String("cpuprofile", "", "instead of the table: export -large records in-process (as handler export builds it) to Azurite (local with -no-azurite) under the CPU profiler, writing the profile here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string) error {
 		logf = nil
 	}
 	if *profile != "" {
-		u, err := bench.Profile(ctx, self, *large, *profile, logf)
+		u, err := bench.Profile(ctx, self, *large, *profile, !*noAzurite, "", logf)
 		if err != nil {
 			return err
 		}
