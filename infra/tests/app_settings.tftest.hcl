@@ -20,9 +20,23 @@ mock_provider "azurerm" {
     }
   }
 
+  # Mocked ids must parse as ids: the provider validates arguments that take them.
   mock_resource "azurerm_storage_account" {
     defaults = {
+      id                    = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-ci/providers/Microsoft.Storage/storageAccounts/stmock"
       primary_blob_endpoint = "https://stmock.blob.core.windows.net/"
+    }
+  }
+
+  mock_resource "azurerm_service_plan" {
+    defaults = {
+      id = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-ci/providers/Microsoft.Web/serverFarms/asp-ci"
+    }
+  }
+
+  mock_resource "azurerm_log_analytics_workspace" {
+    defaults = {
+      id = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-ci/providers/Microsoft.OperationalInsights/workspaces/log-ci"
     }
   }
 
@@ -34,6 +48,7 @@ mock_provider "azurerm" {
 
   mock_resource "azurerm_application_insights" {
     defaults = {
+      id                = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-ci/providers/Microsoft.Insights/components/appi-ci"
       connection_string = "InstrumentationKey=33333333-3333-3333-3333-333333333333;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/"
     }
   }

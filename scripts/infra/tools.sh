@@ -117,10 +117,13 @@ if [[ -z "$host" ]]; then
 fi
 plugin_dir="$mirror/$host/hashicorp/azurerm/$AZURERM_VERSION/$PLATFORM"
 plugin="$plugin_dir/terraform-provider-azurerm_v$AZURERM_VERSION"
-if [[ ! -x "$plugin" ]] || ! cmp -s "$plugin" "$azurerm_dir/terraform-provider-azurerm"; then
+if [[ ! "$plugin" -ef "$azurerm_dir/terraform-provider-azurerm" ]] &&
+	! cmp -s "$plugin" "$azurerm_dir/terraform-provider-azurerm"; then
 	rm -rf "$mirror"
 	mkdir -p "$plugin_dir"
-	cp "$azurerm_dir/terraform-provider-azurerm" "$plugin"
+	# A hard link where possible: the binary is over 200 MB.
+	ln "$azurerm_dir/terraform-provider-azurerm" "$plugin" 2>/dev/null ||
+		cp "$azurerm_dir/terraform-provider-azurerm" "$plugin"
 	log "provider mirror ready"
 fi
 

@@ -15,8 +15,6 @@ start=$SECONDS
 step "tools"
 env_lines="$("$root/scripts/infra/tools.sh" --print-env)"
 eval "$env_lines"
-"$INFRA_TERRAFORM" version
-"$INFRA_TFLINT" --version
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/usage-export-infra-validate.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -33,6 +31,8 @@ export TF_CLI_CONFIG_FILE="$work/cli.tfrc"
 export CHECKPOINT_DISABLE=1
 export TF_IN_AUTOMATION=1
 export TF_INPUT=0
+"$INFRA_TERRAFORM" version
+"$INFRA_TFLINT" --version
 
 step "terraform fmt -check -recursive"
 "$INFRA_TERRAFORM" -chdir="$infra" fmt -check -recursive -diff
