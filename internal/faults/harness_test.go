@@ -73,6 +73,9 @@ type gateway struct {
 	// counting its requests in altRequests: it tells two clients apart.
 	altToken    string
 	altRequests atomic.Int64
+	// redirectTo, when set, is where the next usageDetails request is redirected (307), once.
+	redirectTo atomic.Pointer[string]
+	redirects  atomic.Int64
 }
 
 func newGateway(t *testing.T, o sandbox.Options) *gateway {
@@ -139,6 +142,11 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("Authorization", "Bearer "+g.sb.Token())
 	}
 	if strings.Contains(strings.ToLower(r.URL.Path), "/usagedetails") {
+		if to := g.redirectTo.Swap(nil); to != nil {
+			g.redirects.Add(1)
+			http.Redirect(w, r, *to+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+			return
+		}
 		g.requests.Add(1)
 		if h := g.take(strings.ToLower(r.URL.Query().Get("metric"))); h != nil {
 			if !h.half {

@@ -61,6 +61,7 @@ type clientOptions struct {
 	retryDelay      time.Duration // 0 = 50 ms
 	bodyIdleTimeout time.Duration // 0 = consumption's default
 	budget          *ratelimit.Budget
+	endpoint        string // "" = the sandbox's URL
 }
 
 // newExporter returns an exporter that reads sb through the consumption client and writes st.
@@ -75,8 +76,11 @@ func newExporter(t *testing.T, sb *sandbox.Server, st export.Store, co clientOpt
 		// retry hints still pause it.
 		co.budget = ratelimit.New(&ratelimit.Options{PerScope: 6000, PerTenant: 12000})
 	}
+	if co.endpoint == "" {
+		co.endpoint = sb.URL()
+	}
 	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
-		Endpoint: sb.URL(), APIVersion: apiVersion, BodyIdleTimeout: co.bodyIdleTimeout,
+		Endpoint: co.endpoint, APIVersion: apiVersion, BodyIdleTimeout: co.bodyIdleTimeout,
 		ClientOptions: policy.ClientOptions{
 			Retry:            policy.RetryOptions{RetryDelay: co.retryDelay},
 			PerRetryPolicies: []policy.Policy{co.budget.Policy()},

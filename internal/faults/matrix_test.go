@@ -359,3 +359,80 @@ func checkWithNewShape(ctx context.Context, st verify.Reader, manifestName strin
 	}
 	return len(s.lines), nil
 }
+
+// TestFaultRedirect answers one page request of an export with a 307 to another host (where a
+// listener counts connections). A redirect is never followed, so the bearer token never leaves
+// the configured endpoint: the run fails with ErrRedirect, the previous export intact, and the
+// next run resumes and commits exactly.
+func TestFaultRedirect(t *testing.T) {
+	gate(t)
+	t.Parallel()
+	const name = "redirect-to-foreign-host"
+	ctx := context.Background()
+	gw := newGateway(t, sandbox.Options{RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize, Now: func() time.Time { return fixedNow }})
+	foreign := listenForeign(t, gw.url)
+	target := "http://127.0.0.2:" + gw.url[strings.LastIndexByte(gw.url, ':')+1:]
+	st := newLocal(t)
+	var armOnce sync.Once
+	arm := false
+	e := newExporter(t, gw.sb, st, clientOptions{endpoint: gw.url}, export.Options{PartDays: 1, Progress: func(pr export.Progress) {
+		if arm && pr.ChunksDone >= armAfterChunks {
+			armOnce.Do(func() { gw.redirectTo.Store(&target) })
+		}
+	}})
+	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	parts := []export.Partition{p}
+	truth, err := gw.sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := e.Run(ctx, parts); err != nil || sum.Partitions[0].Status != export.StatusCommitted {
+		t.Fatalf("clean first run: %v %+v", err, sum.Partitions[0])
+	}
+	prevRun, prevHash, err := liveState(ctx, st, e.ManifestName(p))
+	if err != nil || prevRun == "" {
+		t.Fatalf("previous export: %q %v", prevRun, err)
+	}
+	arm = true
+	rctx, cancel := context.WithTimeout(ctx, runTimeout)
+	sum, err := e.Run(rctx, parts)
+	cancel()
+	if err != nil {
+		report(t, kindFault, false, "%s: run did not end within %s: %v", name, runTimeout, err)
+		return
+	}
+	r := sum.Partitions[0]
+	if strings.Contains(r.Error, gw.sb.Token()) {
+		t.Errorf("error message carries the bearer token: %s", r.Error)
+	}
+	run, hash, lerr := liveState(ctx, st, e.ManifestName(p))
+	switch {
+	case gw.redirects.Load() != 1:
+		report(t, kindFault, false, "%s: %d redirects answered, want 1", name, gw.redirects.Load())
+		return
+	case r.Status != export.StatusFailed || !errors.Is(r.Err, consumption.ErrRedirect):
+		report(t, kindFault, false, "%s: status %s, error %q; want failed with ErrRedirect", name, r.Status, r.Error)
+		return
+	case foreign.conns.Load() != 0:
+		report(t, kindFault, false, "%s: %d connections reached the redirect target", name, foreign.conns.Load())
+		return
+	case lerr != nil || run != prevRun || hash != prevHash:
+		report(t, kindFault, false, "%s: the failed run changed the live partition (%v)", name, lerr)
+		return
+	}
+	sum, err = e.Run(ctx, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2 := sum.Partitions[0]; r2.Status != export.StatusCommitted || !r2.Resumed {
+		report(t, kindFault, false, "%s: next run: status %s resumed %v (%s)", name, r2.Status, r2.Resumed, r2.Error)
+		return
+	}
+	rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
+	if err != nil {
+		report(t, kindFault, false, "%s: resumed run not exact: %v", name, err)
+		return
+	}
+	report(t, kindFault, true, "%s: survived (failed cleanly: %q; 0 connections to the target; previous intact; next run resumed: exact %d rows)",
+		name, shortError(r.Err, "redirect"), rows)
+}
