@@ -142,7 +142,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.rep.Startup = st
 	}
 	for _, x := range r.rep.Rows {
-		if x.export && r.sdk > 0 {
+		if x.export && x.Rate == nil && r.sdk > 0 {
 			x.VsSDK = x.CPUPerRecord() / r.sdk
 		}
 	}
