@@ -56,6 +56,9 @@ type Options struct {
 	Self    string // the harness binary, re-executed for the baseline children (required)
 	Root    string // module root holding node_modules, for Azurite; "" = nearest go.mod upwards
 	WorkDir string // scratch directory; "" = a temporary directory, removed at the end
+	// Env is the environment every child starts from (for example PATH, HOME, TMPDIR); nil means
+	// an empty one. The harness adds each child's own settings.
+	Env []string
 
 	Large, Small int  // record counts of the two export sizes
 	NoAzurite    bool // skip the Azurite scenarios
@@ -135,7 +138,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	if o.runs("startup") {
-		st, err := measureStartup(ctx, o.Handler, o.WorkDir, o.StartupRuns)
+		st, err := measureStartup(ctx, o.Handler, o.WorkDir, o.Env, o.StartupRuns)
 		if err != nil {
 			return nil, err
 		}
@@ -364,8 +367,7 @@ func (r *runner) export(ctx context.Context, name string, sb *sandbox.Server, ex
 		args = append(args, "--concurrency", strconv.Itoa(ex.concurrency))
 	}
 	cmd := exec.CommandContext(ctx, r.o.Handler, args...)
-	cmd.Env = append(baseEnv(),
-		"USAGE_EXPORT_MANAGEMENT_ENDPOINT="+sb.URL(), "USAGE_EXPORT_TOKEN="+sb.Token())
+	cmd.Env = childEnv(r.o.Env, "USAGE_EXPORT_MANAGEMENT_ENDPOINT="+sb.URL(), "USAGE_EXPORT_TOKEN="+sb.Token())
 	cmd.Env = append(cmd.Env, ex.out.env...)
 	r.o.Logf("%s: %s %s", name, r.o.Handler, strings.Join(args, " "))
 	res, err := runChild(ctx, cmd)
@@ -386,13 +388,10 @@ func (r *runner) export(ctx context.Context, name string, sb *sandbox.Server, ex
 	return row, sum, nil
 }
 
-// baseEnv is the environment of every child: nothing from the harness's own settings.
-func baseEnv() []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	if t := os.Getenv("TMPDIR"); t != "" {
-		env = append(env, "TMPDIR="+t)
-	}
-	return env
+// childEnv returns a child's environment: the base (Options.Env) and the extra variables, never
+// the harness's own settings (a USAGE_EXPORT_* variable of the caller would change the run).
+func childEnv(base []string, extra ...string) []string {
+	return append(slices.Clip(base), extra...)
 }
 
 // sdkBaseline runs the SDK baseline child against sb for period p.
@@ -402,7 +401,7 @@ func (r *runner) sdkBaseline(ctx context.Context, name string, sb *sandbox.Serve
 		"-endpoint", sb.URL(), "-scope", EAScope.String(), "-period", p.String(),
 		"-expand", Expand, "-api-version", APIVersion, "-out", out}
 	cmd := exec.CommandContext(ctx, r.o.Self, args...)
-	cmd.Env = append(baseEnv(), EnvToken+"="+sb.Token())
+	cmd.Env = childEnv(r.o.Env, EnvToken+"="+sb.Token())
 	r.o.Logf("%s: %s %s", name, r.o.Self, strings.Join(args, " "))
 	res, err := runChild(ctx, cmd)
 	if err != nil {

@@ -74,7 +74,7 @@ func (r *runner) gzipOnly(ctx context.Context, name, dir string) (Row, int64, er
 		return Row{}, 0, fmt.Errorf("bench: %s: no parts under %s: %v", name, dir, err)
 	}
 	cmd := exec.CommandContext(ctx, r.o.Self, ModeGzip)
-	cmd.Env = baseEnv()
+	cmd.Env = childEnv(r.o.Env)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return Row{}, 0, fmt.Errorf("bench: %s: %w", name, err)

@@ -102,7 +102,7 @@ func RunProfileMode(ctx context.Context, args []string, token, storageConn strin
 // Profile exports about records records of the EA billing account from a sandbox to a local
 // directory (or, with a root holding node_modules, to an Azurite it starts) in the
 // export-profile child, writes its CPU profile to profile, and returns the child's usage.
-func Profile(ctx context.Context, self string, records int, profile string, toAzurite bool, root string, logf func(string, ...any)) (Usage, error) {
+func Profile(ctx context.Context, self string, records int, profile string, toAzurite bool, root string, env []string, logf func(string, ...any)) (Usage, error) {
 	p := period.Of(time.Now().UTC()).Add(-1)
 	perDay, rows, err := recordsPerDay(EAScope, p, records)
 	if err != nil {
@@ -127,7 +127,7 @@ func Profile(ctx context.Context, self string, records int, profile string, toAz
 	}
 	args := []string{ModeProfile, "-endpoint", sb.URL(), "-period", p.String(), "-out", dir, "-cpuprofile", abs}
 	cmd := exec.CommandContext(ctx, self, args...)
-	cmd.Env = append(baseEnv(), EnvToken+"="+sb.Token())
+	cmd.Env = childEnv(env, EnvToken+"="+sb.Token())
 	if toAzurite {
 		az, err := azurite.Start(ctx, &azurite.Options{Root: root})
 		if err != nil {

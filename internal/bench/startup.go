@@ -26,10 +26,10 @@ const probeInterval = time.Millisecond
 
 // measureStartup starts `handler serve` runs times with a local output directory and measures
 // each start to its first HTTP answer, then stops it with SIGTERM.
-func measureStartup(ctx context.Context, handler, workDir string, runs int) (Startup, error) {
+func measureStartup(ctx context.Context, handler, workDir string, env []string, runs int) (Startup, error) {
 	var st Startup
 	for i := range runs {
-		d, err := startOnce(ctx, handler, filepath.Join(workDir, "serve-"+strconv.Itoa(i)))
+		d, err := startOnce(ctx, handler, filepath.Join(workDir, "serve-"+strconv.Itoa(i)), env)
 		if err != nil {
 			return st, fmt.Errorf("bench: start-up run %d: %w", i+1, err)
 		}
@@ -41,7 +41,7 @@ func measureStartup(ctx context.Context, handler, workDir string, runs int) (Sta
 	return st, nil
 }
 
-func startOnce(ctx context.Context, handler, dir string) (time.Duration, error) {
+func startOnce(ctx context.Context, handler, dir string, env []string) (time.Duration, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -49,7 +49,7 @@ func startOnce(ctx context.Context, handler, dir string) (time.Duration, error) 
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd := exec.CommandContext(ctx, handler, "serve")
-	cmd.Env = append(baseEnv(),
+	cmd.Env = childEnv(env,
 		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
 		"USAGE_EXPORT_SCOPES="+EAScope.String(),
 		"USAGE_EXPORT_OUTPUT_DIR="+dir,

@@ -32,6 +32,18 @@ func main() {
 	}
 }
 
+// childEnv is what the measured children inherit: the search path, home and temporary
+// directory, and none of the caller's USAGE_EXPORT_* settings.
+func childEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
 func run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -65,7 +77,7 @@ func run(ctx context.Context, args []string) error {
 		logf = nil
 	}
 	if *profile != "" {
-		u, err := bench.Profile(ctx, self, *large, *profile, !*noAzurite, "", logf)
+		u, err := bench.Profile(ctx, self, *large, *profile, !*noAzurite, "", childEnv(), logf)
 		if err != nil {
 			return err
 		}
@@ -74,7 +86,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	o := bench.Options{
 		Handler: *handler, Self: self, Large: *large, Small: *small,
-		NoAzurite: *noAzurite, NoSDK: *noSDK, Logf: logf,
+		NoAzurite: *noAzurite, NoSDK: *noSDK, Logf: logf, Env: childEnv(),
 	}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
