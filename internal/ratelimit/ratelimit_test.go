@@ -15,10 +15,10 @@ import (
 
 func TestScopeKey(t *testing.T) {
 	tests := map[string]string{
-		"/providers/Microsoft.Billing/billingAccounts/8608480/providers/Microsoft.Consumption/usageDetails":                                                     "/providers/microsoft.billing/billingaccounts/8608480",
+		"/providers/Microsoft.Billing/billingAccounts/8608480/providers/Microsoft.Consumption/usageDetails":                                                   "/providers/microsoft.billing/billingaccounts/8608480",
 		"/providers/Microsoft.Billing/BillingAccounts/8608480/providers/Microsoft.Billing/billingPeriods/202401/providers/Microsoft.Consumption/usageDetails": "/providers/microsoft.billing/billingaccounts/8608480",
-		"/subscriptions/abc/providers/Microsoft.CostManagement/generateCostDetailsReport":                                                                      "/subscriptions/abc",
-		"/subscriptions/abc/providers/Microsoft.CostManagement/costDetailsOperationResults/op":                                                                  "/subscriptions/abc",
+		"/subscriptions/abc/providers/Microsoft.CostManagement/generateCostDetailsReport":                                                                     "/subscriptions/abc",
+		"/subscriptions/abc/providers/Microsoft.CostManagement/costDetailsOperationResults/op":                                                                "/subscriptions/abc",
 	}
 	for in, want := range tests {
 		if got := ScopeKey(in); got != want {
