@@ -30,8 +30,7 @@ func BenchmarkListPages(b *testing.B) {
 			// The pages, each with the nextLink to the next index, are built once: the server
 			// only writes them, so the allocations reported are the client's.
 			bodies := make([][]byte, pagesPerList)
-			var srv *httptest.Server
-			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				var i int
 				fmt.Sscan(r.URL.Query().Get("i"), &i)
 				w.Header().Set("Content-Type", "application/json")

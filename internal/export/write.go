@@ -120,7 +120,9 @@ func (e *Exporter) writePart(ctx context.Context, src Source, c Chunk, staged st
 		gz, err := gzip.NewWriterLevel(w.gzOut, e.gzipLevel())
 		if err != nil {
 			pw.CloseWithError(err)
-			<-putDone
+			if perr := <-putDone; perr != nil {
+				w.log.Debug().Err(perr).Msg("staged upload abandoned")
+			}
 			return partStats{}, fmt.Errorf("gzip: %w", err)
 		}
 		w.gz, sink = gz, gz
