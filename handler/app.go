@@ -123,6 +123,14 @@ func httpTransport(caFile string) (*http.Client, error) {
 	}}, nil
 }
 
+// Upload buffers per part in flight: blobBlockSize × blobConcurrency. Parts are one usage day of
+// gzip lines (a few MB even for large enrollments), so small blocks cost a few more requests and
+// keep memory flat however large a part grows (measured in docs/performance.md).
+const (
+	blobBlockSize   = 512 << 10
+	blobConcurrency = 2
+)
+
 func openStore(ctx context.Context, cfg *config.Config, cred azcore.TokenCredential, credErr error) (export.Store, error) {
 	switch {
 	case cfg.OutputDir != "":
@@ -132,7 +140,8 @@ func openStore(ctx context.Context, cfg *config.Config, cred azcore.TokenCredent
 		}
 		return st, nil
 	case cfg.StorageConnection != "":
-		st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: cfg.StorageConnection, Container: cfg.Container})
+		st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: cfg.StorageConnection, Container: cfg.Container,
+			BlockSize: blobBlockSize, Concurrency: blobConcurrency})
 		if err != nil {
 			return nil, fmt.Errorf("blob storage: %w", err)
 		}
@@ -141,7 +150,8 @@ func openStore(ctx context.Context, cfg *config.Config, cred azcore.TokenCredent
 		if credErr != nil {
 			return nil, fmt.Errorf("storage credential: %w", credErr)
 		}
-		st, err := store.NewBlob(ctx, &store.BlobOptions{AccountURL: cfg.StorageAccountURL, Credential: cred, Container: cfg.Container})
+		st, err := store.NewBlob(ctx, &store.BlobOptions{AccountURL: cfg.StorageAccountURL, Credential: cred, Container: cfg.Container,
+			BlockSize: blobBlockSize, Concurrency: blobConcurrency})
 		if err != nil {
 			return nil, fmt.Errorf("blob storage: %w", err)
 		}

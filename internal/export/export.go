@@ -219,13 +219,19 @@ func New(st Store, sources func(scope.Scope) (Source, error), o *Options) *Expor
 func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error) {
 	start := time.Now()
 	sum := &Summary{Partitions: make([]Result, len(parts))}
-	chunkSem := make(chan struct{}, e.opts.Concurrency)
+	// Chunk slots are shared by the whole run, and each partition takes at most its fair share
+	// of them, so one partition's many days cannot starve the others' scopes (each scope has its
+	// own rate budget, so spreading the slots over scopes is what keeps every budget busy).
+	chunkSlots := &slots{
+		shared:       make(chan struct{}, e.opts.Concurrency),
+		perPartition: max(1, e.opts.Concurrency/max(1, min(e.opts.PartitionConcurrency, len(parts)))),
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.PartitionConcurrency)
 	var mu sync.Mutex
 	for i, p := range parts {
 		g.Go(func() error {
-			r := e.partition(gctx, p, chunkSem)
+			r := e.partition(gctx, p, chunkSlots)
 			mu.Lock()
 			sum.Partitions[i] = r
 			sum.Rows += r.Rows
@@ -248,7 +254,13 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 	return sum, nil
 }
 
-func (e *Exporter) partition(ctx context.Context, p Partition, sem chan struct{}) Result {
+// slots bound the chunks in flight: shared across the run, perPartition for each partition.
+type slots struct {
+	shared       chan struct{}
+	perPartition int
+}
+
+func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots) Result {
 	start := time.Now()
 	log := zerolog.Ctx(ctx).With().Str("scope", p.Scope.String()).Str("period", p.Period.String()).
 		Str("metric", p.Metric).Logger()

@@ -52,7 +52,7 @@ type checkpoint struct {
 	Parts         map[string]*partStats `json:"parts"`
 }
 
-func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, sem chan struct{}, res *Result) (err error) {
+func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, sem *slots, res *Result) (err error) {
 	log := zerolog.Ctx(ctx)
 	lease, err := e.st.AcquireLease(ctx, e.leaseName(p), e.opts.LeaseTTL)
 	if err != nil {
@@ -144,7 +144,7 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 }
 
 // writeChunks writes every chunk not yet in the checkpoint, recording each as it completes.
-func (e *Exporter) writeChunks(ctx context.Context, p Partition, src Source, cp *checkpoint, sem chan struct{}, res *Result) error {
+func (e *Exporter) writeChunks(ctx context.Context, p Partition, src Source, cp *checkpoint, sem *slots, res *Result) error {
 	lastDay := e.opts.Now().UTC().Truncate(24 * time.Hour)
 	chunks := Chunks(p, cp.PartDays, lastDay)
 	var mu sync.Mutex // guards cp and the progress counters
@@ -159,16 +159,23 @@ func (e *Exporter) writeChunks(ctx context.Context, p Partition, src Source, cp 
 			todo = append(todo, c)
 		}
 	}
+	mine := make(chan struct{}, sem.perPartition)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, c := range todo {
 		c.ByPeriod = c.Whole && src.Name() == SourceUsageDetails && p.Scope.SupportsBillingPeriod()
 		select {
-		case sem <- struct{}{}:
+		case mine <- struct{}{}:
 		case <-gctx.Done():
 			return g.Wait()
 		}
+		select {
+		case sem.shared <- struct{}{}:
+		case <-gctx.Done():
+			<-mine
+			return g.Wait()
+		}
 		g.Go(func() error {
-			defer func() { <-sem }()
+			defer func() { <-sem.shared; <-mine }()
 			staged := path.Join(e.runDir(cp.RunID, p), c.PartName(cp.Ext)) + stagedSuffix
 			var partRows, partBytes int64
 			onPage := func(pg consumption.Page, r, b int64) {

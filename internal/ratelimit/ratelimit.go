@@ -211,13 +211,18 @@ var retryHeaders = []string{
 	"Retry-After",
 }
 
-// RetryAfter returns the largest delay any throttling header asks for (0 when none does).
+// RetryAfter returns the delay the throttling headers ask for (0 when none does): a
+// millisecond header when present (it is the precise one, as azcore reads it), else the largest
+// of the second-granular headers.
 func RetryAfter(h http.Header) time.Duration {
 	var d time.Duration
 	for _, k := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
 		if ms, err := strconv.ParseFloat(h.Get(k), 64); err == nil && ms > 0 {
 			d = max(d, time.Duration(ms*float64(time.Millisecond)))
 		}
+	}
+	if d > 0 {
+		return d
 	}
 	for _, k := range retryHeaders {
 		v := h.Get(k)

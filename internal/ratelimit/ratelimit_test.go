@@ -36,6 +36,7 @@ func TestRetryAfter(t *testing.T) {
 		{http.Header{"X-Ms-Ratelimit-Microsoft.consumption-Retry-After": {"60"}}, 60 * time.Second},
 		{http.Header{"Retry-After": {"3"}, "X-Ms-Ratelimit-Microsoft.costmanagement-Qpu-Retry-After": {"5"}}, 5 * time.Second},
 		{http.Header{"Retry-After-Ms": {"250"}}, 250 * time.Millisecond},
+		{http.Header{"Retry-After-Ms": {"17"}, "X-Ms-Ratelimit-Microsoft.consumption-Retry-After": {"1"}}, 17 * time.Millisecond},
 		{http.Header{"Retry-After": {"soon"}}, 0},
 	}
 	for _, tt := range tests {
