@@ -67,7 +67,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("starting Azurite (run `make deps` first): %w", err)
 	}
-	defer az.Stop()
+	defer func() { _ = az.Stop() }()
 	say("Azurite blob service on %s", az.BlobEndpoint())
 
 	// The demo exports the EA enrollment (legacy records) and one MCA billing profile (modern).
@@ -125,7 +125,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	first := last.Add(-(*months - 1))
 	req := fmt.Sprintf(`{"scopes":[%q],"from":%q,"to":%q,"metric":"actualcost"}`, ea.String(), first, last)
 	say("host → POST /UsageExportHttp (POST /api/exports %s)", req)
-	status, body, err = invoke(ctx, base+"/UsageExportHttp", httpInvocation("POST", "", req))
+	_, body, err = invoke(ctx, base+"/UsageExportHttp", httpInvocation("POST", "", req))
 	if err != nil {
 		return err
 	}

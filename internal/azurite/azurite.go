@@ -271,7 +271,7 @@ func (s *Server) start(ctx context.Context) error {
 			t.add(sc.Text())
 			s.logf("azurite: %s", sc.Text())
 		}
-		io.Copy(io.Discard, pr)
+		_, _ = io.Copy(io.Discard, pr) // keep draining after a too-long line
 	}()
 	go func() {
 		err := cmd.Wait()
@@ -302,7 +302,7 @@ func (s *Server) start(ctx context.Context) error {
 			return fmt.Errorf("starting azurite on %s: exited early: %s", addr, t.String())
 		case <-ctx.Done():
 			timer.Stop()
-			s.signal(syscall.SIGKILL, 0)
+			_ = s.signal(syscall.SIGKILL, 0) // the error below says what went wrong
 			return fmt.Errorf("starting azurite on %s: port did not answer: %w (output: %s)", addr, ctx.Err(), t.String())
 		case <-timer.C:
 		}
