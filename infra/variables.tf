@@ -420,7 +420,7 @@ variable "expand" {
 variable "http_function_route" {
   description = "Route of the HTTP function, as in UsageExportHttp/function.json (the function name when it sets none); used only for the function_urls output."
   type        = string
-  default     = "UsageExportHttp"
+  default     = "exports"
 }
 
 variable "log_retention_days" {
