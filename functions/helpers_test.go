@@ -22,6 +22,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/testutil"
 )
 
 // Test scopes: the configured allow-list.
@@ -100,31 +101,13 @@ func (f *fakeExport) allRuns() []Run {
 type testEnv struct {
 	backend *store.Local
 	fake    *fakeExport
-	logs    *syncBuffer
-	stderr  *syncBuffer
+	logs    *testutil.SyncBuffer
+	stderr  *testutil.SyncBuffer
 	cfg     *config.Config
 	now     time.Time
 	jobID   string // for hooks that look at the job under test
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// testConfig loads a configuration through internal/config, as the handler does.
 func testConfig(t *testing.T, settings map[string]string) *config.Config {
 	t.Helper()
 	env := map[string]string{config.EnvScopes: subA + "," + subB + "," + eaAcct}
@@ -146,7 +129,7 @@ func newTestServer(t *testing.T, mod func(*Deps, *testEnv)) (*Server, *testEnv, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{backend: st, fake: &fakeExport{}, logs: &syncBuffer{}, stderr: &syncBuffer{}, now: testNow}
+	env := &testEnv{backend: st, fake: &fakeExport{}, logs: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, now: testNow}
 	env.cfg = testConfig(t, nil)
 	d := &Deps{
 		Config: env.cfg, Export: env.fake.Export, Store: st,

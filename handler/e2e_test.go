@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,7 +22,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,10 +37,15 @@ import (
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/testutil"
 	"github.com/usage-export/usage-export/internal/verify"
 )
 
-func TestMain(m *testing.M) { os.Exit(azuritetest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := azuritetest.Main(m)
+	testutil.RemoveHandlerBinary()
+	os.Exit(code)
+}
 
 // Host behaviour the tests reproduce.
 const (
@@ -51,54 +54,11 @@ const (
 	hostVersion      = "4.33.2.22572"
 )
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
-
-// handlerBinary builds the handler once per test binary.
-func handlerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "usage-export-e2e-")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "handler"), ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "handler")
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // hosted is a handler process started as the host starts it.
 type hosted struct {
 	cmd            *exec.Cmd
 	base           string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testutil.SyncBuffer
 	done           chan struct{}
 	waitErr        error
 }
@@ -117,23 +77,13 @@ func cleanEnv() []string {
 	return out
 }
 
-func e2eFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startHosted starts the handler with settings (name → value) and waits for GET / as the host
 // does. It stops the process (SIGTERM, then SIGKILL) when the test ends.
 func startHosted(t *testing.T, settings map[string]string) *hosted {
 	t.Helper()
-	port := e2eFreePort(t)
-	h := &hosted{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{}), base: "http://127.0.0.1:" + strconv.Itoa(port)}
-	h.cmd = exec.Command(handlerBinary(t)) // the host runs defaultExecutablePath without arguments
+	port := testutil.FreePort(t)
+	h := &hosted{stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan struct{}), base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	h.cmd = exec.Command(testutil.HandlerBinary(t)) // the host runs defaultExecutablePath without arguments
 	h.cmd.Env = append(cleanEnv(), envPort+"="+strconv.Itoa(port), "FUNCTIONS_CUSTOMHANDLER_WORKER_ID=e2e")
 	for k, v := range settings {
 		h.cmd.Env = append(h.cmd.Env, k+"="+v)
@@ -809,7 +759,7 @@ func TestHostedBadSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(handlerBinary(t))
+			cmd := exec.Command(testutil.HandlerBinary(t))
 			cmd.Env = append(cleanEnv(), tt.env...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

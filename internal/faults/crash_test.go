@@ -25,6 +25,7 @@ import (
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/testutil"
 )
 
 // Crash test sizes. The handler exports the previous month of a department for two metrics
@@ -122,7 +123,7 @@ const crashToken = "faults-crash-token"
 // data.
 func getWorld(t *testing.T) *crashWorld {
 	t.Helper()
-	bin := handlerBinary(t)
+	bin := testutil.HandlerBinary(t)
 	worldOnce.Do(func() { world, worldErr = newWorld(t, bin) })
 	if worldErr != nil {
 		t.Fatal(worldErr)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/testutil"
 )
 
 // Scopes of the hostile table: the handler is configured with the first two (the allow-list);
@@ -165,22 +165,11 @@ type hostileHandler struct {
 	out  string // output directory
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startServe starts `handler serve` with FUNCTIONS_CUSTOMHANDLER_PORT, configured with the
 // allow-list against sb, and waits for its readiness answer.
 func startServe(t *testing.T, sb *sandbox.Server) *hostileHandler {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	out := t.TempDir()
 	env := []string{
 		"FUNCTIONS_CUSTOMHANDLER_PORT=" + strconv.Itoa(port),
@@ -193,7 +182,7 @@ func startServe(t *testing.T, sb *sandbox.Server) *hostileHandler {
 		"USAGE_EXPORT_RATE_PER_TENANT=100000",
 		"WEBSITE_INSTANCE_ID=faults-hostile",
 	}
-	h := &hostileHandler{base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: startHandler(t, handlerBinary(t), env, []string{"serve"}), out: out}
+	h := &hostileHandler{base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: startHandler(t, testutil.HandlerBinary(t), env, []string{"serve"}), out: out}
 	for deadline := time.Now().Add(time.Minute); ; {
 		if resp, err := http.Get(h.base + "/"); err == nil {
 			b, _ := io.ReadAll(resp.Body)

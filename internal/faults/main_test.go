@@ -3,12 +3,11 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
+	"github.com/usage-export/usage-export/internal/testutil"
 )
 
 // EnvFaults gates the slow suites of this package (fault matrix, crash points, hostile table):
@@ -61,9 +60,7 @@ func TestMain(m *testing.M) {
 	if world != nil {
 		world.old.Close()
 	}
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveHandlerBinary()
 	if os.Getenv(EnvFaults) == "1" {
 		tally.Lock()
 		fmt.Printf("faults survived: %d/%d\n", tally.ok[kindFault], tally.all[kindFault])
@@ -72,38 +69,4 @@ func TestMain(m *testing.M) {
 		tally.Unlock()
 	}
 	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
-// handlerBinary builds the handler once per test binary (go build, so the build cache makes
-// it cheap after the first time) and returns its path.
-func handlerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "usage-export-faults-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "handler")
-		root, err := filepath.Abs(filepath.Join("..", ".."))
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", binPath, "./handler")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./handler: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }

@@ -1,0 +1,82 @@
+// Package testutil holds the few helpers that the test suites playing the Functions host (the
+// handler's end-to-end tests, the functions tests and the fault suites) share: a process output
+// buffer, a free loopback port, and the handler binary built once per test binary.
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer that a child process can write to while the test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// HandlerBinary builds the handler command once per test binary (the go build cache makes it
+// cheap after the first time) and returns its path.
+func HandlerBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "usage-export-handler-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "handler")
+		out, err := exec.Command("go", "build", "-o", buildPath, "github.com/usage-export/usage-export/handler").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build handler: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// RemoveHandlerBinary deletes the binary HandlerBinary built, if any; call it from TestMain
+// after the tests ran.
+func RemoveHandlerBinary() {
+	if buildPath != "" {
+		_ = os.RemoveAll(filepath.Dir(buildPath))
+	}
+}
