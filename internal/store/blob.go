@@ -468,20 +468,9 @@ func (b *Blob) delete(ctx context.Context, name string, ifMatch string) error {
 // If src is missing and dst already carries o.Metadata["runid"], the move happened before and
 // Move returns nil; otherwise a missing src is ErrNotFound.
 func (b *Blob) Move(ctx context.Context, src, dst string, o *PutOptions) error {
-	if err := ValidateName(src); err != nil {
-		return fmt.Errorf("move: %w", err)
-	}
-	if err := ValidateName(dst); err != nil {
-		return fmt.Errorf("move: %w", err)
-	}
-	if err := validatePut(o); err != nil {
-		return fmt.Errorf("move %q to %q: %w", src, dst, err)
-	}
-	if o == nil {
-		o = &PutOptions{}
-	}
-	if src == dst {
-		return fmt.Errorf("move %q: %w: source and destination are the same", src, ErrInvalidName)
+	o, err := checkMove(src, dst, o)
+	if err != nil {
+		return err
 	}
 	body, sp, err := b.Get(ctx, src)
 	if errors.Is(err, ErrNotFound) {

@@ -499,23 +499,12 @@ func (l *Local) prune(dir string) {
 // conditions apply to dst. If src is missing and dst already carries o.Metadata["runid"], the
 // move happened before and Move returns nil; otherwise a missing src is ErrNotFound.
 func (l *Local) Move(ctx context.Context, src, dst string, o *PutOptions) error {
-	if err := ValidateName(src); err != nil {
-		return fmt.Errorf("move: %w", err)
-	}
-	if err := ValidateName(dst); err != nil {
-		return fmt.Errorf("move: %w", err)
-	}
-	if err := validatePut(o); err != nil {
-		return fmt.Errorf("move %q to %q: %w", src, dst, err)
-	}
-	if o == nil {
-		o = &PutOptions{}
-	}
-	if src == dst {
-		return fmt.Errorf("move %q: %w: source and destination are the same", src, ErrInvalidName)
+	o, err := checkMove(src, dst, o)
+	if err != nil {
+		return err
 	}
 	sp, dp := l.path(src), l.path(dst)
-	err := l.commit(ctx, func() error {
+	err = l.commit(ctx, func() error {
 		sfi, err := statObject(sp, src)
 		if errors.Is(err, ErrNotFound) {
 			dfi, derr := statObject(dp, dst)

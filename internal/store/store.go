@@ -337,3 +337,23 @@ func (e *redactedError) Error() string {
 }
 
 func (e *redactedError) Unwrap() error { return e.err }
+
+// checkMove validates Move's arguments for both stores and returns the options to use.
+func checkMove(src, dst string, o *PutOptions) (*PutOptions, error) {
+	if err := ValidateName(src); err != nil {
+		return nil, fmt.Errorf("move: %w", err)
+	}
+	if err := ValidateName(dst); err != nil {
+		return nil, fmt.Errorf("move: %w", err)
+	}
+	if err := validatePut(o); err != nil {
+		return nil, fmt.Errorf("move %q to %q: %w", src, dst, err)
+	}
+	if src == dst {
+		return nil, fmt.Errorf("move %q: %w: source and destination are the same", src, ErrInvalidName)
+	}
+	if o == nil {
+		o = &PutOptions{}
+	}
+	return o, nil
+}
