@@ -29,6 +29,9 @@ locals {
       USAGE_EXPORT_PART_DAYS           = tostring(var.part_days)
       USAGE_EXPORT_RATE_PER_SCOPE      = tostring(var.rate_per_scope)
       USAGE_EXPORT_RATE_PER_TENANT     = tostring(var.rate_per_tenant)
+      USAGE_EXPORT_CONCURRENCY         = tostring(var.concurrency)
+      USAGE_EXPORT_LEASE_SECONDS       = tostring(var.lease_seconds)
+      USAGE_EXPORT_MAX_MONTHS          = tostring(var.max_months)
       USAGE_EXPORT_DROP_GUARD          = tostring(var.drop_guard)
       USAGE_EXPORT_ROW_KEY             = tostring(var.row_key)
       USAGE_EXPORT_LOG_LEVEL           = var.log_level

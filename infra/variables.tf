@@ -378,6 +378,39 @@ variable "rate_per_tenant" {
   }
 }
 
+variable "concurrency" {
+  description = "Chunks (usage days) fetched at once (USAGE_EXPORT_CONCURRENCY); the rate budget decides the call rate."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.concurrency >= 1 && var.concurrency <= 64
+    error_message = "concurrency must be from 1 to 64."
+  }
+}
+
+variable "lease_seconds" {
+  description = "Partition lease in seconds (USAGE_EXPORT_LEASE_SECONDS): how long a writer that died blocks its partition."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.lease_seconds >= 15 && var.lease_seconds <= 60
+    error_message = "lease_seconds must be from 15 to 60 (the blob lease range)."
+  }
+}
+
+variable "max_months" {
+  description = "Longest month range one on-demand export may ask for (USAGE_EXPORT_MAX_MONTHS)."
+  type        = number
+  default     = 36
+
+  validation {
+    condition     = var.max_months >= 1 && var.max_months <= 120
+    error_message = "max_months must be from 1 to 120."
+  }
+}
+
 variable "drop_guard" {
   description = "Hold a closed period's re-export whose row count falls below this fraction of the published one (USAGE_EXPORT_DROP_GUARD). 0 disables the guard."
   type        = number
