@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/rs/zerolog"
 
+	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
@@ -107,6 +108,7 @@ func azureCredential(cfg *config.Config) (azcore.TokenCredential, error) {
 func httpTransport(caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
+	tr.ReadBufferSize = arm.ReadBufferSize
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {

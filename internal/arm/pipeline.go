@@ -58,6 +58,9 @@ const (
 	dialKeepAlive       = 30 * time.Second
 	tlsHandshakeTimeout = 10 * time.Second
 	idleConnTimeout     = 90 * time.Second
+	// ReadBufferSize is the read buffer of a connection: pages are megabytes of JSON, and the
+	// transport's default of 4 KiB costs a read(2) per 4 KiB of them.
+	ReadBufferSize = 256 << 10
 )
 
 // refuseRedirect makes an http.Client return the 3xx response itself instead of following it.
@@ -75,6 +78,7 @@ func NoRedirects(t policy.Transporter) policy.Transporter {
 		tr.TLSHandshakeTimeout = tlsHandshakeTimeout
 		tr.IdleConnTimeout = idleConnTimeout
 		tr.ForceAttemptHTTP2 = true
+		tr.ReadBufferSize = ReadBufferSize
 		return &http.Client{Transport: tr, CheckRedirect: refuseRedirect}
 	case *http.Client:
 		cp := *c
