@@ -3,6 +3,8 @@ package sandbox
 import (
 	"slices"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Record shapes. Each shape is the ordered property list of one model in one api-version,
@@ -136,32 +138,12 @@ func (e *enc) date(y, m, d int, style dateStyle) {
 	e.b = append(e.b, '"')
 }
 
-// appendJSONString appends s as a JSON string literal without HTML escaping.
+// appendJSONString appends s as a JSON string literal (RFC 8785's minimal escaping, no HTML
+// escaping). The sandbox's strings are valid UTF-8, so AppendQuote's invalid-UTF-8 error cannot
+// occur.
 func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	b, _ = jsontext.AppendQuote(b, s)
+	return b
 }
 
 // appendCSV appends one CSV cell with RFC 4180 quoting (quoted when it holds a comma, quote,
