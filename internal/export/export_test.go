@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -387,8 +386,6 @@ func TestRowKey(t *testing.T) {
 		t.Errorf("withRowKey({}) = %s", empty)
 	}
 }
-
-var _ = io.EOF
 
 func TestOverlapFromRecords(t *testing.T) {
 	st, err := store.NewLocal(t.TempDir())

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -284,8 +283,6 @@ func TestFailedRunLeavesPartitionIntact(t *testing.T) {
 		})
 	}
 }
-
-var _ = http.StatusOK
 
 // TestCostDetailsSourceMatchesUsageDetails exports the same partitions through both sources:
 // each equals the ground truth, and the two agree on rows and per-currency sums. Failure states
