@@ -1,7 +1,8 @@
 // Package bench is the performance harness behind `make bench`: it runs the exporter
 // (`handler export`, a separate process) against the API sandbox at enrollment scale, to a local
-// directory and to Azurite, next to two baselines measured the same way (an exporter written
-// on the Azure SDK's typed pager, and gzip alone over the same JSON lines), a rate-limited run
+// directory and to Azurite, next to three baselines measured the same way (an exporter written
+// on the Azure SDK's typed pager, gzip alone over the same JSON lines, and fetching the same
+// pages over HTTP and gzipping them without decoding: the floor), a rate-limited run
 // against a sandbox that enforces per-scope call rates and page latency, and the custom
 // handler's start-up, and reports one table of figures from one run.
 //
@@ -181,10 +182,11 @@ type runner struct {
 type volume struct {
 	local, blob *Row
 	gzip        *Row
+	floor       *Row // fetch + gzip only
 }
 
 // volume runs the export scenarios of one data size: local, Azurite, gzip-only over the same
-// lines, and (once) the SDK baseline.
+// lines, fetch + gzip only of the same listing, and (once) the SDK baseline.
 func (r *runner) volume(ctx context.Context, label string, records int, p period.Period, sdk bool) (volume, error) {
 	var v volume
 	perDay, rows, err := recordsPerDay(EAScope, p, records)
@@ -220,6 +222,14 @@ func (r *runner) volume(ctx context.Context, label string, records int, p period
 	v.local.JSONBytes, gz.JSONBytes = jsonBytes, jsonBytes
 	v.gzip = r.add(gz)
 
+	floor, err := r.fetchGzip(ctx, "fetch + gzip only "+label, sb, p)
+	if err != nil {
+		return v, err
+	}
+	floor.Records = sum.Rows
+	floor.VsGzip = floor.CPU.Seconds() / gz.Usage.CPU.Seconds()
+	v.floor = r.add(floor)
+
 	if r.azurite != "" {
 		ex.out = azuriteOut(r.azurite, "bench-"+strings.ToLower(label))
 		row, sum, err := r.export(ctx, "export → Azurite "+label, sb, ex)
@@ -249,6 +259,7 @@ func (r *runner) volume(ctx context.Context, label string, records int, p period
 			continue
 		}
 		x.VsGzip = x.Usage.CPU.Seconds() / gz.Usage.CPU.Seconds()
+		x.Floor = floor.VsGzip
 	}
 	return v, nil
 }

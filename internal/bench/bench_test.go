@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 			err = RunSDKMode(context.Background(), os.Args[2:], os.Getenv(EnvToken), os.Stdout, os.Stderr)
 		case ModeGzip:
 			err = RunGzipMode(os.Stdin, os.Stdout)
+		case ModeFetchGzip:
+			err = RunFetchGzipMode(context.Background(), os.Args[2:], os.Getenv(EnvToken), os.Stdout, os.Stderr)
 		default:
 			os.Exit(m.Run())
 		}
@@ -167,6 +169,87 @@ func TestGzipOnly(t *testing.T) {
 	var got GzipResult
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got != res {
 		t.Errorf("gzip-only mode printed %q (%v), want %+v", out.Bytes(), err, res)
+	}
+}
+
+// TestFetchGzip checks the fetch + gzip floor reads every page of the listing, byte for byte,
+// following the nextLinks it finds at the end of each body.
+func TestFetchGzip(t *testing.T) {
+	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	p := period.Of(time.Now().UTC()).Add(-1)
+	truth, err := sb.GroundTruth(EAScope, p, "actualcost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := FetchOptions{Endpoint: sb.URL(), Token: sb.Token(), Scope: EAScope.String(), From: p.Start(),
+		To: p.End().AddDate(0, 0, -1), Expand: Expand, APIVersion: APIVersion}
+	res, err := FetchGzip(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPages := int64((truth.Rows + 99) / 100)
+	st := sb.Stats()
+	if res.Pages != wantPages || st.Pages != wantPages {
+		t.Errorf("FetchGzip read %d pages, the sandbox served %d; want %d (%d records in pages of 100)", res.Pages, st.Pages, wantPages, truth.Rows)
+	}
+	// Every record's JSON is in the bodies: at least 1 KB each with additionalInfo.
+	if res.In < int64(truth.Rows)*1000 || res.Out <= 0 || res.Out >= res.In/5 {
+		t.Errorf("FetchGzip = %+v for %d records", res, truth.Rows)
+	}
+
+	var out bytes.Buffer
+	args := []string{"-endpoint", sb.URL(), "-scope", EAScope.String(), "-period", p.String()}
+	if err := RunFetchGzipMode(context.Background(), args, sb.Token(), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var got FetchResult
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Pages != res.Pages || got.In != res.In {
+		t.Errorf("fetch-gzip mode printed %q (%v), want %+v", out.Bytes(), err, res)
+	}
+
+	o.Token = "wrong"
+	if _, err := FetchGzip(context.Background(), o); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("wrong token: err = %v, want a 401", err)
+	}
+}
+
+func TestLastNextLink(t *testing.T) {
+	for _, c := range []struct {
+		tail, want string
+		fails      bool
+	}{
+		{`..."}],"nextLink":"https://x/usageDetails?$skiptoken=a\u0026b"}`, "https://x/usageDetails?$skiptoken=a&b", false},
+		{`...}],"nextLink":null}`, "", false},
+		{`...}]}`, "", false},
+		{`..."nextLink":"https://x/a"},"more":1,"nextLink":"https://x/b"}`, "https://x/b", false},
+		{`...}],"nextLink":"https://x/cut`, "", true},
+		{`...}],"nextLink":42}`, "", true},
+	} {
+		got, err := lastNextLink([]byte(c.tail))
+		if got != c.want || (err != nil) != c.fails {
+			t.Errorf("lastNextLink(%s) = %q, %v; want %q (fails %v)", c.tail, got, err, c.want, c.fails)
+		}
+	}
+}
+
+func TestTailWriter(t *testing.T) {
+	var all []byte
+	tw := &tailWriter{buf: make([]byte, 0, 2*tailSize)}
+	for i, n := range []int{10, tailSize - 3, 7, tailSize + 5, 1, 3 * tailSize, 2, tailSize / 2, tailSize / 2, tailSize / 2} {
+		p := bytes.Repeat([]byte{byte('a' + i)}, n)
+		p[0] = '<'
+		all = append(all, p...)
+		tw.Write(p)
+		if want := all[max(0, len(all)-tailSize):]; !bytes.HasSuffix(tw.buf, want) || len(tw.buf) > 2*tailSize {
+			t.Fatalf("after write %d (%d bytes): tail of %d bytes does not end with the last %d written", i, n, len(tw.buf), len(want))
+		}
 	}
 }
 
@@ -336,11 +419,11 @@ func TestRunSmall(t *testing.T) {
 		if r.export && (r.VsSDK > 0) != (r.Rate == nil) {
 			t.Errorf("%s: vs SDK %v (only the unthrottled exports are compared with the SDK)", r.Scenario, r.VsSDK)
 		}
-		if r.export && r.Rate == nil && r.VsGzip <= 0 {
-			t.Errorf("%s: no gzip-only ratio", r.Scenario)
+		if r.export && r.Rate == nil && (r.VsGzip <= 0 || r.Floor <= 0) {
+			t.Errorf("%s: gzip-only ratio %v, fetch + gzip ratio %v", r.Scenario, r.VsGzip, r.Floor)
 		}
 	}
-	wantNames := "export → local 1500|gzip only 1500|SDK baseline 1500|export → local 4500|gzip only 4500|rate-limited: 1 scopes × 1 periods, 200/s per scope, 5ms/page"
+	wantNames := "export → local 1500|gzip only 1500|fetch + gzip only 1500|SDK baseline 1500|export → local 4500|gzip only 4500|fetch + gzip only 4500|rate-limited: 1 scopes × 1 periods, 200/s per scope, 5ms/page"
 	if got := strings.Join(names, "|"); got != wantNames {
 		t.Errorf("scenarios %q, want %q", got, wantNames)
 	}

@@ -17,6 +17,7 @@ type Row struct {
 	Usage
 	VsSDK  float64     // CPU per record ÷ the SDK baseline's (0 = not measured)
 	VsGzip float64     // CPU ÷ gzip-only CPU over the same lines (0 = not applicable)
+	Floor  float64     // export rows: the fetch + gzip only row's VsGzip for the same data
 	Rate   *RateResult // the rate-limited run only
 
 	export bool // an exporter run (gets VsSDK)
@@ -77,7 +78,11 @@ func targets(small, large volume, rep *Report, sdk float64) []Target {
 	}
 	for _, r := range rep.Rows {
 		if r.export && r.VsGzip > 0 {
-			add("CPU vs gzip only, "+r.Scenario, "≤ 1.30", fmt.Sprintf("%.2f", r.VsGzip), r.VsGzip <= 1.30)
+			value := fmt.Sprintf("%.2f", r.VsGzip)
+			if r.Floor > 0 {
+				value += fmt.Sprintf(" (fetch + gzip alone: %.2f)", r.Floor)
+			}
+			add("CPU vs gzip only, "+r.Scenario, "≤ 1.30", value, r.VsGzip <= 1.30)
 		}
 	}
 	for _, r := range rep.Rows {

@@ -8,6 +8,7 @@
 //	bench -cpuprofile cpu.prof [-large N]   (profile the data path instead)
 //	bench sdk-baseline …   (child mode, run by the harness)
 //	bench gzip-only        (child mode, run by the harness)
+//	bench fetch-gzip …     (child mode, run by the harness)
 package main
 
 import (
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string) error {
 			return bench.RunSDKMode(ctx, args[1:], os.Getenv(bench.EnvToken), os.Stdout, os.Stderr)
 		case bench.ModeGzip:
 			return bench.RunGzipMode(os.Stdin, os.Stdout)
+		case bench.ModeFetchGzip:
+			return bench.RunFetchGzipMode(ctx, args[1:], os.Getenv(bench.EnvToken), os.Stdout, os.Stderr)
 		case bench.ModeProfile:
 			return bench.RunProfileMode(ctx, args[1:], os.Getenv(bench.EnvToken), os.Getenv(bench.EnvStorage), os.Stdout, os.Stderr)
 		}
