@@ -71,8 +71,9 @@ var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0
 // PageDone is not called (List does that).
 //
 // The page is validated as strict JSON (RFC 8259: grammar, escapes, UTF-8 including escaped
-// surrogate pairs, nesting up to 10000 levels) in the same single pass that finds each record's
-// bytes; duplicate member names are allowed (records are passed through byte for byte). So every
+// surrogate pairs, nesting up to 10000 levels) in the same pass that finds each record's bytes
+// (a record is scanned a second time only when it straddles the end of the read window or is
+// invalid: see fastscan.go); duplicate member names are allowed (records are passed through byte for byte). So every
 // record handed on is valid JSON text, and a page is accepted only if it is valid JSON.
 func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
@@ -97,6 +98,7 @@ type pageParser struct {
 	eof  bool
 	rerr error // read error other than io.EOF, returned again on every later read
 	sc   valueScanner
+	fast fastScanner
 }
 
 func (p *pageParser) reset(r io.Reader) {
@@ -317,11 +319,20 @@ func (p *pageParser) records(c byte, h Handler, n *int) error {
 		if c != '{' {
 			return fmt.Errorf("reading record %d: %w", *n, p.wrongKind(c, "a JSON object", 2))
 		}
-		p.sc.mh = mh
-		raw, err := p.value(2)
-		p.sc.mh = nil
-		if err != nil {
-			return fmt.Errorf("reading record %d: %w", *n, err)
+		p.fast.mh = mh
+		end := p.fast.record(p.buf[p.pos:])
+		p.fast.mh = nil
+		var raw []byte
+		if end > 0 {
+			raw = p.buf[p.pos : p.pos+end]
+			p.pos += end
+		} else { // the slow path: across windows, and the errors
+			p.sc.mh, p.sc.skip = mh, p.fast.reported
+			raw, err = p.value(2)
+			p.sc.mh, p.sc.skip = nil, 0
+			if err != nil {
+				return fmt.Errorf("reading record %d: %w", *n, err)
+			}
 		}
 		if err := h.Record(raw); err != nil {
 			return &handlerError{fmt.Errorf("handling record %d: %w", *n, err)}
@@ -406,6 +417,7 @@ type valueScanner struct {
 	// member being read at depth 1 (the record) and 2 (an object inside it), as offsets into the
 	// value, which stay valid when the window moves.
 	mh             MemberHandler
+	skip           int // member reports to leave out: the fast path made them
 	nameLo, nameHi [3]int
 	valLo          [3]int
 	inProps        bool // the depth-2 object being read is the record's "properties"
@@ -420,6 +432,10 @@ func (s *valueScanner) begin(outer int) {
 func (s *valueScanner) report(b []byte, end int) {
 	d := s.depth
 	if d == 2 && !s.inProps {
+		return
+	}
+	if s.skip > 0 {
+		s.skip--
 		return
 	}
 	s.mh.RecordMember(b[s.nameLo[d]:s.nameHi[d]], b[s.valLo[d]:end], d == 2)
@@ -675,10 +691,7 @@ func scanString(b []byte, i int) (int, error) {
 	j := i + 1
 	for {
 		for j+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[j:])
-			q, bs := x^swarQuote, x^swarBackslash
-			t := ((q-swarOnes)&^q | (bs-swarOnes)&^bs | (x-swarSpace)&^x | x) & swarHighs
-			if t != 0 {
+			if t := special8(binary.LittleEndian.Uint64(b[j:])); t != 0 {
 				j += bits.TrailingZeros64(t) / 8
 				break
 			}
