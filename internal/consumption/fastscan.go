@@ -49,6 +49,10 @@ func skipWS(b []byte, i int) int {
 // object scans the object whose '{' is at b[i], at nesting depth (the record is 1); props marks
 // the record's top-level "properties" object. Offsets reported are relative to b, which starts
 // at the record.
+//
+// object and array write out the same value dispatch and separator handling rather than share
+// helpers: those run for every member of every record, and the calls (Go does not inline them)
+// cost 15-20 % of the fast path (BenchmarkParsePageScanner, 800 pages, medians of 7 runs).
 func (f *fastScanner) object(b []byte, i, depth int, props bool) int {
 	mh := f.mh
 	if depth != 1 && !props {
