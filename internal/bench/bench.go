@@ -405,29 +405,36 @@ func childEnv(base []string, extra ...string) []string {
 	return append(slices.Clip(base), extra...)
 }
 
-// sdkBaseline runs the SDK baseline child against sb for period p.
-func (r *runner) sdkBaseline(ctx context.Context, name string, sb *sandbox.Server, p period.Period) (Row, error) {
-	out := filepath.Join(r.o.WorkDir, "sdk-baseline.jsonl.gz")
-	args := []string{ModeSDK,
-		"-endpoint", sb.URL(), "-scope", EAScope.String(), "-period", p.String(),
-		"-expand", Expand, "-api-version", APIVersion, "-out", out}
+// listingChild runs a baseline child that lists a period of sb (args from listingArgs, plus its
+// own), with the sandbox's token, and decodes the JSON it prints into result.
+func (r *runner) listingChild(ctx context.Context, name string, sb *sandbox.Server, args []string, result any) (Usage, error) {
 	cmd := exec.CommandContext(ctx, r.o.Self, args...)
 	cmd.Env = childEnv(r.o.Env, EnvToken+"="+sb.Token())
 	r.o.Logf("%s: %s %s", name, r.o.Self, strings.Join(args, " "))
 	res, err := runChild(ctx, cmd)
 	if err != nil {
-		return Row{}, fmt.Errorf("bench: %s: %w", name, err)
+		return Usage{}, fmt.Errorf("bench: %s: %w", name, err)
 	}
+	if err := json.Unmarshal(res.Stdout, result); err != nil {
+		return Usage{}, fmt.Errorf("bench: %s: reading its result: %w", name, err)
+	}
+	return res.Usage, nil
+}
+
+// sdkBaseline runs the SDK baseline child against sb for period p.
+func (r *runner) sdkBaseline(ctx context.Context, name string, sb *sandbox.Server, p period.Period) (Row, error) {
+	out := filepath.Join(r.o.WorkDir, "sdk-baseline.jsonl.gz")
 	defer os.Remove(out)
 	var sr SDKResult
-	if err := json.Unmarshal(res.Stdout, &sr); err != nil {
-		return Row{}, fmt.Errorf("bench: %s: reading its result: %w", name, err)
+	usage, err := r.listingChild(ctx, name, sb, append(listingArgs(ModeSDK, sb, EAScope, p), "-out", out), &sr)
+	if err != nil {
+		return Row{}, err
 	}
 	fi, err := os.Stat(out)
 	if err != nil {
 		return Row{}, fmt.Errorf("bench: %s: %w", name, err)
 	}
-	row := Row{Scenario: name, Records: sr.Records, JSONBytes: sr.Bytes, StoredBytes: fi.Size(), Usage: res.Usage, VsSDK: 1}
+	row := Row{Scenario: name, Records: sr.Records, JSONBytes: sr.Bytes, StoredBytes: fi.Size(), Usage: usage, VsSDK: 1}
 	r.o.Logf("%s: %s", name, row.brief())
 	return row, nil
 }

@@ -172,9 +172,11 @@ func TestGzipOnly(t *testing.T) {
 	}
 }
 
-// TestFetchGzip checks the fetch + gzip floor reads every page of the listing, byte for byte,
-// following the nextLinks it finds at the end of each body.
-func TestFetchGzip(t *testing.T) {
+// smallSandbox starts a sandbox of 2 records per subscription-day in pages of 100, stopped at
+// the end of the test, and returns it with the previous billing period and its ground truth for
+// the EA billing account.
+func smallSandbox(t *testing.T) (*sandbox.Server, period.Period, sandbox.Truth) {
+	t.Helper()
 	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, PageSize: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -182,12 +184,19 @@ func TestFetchGzip(t *testing.T) {
 	if err := sb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer sb.Close()
+	t.Cleanup(func() { sb.Close() })
 	p := period.Of(time.Now().UTC()).Add(-1)
 	truth, err := sb.GroundTruth(EAScope, p, "actualcost")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sb, p, truth
+}
+
+// TestFetchGzip checks the fetch + gzip floor reads every page of the listing, byte for byte,
+// following the nextLinks it finds at the end of each body.
+func TestFetchGzip(t *testing.T) {
+	sb, p, truth := smallSandbox(t)
 	o := FetchOptions{Endpoint: sb.URL(), Token: sb.Token(), Scope: EAScope.String(), From: p.Start(),
 		To: p.End().AddDate(0, 0, -1), Expand: Expand, APIVersion: APIVersion}
 	res, err := FetchGzip(context.Background(), o)
@@ -256,19 +265,7 @@ func TestTailWriter(t *testing.T) {
 // TestSDKBaseline checks the baseline reads every record of the period through the SDK's typed
 // pager, and shows what its models lose: explicit nulls are dropped.
 func TestSDKBaseline(t *testing.T) {
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, PageSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
-	p := period.Of(time.Now().UTC()).Add(-1)
-	truth, err := sb.GroundTruth(EAScope, p, "actualcost")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb, p, truth := smallSandbox(t)
 	var buf bytes.Buffer
 	res, err := SDKBaseline(context.Background(), SDKOptions{
 		Endpoint: sb.URL(), Token: sb.Token(), Scope: EAScope.String(), From: p.Start(), To: p.End().AddDate(0, 0, -1),

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -146,21 +145,17 @@ func lastNextLink(tail []byte) (string, error) {
 func RunFetchGzipMode(ctx context.Context, args []string, token string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet(ModeFetchGzip, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	endpoint := fs.String("endpoint", "", "management endpoint (the sandbox)")
-	sc := fs.String("scope", "", "billing scope")
-	per := fs.String("period", "", "billing period YYYYMM (its whole date range is listed)")
-	expand := fs.String("expand", Expand, "$expand")
-	version := fs.String("api-version", APIVersion, "api-version")
+	l := newListingFlags(fs, "api-version")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	p, err := period.Parse(*per)
+	from, to, err := l.dates()
 	if err != nil {
 		return fmt.Errorf("%s: %w", ModeFetchGzip, err)
 	}
 	res, err := FetchGzip(ctx, FetchOptions{
-		Endpoint: *endpoint, Token: token, Scope: *sc, From: p.Start(), To: p.End().Add(-24 * time.Hour),
-		Expand: *expand, APIVersion: *version,
+		Endpoint: *l.endpoint, Token: token, Scope: *l.scope, From: from, To: to,
+		Expand: *l.expand, APIVersion: *l.version,
 	})
 	if err != nil {
 		return err
@@ -170,20 +165,12 @@ func RunFetchGzipMode(ctx context.Context, args []string, token string, stdout, 
 
 // fetchGzip runs the fetch + gzip child against sb for period p.
 func (r *runner) fetchGzip(ctx context.Context, name string, sb *sandbox.Server, p period.Period) (Row, error) {
-	args := []string{ModeFetchGzip, "-endpoint", sb.URL(), "-scope", EAScope.String(), "-period", p.String(),
-		"-expand", Expand, "-api-version", APIVersion}
-	cmd := exec.CommandContext(ctx, r.o.Self, args...)
-	cmd.Env = childEnv(r.o.Env, EnvToken+"="+sb.Token())
-	r.o.Logf("%s: %s %s", name, r.o.Self, strings.Join(args, " "))
-	res, err := runChild(ctx, cmd)
-	if err != nil {
-		return Row{}, fmt.Errorf("bench: %s: %w", name, err)
-	}
 	var fr FetchResult
-	if err := json.Unmarshal(res.Stdout, &fr); err != nil {
-		return Row{}, fmt.Errorf("bench: %s: reading its result: %w", name, err)
+	usage, err := r.listingChild(ctx, name, sb, listingArgs(ModeFetchGzip, sb, EAScope, p), &fr)
+	if err != nil {
+		return Row{}, err
 	}
-	row := Row{Scenario: name, JSONBytes: fr.In, StoredBytes: fr.Out, Usage: res.Usage}
+	row := Row{Scenario: name, JSONBytes: fr.In, StoredBytes: fr.Out, Usage: usage}
 	r.o.Logf("%s: %d pages, %d bytes, wall %.2f s, CPU %.2f s, peak RSS %.1f MiB",
 		name, fr.Pages, fr.In, row.Wall.Seconds(), row.CPU.Seconds(), row.MaxRSSMiB())
 	return row, nil
