@@ -38,6 +38,10 @@ const (
 	DefaultSmall = 100_000
 	// DefaultStartupRuns is how many times the handler's start-up is measured (median).
 	DefaultStartupRuns = 7
+	// DefaultRepeat is how many times each export, gzip-only and fetch + gzip scenario runs: the
+	// table shows the median CPU and wall time and the highest peak RSS. On a small shared
+	// machine single runs vary by ±10-20 %.
+	DefaultRepeat = 3
 	// APIVersion is the usageDetails version every scenario reads (the exporter's default).
 	APIVersion = "2024-08-01"
 	// Expand asks for additionalInfo, the large nested string of legacy EA records.
@@ -65,6 +69,7 @@ type Options struct {
 	NoAzurite    bool // skip the Azurite scenarios
 	NoSDK        bool // skip the SDK baseline
 	StartupRuns  int
+	Repeat       int // runs of each volume scenario except the SDK baseline (median CPU and wall, highest RSS)
 	// Only, when set, limits the run to these parts: "volumes" (the two export sizes with their
 	// baselines), "rate" (the rate-limited run), "startup".
 	Only []string
@@ -80,6 +85,7 @@ type Report struct {
 	Rows    []*Row
 	Startup Startup
 	Targets []Target
+	Repeat  int // runs per repeated scenario
 }
 
 // Run measures every scenario and returns the report. It stops at the first scenario that
@@ -96,6 +102,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if o.StartupRuns <= 0 {
 		o.StartupRuns = DefaultStartupRuns
+	}
+	if o.Repeat <= 0 {
+		o.Repeat = DefaultRepeat
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -151,6 +160,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	r.rep.Targets = targets(small, large, r.rep, r.sdk)
+	r.rep.Repeat = o.Repeat
 	return r.rep, nil
 }
 
@@ -204,17 +214,21 @@ func (r *runner) volume(ctx context.Context, label string, records int, p period
 	r.o.Logf("%s: %d records (%d per subscription-day) of %s in %s", label, rows, perDay, EAScope, p)
 
 	dir := filepath.Join(r.o.WorkDir, "local-"+label)
-	ex := exportRun{scopes: []scope.Scope{EAScope}, periods: []period.Period{p}, out: outputDir(dir)}
-	row, sum, err := r.export(ctx, "export → local "+label, sb, ex)
+	ex := exportRun{scopes: []scope.Scope{EAScope}, periods: []period.Period{p}}
+	row, sum, err := r.repeatExport(ctx, "export → local "+label, sb, ex, rows, func(k int) output {
+		return outputDir(runDir(dir, k))
+	})
 	if err != nil {
-		return v, err
-	}
-	if err := checkRows(row.Scenario, sum.Rows, rows, sb); err != nil {
 		return v, err
 	}
 	v.local = r.add(row)
 
-	gz, jsonBytes, err := r.gzipOnly(ctx, "gzip only "+label, dir)
+	var jsonBytes int64
+	gz, err := r.repeat(func(int) (Row, error) {
+		row, n, err := r.gzipOnly(ctx, "gzip only "+label, dir)
+		jsonBytes = n
+		return row, err
+	})
 	if err != nil {
 		return v, err
 	}
@@ -222,7 +236,7 @@ func (r *runner) volume(ctx context.Context, label string, records int, p period
 	v.local.JSONBytes, gz.JSONBytes = jsonBytes, jsonBytes
 	v.gzip = r.add(gz)
 
-	floor, err := r.fetchGzip(ctx, "fetch + gzip only "+label, sb, p)
+	floor, err := r.repeat(func(int) (Row, error) { return r.fetchGzip(ctx, "fetch + gzip only "+label, sb, p) })
 	if err != nil {
 		return v, err
 	}
@@ -231,12 +245,10 @@ func (r *runner) volume(ctx context.Context, label string, records int, p period
 	v.floor = r.add(floor)
 
 	if r.azurite != "" {
-		ex.out = azuriteOut(r.azurite, "bench-"+strings.ToLower(label))
-		row, sum, err := r.export(ctx, "export → Azurite "+label, sb, ex)
+		row, _, err := r.repeatExport(ctx, "export → Azurite "+label, sb, ex, rows, func(k int) output {
+			return azuriteOut(r.azurite, runDir("bench-"+strings.ToLower(label), k))
+		})
 		if err != nil {
-			return v, err
-		}
-		if err := checkRows(row.Scenario, sum.Rows, rows, sb); err != nil {
 			return v, err
 		}
 		row.JSONBytes = jsonBytes
@@ -262,6 +274,71 @@ func (r *runner) volume(ctx context.Context, label string, records int, p period
 		x.Floor = floor.VsGzip
 	}
 	return v, nil
+}
+
+// repeat runs a measured scenario Options.Repeat times (k from 0) and returns the first run's
+// row with the median CPU and wall time of the runs and the highest peak RSS.
+func (r *runner) repeat(run func(k int) (Row, error)) (Row, error) {
+	var first Row
+	var usages []Usage
+	for k := range r.o.Repeat {
+		row, err := run(k)
+		if err != nil {
+			return Row{}, err
+		}
+		if k == 0 {
+			first = row
+		}
+		usages = append(usages, row.Usage)
+	}
+	first.Usage = combine(usages)
+	first.Runs = len(usages)
+	return first, nil
+}
+
+// combine returns the median CPU and wall time of runs (the lower middle one for an even count)
+// and their highest peak RSS.
+func combine(runs []Usage) Usage {
+	median := func(f func(Usage) time.Duration) time.Duration {
+		ds := make([]time.Duration, len(runs))
+		for i, u := range runs {
+			ds[i] = f(u)
+		}
+		slices.Sort(ds)
+		return ds[(len(ds)-1)/2]
+	}
+	u := Usage{CPU: median(func(u Usage) time.Duration { return u.CPU }), Wall: median(func(u Usage) time.Duration { return u.Wall })}
+	for _, x := range runs {
+		u.MaxRSS = max(u.MaxRSS, x.MaxRSS)
+	}
+	return u
+}
+
+// repeatExport repeats an export of ex to out(k), a fresh output each run, checking every run's
+// rows against the sandbox; it returns the combined row and the first run's summary.
+func (r *runner) repeatExport(ctx context.Context, name string, sb *sandbox.Server, ex exportRun, rows int,
+	out func(k int) output) (Row, summary, error) {
+	var first summary
+	row, err := r.repeat(func(k int) (Row, error) {
+		ex.out = out(k)
+		row, sum, err := r.export(ctx, name, sb, ex)
+		if err != nil {
+			return Row{}, err
+		}
+		if k == 0 {
+			first = sum
+		}
+		return row, checkRows(name, sum.Rows, rows, sb)
+	})
+	return row, first, err
+}
+
+// runDir names the output of repetition k of a scenario: base for the first, base-k after.
+func runDir(base string, k int) string {
+	if k == 0 {
+		return base
+	}
+	return base + "-" + strconv.Itoa(k)
 }
 
 // add appends row to the report and returns it, for the figures learnt later (ratios).

@@ -348,6 +348,22 @@ func TestTargets(t *testing.T) {
 	}
 }
 
+func TestCombine(t *testing.T) {
+	u := func(cpu, wall time.Duration, rss int64) Usage { return Usage{CPU: cpu, Wall: wall, MaxRSS: rss} }
+	for _, c := range []struct {
+		runs []Usage
+		want Usage
+	}{
+		{[]Usage{u(3, 30, 7)}, u(3, 30, 7)},
+		{[]Usage{u(5, 10, 1), u(1, 30, 9), u(3, 20, 4)}, u(3, 20, 9)},
+		{[]Usage{u(4, 40, 2), u(2, 10, 3)}, u(2, 10, 3)}, // even: the lower middle
+	} {
+		if got := combine(c.runs); got != c.want {
+			t.Errorf("combine(%v) = %v, want %v", c.runs, got, c.want)
+		}
+	}
+}
+
 func TestWriteMarkdown(t *testing.T) {
 	rep := &Report{
 		Rows: []*Row{
@@ -357,6 +373,7 @@ func TestWriteMarkdown(t *testing.T) {
 		},
 		Startup: Startup{Runs: []time.Duration{12 * time.Millisecond, 10 * time.Millisecond, 14 * time.Millisecond}, Median: 12 * time.Millisecond},
 		Targets: []Target{{Name: "a", Goal: "≤ 1", Value: "2", Met: false}},
+		Repeat:  3,
 	}
 	var b strings.Builder
 	if err := rep.WriteMarkdown(&b); err != nil {
@@ -367,6 +384,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"| rate | 10 | – | – | 10.00 | 0.00 | – | 0.0 | – | – | 0.900 |",
 		"median 12.0 ms of 3 runs (12.0, 10.0, 14.0 ms)",
 		"| a | ≤ 1 | 2 | **no** |",
+		"median CPU and wall time of 3 runs each",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, b.String())
@@ -399,7 +417,7 @@ func TestRunSmall(t *testing.T) {
 	}
 	rep, err := Run(context.Background(), Options{
 		Handler: handler, Self: os.Args[0], WorkDir: filepath.Join(dir, "work"),
-		Small: 1500, Large: 4500, NoAzurite: true, StartupRuns: 3, Rate: &rate, Logf: t.Logf,
+		Small: 1500, Large: 4500, NoAzurite: true, StartupRuns: 3, Repeat: 2, Rate: &rate, Logf: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -415,6 +433,9 @@ func TestRunSmall(t *testing.T) {
 		}
 		if r.export && (r.VsSDK > 0) != (r.Rate == nil) {
 			t.Errorf("%s: vs SDK %v (only the unthrottled exports are compared with the SDK)", r.Scenario, r.VsSDK)
+		}
+		if wantRuns := 2; (r.Rate == nil && !strings.HasPrefix(r.Scenario, "SDK")) != (r.Runs == wantRuns) {
+			t.Errorf("%s: %d runs, want %d for the export, gzip-only and fetch + gzip scenarios, one for the others", r.Scenario, r.Runs, wantRuns)
 		}
 		if r.export && r.Rate == nil && (r.VsGzip <= 0 || r.Floor <= 0) {
 			t.Errorf("%s: gzip-only ratio %v, fetch + gzip ratio %v", r.Scenario, r.VsGzip, r.Floor)

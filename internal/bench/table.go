@@ -19,6 +19,7 @@ type Row struct {
 	VsGzip float64     // CPU ÷ gzip-only CPU over the same lines (0 = not applicable)
 	Floor  float64     // export rows: the fetch + gzip only row's VsGzip for the same data
 	Rate   *RateResult // the rate-limited run only
+	Runs   int         // how many runs Usage combines (0 or 1: one)
 
 	export bool // an exporter run (gets VsSDK)
 }
@@ -110,6 +111,9 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 			r.Scenario, count(r.Records), count(r.JSONBytes), count(r.StoredBytes), r.Wall.Seconds(), r.CPU.Seconds(),
 			opt(r.CPUPerRecord()*1e6, "%.2f"), r.MaxRSSMiB(), opt(r.VsSDK, "%.3f"), opt(r.VsGzip, "%.2f"), opt(r.Utilisation(), "%.3f"))
 	}
+	if rep.Repeat > 1 {
+		fmt.Fprintf(&b, "\n%s\n", rep.repeatNote())
+	}
 	if n := len(rep.Startup.Runs); n > 0 {
 		var runs []string
 		for _, d := range rep.Startup.Runs {
@@ -142,6 +146,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if rep.Repeat > 1 {
+		fmt.Fprintf(w, "\n%s\n", rep.repeatNote())
+	}
 	if rep.Startup.Median > 0 {
 		fmt.Fprintf(w, "\nstart-up: median %.1f ms to the first readiness answer (%d runs)\n", ms(rep.Startup.Median), len(rep.Startup.Runs))
 	}
@@ -154,6 +161,12 @@ func (rep *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "%-6s  %s: %s (goal %s)\n", met, t.Name, t.Value, t.Goal)
 	}
 	return nil
+}
+
+// repeatNote says how the repeated scenarios' figures were taken.
+func (rep *Report) repeatNote() string {
+	return fmt.Sprintf("Exports, gzip only and fetch + gzip only: median CPU and wall time of %d runs each, "+
+		"and the highest peak RSS; the SDK baseline and the rate-limited run: one run.", rep.Repeat)
 }
 
 // count formats n with thin thousands separators ("" for 0).

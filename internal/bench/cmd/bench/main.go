@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	bench -handler .build/handler [-large 1000000] [-small 100000] [-out table.md]
+//	bench -handler .build/handler [-large 1000000] [-small 100000] [-repeat 3] [-out table.md]
 //	bench -cpuprofile cpu.prof [-large N]   (profile the data path instead)
 //	bench sdk-baseline …   (child mode, run by the harness)
 //	bench gzip-only        (child mode, run by the harness)
@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "also write the report as Markdown to this file")
 	only := fs.String("only", "", "run only these parts, comma-separated: volumes, rate, startup")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	repeat := fs.Int("repeat", bench.DefaultRepeat, "runs of each export, gzip-only and fetch + gzip scenario (median CPU and wall, highest RSS)")
 	profile := fs.String("cpuprofile", "", "instead of the table: export -large records in-process (as handler export builds it) to Azurite (local with -no-azurite) under the CPU profiler, writing the profile here")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,7 +90,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	o := bench.Options{
 		Handler: *handler, Self: self, Large: *large, Small: *small,
-		NoAzurite: *noAzurite, NoSDK: *noSDK, Logf: logf, Env: childEnv(),
+		NoAzurite: *noAzurite, NoSDK: *noSDK, Repeat: *repeat, Logf: logf, Env: childEnv(),
 	}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
