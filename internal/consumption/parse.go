@@ -73,8 +73,9 @@ var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0
 // The page is validated as strict JSON (RFC 8259: grammar, escapes, UTF-8 including escaped
 // surrogate pairs, nesting up to 10000 levels) in the same pass that finds each record's bytes
 // (a record is scanned a second time only when it straddles the end of the read window or is
-// invalid: see fastscan.go); duplicate member names are allowed (records are passed through byte for byte). So every
-// record handed on is valid JSON text, and a page is accepted only if it is valid JSON.
+// invalid: see fastscan.go); duplicate member names are allowed (records are passed through byte
+// for byte). So every record handed on is valid JSON text, and a page is accepted only if it is
+// valid JSON.
 func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
 	p.reset(r)
