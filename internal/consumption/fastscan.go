@@ -26,7 +26,8 @@ const fastMaxDepth = 32
 // does: the record's members, and the members of its top-level "properties" object.
 type fastScanner struct {
 	mh       MemberHandler
-	reported int // members reported for the current record
+	names    nameFilter // the members mh wants
+	reported int        // members reported for the current record
 }
 
 // record scans the object at b[0] and returns its length, or -1 to leave it to the slow path.
@@ -110,7 +111,7 @@ func (f *fastScanner) object(b []byte, i, depth int, props bool) int {
 		if i < 0 {
 			return -1
 		}
-		if mh != nil {
+		if mh != nil && f.names.pass(b[nameLo:nameHi]) {
 			mh.RecordMember(b[nameLo:nameHi], b[valLo:i], props)
 			f.reported++
 		}

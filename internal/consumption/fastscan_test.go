@@ -3,7 +3,11 @@ package consumption
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
 )
@@ -141,4 +145,87 @@ func FuzzFastScan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		agreement(t, func() string { return "fuzz" }, in, true)
 	})
+}
+
+// filterCollector is a memberCollector that asks only for some members.
+type filterCollector struct {
+	memberCollector
+	names []string
+}
+
+func (f *filterCollector) MemberNames() []string { return f.names }
+
+// TestMemberFilter: a MemberFilter gets, in order, every member the decoder would report whose
+// name passes its filter, on both paths (pages read whole and one byte at a time); every member
+// it named is among them; the filter lets few others through.
+func TestMemberFilter(t *testing.T) {
+	names := []string{"kind", "properties", "date", "cost", "costInBillingCurrency", "billingCurrency", "subscriptionId"}
+	var pages [][]byte
+	for _, s := range benchdata.Shapes {
+		page, err := benchdata.Page(s, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, page)
+	}
+	passed, total := 0, 0
+	for i, page := range pages {
+		var all memberCollector
+		if _, _, err := ParsePage(bytes.NewReader(page), &all); err != nil {
+			t.Fatal(err)
+		}
+		for _, one := range []bool{false, true} {
+			var r io.Reader = bytes.NewReader(page)
+			if one {
+				r = iotest.OneByteReader(r)
+			}
+			got := filterCollector{names: names}
+			if _, _, err := ParsePage(r, &got); err != nil {
+				t.Fatal(err)
+			}
+			f := newNameFilter(&got)
+			for k, rec := range all.records {
+				var want []string
+				for _, m := range rec {
+					name := strings.SplitN(strings.SplitN(m, " ", 2)[1], "=", 2)[0]
+					if f.pass([]byte(name)) {
+						want = append(want, m)
+					} else if slices.Contains(names, name) {
+						t.Fatalf("the filter rejects %q, which it was given", name)
+					}
+				}
+				if !one {
+					passed, total = passed+len(want), total+len(rec)
+				}
+				if fmt.Sprint(got.records[k]) != fmt.Sprint(want) {
+					t.Errorf("page %d record %d (one byte reads %v):\n got %q\nwant %q", i, k, one, got.records[k], want)
+				}
+			}
+		}
+	}
+	if passed*3 > total {
+		t.Errorf("the filter let %d of %d members through", passed, total)
+	}
+}
+
+func TestNameFilter(t *testing.T) {
+	f := newNameFilter(&filterCollector{names: []string{"date", "cost", "billingCurrency"}})
+	long := strings.Repeat("x", 64)
+	for name, want := range map[string]bool{
+		"date": true, "cost": true, "billingCurrency": true,
+		"dxyz": true, "cxyz": true, // same length and first byte: let through
+		"Date": false, "dat": false, "dates": false, "": false, "meterId": false, "billingCurrencyCode": false,
+		long: true, // too long for the table: let through
+	} {
+		if got := f.pass([]byte(name)); got != want {
+			t.Errorf("pass(%q) = %v, want %v", name, got, want)
+		}
+	}
+	var none nameFilter // no MemberFilter: everything passes
+	if !none.pass([]byte("anything")) || !none.pass(nil) {
+		t.Errorf("the zero filter rejects names")
+	}
+	if f := newNameFilter(&filterCollector{names: []string{"date", long}}); f.on {
+		t.Errorf("a name too long for the table should turn the filter off")
+	}
 }

@@ -33,6 +33,42 @@ type MemberHandler interface {
 	RecordMember(name, value []byte, inProperties bool)
 }
 
+// MemberFilter is a MemberHandler that needs only the members named in MemberNames (called once
+// per page): the decoder may then leave out the others. It still reports every member so named,
+// and may report some others.
+type MemberFilter interface {
+	MemberHandler
+	MemberNames() []string
+}
+
+// nameFilter is a quick, conservative test of member names against a set: a bit per name length
+// and first byte (modulo 64). It passes every name in the set, names of 64 bytes or more, and
+// the few others that share a length and a first byte with one; the zero value passes all.
+type nameFilter struct {
+	on   bool
+	bits [64]uint64
+}
+
+func newNameFilter(h Handler) nameFilter {
+	mf, ok := h.(MemberFilter)
+	if !ok {
+		return nameFilter{}
+	}
+	f := nameFilter{on: true}
+	for _, n := range mf.MemberNames() {
+		if len(n) == 0 || len(n) >= len(f.bits) {
+			return nameFilter{} // not worth a filter
+		}
+		f.bits[len(n)] |= 1 << (n[0] & 63)
+	}
+	return f
+}
+
+// pass reports whether name may be in the set.
+func (f *nameFilter) pass(name []byte) bool {
+	return !f.on || len(name) >= len(f.bits) || len(name) > 0 && f.bits[len(name)]>>(name[0]&63)&1 != 0
+}
+
 // Page describes one fully read page.
 type Page struct {
 	Index      int    // page index within the List call, from 0
@@ -288,6 +324,8 @@ func (p *pageParser) page(h Handler) (nextLink string, n int, err error) {
 // of the member's value.
 func (p *pageParser) records(c byte, h Handler, n *int) error {
 	mh, _ := h.(MemberHandler)
+	p.fast.names = newNameFilter(h)
+	p.sc.names = p.fast.names
 	switch c {
 	case 'n':
 		if _, err := p.value(1); err != nil {
@@ -418,7 +456,8 @@ type valueScanner struct {
 	// member being read at depth 1 (the record) and 2 (an object inside it), as offsets into the
 	// value, which stay valid when the window moves.
 	mh             MemberHandler
-	skip           int // member reports to leave out: the fast path made them
+	names          nameFilter // the members mh wants
+	skip           int        // member reports to leave out: the fast path made them
 	nameLo, nameHi [3]int
 	valLo          [3]int
 	inProps        bool // the depth-2 object being read is the record's "properties"
@@ -432,7 +471,7 @@ func (s *valueScanner) begin(outer int) {
 // report hands the member of the object at the current depth whose value ends at end to mh.
 func (s *valueScanner) report(b []byte, end int) {
 	d := s.depth
-	if d == 2 && !s.inProps {
+	if d == 2 && !s.inProps || !s.names.pass(b[s.nameLo[d]:s.nameHi[d]]) {
 		return
 	}
 	if s.skip > 0 {

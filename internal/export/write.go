@@ -186,6 +186,9 @@ func (w *partWriter) RecordMember(name, value []byte, inProperties bool) {
 	w.fields.Member(name, value, inProperties)
 }
 
+// MemberNames implements consumption.MemberFilter: the members RecordMember uses.
+func (w *partWriter) MemberNames() []string { return record.MemberNames }
+
 // Record implements consumption.Handler.
 func (w *partWriter) Record(raw []byte) error {
 	w.nRecords++

@@ -44,6 +44,19 @@ const (
 	FieldCostInUSD             = "costInUSD"             // modern
 )
 
+// MemberNames are the names of the members Member uses (at the top level or in "properties"):
+// a caller that scans records may hand Member only these. TestMemberNames holds the list to
+// Member.
+var MemberNames = []string{
+	"kind", "properties",
+	"date", "usageStart",
+	"billingCurrency", "billingCurrencyCode", "currency",
+	FieldCost, FieldCostInBillingCurrency, FieldPretaxCost, FieldCostInUSD,
+	"subscriptionId", "subscriptionGuid",
+	"departmentName", "invoiceSection", "invoiceSectionName",
+	"accountName", "billingProfileId", "invoiceSectionId",
+}
+
 // Reset empties f for the next record (Extract does it itself; Member callers do it first).
 func (f *Fields) Reset() {
 	f.Kind, f.Date, f.Currency = f.Kind[:0], f.Date[:0], f.Currency[:0]
