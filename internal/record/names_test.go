@@ -2,10 +2,7 @@ package record_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -64,25 +61,9 @@ func TestMemberNames(t *testing.T) {
 		}
 		records = append(records, recs...)
 	}
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ex struct {
-			Responses map[string]struct {
-				Body struct {
-					Value []json.RawMessage `json:"value"`
-				} `json:"body"`
-			} `json:"responses"`
-		}
-		if err := json.Unmarshal(b, &ex); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, v := range ex.Responses["200"].Body.Value {
-			records = append(records, v)
-		}
+	records = append(records, fixtureRecords(t)...)
+	for _, e := range extractEdgeCases {
+		records = append(records, []byte(e))
 	}
 	var every []byte
 	for i, n := range record.MemberNames {
