@@ -536,8 +536,8 @@ func (s *valueScanner) scan(b []byte) (int, error) {
 			c = b[i]
 		}
 		switch mode {
-		case modeArrStart:
-			if c == ']' {
+		case modeArrStart, modeObjStart: // an empty container closes at once
+			if c == ']' && mode == modeArrStart || c == '}' && mode == modeObjStart {
 				s.pop()
 				i++
 				mode = modeAfter
@@ -547,17 +547,9 @@ func (s *valueScanner) scan(b []byte) (int, error) {
 				continue
 			}
 			mode = modeValue
-		case modeObjStart:
-			if c == '}' {
-				s.pop()
-				i++
-				mode = modeAfter
-				if s.reports() {
-					s.report(b, i)
-				}
-				continue
+			if s.obj {
+				mode = modeName
 			}
-			mode = modeName
 		case modeColon:
 			if c != ':' {
 				return 0, &syntaxError{c, "after object name (expecting ':')", int64(i)}
