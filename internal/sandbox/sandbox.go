@@ -90,7 +90,7 @@ type Options struct {
 	// ThrottleWithoutHeaders makes rate-limit 429s carry no retry header at all, only the
 	// message "Please retry after N seconds." (seen in the field, Azure/azure-sdk-for-python#22823).
 	ThrottleWithoutHeaders bool
-	PageLatency   time.Duration // added before each usageDetails page's first byte
+	PageLatency            time.Duration // added before each usageDetails page's first byte
 
 	// IgnoreDateFilter reproduces the field reports where the service ignores date ranges and
 	// returns whole months: the billing period when one is given, else every month the
