@@ -16,6 +16,10 @@ const Prefix = "USAGE_EXPORT_"
 // bearer tokens go to the endpoint, so a typo or a hostile value must not be taken in silence.
 const EnvAllowCustomEndpoint = "USAGE_EXPORT_ALLOW_CUSTOM_ENDPOINT"
 
+// toolNames are USAGE_EXPORT_* variables of the project's own tooling (tests, make targets), not
+// settings; UnknownNames lets them pass.
+var toolNames = []string{"USAGE_EXPORT_FAULTS", "USAGE_EXPORT_TEST_AZURITE_CONNECTION", "USAGE_EXPORT_TOOLS_CACHE"}
+
 // Use says which commands take a setting as a flag.
 type Use uint8
 
@@ -103,7 +107,7 @@ func UnknownNames(environ []string) []error {
 	var errs []error
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, Prefix) || slices.ContainsFunc(Settings, func(s Setting) bool { return s.Env == name }) {
+		if !strings.HasPrefix(name, Prefix) || slices.Contains(toolNames, name) || slices.ContainsFunc(Settings, func(s Setting) bool { return s.Env == name }) {
 			continue
 		}
 		names := make([]string, len(Settings))
