@@ -66,7 +66,7 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, 
 	budget := ratelimit.New(&ratelimit.Options{PerScope: cfg.RatePerScope, PerTenant: cfg.RatePerTenant})
 	copts := policy.ClientOptions{
 		Transport:        transport,
-		PerRetryPolicies: []policy.Policy{budget.Policy()},
+		PerRetryPolicies: []policy.Policy{budget.Policy(), arm.NewDiagnosePolicy()},
 		Logging:          policy.LogOptions{IncludeBody: false},
 		Telemetry:        policy.TelemetryOptions{ApplicationID: "usage-export"},
 	}
