@@ -8,6 +8,7 @@
 //	handler export [flags]      export scopes × billing periods once
 //	handler sandbox [flags]     run the API sandbox and print its endpoint and token
 //	handler verify [flags] DIR  check a partition against its manifest
+//	handler plan [flags]        what an export would do (no API call)
 //	handler status [flags]      what has been exported, held runs, unfinished runs
 //	handler publish|discard ID  act on a run the drop guard held back
 //	handler clean [flags]       remove expired held and abandoned run folders
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSandbox(ctx, args, stdout, stderr)
 	case "verify":
 		err = cmdVerify(ctx, args, stdout, stderr)
+	case "plan":
+		err = cmdPlan(ctx, args, stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, args, stdout, stderr)
 	case "publish", "discard":
@@ -94,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `usage: handler [serve|export|plan|status|publish|discard|clean|sandbox|verify|demo] [flags]
   serve     run as the Azure Functions custom handler (default; needs FUNCTIONS_CUSTOMHANDLER_PORT)
   export    export scopes × billing periods once (handler export -h for flags)
+  plan      show what export with the same flags would do: partitions, sources, calls, time
   status    show what has been exported: per partition rows, totals, age, held and unfinished runs
   publish   publish a run the drop guard held back (handler publish RUN_ID)
   discard   discard a held run (handler discard RUN_ID)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -71,6 +72,34 @@ func TestStatusHeldPublish(t *testing.T) {
 	code, table, _ := runCLI(t, env, "status", "--format", "table", "--scope", scopes[0])
 	if code != exitOK || !strings.Contains(table, "SCOPE") || !strings.Contains(table, "held "+ps.Held[0].RunID) {
 		t.Errorf("table:\n%s", table)
+	}
+
+	// plan reads what is committed and calls no API: the endpoint refuses connections.
+	code, stdout, stderr := runCLI(t, env, "plan", "--endpoint", "http://127.0.0.1:1", "--scopes", strings.Join(scopes, ","),
+		"--periods", p1+","+p2+","+now.Add(-4).String(), "--format", "json")
+	if code != exitOK {
+		t.Fatalf("plan: exit %d: %s", code, stderr)
+	}
+	var pl plan.Plan
+	if err := json.Unmarshal([]byte(stdout), &pl); err != nil {
+		t.Fatal(err)
+	}
+	replace, held, unknown := 0, 0, 0
+	for _, p := range pl.Partitions {
+		if p.Action == "replace" && p.Calls.Known && p.Calls.Calls == int(p.Committed.Rows+999)/1000+1 {
+			replace++
+		}
+		held += p.HeldRuns
+		if !p.Calls.Known && strings.HasPrefix(p.Calls.Basis, "unknown") {
+			unknown++
+		}
+	}
+	if len(pl.Partitions) != 6 || replace != 4 || held != 2 || unknown != 2 || pl.Minutes <= 0 {
+		t.Errorf("plan: %d partitions, %d replace with known calls, %d held, %d unknown, %.1f min; want 6, 4, 2, 2, > 0\n%s",
+			len(pl.Partitions), replace, held, unknown, pl.Minutes, stdout)
+	}
+	if strings.Contains(stderr, "management API call failed") {
+		t.Errorf("plan called the API: %s", stderr)
 	}
 
 	if code, _, stderr := runCLI(t, env, "publish", "no-such-run"); code != exitUsage || !strings.Contains(stderr, "no held run") {

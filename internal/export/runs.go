@@ -265,3 +265,14 @@ func (e *Exporter) Clean(ctx context.Context, now time.Time, rule *CleanRule, dr
 	}
 	return out, nil
 }
+
+// LiveManifest returns the live manifest of p, or nil when p has none.
+func (e *Exporter) LiveManifest(ctx context.Context, p Partition) (*manifest.Manifest, error) {
+	return e.readManifest(ctx, e.ManifestName(p))
+}
+
+// Unfinished reports whether p has a checkpoint: an unfinished run the next export resumes.
+func (e *Exporter) Unfinished(ctx context.Context, p Partition) (bool, error) {
+	b, err := e.readBlob(ctx, e.checkpointName(p))
+	return b != nil, err
+}
