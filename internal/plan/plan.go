@@ -21,8 +21,8 @@ import (
 // pages plus one listing call; a Cost Details report is one POST and a few polls, its files come
 // from Blob Storage outside the ARM budget.
 const (
-	RowsPerPage       = 1000
-	CostDetailsPolls  = 3 // polls of a report before it is ready (the service builds one in minutes)
+	RowsPerPage      = 1000
+	CostDetailsPolls = 3 // polls of a report before it is ready (the service builds one in minutes)
 	// unknownFloor is the estimate with no manifest to go by: one page and the listing call.
 	unknownFloor = 2
 )
