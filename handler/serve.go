@@ -56,12 +56,16 @@ const (
 // inside the queue invocation that carries it. On SIGTERM (local runs; the host itself uses
 // SIGKILL) the in-flight invocations are cancelled, record what they finished and answer
 // non-2xx, so their messages come back; then the server stops.
-func cmdServe(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, serveUsage)
+		return nil
+	}
 	if len(args) > 0 {
-		return exitError{code: exitUsage, msg: "serve takes no arguments: settings come from the environment (app settings)"}
+		return exitError{code: exitUsage, msg: "serve takes no arguments: settings come from the environment (app settings)\n\n" + serveUsage}
 	}
 	port, portErr := listenPort(os.LookupEnv)
-	cfg, cfgErr := config.Load(os.LookupEnv, true, true)
+	cfg, cfgErr := loadConfig(os.LookupEnv, os.Environ(), true, true)
 	qs, qErr := workqueue.FromEnv(os.LookupEnv)
 	if portErr != nil || cfgErr != nil || qErr != nil {
 		var msgs []string
@@ -75,7 +79,7 @@ func cmdServe(ctx context.Context, args []string, stdout io.Writer) error {
 	me := workerIdentity(os.LookupEnv)
 	// The host logs every stdout line at Information and stderr lines at Error: error lines go
 	// to both, so they keep their JSON fields and still count as errors.
-	log := newLogger(errorsToStderr{out: stdout, errw: os.Stderr}, cfg.LogLevel).With().Str("worker", me.String()).Logger()
+	log := newLogger(errorsToStderr{out: stdout, errw: stderr}, cfg.LogLevel).With().Str("worker", me.String()).Logger()
 	warnOverlaps(log, cfg)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
@@ -115,7 +119,7 @@ func cmdServe(ctx context.Context, args []string, stdout io.Writer) error {
 		Worker: me, Redact: redact,
 	})
 	fs := functions.New(functions.Deps{
-		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: os.Stderr, Redact: redact,
+		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr, Redact: redact,
 	})
 	g.open(fs)
 	log.Info().Msg("ready")
@@ -181,6 +185,11 @@ func workerIdentity(lookup func(string) (string, bool)) jobs.Worker {
 	}
 	return jobs.Worker{Instance: inst, Process: uuid.NewString()}
 }
+
+const serveUsage = `usage: handler [serve]
+
+Run as the Azure Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT. Settings come
+only from the environment (the app settings, USAGE_EXPORT_*; see the README's Configuration).`
 
 // listenPort returns the port the host gave (the legacy name as a fallback).
 func listenPort(lookup func(string) (string, bool)) (string, error) {

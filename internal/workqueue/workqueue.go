@@ -17,6 +17,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/usage-export/usage-export/internal/config"
 )
 
 // DefaultQueue is the work queue's name when USAGE_EXPORT_QUEUE is not set. The worker's
@@ -107,7 +109,7 @@ const (
 	EnvAccountName     = "AzureWebJobsStorage__accountName"
 	EnvClientID        = "AzureWebJobsStorage__clientId"
 	// EnvQueue names the work queue (default DefaultQueue).
-	EnvQueue = "USAGE_EXPORT_QUEUE"
+	EnvQueue = config.EnvQueue
 )
 
 // Settings say where the queue is.
