@@ -306,7 +306,7 @@ func (e *Exporter) buildManifest(p Partition, src Source, cp *checkpoint, status
 		ManifestVersion: manifest.Version, Status: manifest.StatusCommitted,
 		RunInfo: manifest.RunInfo{
 			RunID: cp.RunID, ExecutionType: cp.ExecutionType, SubmittedTime: cp.SubmittedTime,
-			FinishedTime: now, StartDate: p.Period.Start().Format(time.DateOnly),
+			StartDate: p.Period.Start().Format(time.DateOnly),
 			EndDate: p.Period.End().AddDate(0, 0, -1).Format(time.DateOnly), Resumed: cp.Resumed,
 		},
 		Scope: p.Scope.String(), ScopeFolder: p.Scope.Folder(), BillingPeriod: p.Period.String(),
@@ -446,6 +446,7 @@ func (e *Exporter) hold(ctx context.Context, p Partition, cp *checkpoint, m *man
 }
 
 func (e *Exporter) putManifest(ctx context.Context, name string, m *manifest.Manifest) error {
+	m.RunInfo.FinishedTime = e.opts.Now().UTC() // when the manifest is written, not when the run began
 	b, err := m.Marshal()
 	if err != nil {
 		return fmt.Errorf("encoding manifest: %w", err)
