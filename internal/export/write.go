@@ -24,7 +24,8 @@ import (
 // delivers its records in no useful order, so every part of the period is open at once: per
 // open part the exporter holds at most lineFlush bytes of lines, a dictionary of
 // statelessDict bytes and one block of blockSize bytes (plus one flush's output). With 31 day
-// parts that is about 11 MiB per partition in flight, whatever the partition's size.
+// parts that is at most about 10 MiB per partition in flight, whatever the partition's size
+// (TestCompressorMemory).
 const (
 	// lineFlush is how many bytes of lines a part collects before they are compressed: large
 	// enough that deflate finds its matches, small enough for 31 open parts.
