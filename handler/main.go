@@ -8,6 +8,10 @@
 //	handler export [flags]      export scopes × billing periods once
 //	handler sandbox [flags]     run the API sandbox and print its endpoint and token
 //	handler verify [flags] DIR  check a partition against its manifest
+//	handler plan [flags]        what an export would do (no API call)
+//	handler status [flags]      what has been exported, held runs, unfinished runs
+//	handler publish|discard ID  act on a run the drop guard held back
+//	handler clean [flags]       remove expired held and abandoned run folders
 //	handler demo                sandbox + Azurite + the app driven like the Functions host
 //
 // Settings come from the environment (the app settings); every flag has an environment twin.
@@ -42,22 +46,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		cmd, args = "help", args[1:]
+	case len(args) > 0 && args[0] != "" && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	var err error
 	switch cmd {
 	case "serve":
-		err = cmdServe(ctx, args, stdout)
+		err = cmdServe(ctx, args, stdout, stderr)
 	case "export":
 		err = cmdExport(ctx, args, stdout, stderr)
 	case "sandbox":
 		err = cmdSandbox(ctx, args, stdout, stderr)
 	case "verify":
 		err = cmdVerify(ctx, args, stdout, stderr)
+	case "plan":
+		err = cmdPlan(ctx, args, stdout, stderr)
+	case "status":
+		err = cmdStatus(ctx, args, stdout, stderr)
+	case "publish", "discard":
+		err = cmdHeld(ctx, cmd, args, stdout, stderr)
+	case "clean":
+		err = cmdClean(ctx, args, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args, stdout, stderr)
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
 	default:
@@ -79,12 +94,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-const usage = `usage: handler [serve|export|sandbox|verify|demo] [flags]
+const usage = `usage: handler [serve|export|plan|status|publish|discard|clean|sandbox|verify|demo] [flags]
   serve     run as the Azure Functions custom handler (default; needs FUNCTIONS_CUSTOMHANDLER_PORT)
   export    export scopes × billing periods once (handler export -h for flags)
+  plan      show what export with the same flags would do: partitions, sources, calls, time
+  status    show what has been exported: per partition rows, totals, age, held and unfinished runs
+  publish   publish a run the drop guard held back (handler publish RUN_ID)
+  discard   discard a held run (handler discard RUN_ID)
+  clean     remove expired held and abandoned run folders
   sandbox   run the API sandbox on loopback and print its endpoint and token
   verify    re-read a partition and check it against its _manifest.json
-  demo      start the sandbox and Azurite, run the app as the Functions host would, print the result`
+  demo      start the sandbox and Azurite, run the app as the Functions host would, print the result
+
+handler COMMAND -h shows a command's flags. Every setting flag has an environment twin (the app
+setting, e.g. --api-version ↔ USAGE_EXPORT_API_VERSION); a flag given wins over the environment.`
 
 // exitError carries an exit code through an error return.
 type exitError struct {

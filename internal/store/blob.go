@@ -50,8 +50,11 @@ type BlobOptions struct {
 	// ConnectionString is an account connection string (Azurite and development), including
 	// "UseDevelopmentStorage=true".
 	ConnectionString string
-	// Container is the container name; it is created if missing.
+	// Container is the container name; it is created if missing, unless NoCreate.
 	Container string
+	// NoCreate makes a missing container an error (readers such as verify and status must not
+	// create what they only read).
+	NoCreate bool
 	// ClientOptions are passed to the azblob client; nil means its defaults.
 	ClientOptions *azblob.ClientOptions
 	// BlockSize is the upload block size in bytes; 0 means DefaultBlockSize. Azure's SDK uses
@@ -132,7 +135,7 @@ func NewBlob(ctx context.Context, o *BlobOptions) (*Blob, error) {
 	if err != nil {
 		return nil, b.wrap(fmt.Errorf("new blob store: %w", err))
 	}
-	if err := b.ensureContainer(ctx); err != nil {
+	if err := b.ensureContainer(ctx, !o.NoCreate); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -201,14 +204,18 @@ func parseConnectionString(cs string) (endpoint string, secrets []string) {
 	return "(no endpoint)", secrets
 }
 
-// ensureContainer creates the container when it does not exist.
-func (b *Blob) ensureContainer(ctx context.Context) error {
+// ensureContainer creates the container when it does not exist and create is set; otherwise a
+// missing container is an error wrapping ErrNotFound.
+func (b *Blob) ensureContainer(ctx context.Context, create bool) error {
 	_, err := b.cont.GetProperties(ctx, nil)
 	if err == nil {
 		return nil
 	}
 	if !bloberror.HasCode(err, bloberror.ContainerNotFound) {
 		return b.wrap(fmt.Errorf("new blob store: checking container: %w", err))
+	}
+	if !create {
+		return fmt.Errorf("new blob store: %s does not exist: %w", b.desc, ErrNotFound)
 	}
 	_, err = b.cont.Create(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
@@ -553,4 +560,46 @@ func clampTTL(ttl time.Duration) time.Duration {
 		return maxLeaseTTL
 	}
 	return ttl
+}
+
+// StageBlock uploads block n of name (Put Block); it is not visible until CommitBlocks.
+func (b *Blob) StageBlock(ctx context.Context, name string, n int, data []byte) error {
+	if err := checkBlock("stage block", name, n); err != nil {
+		return err
+	}
+	body := streaming.NopCloser(bytes.NewReader(data))
+	if _, err := b.cont.NewBlockBlobClient(name).StageBlock(ctx, blockID(n), body, nil); err != nil {
+		return b.classify("stage block of", name, err)
+	}
+	return nil
+}
+
+// CommitBlocks makes name the blocks 0..n-1 in order (one Put Block List: atomic), with o's
+// metadata, content type and conditions. n = 0 commits an empty object.
+func (b *Blob) CommitBlocks(ctx context.Context, name string, n int, o *PutOptions) (Props, error) {
+	if err := checkBlock("commit blocks", name, max(0, n-1)); err != nil {
+		return Props{}, err
+	}
+	if err := validatePut(o); err != nil {
+		return Props{}, fmt.Errorf("commit blocks %q: %w", name, err)
+	}
+	if o == nil {
+		o = &PutOptions{}
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = blockID(i)
+	}
+	co := &blockblob.CommitBlockListOptions{Metadata: toAzMeta(o.Metadata), AccessConditions: accessConditions(o)}
+	if o.ContentType != "" {
+		co.HTTPHeaders = &blob.HTTPHeaders{BlobContentType: &o.ContentType}
+	}
+	bc := b.cont.NewBlockBlobClient(name)
+	if _, err := bc.CommitBlockList(ctx, ids, co); err != nil {
+		if o.IfMatch != "" && bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return Props{}, b.wrap(fmt.Errorf("commit blocks %q: %w: %w", name, ErrPrecondition, err))
+		}
+		return Props{}, b.classify("commit blocks of", name, err)
+	}
+	return b.Props(ctx, name) // the size is the blocks' sum, which only the service knows here
 }
