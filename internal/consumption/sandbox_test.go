@@ -100,13 +100,13 @@ func TestDefaultExpandGivesMeterNames(t *testing.T) {
 }
 
 // TestBudgetMeetsObservedLimits: the budget's default per-kind rates keep a department (2 calls
-// a minute) and a subscription (10) under the sandbox's observed limits, 20 times faster (a
-// 3 s window), with two listings of each scope at once sharing the budget: no 429, every record.
+// a minute) and a subscription (10) under the sandbox's observed limits, 10 times faster (a
+// 6 s window), with two listings of each scope at once sharing the budget: no 429, every record.
 func TestBudgetMeetsObservedLimits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the scaled rate limits")
 	}
-	const window = 3 * time.Second
+	const window = 6 * time.Second
 	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 1, RatePerKind: sandbox.ObservedRates, RatePerTenant: sandbox.DocumentedTenantRate, RateWindow: window})
 	budget := ratelimit.New(&ratelimit.Options{Window: window})
 	c := sandboxClient(t, sb, "", budget.Policy())

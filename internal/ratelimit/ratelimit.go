@@ -168,7 +168,12 @@ func New(o *Options) *Budget {
 	return &Budget{o: c, tenant: newBucket(c.PerTenant, c.Window), scopes: map[string]*bucket{}}
 }
 
-// newBucket spaces calls evenly (burst 1), slightly under the limit, so a sliding window on the
+// margin is how far under its limit a budget spaces calls: a call is counted by the service
+// when it arrives, not when the budget let it go, so the spacing leaves room for a call that
+// is delayed on its way (connection setup, a token refresh) while the next one is not.
+const margin = 1.05
+
+// newBucket spaces calls evenly (burst 1), a margin under the limit, so a sliding window on the
 // server never sees more than n calls.
 func newBucket(n int, window time.Duration) *bucket {
 	b := &bucket{window: window, max: float64(n), cur: float64(n)}
@@ -176,9 +181,9 @@ func newBucket(n int, window time.Duration) *bucket {
 	return b
 }
 
-// limit is the token rate for cur calls per window, 1 % under it.
+// limit is the token rate for cur calls per window, a margin under it.
 func (bk *bucket) limit() rate.Limit {
-	return rate.Every(time.Duration(float64(bk.window) / bk.cur * 1.01))
+	return rate.Every(time.Duration(float64(bk.window) / bk.cur * margin))
 }
 
 // interval is the time between two calls at the current rate.

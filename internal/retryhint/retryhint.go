@@ -39,26 +39,27 @@ const DefaultThrottleWait = 60 * time.Second
 // Max caps a parsed hint so that a nonsense value cannot overflow a Duration.
 const Max = 24 * time.Hour
 
-// Header returns the largest wait the headers of a response ask for: Retry-After (seconds or an
-// HTTP date), retry-after-ms, x-ms-retry-after-ms and every x-ms-ratelimit-*-retry-after
-// (seconds). It returns 0 when none holds a positive wait. The result is at most Max.
+// Header returns the wait the headers of a response ask for: the standard hint as azcore reads
+// it (retry-after-ms, else x-ms-retry-after-ms, else Retry-After in seconds or as an HTTP date),
+// or the largest of the APIs' own x-ms-ratelimit-*-retry-after (seconds) when that is longer,
+// since azcore does not read those. It returns 0 when no header holds a positive wait. The
+// result is at most Max.
 func Header(h http.Header) time.Duration {
-	var d time.Duration
+	var standard, custom time.Duration
+	if d := parseUnits(h.Get(HeaderRetryAfterMS), time.Millisecond); d > 0 {
+		standard = d
+	} else if d := parseUnits(h.Get(HeaderXMSRetryAfterMS), time.Millisecond); d > 0 {
+		standard = d
+	} else if v := h.Get(HeaderRetryAfter); v != "" {
+		standard = parseRetryAfter(v)
+	}
 	for key, values := range h {
-		if len(values) == 0 {
-			continue
-		}
 		lk := strings.ToLower(key)
-		switch {
-		case lk == "retry-after":
-			d = max(d, parseRetryAfter(values[0]))
-		case lk == "retry-after-ms" || lk == "x-ms-retry-after-ms":
-			d = max(d, parseUnits(values[0], time.Millisecond))
-		case strings.HasPrefix(lk, rateLimitPrefix) && strings.HasSuffix(lk, rateLimitSuffix):
-			d = max(d, parseUnits(values[0], time.Second))
+		if len(values) > 0 && strings.HasPrefix(lk, rateLimitPrefix) && strings.HasSuffix(lk, rateLimitSuffix) {
+			custom = max(custom, parseUnits(values[0], time.Second))
 		}
 	}
-	return d
+	return max(standard, custom)
 }
 
 // retryMessage matches the wait in a throttling message: "Please retry after 60 seconds.",

@@ -24,6 +24,7 @@ func TestHeader(t *testing.T) {
 		{"hint beats millisecond header", map[string]string{HeaderConsumptionRetryAfter: "2", "Retry-After-Ms": "500"}, 2 * time.Second},
 		{"millisecond header larger", map[string]string{HeaderConsumptionRetryAfter: "2", "Retry-After-Ms": "5000"}, 5 * time.Second},
 		{"x-ms millisecond header", map[string]string{"X-Ms-Retry-After-Ms": "250"}, 250 * time.Millisecond},
+		{"milliseconds win over Retry-After, as in azcore", map[string]string{"Retry-After": "1", "Retry-After-Ms": "5"}, 5 * time.Millisecond},
 		{"largest cost management variant", map[string]string{
 			"x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after":    "3",
 			"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after": "7",
