@@ -371,6 +371,7 @@ func (t *tracker) apply(sum *export.Summary, interrupted bool) {
 			continue
 		}
 		jp.Status, jp.Pages, jp.Rows, jp.Bytes, jp.Manifest = r.Status, r.Pages, r.Rows, r.Bytes, r.Manifest
+		jp.Source, jp.SourceReason = r.Source, r.Reason
 		jp.Error = t.s.redact(r.Error)
 	}
 	t.dirty = true

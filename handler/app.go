@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -24,8 +25,10 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/source"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -178,25 +181,44 @@ func openStoreOpts(ctx context.Context, cfg *config.Config, cred azcore.TokenCre
 	return nil, errors.New("no output configured")
 }
 
-// sourceFor picks the source of a scope.
-func (a *app) sourceFor(sc scope.Scope) (export.Source, error) {
-	src := export.SourceUsageDetails
-	if a.cfg.UsesCostDetails(sc) {
-		src = export.SourceCostDetails
+// sourceSetting is the source setting of a scope: the run's override (CLI --source, the HTTP
+// request's "source"), else costDetails for a scope listed in USAGE_EXPORT_COSTDETAILS_SCOPES,
+// else USAGE_EXPORT_SOURCE (default auto).
+func (a *app) sourceSetting(sc scope.Scope) string {
+	switch {
+	case a.forceSource != "" && a.forceSource != source.Auto:
+		return a.forceSource
+	case a.forceSource == "" && a.cfg.UsesCostDetails(sc):
+		return source.CostDetails
+	case a.forceSource == source.Auto:
+		return source.Auto
 	}
-	if a.forceSource != "" {
-		src = a.forceSource
+	return cmp.Or(a.cfg.Source, source.Auto)
+}
+
+// decide is the one place the handler asks which source exports a partition (the export's
+// Pick hook and the plan command use it).
+func (a *app) decide(p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
+	return source.Choose(source.Input{
+		Setting: a.sourceSetting(p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
+		PartDays: a.cfg.PartDays, Previous: live, Rate: float64(a.cfg.RatePerScope),
+	})
+}
+
+// pick is the export's Pick hook.
+func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, string, error) {
+	d := a.decide(p, live, time.Now())
+	if d.Source == source.CostDetails {
+		return a.cost, d.Reason, nil
 	}
-	if src == export.SourceCostDetails {
-		return a.cost, nil
-	}
-	return a.usage, nil
+	return a.usage, d.Reason, nil
 }
 
 // exporter returns an exporter for one run.
 func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
 	partDays := a.cfg.PartDays
-	return export.New(a.store, a.sourceFor, &export.Options{
+	return export.New(a.store, nil, &export.Options{
+		Pick:   a.pick,
 		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
 		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,

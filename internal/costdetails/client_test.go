@@ -776,8 +776,8 @@ func TestRetryAfterHonoured(t *testing.T) {
 			[]time.Duration{5 * time.Millisecond, time.Millisecond}},
 		{"no hint: the poll interval", []map[string]string{{}, {}}, 5 * time.Second,
 			[]time.Duration{5 * time.Second, 5 * time.Second}},
-		{"a hint below the interval waits the interval", []map[string]string{{"Retry-After": "1"}, {"Retry-After": "0"}}, 2 * time.Second,
-			[]time.Duration{2 * time.Second, 2 * time.Second}},
+		{"a hint below the interval is honoured; a zero hint waits the interval", []map[string]string{{"Retry-After": "1"}, {"Retry-After": "0"}}, 2 * time.Second,
+			[]time.Duration{time.Second, 2 * time.Second}},
 		{"a huge hint is capped", []map[string]string{{"Retry-After": "86400"}, {}}, time.Millisecond,
 			[]time.Duration{maxPollWait, time.Millisecond}},
 	}

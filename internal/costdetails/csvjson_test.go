@@ -267,10 +267,12 @@ func TestDetectSchema(t *testing.T) {
 	}
 	ea := headers("ea-2024-08-01")
 	variants := map[string]func(h string, i int) string{
-		"lower case":  func(h string, _ int) string { return strings.ToLower(h) },
-		"upper case":  func(h string, _ int) string { return strings.ToUpper(h) },
-		"BOM, spaces": func(h string, i int) string { return map[bool]string{true: "\ufeff", false: ""}[i == 0] + " " + h + " " },
-		"localised":   func(h string, _ int) string { return "Lokalisierter Name (" + h + ")" },
+		"lower case": func(h string, _ int) string { return strings.ToLower(h) },
+		"upper case": func(h string, _ int) string { return strings.ToUpper(h) },
+		"BOM, spaces": func(h string, i int) string {
+			return map[bool]string{true: "\ufeff", false: ""}[i == 0] + " " + h + " "
+		},
+		"localised": func(h string, _ int) string { return "Lokalisierter Name (" + h + ")" },
 	}
 	for name, f := range variants {
 		var h []string

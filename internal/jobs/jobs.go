@@ -52,8 +52,8 @@ type Request struct {
 	Scopes  []string `json:"scopes"`
 	Periods []string `json:"periods"`
 	Metrics []string `json:"metrics"`
-	// Source forces usageDetails or costDetails for every scope; empty means per scope from the
-	// settings.
+	// Source forces auto, usageDetails or costDetails for every scope; empty means per scope
+	// from the settings.
 	Source string `json:"source,omitempty"`
 	// Force publishes even when the drop guard would hold an export back.
 	Force bool `json:"force"`
@@ -70,6 +70,10 @@ type Partition struct {
 	Bytes         int64  `json:"bytes"`
 	Manifest      string `json:"manifest,omitempty"`
 	Error         string `json:"error,omitempty"`
+	// Source is the source that exported the partition and SourceReason why it was chosen
+	// (docs/sources.md).
+	Source       string `json:"source,omitempty"`
+	SourceReason string `json:"sourceReason,omitempty"`
 }
 
 // Worker identifies the process that runs a job: the instance (VM or container) and a random id
