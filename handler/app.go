@@ -69,7 +69,7 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, 
 	budget := ratelimit.New(&ratelimit.Options{PerScope: cfg.RatePerScope, PerTenant: cfg.RatePerTenant})
 	copts := policy.ClientOptions{
 		Transport:        transport,
-		PerRetryPolicies: []policy.Policy{budget.Policy()},
+		PerRetryPolicies: []policy.Policy{budget.Policy(), arm.NewDiagnosePolicy()},
 		Logging:          policy.LogOptions{IncludeBody: false},
 		Telemetry:        policy.TelemetryOptions{ApplicationID: "usage-export"},
 	}
@@ -141,7 +141,7 @@ const (
 func openReadStore(ctx context.Context, cfg *config.Config) (export.Store, error) {
 	if cfg.OutputDir != "" {
 		if fi, err := os.Stat(cfg.OutputDir); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("output directory %s does not exist or is not a directory", cfg.OutputDir)
+			return nil, fmt.Errorf("output directory %s does not exist or is not a directory: %w", cfg.OutputDir, store.ErrNotFound)
 		}
 	}
 	cred, credErr := azureCredential(cfg)
@@ -184,30 +184,35 @@ func openStoreOpts(ctx context.Context, cfg *config.Config, cred azcore.TokenCre
 // sourceSetting is the source setting of a scope: the run's override (CLI --source, the HTTP
 // request's "source"), else costDetails for a scope listed in USAGE_EXPORT_COSTDETAILS_SCOPES,
 // else USAGE_EXPORT_SOURCE (default auto).
-func (a *app) sourceSetting(sc scope.Scope) string {
+func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
 	switch {
-	case a.forceSource != "" && a.forceSource != source.Auto:
-		return a.forceSource
-	case a.forceSource == "" && a.cfg.UsesCostDetails(sc):
+	case forced != "":
+		return forced
+	case cfg.UsesCostDetails(sc):
 		return source.CostDetails
-	case a.forceSource == source.Auto:
-		return source.Auto
 	}
-	return cmp.Or(a.cfg.Source, source.Auto)
+	return cmp.Or(cfg.Source, source.Auto)
 }
 
-// decide is the one place the handler asks which source exports a partition (the export's
-// Pick hook and the plan command use it).
-func (a *app) decide(p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
-	return source.Choose(source.Input{
-		Setting: a.sourceSetting(p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
-		PartDays: a.cfg.PartDays, Previous: live, Rate: float64(a.cfg.RatePerScope),
+// decideSource is the one source decision of a run: the export's Pick hook and handler plan
+// both ask it (internal/source.Choose for the auto setting).
+func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
+	d := source.Choose(source.Input{
+		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
+		PartDays: cfg.PartDays, Previous: live, Rate: float64(cfg.RatePerScope),
 	})
+	switch {
+	case forced != "" && forced != source.Auto:
+		d.Reason = "forced by the request (--source or the request's source)"
+	case forced == "" && cfg.UsesCostDetails(p.Scope):
+		d.Reason = config.EnvCostDetailsScopes + " lists the scope"
+	}
+	return d
 }
 
 // pick is the export's Pick hook.
 func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, string, error) {
-	d := a.decide(p, live, time.Now())
+	d := decideSource(a.cfg, a.forceSource, p, live, time.Now())
 	if d.Source == source.CostDetails {
 		return a.cost, d.Reason, nil
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	sourcepkg "github.com/usage-export/usage-export/internal/source"
 )
@@ -65,10 +66,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if sum != nil {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(struct {
-			*export.Summary
-			Budget any `json:"rateBudget"`
-		}{sum, a.budget.Stats()})
+		_ = enc.Encode(newRunSummary(sum, a.budget.Stats()))
 	}
 	if err != nil {
 		return err
@@ -84,6 +82,28 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return nil
+}
+
+// runSummary is the CLI's run summary on stdout, published as docs/schemas/summary.schema.json:
+// camelCase keys, durations in seconds as numbers.
+type runSummary struct {
+	*export.Summary
+	RateBudget rateBudget `json:"rateBudget"`
+}
+
+// rateBudget is ratelimit.Stats for people.
+type rateBudget struct {
+	Calls         int64   `json:"calls"`
+	Throttled     int64   `json:"throttled"`
+	Pauses        int64   `json:"pauses"`
+	WaitedSeconds float64 `json:"waitedSeconds"`
+	Scopes        int     `json:"scopes"`
+}
+
+func newRunSummary(sum *export.Summary, st ratelimit.Stats) runSummary {
+	return runSummary{Summary: sum, RateBudget: rateBudget{
+		Calls: st.Calls, Throttled: st.Throttled, Pauses: st.Pauses, WaitedSeconds: st.Waited.Seconds(), Scopes: st.ScopesSeen,
+	}}
 }
 
 // warnOverlaps names the configured scope pairs that contain each other (or may: the EA

@@ -3,15 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 
+	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/scope"
 )
 
 // runCLI runs the command line in-process with the given USAGE_EXPORT_* environment (every other
@@ -111,3 +118,86 @@ func TestVerifyCreatesNothing(t *testing.T) {
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// TestExportSummaryAndLogs runs an export per source against the sandbox and checks the run
+// summary against docs/schemas/summary.schema.json (camelCase keys, seconds as numbers) and that
+// no log line repeats a key.
+func TestExportSummaryAndLogs(t *testing.T) {
+	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 2, PollInterval: 10 * time.Millisecond, PollsBeforeDone: -1})
+	var dept string
+	for _, s := range sb.Scopes() {
+		if s.Kind == scope.Department {
+			dept = s.String()
+			break
+		}
+	}
+	last := period.Of(time.Now()).Add(-1).String()
+	for _, source := range []string{export.SourceUsageDetails, export.SourceCostDetails} {
+		t.Run(source, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, map[string]string{config.EnvToken: sb.Token()}, "export",
+				"--endpoint", sb.URL(), "--scopes", dept, "--output-dir", t.TempDir(), "--periods", last,
+				"--source", source, "--rate-per-scope", "10000", "--progress", "none", "--log-level", "debug")
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if err := schemas.Validate(schemas.Summary, []byte(stdout)); err != nil {
+				t.Errorf("summary: %v\n%s", err, stdout)
+			}
+			lines := 0
+			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+				if !strings.HasPrefix(line, "{") {
+					continue
+				}
+				lines++
+				if dup := repeatedKeys(line); len(dup) > 0 {
+					t.Errorf("log line repeats %v: %s", dup, line)
+				}
+			}
+			if lines < 3 {
+				t.Errorf("%d log lines", lines)
+			}
+		})
+	}
+	if err := schemas.Validate(schemas.Summary, []byte(`{"partitions":[],"rows":0,"bytes":0,"seconds":1,"rateBudget":{"Calls":1,"Waited":60569295828}}`)); err == nil {
+		t.Error("the schema accepts the old PascalCase budget")
+	}
+}
+
+// repeatedKeys returns the top-level keys a JSON object line holds more than once.
+func repeatedKeys(line string) []string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	seen := map[string]bool{}
+	var dup []string
+	if _, err := dec.Token(); err != nil {
+		return []string{"(not JSON)"}
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return []string{"(not JSON)"}
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			dup = append(dup, k)
+		}
+		seen[k] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return []string{"(not JSON)"}
+		}
+	}
+	return dup
+}
+
+func startSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
+	t.Helper()
+	sb, err := sandbox.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -23,36 +21,10 @@ import (
 	"github.com/usage-export/usage-export/internal/store"
 )
 
-// readmeDuckDBQuery returns the README's DuckDB query, its glob pointed at dir.
-func readmeDuckDBQuery(t *testing.T, dir string) string {
-	t.Helper()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The first SQL block that reads with DuckDB's read_json.
-	var q string
-	for _, m := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllSubmatch(b, -1) {
-		if strings.Contains(string(m[1]), "read_json(") {
-			q = string(m[1])
-			break
-		}
-	}
-	if q == "" {
-		t.Fatal("no DuckDB query in README.md")
-	}
-	const readmeGlob = "'usage/metric=*/scope=*/billingPeriod=*/*.jsonl.gz'"
-	if !strings.Contains(q, readmeGlob) {
-		t.Fatalf("README's DuckDB query does not read %s:\n%s", readmeGlob, q)
-	}
-	return strings.Replace(q, readmeGlob, "'"+filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz")+"'", 1)
-}
-
 // TestDuckDBReadsMixedSources exports an EA billing account and an MCA billing profile, one
 // month through usageDetails and the next through Cost Details (and the other way round for the
 // other metric), then runs the README's DuckDB query, unchanged, on the tree: it reads both
-// sources, and its counts and sums (legacy cost) match the sandbox's ground truth. A second query
-// reads the modern cost field too.
+// sources, and its counts and exact sums match the sandbox's ground truth for every partition.
 func TestDuckDBReadsMixedSources(t *testing.T) {
 	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }, PollInterval: 10 * time.Millisecond})
 	if err != nil {
@@ -112,7 +84,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 	sources := map[string]int{}
 	for _, r := range sum.Partitions {
 		sources[r.Source]++
-		m := readManifest(t, dir, e.ManifestName(r.Partition))
+		m := readManifest(t, st, e.ManifestName(r.Partition))
 		if m.Source != r.Source || m.SourceReason != r.Reason || r.Reason == "" {
 			t.Errorf("%s: manifest source %s (%q), result %s (%q)", r.Partition.RelPath(), m.Source, m.SourceReason, r.Source, r.Reason)
 		}
@@ -127,19 +99,20 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 	}
 	defer db.Close()
 	type key struct{ metric, scope, period string }
-	// The README's query, unchanged but for the path.
-	q := readmeDuckDBQuery(t, dir)
-	t.Logf("README query:\n%s", q)
+	// The README's query, unchanged but for the folder.
+	q := strings.Replace(readmeQuery(t), "'usage/metric=*/scope=*/billingPeriod=*/*.jsonl.gz'",
+		"'"+filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz")+"'", 1)
 	rows, err := db.Query(q)
 	if err != nil {
-		t.Fatalf("README's DuckDB query on a tree mixing both sources: %v", err)
+		t.Fatalf("README's DuckDB query on a tree mixing both sources: %v\n%s", err, q)
 	}
+	defer rows.Close()
 	gotRows := map[key]int{}
 	gotCost := map[key]map[string]string{}
 	var table []string
 	for rows.Next() {
-		var metric, sc, bp string
-		var cur, cost sql.NullString
+		var metric, sc, bp, cur string
+		var cost decimalText
 		var n int
 		if err := rows.Scan(&metric, &sc, &bp, &cur, &n, &cost); err != nil {
 			t.Fatal(err)
@@ -149,14 +122,13 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 		if gotCost[k] == nil {
 			gotCost[k] = map[string]string{}
 		}
-		gotCost[k][cur.String] = cost.String
-		table = append(table, fmt.Sprintf("%-14s %-64s %s %-4s %6d %s", metric, sc, bp, cur.String, n, cost.String))
+		gotCost[k][cur] = string(cost)
+		table = append(table, fmt.Sprintf("%-14s %-64s %s %s %6d %s", metric, sc, bp, cur, n, cost))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	rows.Close()
-	t.Logf("README query result:\n%s", strings.Join(table, "\n"))
+	t.Logf("README query on the mixed tree:\n%s", strings.Join(table, "\n"))
 	for _, r := range sum.Partitions {
 		p := r.Partition
 		truth, err := sb.GroundTruth(p.Scope, p.Period, p.Metric)
@@ -171,75 +143,10 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 		if gotRows[k] != truth.Rows || truth.Rows == 0 {
 			t.Errorf("%v (%s): README query counts %d rows, ground truth %d", k, r.Source, gotRows[k], truth.Rows)
 		}
-		if p.Scope.Channel() == scope.Legacy {
-			// The README's query sums the legacy cost as DOUBLE: compare to a cent.
-			for cur, want := range truth.Sums {
-				if !closeTo(t, gotCost[k][cur], want) {
-					t.Errorf("%v %s (%s): README query sum %s, ground truth %s", k, cur, r.Source, gotCost[k][cur], want)
-				}
-			}
-		}
-	}
-
-	// Both cost fields, exactly, as the existing lake test reads them: the same sums whatever the
-	// source.
-	exact := fmt.Sprintf(`
-SELECT metric, scope, CAST(billingPeriod AS VARCHAR), coalesce(json->>'$.properties.billingCurrency', json->>'$.properties.billingCurrencyCode') AS currency,
-       count(*), sum(CAST(coalesce(json->>'$.properties.cost', json->>'$.properties.costInBillingCurrency') AS DECIMAL(38,18)))::VARCHAR
-FROM read_json_objects('%s', hive_partitioning = true, format = 'newline_delimited') GROUP BY ALL ORDER BY ALL`,
-		filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz"))
-	rows, err = db.Query(exact)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	exactSums := map[key]map[string]string{}
-	for rows.Next() {
-		var metric, sc, bp, cur, cost string
-		var n int
-		if err := rows.Scan(&metric, &sc, &bp, &cur, &n, &cost); err != nil {
-			t.Fatal(err)
-		}
-		k := key{metric, sc, bp}
-		if exactSums[k] == nil {
-			exactSums[k] = map[string]string{}
-		}
-		exactSums[k][cur] = cost
-	}
-	for _, r := range sum.Partitions {
-		p := r.Partition
-		truth, _ := sb.GroundTruth(p.Scope, p.Period, p.Metric)
-		col, _ := scope.UnescapePathName(p.Scope.Folder())
 		for cur, want := range truth.Sums {
-			if got := exactSums[key{p.Metric, col, p.Period.String()}][cur]; !sameDecimal(got, want) {
-				t.Errorf("%s %s (%s): exact sum %s, ground truth %s", p.RelPath(), cur, r.Source, got, want)
+			if !sameDecimal(gotCost[k][cur], want) {
+				t.Errorf("%v %s (%s): README query sum %s, ground truth %s", k, cur, r.Source, gotCost[k][cur], want)
 			}
 		}
 	}
-}
-
-func readManifest(t *testing.T, dir, name string) *manifest.Manifest {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// closeTo compares a DOUBLE sum's text with an exact decimal to within 0.005.
-func closeTo(t *testing.T, got, want string) bool {
-	t.Helper()
-	var g, w float64
-	if _, err := fmt.Sscan(got, &g); err != nil {
-		return false
-	}
-	if _, err := fmt.Sscan(want, &w); err != nil {
-		t.Fatal(err)
-	}
-	return g-w < 0.005 && w-g < 0.005
 }
