@@ -199,7 +199,7 @@ func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
 func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
 	d := source.Choose(source.Input{
 		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
-		PartDays: cfg.PartDays, Previous: live, Rate: float64(cfg.RatePerScope),
+		Previous: live, Rate: float64(cfg.RatePerScope),
 	})
 	switch {
 	case forced != "" && forced != source.Auto:

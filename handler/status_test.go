@@ -29,7 +29,7 @@ func TestStatusHeldPublish(t *testing.T) {
 	p1, p2 := now.Add(-3).String(), now.Add(-2).String() // final periods: the drop guard applies
 	dir := t.TempDir()
 	// usageDetails throughout: the plan's call counts below are those of listings (the auto
-	// choice is planned in TestPlanShowsAutoChoice).
+	// choice is internal/source's, held by its TestChoose).
 	env := map[string]string{config.EnvToken: full.Token(), config.EnvOutputDir: dir, config.EnvRatePerScope: "100000",
 		config.EnvSource: "usageDetails"}
 	exportFrom := func(sb *sandbox.Server, scopes string) int {

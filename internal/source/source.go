@@ -52,15 +52,11 @@ type Input struct {
 	Period  period.Period
 	Metric  string // actualcost | amortizedcost | usage
 	Now     time.Time
-	// PartDays is the part width in days a new usageDetails partition gets (≤ 0: the whole
-	// period). A new Cost Details partition has one part per period; an existing partition
-	// keeps its layout (Previous.PartDays), whatever the source.
-	PartDays int
 	// Previous is the live manifest of the partition, nil when there is none. Its row count
-	// sizes the usageDetails listing; its record kinds tell an MCA subscription.
+	// sizes the partition; its record kinds tell an MCA subscription.
 	Previous *manifest.Manifest
 	// Rate is the ARM calls per minute the scope may make (the per-scope-kind limit); 0 leaves
-	// the time out of the comparison.
+	// time out of the comparison and the partition in one listing.
 	Rate float64
 	// ReportTime is the expected wall time of one report (0 = DefaultReportTime).
 	ReportTime time.Duration
@@ -80,16 +76,17 @@ type Decision struct {
 // Choose picks the source of one partition. A forced setting wins. Otherwise usageDetails is
 // the only choice where Cost Details cannot serve: the usage metric, management groups,
 // subscriptions not known to be EA or MCA, and periods that start before the oldest day a report
-// may cover (13 months back from now, costdetails.Earliest). Where both serve, the estimates
-// decide (docs/sources.md):
+// may cover (13 months back from now, costdetails.Earliest). Where both serve (docs/sources.md):
 //
-//   - usageDetails calls: one listing per part, each ⌈rows/parts/1000⌉ pages (at least one),
-//     rows from the previous manifest (scaled to the days so far of an open period; 0 when
-//     there is none);
-//   - Cost Details calls: ReportCalls per report, one report per part;
-//   - time: calls / Rate, plus ReportTime per report.
-//
-// Cost Details is chosen when it takes fewer ARM calls, or as many and less time.
+//   - with a previous export, its rows (scaled to the days so far of an open period) size the
+//     partition. A partition is one listing of ⌈rows/1000⌉ + 1 usageDetails calls, or one
+//     report of ReportCalls calls; the exporter splits a listing too long for
+//     export.DefaultListingTime at the scope's rate into steps, each one more listing or report.
+//     Cost Details is chosen when it takes fewer ARM calls, or as many and less time (calls ÷
+//     Rate, plus ReportTime per report): the partition is large, more than 3000 rows;
+//   - without one, Cost Details for a period that has ended (its size unknown, a report costs
+//     the same few calls whatever it holds), usageDetails for the open period (one listing, small
+//     so far).
 func Choose(in Input) Decision {
 	switch in.Setting {
 	case UsageDetails, CostDetails:
@@ -111,35 +108,36 @@ func Choose(in Input) Decision {
 		return ud("the period starts before %s, the oldest day a Cost Details report covers (13 months back from now)",
 			earliest.Format(time.DateOnly))
 	}
-
-	// Days to export: all of a closed period, the days so far of an open one.
-	days := in.Period.Days()
-	if today := in.Now.UTC().Truncate(24 * time.Hour); today.Before(in.Period.End()) {
-		days = int(today.Sub(in.Period.Start())/(24*time.Hour)) + 1
-	}
-	var rows float64
-	// A new Cost Details partition gets one part (one report) per period when the part width is
-	// the default; a wider or narrower setting applies to both sources.
-	udParts, cdParts := parts(days, in.PartDays), 1
-	if in.PartDays != export.DefaultPartDays {
-		cdParts = udParts
-	}
-	if m := in.Previous; m != nil {
-		udParts, cdParts = parts(days, m.PartDays), parts(days, m.PartDays)
-		// The previous export's rows, per day it covered, times the days to export now.
-		if covered := coveredDays(m, in.Period); covered > 0 {
-			rows = float64(m.DataRowCount) / float64(covered) * float64(days)
-		}
-	}
-	d := Decision{
-		UsageDetailsCalls: udParts * max(1, int(math.Ceil(rows/float64(udParts)/PageRecords))),
-		CostDetailsCalls:  cdParts * ReportCalls,
-	}
+	ended := !in.Now.Before(in.Period.End())
 	reportTime := in.ReportTime
 	if reportTime <= 0 {
 		reportTime = DefaultReportTime
 	}
-	d.CostDetailsTime = time.Duration(cdParts) * reportTime
+	if in.Previous == nil {
+		if ended {
+			return Decision{Source: CostDetails, Reason: fmt.Sprintf(
+				"the period has ended and nothing is exported yet: one report, %d ARM calls whatever its size (usageDetails: one call per 1000 rows)", ReportCalls)}
+		}
+		return ud("the open period is not exported yet: one listing, small so far")
+	}
+
+	// Days to export: all of an ended period, the days so far of an open one.
+	days := in.Period.Days()
+	if !ended {
+		days = int(in.Now.UTC().Truncate(24*time.Hour).Sub(in.Period.Start())/(24*time.Hour)) + 1
+	}
+	var rows float64
+	if covered := coveredDays(in.Previous, in.Period); covered > 0 {
+		rows = float64(in.Previous.DataRowCount) / float64(covered) * float64(days)
+	}
+	pages := int(math.Ceil(rows / PageRecords))
+	steps := 1
+	if in.Rate > 0 {
+		// As the exporter plans it (export.Exporter.plan): listings of at most ListingTime.
+		steps = max(1, int(math.Ceil(float64(pages+1)/in.Rate/export.DefaultListingTime.Minutes())))
+	}
+	d := Decision{UsageDetailsCalls: pages + steps, CostDetailsCalls: steps * ReportCalls}
+	d.CostDetailsTime = time.Duration(steps) * reportTime
 	if in.Rate > 0 {
 		d.UsageDetailsTime = time.Duration(float64(d.UsageDetailsCalls) / in.Rate * float64(time.Minute))
 		d.CostDetailsTime += time.Duration(float64(d.CostDetailsCalls) / in.Rate * float64(time.Minute))
@@ -148,23 +146,13 @@ func Choose(in Input) Decision {
 	if in.Rate > 0 {
 		est += fmt.Sprintf(" (%s at %g/min)", d.UsageDetailsTime.Round(time.Second), in.Rate)
 	}
-	est += fmt.Sprintf(", Cost Details %d report(s), %d ARM calls (%s)", cdParts, d.CostDetailsCalls, d.CostDetailsTime.Round(time.Second))
-	cheaper := d.CostDetailsCalls < d.UsageDetailsCalls ||
-		(d.CostDetailsCalls == d.UsageDetailsCalls && in.Rate > 0 && d.CostDetailsTime < d.UsageDetailsTime)
-	if cheaper {
+	est += fmt.Sprintf(", Cost Details %d report(s), %d ARM calls (%s)", steps, d.CostDetailsCalls, d.CostDetailsTime.Round(time.Second))
+	if d.CostDetailsCalls < d.UsageDetailsCalls || (d.CostDetailsCalls == d.UsageDetailsCalls && in.Rate > 0 && d.CostDetailsTime < d.UsageDetailsTime) {
 		d.Source, d.Reason = CostDetails, "fewer ARM calls by Cost Details: "+est
 	} else {
 		d.Source, d.Reason = UsageDetails, "fewer ARM calls by usageDetails: "+est
 	}
 	return d
-}
-
-// parts is how many parts of partDays days cover days (partDays ≤ 0: one).
-func parts(days, partDays int) int {
-	if partDays <= 0 || partDays >= days {
-		return 1
-	}
-	return (days + partDays - 1) / partDays
 }
 
 // coveredDays is how many days of p the manifest's export covered: up to its usage-date range's
