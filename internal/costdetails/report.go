@@ -156,10 +156,14 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 	return &res, nil
 }
 
-// pollWait is the wait before the next poll: the response's Retry-After, at least the
-// configured poll interval, at most maxPollWait.
+// pollWait is the wait before the next poll: the response's Retry-After when it gives one (the
+// service says when the report may be ready; waiting longer only delays the run), else the
+// configured poll interval; at most maxPollWait.
 func (c *Client) pollWait(resp *http.Response) time.Duration {
-	return min(max(retryhint.Header(resp.Header), c.pollInterval), maxPollWait)
+	if d := retryhint.Header(resp.Header); d > 0 {
+		return min(d, maxPollWait)
+	}
+	return min(c.pollInterval, maxPollWait)
 }
 
 // pollHandler is the azcore PollingHandler of a report operation. The POST answers 202 with a
