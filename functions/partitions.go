@@ -35,6 +35,30 @@ type Inventory interface {
 	DiscardHeld(ctx context.Context, runID string) error
 	// Plan says what exporting parts (with source forced when not empty) would do.
 	Plan(ctx context.Context, parts []export.Partition, source string) (*runplan.Plan, error)
+	// Clean removes the run folders the cleanup rule expires (export.Clean) and returns them.
+	Clean(ctx context.Context) ([]export.RunFolder, error)
+}
+
+// cleanRunFolders applies the cleanup rule to the run folders, once per timer run (held runs 30
+// days after they were held, abandoned folders after 7; unfinished runs never). Its problems are
+// logged, never the timer's failure (the next run tries again).
+func (s *Server) cleanRunFolders(ctx context.Context) []string {
+	if s.inv == nil {
+		return nil
+	}
+	log := zerolog.Ctx(ctx)
+	removed, err := s.inv.Clean(ctx)
+	if err != nil {
+		log.Warn().Str("error", s.redact(err.Error())).Msg("cleaning run folders; the next timer run tries again")
+		return []string{"cleaning run folders failed: " + s.redact(err.Error())}
+	}
+	var logs []string
+	for _, f := range removed {
+		log.Info().Str("run_id", f.RunID).Str("folder", f.Dir).Bool("held", f.Held != nil).Time("last_written", f.Newest).
+			Msg("expired run folder removed")
+		logs = append(logs, "expired run folder removed: "+f.Dir)
+	}
+	return logs
 }
 
 // servePartitions answers the UsageExportPartitions invocation.

@@ -42,6 +42,10 @@ func (v *storeInventory) Plan(ctx context.Context, parts []export.Partition, sou
 		runplan.Budget{PerScope: func(scope.Scope) float64 { return 10 }, PerTenant: 200}, v.now, 5)
 }
 
+func (v *storeInventory) Clean(ctx context.Context) ([]export.RunFolder, error) {
+	return v.e.Clean(ctx, v.now, nil, false)
+}
+
 type emptyPlanReader struct{ *export.Exporter }
 
 func (emptyPlanReader) HeldRuns(context.Context, export.Partition) (int, error) { return 0, nil }

@@ -321,3 +321,7 @@ func (v *inventory) Plan(ctx context.Context, parts []export.Partition, source s
 	}
 	return plan.Make(ctx, r, parts, sourceChoice(v.cfg, source), planBudget(v.cfg), time.Now(), v.cfg.RestatementDays)
 }
+
+func (v *inventory) Clean(ctx context.Context) ([]export.RunFolder, error) {
+	return v.e.Clean(ctx, time.Now(), nil, false)
+}
