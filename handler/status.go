@@ -319,7 +319,8 @@ func (v *inventory) Plan(ctx context.Context, parts []export.Partition, source s
 	if err != nil {
 		return nil, err
 	}
-	return plan.Make(ctx, r, parts, sourceChoice(v.cfg, source), planBudget(v.cfg), time.Now(), v.cfg.RestatementDays)
+	now := time.Now()
+	return plan.Make(ctx, r, parts, sourceChoice(v.cfg, source, now), planBudget(v.cfg), now, v.cfg.RestatementDays)
 }
 
 func (v *inventory) Clean(ctx context.Context) ([]export.RunFolder, error) {
