@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,10 +13,13 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/testutil"
 )
 
 // Body-fault rates: every faultEvery-th request of the faulted kind (usageDetails pages, or
@@ -183,4 +187,106 @@ func bodyExporter(t *testing.T, sb *sandbox.Server, st *store.Local, src string)
 	opts.Now = func() time.Time { return fixedNow }
 	opts.Prefix = "usage"
 	return export.New(st, func(scope.Scope) (export.Source, error) { return c, nil }, &opts)
+}
+
+// TestBodyFaultsCLI runs the real binary (`handler export`) against a sandbox that breaks the
+// body of every 7th request with each body-fault kind in turn, for both sources, with the
+// settings' defaults ($expand included): the command exits 0 after one run and the partition
+// is the ground truth (usageDetails: the records as the default $expand serves them, meter
+// details filled; Cost Details: rows and totals). The sandbox ends a stall after a second with
+// a reset here (the binary's idle watchdog is the default two minutes); TestBodyFaultsEveryNth
+// covers the watchdog itself.
+func TestBodyFaultsCLI(t *testing.T) {
+	gate(t)
+	bin := testutil.HandlerBinary(t)
+	for _, src := range []string{export.SourceUsageDetails, export.SourceCostDetails} {
+		t.Run(src, func(t *testing.T) {
+			sb := startSandbox(t, sandbox.Options{
+				Now: time.Now, Token: crashToken, RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize,
+				StallMax: time.Second, RowsPerBlob: bodyRowsPerBlob, PollInterval: 100 * time.Millisecond,
+			})
+			target := sandbox.TargetUsage
+			if src == export.SourceCostDetails {
+				target = sandbox.TargetBlob
+			}
+			sb.Faults().Every(sandbox.BodyMix, target, faultEvery)
+			dir := t.TempDir()
+			prev := period.Of(time.Now().UTC()).Add(-1)
+			env := []string{
+				"USAGE_EXPORT_SCOPES=" + departmentScope.String(),
+				"USAGE_EXPORT_MANAGEMENT_ENDPOINT=" + sb.URL(),
+				"USAGE_EXPORT_TOKEN=" + crashToken,
+				"USAGE_EXPORT_OUTPUT_DIR=" + dir,
+				"USAGE_EXPORT_RATE_PER_SCOPE=100000",
+				"USAGE_EXPORT_RATE_PER_TENANT=100000",
+			}
+			p := startHandler(t, bin, env, []string{"export", "--periods", prev.String(), "--source", src, "--progress", "none"})
+			if !p.wait(runLimit) {
+				t.Fatalf("timed out: %s", p.tail(2000))
+			}
+			fired := 0
+			for _, n := range sb.Stats().Faults {
+				fired += n
+			}
+			part := export.Partition{Scope: departmentScope, Period: prev, Metric: "actualcost"}
+			st, err := store.NewLocal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := "usage/" + part.RelPath() + "/" + manifest.FileName
+			if p.code != 0 || fired == 0 {
+				report(t, kindFault, false, "body-mix every %dth request through the CLI (%s): exit %d, %d faults fired: %s", faultEvery, src, p.code, fired, p.tail(1500))
+				return
+			}
+			expand := consumption.DefaultExpand(apiVersion)
+			truth, err := sb.GroundTruthExpand(part.Scope, part.Period, part.Metric, apiVersion, expand)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var problem error
+			if src == export.SourceUsageDetails {
+				_, problem = checkExact(context.Background(), st, name, truth)
+				if problem == nil {
+					problem = meterDetailsFilled(context.Background(), st, name)
+				}
+			} else if s, err := readPartition(context.Background(), st, name); err != nil {
+				problem = err
+			} else if got := costTotals(s.manifest); len(s.lines) != truth.Rows || fmt.Sprint(got) != fmt.Sprint(truth.Sums) {
+				problem = fmt.Errorf("%d lines and totals %v, ground truth %d rows and %v", len(s.lines), got, truth.Rows, truth.Sums)
+			}
+			if problem != nil {
+				report(t, kindFault, false, "body-mix every %dth request through the CLI (%s): exit 0 but not exact: %v", faultEvery, src, problem)
+				return
+			}
+			report(t, kindFault, true, "body-mix every %dth request through the CLI (%s): exit 0, exact in one run (%d rows = ground truth, %d faults fired)",
+				faultEvery, src, truth.Rows, fired)
+		})
+	}
+}
+
+// meterDetailsFilled checks that every legacy record of a partition carries its meter details
+// (name and category), as the default $expand asks.
+func meterDetailsFilled(ctx context.Context, st *store.Local, manifestName string) error {
+	s, err := readPartition(ctx, st, manifestName)
+	if err != nil {
+		return err
+	}
+	for i, line := range s.lines {
+		var rec struct {
+			Kind       string `json:"kind"`
+			Properties struct {
+				MeterDetails *struct {
+					MeterName     string `json:"meterName"`
+					MeterCategory string `json:"meterCategory"`
+				} `json:"meterDetails"`
+			} `json:"properties"`
+		}
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return fmt.Errorf("line %d: %w", i+1, err)
+		}
+		if md := rec.Properties.MeterDetails; rec.Kind == "legacy" && (md == nil || md.MeterName == "" || md.MeterCategory == "") {
+			return fmt.Errorf("line %d: legacy record without meter details: %.200s", i+1, line)
+		}
+	}
+	return nil
 }
