@@ -201,6 +201,8 @@ func (a *app) exporter(executionType string, progress func(export.Progress), noD
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
 		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,
 		LeaseTTL: time.Duration(a.cfg.LeaseSeconds) * time.Second,
+		// Listings are sized from the scope's rate budget (export.Options.CallsPerMinute).
+		CallsPerMinute: func(scope.Scope) float64 { return float64(a.cfg.RatePerScope) },
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -361,5 +362,58 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 	}
 	if after, _, afterHash := partitionRecords(t, st, cost, p); after.RunInfo.RunID != before.RunInfo.RunID || afterHash != beforeHash {
 		t.Error("NoDataFound: the held run changed the live partition")
+	}
+}
+
+// TestPlanCallsAtTheFloor exports a department month and an MCA billing profile month with date
+// ranges honoured and ignored: each partition costs at most ⌈rows/1000⌉ + 1 listing calls, and
+// equals the ground truth. A CSP customer, whose date range the service answers with the current
+// period, fails naming the dates received instead of committing an empty partition.
+func TestPlanCallsAtTheFloor(t *testing.T) {
+	prev := period.Of(sandboxNow).Add(-1)
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ignoreDateFilter=%v", ignore), func(t *testing.T) {
+			sb := newSandbox(t, &sandbox.Options{RecordsPerDay: 20, IgnoreDateFilter: ignore})
+			st, err := store.NewLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newExporter(t, sb, st, "2024-08-01", export.Options{})
+			for _, sc := range pickScopes(t, sb, scope.Department, scope.BillingProfile) {
+				p := export.Partition{Scope: sc, Period: prev, Metric: "actualcost"}
+				before := sb.Stats().Requests
+				sum, err := e.Run(context.Background(), []export.Partition{p})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := sum.Partitions[0]
+				calls := sb.Stats().Requests - before
+				truth, _ := sb.GroundTruth(sc, prev, "actualcost")
+				floor := int64((truth.Rows+999)/1000) + 1
+				if r.Status != export.StatusCommitted || r.Rows != int64(truth.Rows) {
+					t.Fatalf("%s: %s rows %d (%s), want committed %d", sc.Kind, r.Status, r.Rows, r.Error, truth.Rows)
+				}
+				if calls > floor || r.Parts != prev.Days() {
+					t.Errorf("%s: %d calls for %d rows in %d parts, want at most %d calls and %d day parts", sc.Kind, calls, truth.Rows, r.Parts, floor, prev.Days())
+				}
+				if _, _, hash := partitionRecords(t, st, e, p); hash != truth.Hash {
+					t.Errorf("%s: record set differs from the ground truth", sc.Kind)
+				}
+			}
+			cust := pickScopes(t, sb, scope.Customer)[0]
+			sum, _ := e.Run(context.Background(), []export.Partition{{Scope: cust, Period: prev, Metric: "actualcost"}})
+			r := sum.Partitions[0]
+			if !ignore {
+				if r.Status != export.StatusCommitted {
+					t.Errorf("customer: %s %s", r.Status, r.Error)
+				}
+				return
+			}
+			cur := period.Of(sandboxNow)
+			want := fmt.Sprintf("usage dates received %s..%s", cur.Start().Format(time.DateOnly), sandboxNow.Format(time.DateOnly))
+			if r.Status != export.StatusFailed || !errors.Is(r.Err, export.ErrNothingBelongs) || !strings.Contains(r.Error, want) {
+				t.Errorf("customer answered with the current period: %s %q, want failed with %q", r.Status, r.Error, want)
+			}
+		})
 	}
 }

@@ -87,7 +87,9 @@ type Options struct {
 
 	// IgnoreDateFilter reproduces the field reports where the service ignores date ranges and
 	// returns whole months: the billing period when one is given, else every month the
-	// requested range touches.
+	// requested range touches — except CSP scopes (customers and their subscriptions), whose
+	// date range returns the current period to date, another period altogether
+	// (Azure/azure-sdk-for-python#41864).
 	IgnoreDateFilter bool
 
 	Faults *Faults // fault injection; nil = an empty rule set (still controllable over HTTP)

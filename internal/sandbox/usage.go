@@ -136,7 +136,7 @@ func (b *badRequest) Error() string { return b.msg }
 
 // selectRange picks the days a request covers (see the package comment of this file), clipped
 // to the data.
-func (s *Server) selectRange(bp string, f *filter, startDate, endDate string, d dialect) (time.Time, time.Time, error) {
+func (s *Server) selectRange(bp string, f *filter, startDate, endDate string, d dialect, csp bool) (time.Time, time.Time, error) {
 	today := dayOf(s.o.Now())
 	var lo, hi time.Time
 	given := false
@@ -165,6 +165,10 @@ func (s *Server) selectRange(bp string, f *filter, startDate, endDate string, d 
 		return lo, hi, &badRequest{"BadRequest", fmt.Sprintf("The date range cannot exceed %d months.", maxRequestMonths)}
 	}
 	switch {
+	case s.o.IgnoreDateFilter && csp && given:
+		// A CSP scope with a date range "always returns the costs for the current period"
+		// (Azure/azure-sdk-for-python#41864): another period altogether.
+		lo, hi = monthStart(today), today
 	case s.o.IgnoreDateFilter && bp != "":
 		p, _ := parseBillingPeriod(bp)
 		lo, hi = p.Start(), p.End().AddDate(0, 0, -1)
@@ -299,7 +303,8 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 		}
 	}
 	d := dialectFor(sc, subs, v.flat)
-	from, to, err := s.selectRange(bp, f, q.Get("startDate"), q.Get("endDate"), d)
+	csp := sc.Kind == scope.Customer || (sc.Kind == scope.Subscription && subs[0].customer != nil)
+	from, to, err := s.selectRange(bp, f, q.Get("startDate"), q.Get("endDate"), d, csp)
 	if err != nil {
 		br := err.(*badRequest)
 		writeError(w, http.StatusBadRequest, br.code, br.msg)

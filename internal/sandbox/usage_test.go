@@ -538,6 +538,14 @@ func TestDateSelection(t *testing.T) {
 	mca := "/providers/Microsoft.Billing/billingAccounts/" + MCABillingAccount + "/billingProfiles/AB12-CD34-BG7-TGB"
 	legacySub := "/subscriptions/" + s.w.subs[0].guid
 	modernSub := "/subscriptions/" + s.w.subs[len(s.w.subs)-1].guid
+	cust := "/providers/Microsoft.Billing/billingAccounts/" + MCABillingAccount + "/customers/" + s.w.mca.customers[0].id
+	var cspSub string
+	for _, sub := range s.w.subs {
+		if sub.customer != nil {
+			cspSub = "/subscriptions/" + sub.guid
+			break
+		}
+	}
 	filter := func(lo, hi string) string {
 		return "$filter=" + url.QueryEscape("properties/usageStart ge '"+lo+"' and properties/usageEnd le '"+hi+"'")
 	}
@@ -567,6 +575,9 @@ func TestDateSelection(t *testing.T) {
 		{"IgnoreDateFilter returns whole month", ignoring, ts2.URL, ea, filter("2024-02-10", "2024-02-12"), "2024-02-01", "2024-02-29"},
 		{"IgnoreDateFilter MCA", ignoring, ts2.URL, mca, "startDate=2024-01-10&endDate=2024-02-12", "2024-01-01", "2024-02-29"},
 		{"IgnoreDateFilter billing period", ignoring, ts2.URL, legacySub + "/providers/Microsoft.Billing/billingPeriods/202401", filter("2024-02-10", "2024-02-12"), "2024-01-01", "2024-01-31"},
+		{"IgnoreDateFilter CSP customer: the current period", ignoring, ts2.URL, cust, "startDate=2024-01-10&endDate=2024-02-12", "2024-03-01", "2024-03-15"},
+		{"IgnoreDateFilter CSP subscription: the current period", ignoring, ts2.URL, cspSub, "startDate=2024-01-01&endDate=2024-01-31", "2024-03-01", "2024-03-15"},
+		{"CSP customer honours the range otherwise", s, ts.URL, cust, "startDate=2024-01-10&endDate=2024-01-12", "2024-01-10", "2024-01-12"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
