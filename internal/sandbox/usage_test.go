@@ -537,7 +537,12 @@ func TestDateSelection(t *testing.T) {
 	ea := "/providers/Microsoft.Billing/departments/301001"
 	mca := "/providers/Microsoft.Billing/billingAccounts/" + MCABillingAccount + "/billingProfiles/AB12-CD34-BG7-TGB"
 	legacySub := "/subscriptions/" + s.w.subs[0].guid
-	modernSub := "/subscriptions/" + s.w.subs[len(s.w.subs)-1].guid
+	var modernSub string
+	for _, sub := range s.w.subs {
+		if sub.modern {
+			modernSub = "/subscriptions/" + sub.guid
+		}
+	}
 	cust := "/providers/Microsoft.Billing/billingAccounts/" + MCABillingAccount + "/customers/" + s.w.mca.customers[0].id
 	var cspSub string
 	for _, sub := range s.w.subs {
