@@ -218,7 +218,7 @@ func TestAnchored(t *testing.T) {
 		want Status
 	}{
 		{utc(2024, time.January, 23, 12, 0, 0), Future},
-		{utc(2024, time.February, 23, 23, 0, 0), Open},    // the calendar month would be open too
+		{utc(2024, time.February, 23, 23, 0, 0), Open},   // the calendar month would be open too
 		{utc(2024, time.February, 26, 0, 0, 0), Closing}, // ended on the 23rd
 		{utc(2024, time.February, 29, 0, 0, 0), Final},   // 5 days after its real end, calendar February still open
 	} {

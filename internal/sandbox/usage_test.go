@@ -205,12 +205,22 @@ func TestEveryScopeFormAndVersion(t *testing.T) {
 			subs, _ := s.w.resolve(sc)
 			modern := sc.Channel() == scope.Modern || subs[0].modern
 			paths := []string{sc.Path()}
-			if sc.SupportsBillingPeriod() {
+			webDirect := sc.Kind == scope.Subscription && subs[0].offer == OfferWebDirect
+			switch {
+			case webDirect: // its own period names; refused from 2019-10-01 on
+				paths = append(paths, sc.PeriodPath("202402-1"))
+			case sc.SupportsBillingPeriod():
 				paths = append(paths, sc.PeriodPath("202402"), sc.PeriodPath("20240201"))
 			}
 			for _, p := range paths {
 				t.Run(v.Name+p, func(t *testing.T) {
 					resp, body := get(t, s, usageURL(ts.URL, p, "api-version="+v.Name+"&$top=3"))
+					if webDirect && p != sc.Path() && !v.flat {
+						if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "Web Direct Offer") {
+							t.Fatalf("status %d %s, want 400 for a Web Direct billing period", resp.StatusCode, body)
+						}
+						return
+					}
 					if v.Name == "2018-06-30" && modern {
 						if resp.StatusCode != http.StatusBadRequest || errorCode(t, body) != "InvalidApiVersionParameter" {
 							t.Fatalf("status %d %s, want 400 InvalidApiVersionParameter", resp.StatusCode, body)
