@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"testing"
@@ -415,5 +416,91 @@ func TestPlanCallsAtTheFloor(t *testing.T) {
 				t.Errorf("customer answered with the current period: %s %q, want failed with %q", r.Status, r.Error, want)
 			}
 		})
+	}
+}
+
+// TestPayAsYouGoPeriods exports the pay-as-you-go subscriptions' billing periods: each partition
+// is the subscription's own period (Billing Periods API), named like 202610-1, listed by date
+// range (the billing-period path is refused for Web Direct on 2019-10-01 and later), equal to the
+// ground truth of those days, with status from the period's real end.
+func TestPayAsYouGoPeriods(t *testing.T) {
+	sb := newSandbox(t, &sandbox.Options{RecordsPerDay: 5})
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newExporter(t, sb, st, "2024-08-01", export.Options{})
+	var payg []scope.Scope
+	for _, sc := range sb.Scopes() {
+		if sc.Kind != scope.Subscription {
+			continue
+		}
+		if _, err := sb.BillingPeriod(sc, "202610-1"); err == nil {
+			payg = append(payg, sc)
+		}
+	}
+	if len(payg) != len(sandbox.PAYGAnchorDays) {
+		t.Fatalf("%d pay-as-you-go subscriptions, want %d", len(payg), len(sandbox.PAYGAnchorDays))
+	}
+	sep, oct := period.Period{Year: 2026, Month: time.September}, period.Period{Year: 2026, Month: time.October}
+	octNamed, _ := period.Parse("202610-1")
+	var parts []export.Partition
+	for _, sc := range payg {
+		for _, p := range []period.Period{sep, oct} {
+			parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: "actualcost"})
+		}
+	}
+	// sandboxNow is 14 Oct 2026: 202610-1 of the subscription anchored on the 5th ran 5 Sep –
+	// 4 Oct (final since the 9th); of the one anchored on the 24th, 24 Sep – 23 Oct (open).
+	wantStatus := map[string]string{"0/202609-1": "final", "0/202610-1": "final", "1/202609-1": "final", "1/202610-1": "open"}
+	before := sb.Stats().Requests
+	sum, err := e.Run(context.Background(), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows int64
+	for i, r := range sum.Partitions {
+		sc := parts[i].Scope
+		if r.Status != export.StatusCommitted {
+			t.Fatalf("%s %s: %s %s", sc, parts[i].Period, r.Status, r.Error)
+		}
+		bp, err := sb.BillingPeriod(sc, r.Period)
+		if err != nil {
+			t.Fatalf("result period %q: %v", r.Period, err)
+		}
+		truth, err := sb.GroundTruth(sc, bp, "actualcost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := r.Partition
+		if !strings.HasSuffix(p.RelPath(), "billingPeriod="+bp.String()) {
+			t.Errorf("folder %s, want billingPeriod=%s", p.RelPath(), bp)
+		}
+		m, n, hash := partitionRecords(t, st, e, p)
+		if n != truth.Rows || hash != truth.Hash {
+			t.Errorf("%s: %d lines, want the ground truth's %d (hash equal: %v)", p.RelPath(), n, truth.Rows, hash == truth.Hash)
+		}
+		key := fmt.Sprintf("%d/%s", i/2, bp)
+		if m.PeriodStatus != wantStatus[key] || m.BillingPeriod != bp.String() ||
+			m.RunInfo.StartDate != bp.Start().Format(time.DateOnly) || m.RunInfo.EndDate != bp.End().AddDate(0, 0, -1).Format(time.DateOnly) {
+			t.Errorf("%s: manifest period %s %s..%s status %s, want %s %s..%s %s", key, m.BillingPeriod, m.RunInfo.StartDate, m.RunInfo.EndDate,
+				m.PeriodStatus, bp, bp.Start().Format(time.DateOnly), bp.End().AddDate(0, 0, -1).Format(time.DateOnly), wantStatus[key])
+		}
+		if back, err := period.Parse(strings.TrimPrefix(path.Base(p.RelPath()), "billingPeriod=")); err != nil || back.String() != bp.String() {
+			t.Errorf("folder name %s does not parse back: %v", p.RelPath(), err)
+		}
+		rows += r.Rows
+	}
+	// One billing-periods call per subscription, then at most ⌈rows/1000⌉ + 1 per partition.
+	if calls := sb.Stats().Requests - before; calls > int64(len(payg))+int64(len(parts))*2 || sb.Stats().ByStatus[400] > 0 {
+		t.Errorf("%d calls (%d refused) for %d rows in %d partitions", calls, sb.Stats().ByStatus[400], rows, len(parts))
+	}
+	// The suffixed name selects the same partition: it is replaced, not duplicated.
+	sum, err = e.Run(context.Background(), []export.Partition{{Scope: payg[1], Period: octNamed, Metric: "actualcost"}})
+	if err != nil || sum.Partitions[0].Status != export.StatusCommitted || sum.Partitions[0].Period != "202610-1" {
+		t.Fatalf("export of 202610-1: %v %+v", err, sum.Partitions[0])
+	}
+	if m, _, _ := partitionRecords(t, st, e, sum.Partitions[0].Partition); m.Previous == nil || m.Previous.Delta.DataRowCount != 0 {
+		t.Errorf("re-export by the suffixed name: previous %+v, want a replacement with delta 0", m.Previous)
 	}
 }
