@@ -146,9 +146,15 @@ type Progress struct {
 	Rows       int64
 	Bytes      int64
 	Chunks     int
-	ChunksDone int
+	ChunksDone int // listings checkpointed
 	Done       bool
 	Status     string
+	// Received counts the page body bytes read so far, live (Bytes is known only at the end);
+	// PartsSaved and RowsSaved count the checkpointed parts and their rows, which an interrupted
+	// run keeps and the next run resumes after.
+	Received   int64
+	PartsSaved int
+	RowsSaved  int64
 }
 
 // Partition outcomes.

@@ -167,7 +167,7 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 	layout := layoutOf(p, cp.PartDays)
 	meta := map[string]string{"runid": cp.RunID}
 	var pages int
-	var records int64
+	var records, received int64
 	for _, ld := range cp.Listings {
 		pages += ld.Pages
 		records += ld.Records
@@ -182,11 +182,14 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 			return err
 		}
 		done := len(cp.Listings)
+		saved := savedRows(cp)
 		onPage := func(pg consumption.Page) {
 			pages++
 			records += int64(pg.Records)
+			received += pg.Bytes
 			if e.opts.Progress != nil {
-				e.opts.Progress(Progress{Partition: p, Pages: pages, Rows: records, Chunks: len(cp.Plan), ChunksDone: done})
+				e.opts.Progress(Progress{Partition: p, Pages: pages, Rows: records, Chunks: len(cp.Plan), ChunksDone: done,
+					Received: received, PartsSaved: len(cp.Parts), RowsSaved: saved})
 			}
 		}
 		select {
@@ -212,8 +215,21 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 		if err := e.saveCheckpoint(ctx, p, cp); err != nil {
 			return err
 		}
+		if e.opts.Progress != nil {
+			e.opts.Progress(Progress{Partition: p, Pages: pages, Rows: records, Chunks: len(cp.Plan), ChunksDone: len(cp.Listings),
+				Received: received, PartsSaved: len(cp.Parts), RowsSaved: savedRows(cp)})
+		}
 	}
 	return nil
+}
+
+// savedRows counts the rows of the checkpointed parts.
+func savedRows(cp *checkpoint) int64 {
+	var n int64
+	for _, ps := range cp.Parts {
+		n += ps.Rows
+	}
+	return n
 }
 
 // chunk turns a planned listing back into its query.
