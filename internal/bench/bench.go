@@ -71,7 +71,8 @@ type Options struct {
 	StartupRuns  int
 	Repeat       int // runs of each volume scenario except the SDK baseline (median CPU and wall, highest RSS)
 	// Only, when set, limits the run to these parts: "volumes" (the two export sizes with their
-	// baselines), "rate" (the rate-limited run), "startup".
+	// baselines), "plan" (calls and wall time against the floor under the observed per-scope-kind
+	// limits), "rate" (the rate-limited run), "startup".
 	Only []string
 
 	// Rate is the rate-limited scenario; nil = DefaultRateScenario.
@@ -82,6 +83,7 @@ type Options struct {
 
 // Report is the outcome of Run.
 type Report struct {
+	Plan    []*PlanRow // the plan table (-only plan), printed first
 	Rows    []*Row
 	Startup Startup
 	Targets []Target
@@ -134,6 +136,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		if large, err = r.volume(ctx, sizeLabel(o.Large), o.Large, prev, false); err != nil {
+			return nil, err
+		}
+	}
+	if o.runs("plan") {
+		if err := r.planTable(ctx, prev); err != nil {
 			return nil, err
 		}
 	}

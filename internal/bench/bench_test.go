@@ -452,3 +452,28 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("no targets")
 	}
 }
+
+// TestPlanTable: the plan table puts calls against the floor first, and the observed rates
+// follow the reference's per-scope-kind figures.
+func TestPlanTable(t *testing.T) {
+	for k, want := range map[scope.Kind]int{scope.Subscription: 10, scope.BillingAccount: 6, scope.BillingProfile: 6,
+		scope.Customer: 6, scope.Department: 2, scope.EnrollmentAccount: 2, scope.ManagementGroup: 2} {
+		if got := ObservedRate(k); got != want {
+			t.Errorf("ObservedRate(%s) = %d, want %d", k, got, want)
+		}
+	}
+	rep := &Report{Plan: []*PlanRow{{Scenario: "small", Kind: scope.Department, RatePerMin: 2, Partitions: 1, Records: 2482,
+		Calls: 3, FloorCalls: 3, FloorWall: 150 * time.Millisecond, Usage: Usage{Wall: 300 * time.Millisecond, CPU: time.Second}}}}
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if !strings.HasPrefix(lines[0], "scenario") || !strings.Contains(lines[0], "calls / floor") ||
+		strings.Index(lines[0], "calls / floor") > strings.Index(lines[0], "wall / floor") {
+		t.Errorf("header %q: want calls / floor first", lines[0])
+	}
+	if !strings.Contains(lines[1], "1.00") || !strings.Contains(lines[1], "2.00") || !strings.Contains(lines[1], "3m0s") {
+		t.Errorf("row %q: want calls/floor 1.00, wall/floor 2.00, real wall 3m0s", lines[1])
+	}
+}
