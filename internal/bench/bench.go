@@ -77,6 +77,8 @@ type Options struct {
 
 	// Rate is the rate-limited scenario; nil = DefaultRateScenario.
 	Rate *RateScenario
+	// Plan lists the plan table's scenarios; nil = PlanScenarios.
+	Plan []PlanScenario
 
 	Logf func(format string, args ...any)
 }

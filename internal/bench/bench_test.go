@@ -418,6 +418,7 @@ func TestRunSmall(t *testing.T) {
 	rep, err := Run(context.Background(), Options{
 		Handler: handler, Self: os.Args[0], WorkDir: filepath.Join(dir, "work"),
 		Small: 1500, Large: 4500, NoAzurite: true, StartupRuns: 3, Repeat: 2, Rate: &rate, Logf: t.Logf,
+		Plan: []PlanScenario{{"small: department month", scope.MustParse("/providers/Microsoft.Billing/departments/301001"), 1, 1200}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -444,6 +445,14 @@ func TestRunSmall(t *testing.T) {
 	wantNames := "export → local 1500|gzip only 1500|fetch + gzip only 1500|SDK baseline 1500|export → local 4500|gzip only 4500|fetch + gzip only 4500|rate-limited: 1 scopes × 1 periods, 200/s per scope, 5ms/page"
 	if got := strings.Join(names, "|"); got != wantNames {
 		t.Errorf("scenarios %q, want %q", got, wantNames)
+	}
+	if len(rep.Plan) != 2 || rep.Plan[1].DatesIgnore != true {
+		t.Fatalf("plan rows %+v, want the scenario with date ranges honoured and ignored", rep.Plan)
+	}
+	for _, p := range rep.Plan {
+		if p.Records <= 0 || p.Calls != p.FloorCalls || p.FloorWall <= 0 || p.Wall <= 0 || p.MaxRSS <= 0 {
+			t.Errorf("plan row %+v: want %d calls (the floor) and measured usage", p, p.FloorCalls)
+		}
 	}
 	if len(rep.Startup.Runs) != 3 || rep.Startup.Median <= 0 {
 		t.Errorf("start-up %+v, want 3 runs", rep.Startup)

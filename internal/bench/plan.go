@@ -79,7 +79,11 @@ type PlanRow struct {
 func (p *PlanRow) RealWall() time.Duration { return p.Wall * PlanTimeScale }
 
 func (r *runner) planTable(ctx context.Context, last period.Period) error {
-	for _, ps := range PlanScenarios {
+	scenarios := r.o.Plan
+	if scenarios == nil {
+		scenarios = PlanScenarios
+	}
+	for _, ps := range scenarios {
 		var periods []period.Period
 		for i := ps.Months - 1; i >= 0; i-- {
 			periods = append(periods, last.Add(-i))
