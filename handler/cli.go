@@ -17,6 +17,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
+	sourcepkg "github.com/usage-export/usage-export/internal/source"
 )
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -26,7 +27,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	periods := fs.String("periods", "", "billing periods YYYYMM, comma-separated (default: the scheduled plan: current month, plus the previous one inside the restatement window)")
 	from := fs.String("from", "", "first billing period of a range (YYYYMM)")
 	to := fs.String("to", "", "last billing period of a range (YYYYMM; default: current)")
-	source := fs.String("source", "", "usageDetails or costDetails for every scope (default: per scope from settings)")
+	source := fs.String("source", "", "auto, usageDetails or costDetails for every scope (default: per scope from settings; see docs/sources.md)")
 	force := fs.Bool("force", false, "publish even when the drop guard would hold the export back")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, lines or none")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -39,8 +40,8 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
-	if *source != "" && *source != export.SourceUsageDetails && *source != export.SourceCostDetails {
-		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want usageDetails or costDetails", *source)}
+	if !sourcepkg.Valid(*source) {
+		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want auto, usageDetails or costDetails", *source)}
 	}
 	plan, err := planPeriods(*periods, *from, *to, cfg, time.Now())
 	if err != nil {

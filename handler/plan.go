@@ -16,30 +16,37 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/plan"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
-// sourceChoice is the per-partition source decision of a run: the forced source (--source or a
-// request's source), else Cost Details for the scopes configured for it, else usageDetails. The
-// app's sourceFor follows it; planning shows its reason.
-func sourceChoice(cfg *config.Config, forced string) plan.SourceFunc {
-	return func(p export.Partition, _ *manifest.Manifest) plan.SourceChoice {
-		switch {
-		case forced != "":
-			return plan.SourceChoice{Source: forced, Reason: "forced by the request (--source)"}
-		case cfg.UsesCostDetails(p.Scope):
-			return plan.SourceChoice{Source: export.SourceCostDetails, Reason: config.EnvCostDetailsScopes + " lists the scope"}
-		}
-		return plan.SourceChoice{Source: export.SourceUsageDetails, Reason: "default source (the scope is not in " + config.EnvCostDetailsScopes + ")"}
+// sourceChoice is the per-partition source decision of a run as planning shows it: the same
+// decideSource the export's Pick hook asks, at now.
+func sourceChoice(cfg *config.Config, forced string, now time.Time) plan.SourceFunc {
+	return func(p export.Partition, prev *manifest.Manifest) plan.SourceChoice {
+		d := decideSource(cfg, forced, p, prev, now)
+		return plan.SourceChoice{Source: d.Source, Reason: d.Reason}
 	}
 }
 
-// planBudget is the configured call budget.
+// planBudget is the configured call budget in calls per minute: the rate budget's own rule per
+// scope kind (USAGE_EXPORT_RATE_PER_SCOPE, else the observed per-kind limits).
 func planBudget(cfg *config.Config) plan.Budget {
+	o := ratelimit.Options{PerScope: cfg.RatePerScope, PerKind: cfg.RatePerKind, PerTenant: cfg.RatePerTenant, Window: cfg.RateWindow}
+	perMinute := func(n int) float64 {
+		if o.Window <= 0 {
+			return float64(n)
+		}
+		return float64(n) * float64(time.Minute) / float64(o.Window)
+	}
+	tenant := cfg.RatePerTenant
+	if tenant <= 0 {
+		tenant = ratelimit.DefaultPerTenant
+	}
 	return plan.Budget{
-		PerScope:  func(scope.Scope) float64 { return float64(cfg.RatePerScope) },
-		PerTenant: float64(cfg.RatePerTenant),
+		PerScope:  func(sc scope.Scope) float64 { return perMinute(o.Rate(sc.Kind)) },
+		PerTenant: perMinute(tenant),
 	}
 }
 
@@ -116,7 +123,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	pl, err := plan.Make(ctx, reader, parts, sourceChoice(cfg, *source), planBudget(cfg), now, cfg.RestatementDays)
+	pl, err := plan.Make(ctx, reader, parts, sourceChoice(cfg, *source, now), planBudget(cfg), now, cfg.RestatementDays)
 	if err != nil {
 		return err
 	}

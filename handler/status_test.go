@@ -11,6 +11,7 @@ import (
 	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/status"
 )
 
 // TestStatusHeldPublish exports two scopes × two periods, re-exports one scope from a sandbox
@@ -28,7 +29,10 @@ func TestStatusHeldPublish(t *testing.T) {
 	now := period.Of(time.Now())
 	p1, p2 := now.Add(-3).String(), now.Add(-2).String() // final periods: the drop guard applies
 	dir := t.TempDir()
-	env := map[string]string{config.EnvToken: full.Token(), config.EnvOutputDir: dir, config.EnvRatePerScope: "100000"}
+	// usageDetails throughout: the plan's call counts below are those of listings (the auto
+	// choice is internal/source's, held by its TestChoose).
+	env := map[string]string{config.EnvToken: full.Token(), config.EnvOutputDir: dir, config.EnvRatePerScope: "100000",
+		config.EnvSource: "usageDetails"}
 	exportFrom := func(sb *sandbox.Server, scopes string) int {
 		code, _, stderr := runCLI(t, env, "export", "--endpoint", sb.URL(), "--scopes", scopes,
 			"--periods", p1+","+p2, "--progress", "none", "--part-days", "31")
@@ -42,13 +46,13 @@ func TestStatusHeldPublish(t *testing.T) {
 		t.Fatalf("re-export with a quarter of the rows: exit %d, want %d (held)", code, exitAttended)
 	}
 
-	status := func(args ...string) statusReport {
+	status := func(args ...string) status.Report {
 		t.Helper()
 		code, stdout, stderr := runCLI(t, env, append([]string{"status", "--format", "json"}, args...)...)
 		if code != exitOK {
 			t.Fatalf("status: exit %d: %s", code, stderr)
 		}
-		var rep statusReport
+		var rep status.Report
 		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 			t.Fatalf("status JSON: %v\n%s", err, stdout)
 		}

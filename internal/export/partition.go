@@ -114,6 +114,13 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	if err != nil {
 		return err
 	}
+	if e.opts.Pick != nil {
+		if src, res.Reason, err = e.opts.Pick(p, live); err != nil {
+			return fmt.Errorf("choosing the source: %w", err)
+		}
+		log.Info().Str("source", src.Name()).Str("reason", res.Reason).Msg("source chosen")
+	}
+	res.Source = src.Name()
 	cp, err := e.loadCheckpoint(ctx, p, src, live)
 	if err != nil {
 		return err
@@ -132,6 +139,7 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 		}
 	}
 	m := e.buildManifest(p, src, cp, status, now)
+	m.SourceReason = res.Reason
 	res.Rows, res.Bytes, res.Parts = m.DataRowCount, m.ByteCount, m.BlobCount
 	res.subs = m.Coverage.SubscriptionIDs
 	for _, ld := range cp.Listings {
