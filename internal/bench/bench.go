@@ -459,6 +459,9 @@ func (r *runner) export(ctx context.Context, name string, sb *sandbox.Server, ex
 		"--api-version", APIVersion, "--expand", Expand,
 		"--rate-per-scope", strconv.Itoa(rate), "--rate-per-tenant", strconv.Itoa(tenant),
 		"--progress", "none", "--log-level", "warn",
+		// The scenarios measure the usageDetails data path; the source is not left to the
+		// automatic choice, which may pick Cost Details for an EA scope.
+		"--source", "usageDetails",
 	}
 	if ex.concurrency > 0 {
 		args = append(args, "--concurrency", strconv.Itoa(ex.concurrency))

@@ -21,19 +21,9 @@ import (
 // IgnoreDateFilter). Calls are compared with the floor ⌈rows/1000⌉ per partition, and wall time
 // with the floor's time at the scope's rate.
 
-// ObservedRate is the observed usageDetails call rate per minute of a scope kind (Microsoft
-// staff, 2023: subscription 10; billing account, billing profile, customer 6; department,
-// enrollment account, management group 2).
-func ObservedRate(k scope.Kind) int {
-	switch k {
-	case scope.Subscription:
-		return 10
-	case scope.BillingAccount, scope.MCABillingAccount, scope.BillingProfile, scope.InvoiceSection, scope.Customer:
-		return 6
-	default:
-		return 2
-	}
-}
+// ObservedRate is the observed usageDetails call rate per minute of a scope kind
+// (sandbox.ObservedRates: the reference's per-scope-kind figures).
+func ObservedRate(k scope.Kind) int { return sandbox.ObservedRates[k] }
 
 // PlanTimeScale shrinks time in the plan table: one real minute of rate budget lasts 100 ms.
 const PlanTimeScale = 600
@@ -105,9 +95,12 @@ func (r *runner) planTable(ctx context.Context, last period.Period) error {
 
 func (r *runner) planRun(ctx context.Context, ps PlanScenario, periods []period.Period, perDay int, ignore bool) (*PlanRow, error) {
 	rate := ObservedRate(ps.Scope.Kind)
+	perKind := map[scope.Kind]int{}
+	for k, n := range sandbox.ObservedRates {
+		perKind[k] = int(float64(n) * PlanTimeScale * planWindow.Seconds() / 60)
+	}
 	sb, err := sandbox.New(&sandbox.Options{
-		RecordsPerDay: perDay, IgnoreDateFilter: ignore, RateWindow: planWindow,
-		RatePerScope: int(float64(rate) * PlanTimeScale * planWindow.Seconds() / 60),
+		RecordsPerDay: perDay, IgnoreDateFilter: ignore, RateWindow: planWindow, RatePerKind: perKind,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: plan sandbox: %w", err)
