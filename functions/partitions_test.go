@@ -1,10 +1,12 @@
 package functions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +181,33 @@ func TestDryRun(t *testing.T) {
 	}
 	if got := callAPI(t, s, HTTPFunction, "POST", "https://app.example.net/api/exports?dryRun=true", nil, `{"scopes":["/subscriptions/not-configured"]}`); got.Status != 403 {
 		t.Errorf("dry run of a scope not configured: %d, want 403 as for a real request", got.Status)
+	}
+}
+
+// TestShutdownIsNotAnError: a worker invocation cut short by shutdown answers non-2xx (its
+// message comes back) and says so at info, with nothing on stderr (the host's Error level).
+func TestShutdownIsNotAnError(t *testing.T) {
+	s, env, _ := newTestServer(t, nil)
+	if got := callAPI(t, s, HTTPFunction, "POST", "https://app.example.net/api/exports", nil, `{"scopes":["`+subA+`"],"periods":["202401"]}`); got.Status != 202 {
+		t.Fatalf("submit: %d %s", got.Status, got.Body)
+	}
+	items := env.queue.take()
+	if len(items) != 1 {
+		t.Fatalf("%d items queued", len(items))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/"+WorkerFunction, bytes.NewReader(queuePayload(t, items[0], "msg-1", 1)))
+	rec := serve(s, req)
+	if rec.Code < 300 {
+		t.Fatalf("interrupted worker answered %d: its message would be deleted", rec.Code)
+	}
+	if env.stderr.String() != "" {
+		t.Errorf("stderr: %q", env.stderr.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(env.logs.String()), "\n") {
+		if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`) {
+			t.Errorf("shutdown logged %s", line)
+		}
 	}
 }
