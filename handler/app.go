@@ -213,7 +213,10 @@ func decideSource(cfg *config.Config, forced string, p export.Partition, live *m
 // pick is the export's Pick hook.
 func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, string, error) {
 	d := decideSource(a.cfg, a.forceSource, p, live, time.Now())
-	if d.Source == source.CostDetails {
+	switch {
+	case d.Source == source.CostDetails && d.InvoiceID != "":
+		return a.cost.ForInvoice(d.InvoiceID), d.Reason, nil
+	case d.Source == source.CostDetails:
 		return a.cost, d.Reason, nil
 	}
 	return a.usage, d.Reason, nil
