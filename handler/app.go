@@ -201,7 +201,7 @@ func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
 func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
 	d := source.Choose(source.Input{
 		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
-		Previous: live, Rate: float64(cfg.RatePerScope),
+		Previous: live, Rate: planBudget(cfg).PerScope(p.Scope), // the rate budget's per-kind rule
 	})
 	switch {
 	case forced != "" && forced != source.Auto:

@@ -29,10 +29,6 @@ var figures = flag.Bool("figures", false, "TestSourceFigures: also run the 13-mo
 // the real ones.
 const timeScale = 60
 
-// perKindRate is the observed per-scope-kind limit (calls a minute; azure-in-production.md §3:
-// billing account / billing profile / customer 6, department / enrollment account 2).
-var perKindRate = map[scope.Kind]int{scope.BillingAccount: 6, scope.BillingProfile: 6, scope.Department: 2}
-
 // TestSourceFigures exports one closed month, and with -figures a 13-month backfill, of an EA
 // billing account and an MCA billing profile (with -figures also an EA department) through
 // usageDetails, Cost Details and auto, at the
@@ -108,10 +104,12 @@ type result struct {
 // setting and returns what it cost.
 func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.Period, setting string) result {
 	t.Helper()
-	rate := perKindRate[kind]
+	// The per-scope-kind limits (ratelimit.DefaultPerKind: the observed ones, e.g. billing
+	// account 6, department 2 calls a minute) in the sandbox and in the client's rate budget.
+	rate := ratelimit.DefaultPerKind[kind]
 	window := time.Minute / timeScale
 	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 40, Now: func() time.Time { return now },
-		RatePerScope: rate, RateWindow: window, PollInterval: time.Minute / timeScale, PollsBeforeDone: 2})
+		RatePerKind: ratelimit.DefaultPerKind, RateWindow: window, PollInterval: time.Minute / timeScale, PollsBeforeDone: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +124,7 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 			break
 		}
 	}
-	budget := ratelimit.New(&ratelimit.Options{PerScope: rate, PerTenant: 200, Window: window})
+	budget := ratelimit.New(&ratelimit.Options{Window: window})
 	co := policy.ClientOptions{PerRetryPolicies: []policy.Policy{budget.Policy()},
 		Retry: policy.RetryOptions{RetryDelay: window / 10, MaxRetryDelay: window * 2}}
 	ud, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: co})
