@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -24,9 +25,11 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/sharedbudget"
+	"github.com/usage-export/usage-export/internal/source"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -77,12 +80,15 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 	if err != nil {
 		return nil, err
 	}
-	budget := ratelimit.New(&ratelimit.Options{PerScope: cfg.RatePerScope, PerTenant: cfg.RatePerTenant})
+	rates := ratelimit.Options{
+		PerScope: cfg.RatePerScope, PerKind: cfg.RatePerKind, PerTenant: cfg.RatePerTenant, Window: cfg.RateWindow,
+	}
+	budget := ratelimit.New(&rates)
 	perRetry := []policy.Policy{budget.Policy()}
 	var sb *sharedbudget.Budget
 	if shared {
 		// After the process's own spacing, right before the request leaves.
-		sb = sharedbudget.New(st, &sharedbudget.Options{PerScope: cfg.RatePerScope, PerTenant: cfg.RatePerTenant,
+		sb = sharedbudget.New(st, &sharedbudget.Options{Rates: rates,
 			Prefix: strings.TrimPrefix(strings.Trim(cfg.Prefix, "/")+"/_control/budget", "/")})
 		perRetry = append(perRetry, sb.Policy())
 	}
@@ -156,7 +162,7 @@ const (
 func openReadStore(ctx context.Context, cfg *config.Config) (export.Store, error) {
 	if cfg.OutputDir != "" {
 		if fi, err := os.Stat(cfg.OutputDir); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("output directory %s does not exist or is not a directory", cfg.OutputDir)
+			return nil, fmt.Errorf("output directory %s does not exist or is not a directory: %w", cfg.OutputDir, store.ErrNotFound)
 		}
 	}
 	cred, credErr := azureCredential(cfg)
@@ -196,25 +202,49 @@ func openStoreOpts(ctx context.Context, cfg *config.Config, cred azcore.TokenCre
 	return nil, errors.New("no output configured")
 }
 
-// sourceFor picks the source of a scope.
-func (a *app) sourceFor(sc scope.Scope) (export.Source, error) {
-	src := export.SourceUsageDetails
-	if a.cfg.UsesCostDetails(sc) {
-		src = export.SourceCostDetails
+// sourceSetting is the source setting of a scope: the run's override (CLI --source, the HTTP
+// request's "source"), else costDetails for a scope listed in USAGE_EXPORT_COSTDETAILS_SCOPES,
+// else USAGE_EXPORT_SOURCE (default auto).
+func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
+	switch {
+	case forced != "":
+		return forced
+	case cfg.UsesCostDetails(sc):
+		return source.CostDetails
 	}
-	if a.forceSource != "" {
-		src = a.forceSource
+	return cmp.Or(cfg.Source, source.Auto)
+}
+
+// decideSource is the one source decision of a run: the export's Pick hook and handler plan
+// both ask it (internal/source.Choose for the auto setting).
+func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
+	d := source.Choose(source.Input{
+		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
+		Previous: live, Rate: float64(cfg.RatePerScope),
+	})
+	switch {
+	case forced != "" && forced != source.Auto:
+		d.Reason = "forced by the request (--source or the request's source)"
+	case forced == "" && cfg.UsesCostDetails(p.Scope):
+		d.Reason = config.EnvCostDetailsScopes + " lists the scope"
 	}
-	if src == export.SourceCostDetails {
-		return a.cost, nil
+	return d
+}
+
+// pick is the export's Pick hook.
+func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, string, error) {
+	d := decideSource(a.cfg, a.forceSource, p, live, time.Now())
+	if d.Source == source.CostDetails {
+		return a.cost, d.Reason, nil
 	}
-	return a.usage, nil
+	return a.usage, d.Reason, nil
 }
 
 // exporter returns an exporter for one run.
 func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
 	partDays := a.cfg.PartDays
-	return export.New(a.store, a.sourceFor, &export.Options{
+	return export.New(a.store, nil, &export.Options{
+		Pick:   a.pick,
 		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
 		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,

@@ -120,6 +120,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 	fs := functions.New(functions.Deps{
 		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr, Redact: redact,
+		Inventory: newInventory(cfg, a.store),
 	})
 	g.open(fs)
 	log.Info().Msg("ready")

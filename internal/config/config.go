@@ -9,7 +9,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -18,6 +21,7 @@ import (
 const (
 	EnvScopes             = "USAGE_EXPORT_SCOPES"
 	EnvCostDetailsScopes  = "USAGE_EXPORT_COSTDETAILS_SCOPES"
+	EnvSource             = "USAGE_EXPORT_SOURCE"
 	EnvStorageAccountURL  = "USAGE_EXPORT_STORAGE_ACCOUNT_URL"
 	EnvStorageConnection  = "USAGE_EXPORT_STORAGE_CONNECTION"
 	EnvOutputDir          = "USAGE_EXPORT_OUTPUT_DIR"
@@ -35,6 +39,7 @@ const (
 	EnvPartDays           = "USAGE_EXPORT_PART_DAYS"
 	EnvRatePerScope       = "USAGE_EXPORT_RATE_PER_SCOPE"
 	EnvRatePerTenant      = "USAGE_EXPORT_RATE_PER_TENANT"
+	EnvRateWindow         = "USAGE_EXPORT_RATE_WINDOW"
 	EnvDropGuard          = "USAGE_EXPORT_DROP_GUARD"
 	EnvRowKey             = "USAGE_EXPORT_ROW_KEY"
 	EnvLogLevel           = "USAGE_EXPORT_LOG_LEVEL"
@@ -55,17 +60,22 @@ const (
 	DefaultSchedule           = "0 0 4 * * *"
 	DefaultAPIVersion         = "2024-08-01"
 	DefaultMetric             = "actualcost"
+	DefaultSource             = "auto" // per partition, the source with the fewest ARM calls (docs/sources.md)
 	DefaultRestatementDays    = 5
 	DefaultManagementEndpoint = "https://management.azure.com"
 	DefaultPartDays           = 1
-	DefaultRatePerScope       = 30  // calls per minute per scope (documented limit)
-	DefaultRatePerTenant      = 200 // calls per minute per tenant (documented limit)
+	DefaultRatePerTenant      = ratelimit.DefaultPerTenant // calls per window per tenant (documented limit)
+	DefaultRateWindow         = ratelimit.DefaultWindow    // the window the rates count calls in
 	DefaultDropGuard          = 0.5
-	DefaultExpand             = "additionalInfo"
+	DefaultExpand             = "" // consumption.DefaultExpand: meter details and additional info
 	DefaultMaxMonths          = 36
 	DefaultConcurrency        = 4
 	DefaultLeaseSeconds       = 60 // partition lease; a dead writer blocks its partition at most this long
 )
+
+// minRateWindow is the shortest rate window: tests and benchmarks shorten the window along with
+// the sandbox's -rate-window, to run the real per-kind rates faster.
+const minRateWindow = 100 * time.Millisecond
 
 // APIVersions lists the supported usageDetails API versions.
 var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01", "2023-11-01", "2024-08-01"}
@@ -81,6 +91,7 @@ var Metrics = []string{"actualcost", "amortizedcost", "usage"}
 type Config struct {
 	Scopes             []scope.Scope
 	CostDetailsScopes  []scope.Scope
+	Source             string // auto | usageDetails | costDetails
 	StorageAccountURL  string
 	StorageConnection  string // secret: never logged
 	OutputDir          string
@@ -96,8 +107,10 @@ type Config struct {
 	CAFile             string
 	Gzip               bool
 	PartDays           int
-	RatePerScope       int
+	RatePerScope       int                // calls per window of a scope of any kind not in RatePerKind; 0 = ratelimit.DefaultPerKind
+	RatePerKind        map[scope.Kind]int // calls per window of one scope, by kind
 	RatePerTenant      int
+	RateWindow         time.Duration
 	DropGuard          float64
 	RowKey             bool
 	LogLevel           string
@@ -159,15 +172,27 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 		Expand:             get(EnvExpand, DefaultExpand),
 		ClientID:           get(EnvClientID, ""),
 	}
-	if strings.EqualFold(c.Expand, "none") {
-		c.Expand = ""
+	if strings.EqualFold(c.Expand, consumption.ExpandNone) {
+		c.Expand = consumption.ExpandNone
 	}
 	c.Gzip = boolean(EnvGzip, true)
 	c.RowKey = boolean(EnvRowKey, false)
 	c.AllowCustomEndpoint = boolean(EnvAllowCustomEndpoint, false)
 	c.RestatementDays = atoi(EnvRestatementDays, DefaultRestatementDays, 0, 31)
 	c.PartDays = atoi(EnvPartDays, DefaultPartDays, 1, 31)
-	c.RatePerScope = atoi(EnvRatePerScope, DefaultRatePerScope, 1, 100000)
+	if rs := get(EnvRatePerScope, ""); rs != "" {
+		var err error
+		if c.RatePerScope, c.RatePerKind, err = ratelimit.ParseRates(rs); err != nil {
+			bad(EnvRatePerScope, "%v", err)
+		}
+	}
+	rw := get(EnvRateWindow, DefaultRateWindow.String())
+	if d, err := time.ParseDuration(rw); err != nil || d < minRateWindow || d > time.Hour {
+		bad(EnvRateWindow, "%q is not a duration from %s to 1h", rw, minRateWindow)
+		c.RateWindow = DefaultRateWindow
+	} else {
+		c.RateWindow = d
+	}
 	c.RatePerTenant = atoi(EnvRatePerTenant, DefaultRatePerTenant, 1, 100000)
 	c.MaxMonths = atoi(EnvMaxMonths, DefaultMaxMonths, 1, 120)
 	c.Concurrency = atoi(EnvConcurrency, DefaultConcurrency, 1, 64)
@@ -194,6 +219,10 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 		if !contains(c.Scopes, cd) {
 			bad(EnvCostDetailsScopes, "%s is not one of %s", cd, EnvScopes)
 		}
+	}
+	c.Source = get(EnvSource, DefaultSource)
+	if !oneOf(c.Source, Sources) {
+		bad(EnvSource, "%q is not a source; use one of %s", c.Source, strings.Join(Sources, ", "))
 	}
 	if !oneOf(c.APIVersion, APIVersions) {
 		bad(EnvAPIVersion, "%q is not supported; use one of %s", c.APIVersion, strings.Join(APIVersions, ", "))
@@ -323,6 +352,9 @@ func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 	}
 	return scope.Scope{}, false
 }
+
+// Sources are the values of EnvSource (internal/source's settings).
+var Sources = []string{"auto", "usageDetails", "costDetails"}
 
 // UsesCostDetails reports whether s is configured for the Cost Details source.
 func (c *Config) UsesCostDetails(s scope.Scope) bool { return contains(c.CostDetailsScopes, s) }

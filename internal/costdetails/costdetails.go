@@ -25,6 +25,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
@@ -38,8 +39,8 @@ const SourceName = "costDetails"
 
 // Polling defaults.
 const (
-	// DefaultPollInterval is the shortest wait between two polls when Options.PollInterval is
-	// zero. The API's Retry-After (60 s in the published examples) wins when it is longer.
+	// DefaultPollInterval is the wait between two polls when the API gives no Retry-After and
+	// Options.PollInterval is zero. A Retry-After (60 s in the published examples) wins.
 	DefaultPollInterval = 10 * time.Second
 	// DefaultMaxPolls bounds the polls of one report: 30 polls at the documented 60 s
 	// Retry-After are the 30 minutes of the Functions host's functionTimeout.
@@ -98,8 +99,8 @@ type Options struct {
 	// are not used.
 	ClientOptions policy.ClientOptions
 
-	// PollInterval is the shortest wait between two polls of a report (default
-	// DefaultPollInterval); a longer Retry-After from the API is honoured.
+	// PollInterval is the wait between two polls of a report when the API gives no Retry-After
+	// (default DefaultPollInterval); a Retry-After is honoured as given (at most 10 minutes).
 	PollInterval time.Duration
 
 	// MaxPolls bounds the polls of one report (default DefaultMaxPolls).
@@ -167,12 +168,12 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	co.Transport = transport
 	co.Retry = retry
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
-	// The same order as internal/consumption: RetryAfterPolicy first so it rewrites the hint
+	// The same order as internal/consumption: the retry hint policy first so it rewrites the hint
 	// last, just before the retry policy reads it; the caller's policies (a rate budget); then
 	// arm.TokenPolicies: the host guard, then the token, so the token is attached only after the
 	// host check, and the idle watchdog last, so waiting in the caller's policies is not counted
 	// as a stall.
-	perRetry := []policy.Policy{consumption.RetryAfterPolicy{}}
+	perRetry := []policy.Policy{retryhint.NewPolicy(retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
 	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
 	co.PerRetryPolicies = perRetry

@@ -35,9 +35,9 @@ type Backend interface {
 
 // Options set the budgets. Zero values mean the documented limits.
 type Options struct {
-	PerScope  int           // calls per Window per scope; default 30
-	PerTenant int           // calls per Window for the tenant; default 200
-	Window    time.Duration // default one minute
+	// Rates are the process budget's settings (internal/ratelimit): the per-scope limit by
+	// scope kind, the tenant limit and the window are the same across instances.
+	Rates ratelimit.Options
 	// Margin is added to Window when calls are counted, to cover clock skew between instances
 	// and the moment between a grant and the request reaching the API (default 2 s).
 	Margin time.Duration
@@ -70,14 +70,11 @@ func New(be Backend, o *Options) *Budget {
 	if o != nil {
 		c = *o
 	}
-	if c.PerScope <= 0 {
-		c.PerScope = 30
+	if c.Rates.PerTenant <= 0 {
+		c.Rates.PerTenant = ratelimit.DefaultPerTenant
 	}
-	if c.PerTenant <= 0 {
-		c.PerTenant = 200
-	}
-	if c.Window <= 0 {
-		c.Window = time.Minute
+	if c.Rates.Window <= 0 {
+		c.Rates.Window = ratelimit.DefaultWindow
 	}
 	if c.Margin <= 0 {
 		c.Margin = 2 * time.Second
@@ -153,7 +150,7 @@ func (b *Budget) write(ctx context.Context, name string, d *doc, etag string) (b
 // Acquire waits until key's budget (limit calls per window) has room and records one call in it.
 func (b *Budget) Acquire(ctx context.Context, key string, limit int) error {
 	name := b.blobName(key)
-	span := (b.o.Window + b.o.Margin).Milliseconds()
+	span := (b.o.Rates.Window + b.o.Margin).Milliseconds()
 	start := b.o.Now()
 	for {
 		d, etag, err := b.read(ctx, name)
@@ -234,13 +231,15 @@ func (f policyFunc) Do(r *policy.Request) (*http.Response, error) { return f(r) 
 
 func (b *Budget) do(req *policy.Request) (*http.Response, error) {
 	ctx := req.Raw().Context()
-	scopeKey := "scope:" + ratelimit.ScopeKey(req.Raw().URL.Path)
+	sk := ratelimit.ScopeKey(req.Raw().URL.Path)
+	scopeKey := "scope:" + sk
+	scopeRate := b.o.Rates.Rate(ratelimit.KindOf(sk))
 	// Each grant is logged at the time it is taken; the request must follow within Margin/2 for
 	// the log to count it where the API does. When the second grant took longer than that, the
 	// first one is too old: take that one again, until the last grant came quickly. (The
 	// superseded grants are spent, so the budget is never exceeded, only underused.)
 	keys := [2]string{scopeKey, TenantKey}
-	limits := [2]int{b.o.PerScope, b.o.PerTenant}
+	limits := [2]int{scopeRate, b.o.Rates.PerTenant}
 	if err := b.Acquire(ctx, keys[0], limits[0]); err != nil {
 		return nil, err
 	}
@@ -257,7 +256,7 @@ func (b *Budget) do(req *policy.Request) (*http.Response, error) {
 	if err == nil && resp != nil && resp.StatusCode == http.StatusTooManyRequests {
 		d := ratelimit.RetryAfter(resp.Header)
 		if d <= 0 {
-			d = b.o.Window / time.Duration(b.o.PerScope)
+			d = b.o.Rates.Window / time.Duration(max(scopeRate, 1))
 		}
 		b.mu.Lock()
 		b.stats.Throttled++

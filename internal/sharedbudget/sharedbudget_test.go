@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -25,7 +26,7 @@ func grantsHold(t *testing.T, be Backend, instances, workers, limit int, window,
 	defer cancel()
 	var wg sync.WaitGroup
 	for i := 0; i < instances; i++ {
-		b := New(be, &Options{PerScope: limit, PerTenant: 1000, Window: window, Margin: margin, Prefix: "budget-" + t.Name()})
+		b := New(be, &Options{Rates: ratelimit.Options{PerScope: limit, PerTenant: 1000, Window: window}, Margin: margin, Prefix: "budget-" + t.Name()})
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
 			go func() {
@@ -81,7 +82,8 @@ func TestPauseStopsEveryone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := New(be, &Options{Window: time.Second}), New(be, &Options{Window: time.Second})
+	o := &Options{Rates: ratelimit.Options{Window: time.Second}}
+	a, b := New(be, o), New(be, o)
 	ctx := context.Background()
 	until := time.Now().Add(300 * time.Millisecond)
 	if err := a.Pause(ctx, TenantKey, until); err != nil {
