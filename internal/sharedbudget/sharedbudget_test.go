@@ -2,14 +2,20 @@ package sharedbudget
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/ratelimit"
+	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -64,7 +70,7 @@ func TestSharedAcrossInstancesLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grantsHold(t, be, 3, 3, 10, 500*time.Millisecond, 50*time.Millisecond, 3*time.Second)
+	grantsHold(t, be, 3, 3, 10, time.Second, 300*time.Millisecond, 4*time.Second)
 }
 
 func TestSharedAcrossInstancesAzurite(t *testing.T) {
@@ -94,5 +100,60 @@ func TestPauseStopsEveryone(t *testing.T) {
 	}
 	if time.Now().Before(until) {
 		t.Error("a grant before the pause another instance set ended")
+	}
+}
+
+// TestPolicyPerKindAcrossInstances: two instances' pipelines calling one subscription scope get
+// the subscription rate between them, not each.
+func TestPolicyPerKindAcrossInstances(t *testing.T) {
+	be, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var times []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	const window = 500 * time.Millisecond
+	rates := ratelimit.Options{PerKind: map[scope.Kind]int{scope.Subscription: 3}, PerTenant: 100, Window: window}
+	url := srv.URL + "/subscriptions/11111111-1111-1111-1111-111111111111/providers/Microsoft.Consumption/usageDetails"
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		b := New(be, &Options{Rates: rates, Margin: 200 * time.Millisecond})
+		pl := runtime.NewPipeline("test", "v0", runtime.PipelineOptions{}, &policy.ClientOptions{
+			PerRetryPolicies: []policy.Policy{b.Policy()}, Transport: srv.Client(), Retry: policy.RetryOptions{MaxRetries: -1}})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 5; n++ {
+				req, err := runtime.NewRequest(context.Background(), http.MethodGet, url)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp, err := pl.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	for i := range times {
+		if n := sort.Search(len(times), func(j int) bool { return !times[j].Before(times[i].Add(window)) }) - i; n > 3 {
+			t.Fatalf("%d calls of one subscription within %s across two instances, limit 3", n, window)
+		}
+	}
+	if len(times) != 10 {
+		t.Errorf("%d calls, want 10", len(times))
 	}
 }
