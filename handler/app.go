@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -273,14 +274,20 @@ func bridgeAzureLog(log zerolog.Logger) {
 // redact removes query strings (skip tokens, SAS signatures) from URLs in a log message, and
 // any connection-string key.
 func redact(msg string) string {
-	fields := strings.Fields(msg)
-	for i, f := range fields {
-		if strings.Contains(f, "://") && strings.Contains(f, "?") {
-			fields[i] = consumption.RedactURL(f)
+	msg = urlInText.ReplaceAllStringFunc(msg, func(u string) string {
+		trimmed := strings.TrimRight(u, ".,:;)")
+		if !strings.Contains(trimmed, "?") {
+			return u
 		}
-	}
-	return store.RedactConnectionString(strings.Join(fields, " "))
+		return consumption.RedactURL(trimmed) + u[len(trimmed):]
+	})
+	return store.RedactConnectionString(msg)
 }
+
+// urlInText finds URLs in a message: up to whitespace or a quote, so that a URL quoted by a Go
+// error (Get "https://…": …) is redacted alone and the text around it, line breaks included,
+// stays as it was.
+var urlInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
 
 // durationSince is for summaries.
 func durationSince(t time.Time) float64 { return time.Since(t).Seconds() }
