@@ -286,9 +286,9 @@ var (
 	fSubscriptionID   = fstr("subscriptionId", subStr(func(s *subscription) string { return s.guid }))
 	fSubscriptionGUID = fstr("subscriptionGuid", subStr(func(s *subscription) string { return s.guid }))
 	fSubscriptionName = fstr("subscriptionName", subStr(func(s *subscription) string { return s.name }))
-	fPricingModel  = fstr("pricingModel", func(c *recCtx) string { return c.r.pricingModel })
-	fEffPrice      = fnum("effectivePrice", func(c *recCtx) dec { return c.r.effectivePrice })
-	fUnitPrice     = fnum("unitPrice", func(c *recCtx) dec { return c.r.unitPrice })
+	fPricingModel     = fstr("pricingModel", func(c *recCtx) string { return c.r.pricingModel })
+	fEffPrice         = fnum("effectivePrice", func(c *recCtx) dec { return c.r.effectivePrice })
+	fUnitPrice        = fnum("unitPrice", func(c *recCtx) dec { return c.r.unitPrice })
 )
 
 // Marketplace purchase of the sandbox's commitment-holding subscriptions.

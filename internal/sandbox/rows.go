@@ -411,7 +411,9 @@ func (r *row) frequency() string {
 
 // hasResource reports whether the row is attributed to a resource (purchases, unused
 // commitments and adjustments are not).
-func (r *row) hasResource() bool { return r.kind == rkUsage || r.kind == rkReserved || r.kind == rkSPCovered }
+func (r *row) hasResource() bool {
+	return r.kind == rkUsage || r.kind == rkReserved || r.kind == rkSPCovered
+}
 
 // hasMeter reports whether the row has a meter (Marketplace and rounding rows have none).
 func (r *row) hasMeter() bool { return r.kind != rkMarketplace && r.kind != rkRounding }
