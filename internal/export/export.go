@@ -95,6 +95,9 @@ type Options struct {
 	// Progress, when set, is called after every page and at the end of every partition.
 	// It must not block.
 	Progress func(Progress)
+	// AfterRun, when set, is called once every partition is done (not when ctx ended the run)
+	// and may append results: the FOCUS dataset is rebuilt there from the committed partitions.
+	AfterRun func(ctx context.Context, sum *Summary)
 }
 
 func (o *Options) withDefaults() Options {
@@ -246,6 +249,9 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 		zerolog.Ctx(ctx).Warn().Str("scope_a", o.ScopeA).Str("scope_b", o.ScopeB).Str("period", o.Period).
 			Str("metric", o.Metric).Int("shared_subscriptions", o.SharedSubscriptions).Str("example", o.Example).
 			Msg("overlapping scopes: both exports contain the same subscriptions and will double-count in a lake")
+	}
+	if e.opts.AfterRun != nil && ctx.Err() == nil {
+		e.opts.AfterRun(ctx, sum)
 	}
 	sum.Seconds = time.Since(start).Seconds()
 	if err := ctx.Err(); err != nil {

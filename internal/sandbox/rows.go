@@ -330,7 +330,8 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 		r.unitPrice, r.effectivePrice = p, p
 	case rkRounding:
 		r.quantity = dec{m: 1}
-		v := g.next()
+		// The same amount in both metrics (the row's k differs between them).
+		v := mix(w.seed ^ mix(uint64(s.index)<<32^uint64(r.month)^0x70d))
 		r.effectivePrice = dec{m: 1 + v%40, s: 4, neg: v&64 != 0}
 		r.pricingModel = ""
 	default:
