@@ -24,6 +24,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/focus"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -180,12 +181,17 @@ func (a *app) sourceFor(sc scope.Scope) (export.Source, error) {
 // exporter returns an exporter for one run.
 func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
 	partDays := a.cfg.PartDays
-	return export.New(a.store, a.sourceFor, &export.Options{
+	o := &export.Options{
 		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
 		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,
 		LeaseTTL: time.Duration(a.cfg.LeaseSeconds) * time.Second,
-	})
+	}
+	if a.cfg.Focus {
+		o.AfterRun = focus.New(a.store, &focus.Options{Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip,
+			LeaseTTL: o.LeaseTTL, ExecutionType: executionType}).AfterRun
+	}
+	return export.New(a.store, a.sourceFor, o)
 }
 
 // bridgeAzureLog routes azcore's log events into zerolog at debug level. azcore logs request

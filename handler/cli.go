@@ -42,6 +42,7 @@ var settingFlags = []struct{ flag, env, help string }{
 	{"restatement-days", config.EnvRestatementDays, "days after month end a period still changes"},
 	{"drop-guard", config.EnvDropGuard, "hold a closed-period re-export that drops more than this fraction"},
 	{"row-key", config.EnvRowKey, "add a _rowKey content hash to each line (true/false)"},
+	{"focus", config.EnvFocus, "also build the FOCUS 1.2 dataset (implies actualcost and amortizedcost) (true/false)"},
 	{"expand", config.EnvExpand, "$expand value (none to send none)"},
 	{"concurrency", config.EnvConcurrency, "chunks fetched at once"},
 	{"lease-seconds", config.EnvLeaseSeconds, "partition lease in seconds (15-60): how long a dead writer blocks its partition"},

@@ -37,6 +37,7 @@ const (
 	EnvRatePerTenant      = "USAGE_EXPORT_RATE_PER_TENANT"
 	EnvDropGuard          = "USAGE_EXPORT_DROP_GUARD"
 	EnvRowKey             = "USAGE_EXPORT_ROW_KEY"
+	EnvFocus              = "USAGE_EXPORT_FOCUS"
 	EnvLogLevel           = "USAGE_EXPORT_LOG_LEVEL"
 	EnvExpand             = "USAGE_EXPORT_EXPAND"
 	EnvMaxMonths          = "USAGE_EXPORT_MAX_MONTHS"
@@ -93,6 +94,7 @@ type Config struct {
 	RatePerTenant      int
 	DropGuard          float64
 	RowKey             bool
+	Focus              bool // build the FOCUS dataset; implies the actualcost and amortizedcost metrics
 	LogLevel           string
 	Expand             string
 	MaxMonths          int
@@ -154,6 +156,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	}
 	c.Gzip = boolean(EnvGzip, true)
 	c.RowKey = boolean(EnvRowKey, false)
+	c.Focus = boolean(EnvFocus, false)
 	c.RestatementDays = atoi(EnvRestatementDays, DefaultRestatementDays, 0, 31)
 	c.PartDays = atoi(EnvPartDays, DefaultPartDays, 1, 31)
 	c.RatePerScope = atoi(EnvRatePerScope, DefaultRatePerScope, 1, 100000)
@@ -200,6 +203,13 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	}
 	if len(c.Metrics) == 0 {
 		c.Metrics = []string{DefaultMetric}
+	}
+	if c.Focus { // the FOCUS dataset is built from both cost views
+		for _, m := range []string{"actualcost", "amortizedcost"} {
+			if !oneOf(m, c.Metrics) {
+				c.Metrics = append(c.Metrics, m)
+			}
+		}
 	}
 	if c.APIVersion == "2018-06-30" && (len(c.Metrics) > 1 || c.Metrics[0] != "actualcost") {
 		bad(EnvMetric, "API version 2018-06-30 has no metric parameter; only actualcost is available")

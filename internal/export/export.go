@@ -96,7 +96,8 @@ type Options struct {
 	// It must not block.
 	Progress func(Progress)
 	// AfterRun, when set, is called once every partition is done (not when ctx ended the run)
-	// and may append results: the FOCUS dataset is rebuilt there from the committed partitions.
+	// and may append to Summary.Derived: the FOCUS dataset is rebuilt there from the committed
+	// partitions.
 	AfterRun func(ctx context.Context, sum *Summary)
 }
 
@@ -173,9 +174,23 @@ type Result struct {
 	subs []string // subscriptions seen, for overlap detection
 }
 
+// Derived is the outcome of building one partition of a dataset derived from committed
+// partitions (the FOCUS dataset, see Options.AfterRun).
+type Derived struct {
+	Dataset  string `json:"dataset"`
+	Scope    string `json:"scope"`
+	Period   string `json:"billingPeriod"`
+	Status   string `json:"status"` // committed | upToDate | waiting | busy | failed
+	RunID    string `json:"runId,omitempty"`
+	Rows     int64  `json:"rows"`
+	Manifest string `json:"manifest,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
 // Summary is the outcome of a run.
 type Summary struct {
 	Partitions []Result  `json:"partitions"`
+	Derived    []Derived `json:"derived,omitempty"`
 	Overlaps   []Overlap `json:"overlaps,omitempty"`
 	Rows       int64     `json:"rows"`
 	Bytes      int64     `json:"bytes"`

@@ -121,8 +121,8 @@ func (b *Builder) inputManifest(sc scope.Scope, p period.Period, metric string) 
 }
 
 // AfterRun rebuilds the FOCUS partition of every scope and period whose actualcost or
-// amortizedcost partition the run committed, and appends one Result per FOCUS partition to the
-// summary (metric "focus"). It is export.Options.AfterRun.
+// amortizedcost partition the run committed, and appends one export.Derived per FOCUS partition
+// to the summary. It is export.Options.AfterRun.
 func (b *Builder) AfterRun(ctx context.Context, sum *export.Summary) {
 	type key struct{ sc, p string }
 	seen := map[key]bool{}
@@ -139,13 +139,8 @@ func (b *Builder) AfterRun(ctx context.Context, sum *export.Summary) {
 	}
 	for _, p := range todo {
 		res := b.Build(ctx, p.Scope, p.Period, false)
-		er := export.Result{Partition: export.Partition{Scope: p.Scope, Period: p.Period, Metric: Dataset},
-			Scope: res.Scope, Period: res.Period, Metric: Dataset, Status: res.Status, RunID: res.RunID,
-			Rows: res.Rows, Manifest: res.Manifest, Error: res.Reason, Err: res.Err}
-		if res.Status == StatusUpToDate || res.Status == StatusWaiting {
-			er.Status = "skipped"
-		}
-		sum.Partitions = append(sum.Partitions, er)
+		sum.Derived = append(sum.Derived, export.Derived{Dataset: Dataset, Scope: res.Scope, Period: res.Period,
+			Status: res.Status, RunID: res.RunID, Rows: res.Rows, Manifest: res.Manifest, Error: res.Reason})
 	}
 }
 

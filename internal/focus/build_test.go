@@ -169,13 +169,11 @@ func TestBuildInvariants(t *testing.T) {
 	w := newWorld(t)
 	sum := w.run(t, FromActual, FromAmortized)
 	built := 0
-	for _, r := range sum.Partitions {
-		if r.Metric == Dataset {
-			if r.Status != StatusCommitted {
-				t.Errorf("focus %s %s: %s %s", r.Scope, r.Period, r.Status, r.Error)
-			}
-			built++
+	for _, r := range sum.Derived {
+		if r.Status != StatusCommitted {
+			t.Errorf("focus %s %s: %s %s", r.Scope, r.Period, r.Status, r.Error)
 		}
+		built++
 	}
 	if built != len(w.scopes)*len(w.periods) {
 		t.Fatalf("hook built %d focus partitions, want %d", built, len(w.scopes)*len(w.periods))
@@ -323,10 +321,8 @@ func TestRebuild(t *testing.T) {
 	if got := w.b.Build(context.Background(), sc, p, false); got.Status != StatusWaiting {
 		t.Fatalf("only actualcost committed: %s %s, want waiting", got.Status, got.Reason)
 	}
-	for _, r := range sum.Partitions {
-		if r.Metric == Dataset && r.Status != "skipped" {
-			t.Errorf("hook with one input: %s %s", r.Status, r.Error)
-		}
+	if len(sum.Derived) != 1 || sum.Derived[0].Status != StatusWaiting {
+		t.Errorf("hook with one input: %+v, want one waiting", sum.Derived)
 	}
 	w.run(t, FromAmortized)
 	first := w.manifest(t, sc, p)
@@ -396,4 +392,90 @@ func TestNeverFromAHalfCommittedPair(t *testing.T) {
 			t.Errorf("left a staged part behind: %v", staged)
 		}
 	}
+}
+
+// TestVerify: a built partition verifies clean; a changed part, an unlisted part and a
+// re-committed input are each reported.
+func TestVerify(t *testing.T) {
+	w := newWorld(t)
+	w.scopes, w.periods = w.scopes[:1], w.periods[:1]
+	sc, p := w.scopes[0], w.periods[0]
+	w.run(t, FromActual, FromAmortized)
+	ctx := context.Background()
+	name := w.b.ManifestName(sc, p)
+	verifyNow := func() *Verification {
+		t.Helper()
+		b, err := w.b.readBlob(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := Verify(ctx, w.st, name, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	v := verifyNow()
+	if len(v.Problems) != 0 || v.Rows == 0 || v.Blobs != 1 {
+		t.Fatalf("fresh partition: %+v", v)
+	}
+	m := w.manifest(t, sc, p)
+	t.Logf("verify: %d blob, %d rows, %d bytes, no problems", v.Blobs, v.Rows, v.Bytes)
+
+	// An unlisted part.
+	extra := path.Join(path.Dir(name), "part-20990101-20990101.jsonl.gz")
+	if _, err := w.st.Put(ctx, extra, strings.NewReader("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if v := verifyNow(); !hasProblem(v, "not listed") {
+		t.Errorf("unlisted part not reported: %v", v.Problems)
+	}
+	_ = w.st.Delete(ctx, extra)
+
+	// A part whose content changed: one line's BilledCost altered.
+	part := m.Blobs[0].BlobName
+	rc, _, err := w.st.Get(ctx, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, _ := gzip.NewReader(rc)
+	body, _ := io.ReadAll(zr)
+	rc.Close()
+	changed := strings.Replace(string(body), `"BilledCost":0,`, `"BilledCost":1,`, 1)
+	if changed == string(body) {
+		t.Fatal("no zero BilledCost line to change")
+	}
+	var gz strings.Builder
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(changed))
+	_ = zw.Close()
+	if _, err := w.st.Put(ctx, part, strings.NewReader(gz.String()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if v := verifyNow(); !hasProblem(v, "sha256") || !hasProblem(v, "BilledCost recomputed") {
+		t.Errorf("changed part not reported: %v", v.Problems)
+	}
+	// Rebuilding (force) repairs it; then re-committing an input makes it stale.
+	if r := w.b.Build(ctx, sc, p, true); r.Status != StatusCommitted {
+		t.Fatalf("forced rebuild: %+v", r)
+	}
+	if v := verifyNow(); len(v.Problems) != 0 {
+		t.Fatalf("rebuilt: %v", v.Problems)
+	}
+	raw, _ := w.b.readBlob(ctx, w.b.inputManifest(sc, p, FromAmortized))
+	if _, err := w.st.Put(ctx, w.b.inputManifest(sc, p, FromAmortized), strings.NewReader(string(raw)+"\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if v := verifyNow(); !hasProblem(v, "re-committed") {
+		t.Errorf("stale input not reported: %v", v.Problems)
+	}
+}
+
+func hasProblem(v *Verification, s string) bool {
+	for _, p := range v.Problems {
+		if strings.Contains(p, s) {
+			return true
+		}
+	}
+	return false
 }
