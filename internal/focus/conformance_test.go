@@ -106,7 +106,7 @@ func TestConvert(t *testing.T) {
 		{"refund from actual", modernRefund, FromActual, true, map[string]string{
 			"BilledCost": "-38.25", "EffectiveCost": "0", "ChargeCategory": "Purchase", "ChargeClass": "Correction",
 			"ChargeFrequency": "One-Time", "CommitmentDiscountStatus": "<null>", "x_AmortizationClass": "Principal",
-			"BillingAccountId": "/providers/Microsoft.Billing/billingAccounts/1234:56789_2019-05-31/billingProfiles/AB12",
+			"BillingAccountId":   "/providers/Microsoft.Billing/billingAccounts/1234:56789_2019-05-31/billingProfiles/AB12",
 			"BillingAccountType": "Billing Profile", "BillingCurrency": "EUR", "PricingCurrency": "USD", "InvoiceId": "G100",
 			"ContractedUnitPrice": "38.25", "ContractedCost": "-38.25", "ConsumedQuantity": "<null>", "x_BilledCostInUsd": "-42.5",
 			"ServiceName": "Reservations", "ServiceCategory": "Other", "SubAccountId": "/subscriptions/s2", "RegionId": "<null>",
