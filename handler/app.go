@@ -67,7 +67,7 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, 
 	budget := ratelimit.New(&ratelimit.Options{PerScope: cfg.RatePerScope, PerTenant: cfg.RatePerTenant})
 	copts := policy.ClientOptions{
 		Transport:        transport,
-		PerRetryPolicies: []policy.Policy{budget.Policy()},
+		PerRetryPolicies: []policy.Policy{budget.Policy(), arm.NewDiagnosePolicy()},
 		Logging:          policy.LogOptions{IncludeBody: false},
 		Telemetry:        policy.TelemetryOptions{ApplicationID: "usage-export"},
 	}
@@ -134,7 +134,23 @@ const (
 	blobConcurrency = 2
 )
 
+// openReadStore opens the configured output for reading only: a missing directory or container
+// is an error, never created.
+func openReadStore(ctx context.Context, cfg *config.Config) (export.Store, error) {
+	if cfg.OutputDir != "" {
+		if fi, err := os.Stat(cfg.OutputDir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("output directory %s does not exist or is not a directory", cfg.OutputDir)
+		}
+	}
+	cred, credErr := azureCredential(cfg)
+	return openStoreOpts(ctx, cfg, cred, credErr, true)
+}
+
 func openStore(ctx context.Context, cfg *config.Config, cred azcore.TokenCredential, credErr error) (export.Store, error) {
+	return openStoreOpts(ctx, cfg, cred, credErr, false)
+}
+
+func openStoreOpts(ctx context.Context, cfg *config.Config, cred azcore.TokenCredential, credErr error, noCreate bool) (export.Store, error) {
 	switch {
 	case cfg.OutputDir != "":
 		st, err := store.NewLocal(cfg.OutputDir)
@@ -143,7 +159,7 @@ func openStore(ctx context.Context, cfg *config.Config, cred azcore.TokenCredent
 		}
 		return st, nil
 	case cfg.StorageConnection != "":
-		st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: cfg.StorageConnection, Container: cfg.Container,
+		st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: cfg.StorageConnection, Container: cfg.Container, NoCreate: noCreate,
 			BlockSize: blobBlockSize, Concurrency: blobConcurrency})
 		if err != nil {
 			return nil, fmt.Errorf("blob storage: %w", err)
@@ -153,7 +169,7 @@ func openStore(ctx context.Context, cfg *config.Config, cred azcore.TokenCredent
 		if credErr != nil {
 			return nil, fmt.Errorf("storage credential: %w", credErr)
 		}
-		st, err := store.NewBlob(ctx, &store.BlobOptions{AccountURL: cfg.StorageAccountURL, Credential: cred, Container: cfg.Container,
+		st, err := store.NewBlob(ctx, &store.BlobOptions{AccountURL: cfg.StorageAccountURL, Credential: cred, Container: cfg.Container, NoCreate: noCreate,
 			BlockSize: blobBlockSize, Concurrency: blobConcurrency})
 		if err != nil {
 			return nil, fmt.Errorf("blob storage: %w", err)

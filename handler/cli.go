@@ -18,74 +18,27 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
-// settingFlags maps each flag to its environment twin.
-var settingFlags = []struct{ flag, env, help string }{
-	{"scopes", config.EnvScopes, "billing scopes, comma-separated"},
-	{"costdetails-scopes", config.EnvCostDetailsScopes, "scopes (of --scopes) exported through Cost Details reports"},
-	{"output-dir", config.EnvOutputDir, "write to a local directory"},
-	{"storage-connection", config.EnvStorageConnection, "Blob Storage connection string (Azurite: UseDevelopmentStorage=true)"},
-	{"storage-account-url", config.EnvStorageAccountURL, "Blob Storage account URL (Entra ID / managed identity)"},
-	{"container", config.EnvContainer, "blob container (created if missing)"},
-	{"prefix", config.EnvPrefix, "blob name prefix of the output tree"},
-	{"api-version", config.EnvAPIVersion, "usageDetails API version"},
-	{"metric", config.EnvMetric, "actualcost, amortizedcost or usage (comma-separated for several)"},
-	{"endpoint", config.EnvManagementEndpoint, "management endpoint"},
-	{"token-file", config.EnvTokenFile, "file holding a bearer token (instead of Entra ID credentials)"},
-	{"ca-file", config.EnvCAFile, "extra CA certificate (PEM) for the endpoint, e.g. the sandbox's"},
-	{"gzip", config.EnvGzip, "gzip the JSON lines (true/false)"},
-	{"part-days", config.EnvPartDays, "usage days per part file"},
-	{"rate-per-scope", config.EnvRatePerScope, "API calls per minute per scope"},
-	{"rate-per-tenant", config.EnvRatePerTenant, "API calls per minute per tenant"},
-	{"restatement-days", config.EnvRestatementDays, "days after month end a period still changes"},
-	{"drop-guard", config.EnvDropGuard, "hold a closed-period re-export that drops more than this fraction"},
-	{"row-key", config.EnvRowKey, "add a _rowKey content hash to each line (true/false)"},
-	{"focus", config.EnvFocus, "also build the FOCUS 1.2 dataset (implies actualcost and amortizedcost) (true/false)"},
-	{"expand", config.EnvExpand, "$expand value (none to send none)"},
-	{"concurrency", config.EnvConcurrency, "chunks fetched at once"},
-	{"lease-seconds", config.EnvLeaseSeconds, "partition lease in seconds (15-60): how long a dead writer blocks its partition"},
-	{"log-level", config.EnvLogLevel, "trace, debug, info, warn or error"},
-}
-
-// loadSettings parses the setting flags of fs and returns a lookup that prefers flags set on the
-// command line over the environment.
-func settingsLookup(fs *flag.FlagSet, vals map[string]*string) func(string) (string, bool) {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	return func(env string) (string, bool) {
-		for _, s := range settingFlags {
-			if s.env == env && set[s.flag] {
-				return *vals[s.flag], true
-			}
-		}
-		return os.LookupEnv(env)
-	}
-}
-
-func addSettingFlags(fs *flag.FlagSet) map[string]*string {
-	vals := map[string]*string{}
-	for _, s := range settingFlags {
-		vals[s.flag] = fs.String(s.flag, "", s.help+" (env "+s.env+")")
-	}
-	return vals
-}
-
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	vals := addSettingFlags(fs)
+	usageFunc(fs, "export [flags]\n\nExport scopes × billing periods once; the run summary (JSON) goes to stdout, logs to stderr.")
+	sf := addSettingFlags(fs, config.UseStore|config.UseRun)
 	periods := fs.String("periods", "", "billing periods YYYYMM, comma-separated (default: the scheduled plan: current month, plus the previous one inside the restatement window)")
 	from := fs.String("from", "", "first billing period of a range (YYYYMM)")
 	to := fs.String("to", "", "last billing period of a range (YYYYMM; default: current)")
 	source := fs.String("source", "", "usageDetails or costDetails for every scope (default: per scope from settings)")
 	force := fs.Bool("force", false, "publish even when the drop guard would hold the export back")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, lines or none")
-	if err := fs.Parse(args); err != nil {
-		return exitError{code: exitUsage}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
-	cfg, err := config.Load(settingsLookup(fs, vals), true, true)
+	if fs.NArg() > 0 {
+		return exitError{code: exitUsage, msg: fmt.Sprintf("export takes no arguments, got %q", fs.Args())}
+	}
+	cfg, err := sf.load(true, true)
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
@@ -112,10 +65,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if sum != nil {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(struct {
-			*export.Summary
-			Budget any `json:"rateBudget"`
-		}{sum, a.budget.Stats()})
+		_ = enc.Encode(newRunSummary(sum, a.budget.Stats()))
 	}
 	if err != nil {
 		return err
@@ -131,6 +81,28 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return nil
+}
+
+// runSummary is the CLI's run summary on stdout, published as docs/schemas/summary.schema.json:
+// camelCase keys, durations in seconds as numbers.
+type runSummary struct {
+	*export.Summary
+	RateBudget rateBudget `json:"rateBudget"`
+}
+
+// rateBudget is ratelimit.Stats for people.
+type rateBudget struct {
+	Calls         int64   `json:"calls"`
+	Throttled     int64   `json:"throttled"`
+	Pauses        int64   `json:"pauses"`
+	WaitedSeconds float64 `json:"waitedSeconds"`
+	Scopes        int     `json:"scopes"`
+}
+
+func newRunSummary(sum *export.Summary, st ratelimit.Stats) runSummary {
+	return runSummary{Summary: sum, RateBudget: rateBudget{
+		Calls: st.Calls, Throttled: st.Throttled, Pauses: st.Pauses, WaitedSeconds: st.Waited.Seconds(), Scopes: st.ScopesSeen,
+	}}
 }
 
 // warnOverlaps names the configured scope pairs that contain each other (or may: the EA

@@ -43,12 +43,12 @@ var (
 // where the data landed with a summary per partition.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	usageFunc(fs, "demo [flags]\n\nStart the sandbox and Azurite, run this binary as the Functions host would, print where the data landed.")
 	perDay := fs.Int("records-per-day", 20, "sandbox records per subscription per day")
 	months := fs.Int("months", 3, "billing periods the on-demand export covers (ending last month)")
 	keep := fs.Bool("keep", false, "keep Azurite and the sandbox running until Ctrl-C")
-	if err := fs.Parse(args); err != nil {
-		return exitError{code: exitUsage}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	start := time.Now()
 	say := func(format string, a ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", a...) }

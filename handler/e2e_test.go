@@ -754,6 +754,8 @@ func TestHostedBadSettings(t *testing.T) {
 			[]string{envPort + " is not set"}},
 		{"several problems", []string{envPort + "=7072", config.EnvScopes + "=/nope", config.EnvMetric + "=cost", config.EnvRestatementDays + "=x"},
 			[]string{config.EnvScopes, config.EnvMetric, config.EnvRestatementDays, "output"}},
+		{"unknown setting name", []string{envPort + "=7072", config.EnvScopes + "=/subscriptions/x", config.EnvOutputDir + "=" + t.TempDir(), "USAGE_EXPORT_METRICS=usage"},
+			[]string{"USAGE_EXPORT_METRICS: is not a setting of Usage Export; did you mean USAGE_EXPORT_METRIC?"}},
 		{"legacy port name, bad value", []string{"FUNCTIONS_HTTPWORKER_PORT=http", config.EnvScopes + "=/subscriptions/x", config.EnvOutputDir + "=" + t.TempDir()},
 			[]string{"FUNCTIONS_HTTPWORKER_PORT", "not a TCP port"}},
 	}

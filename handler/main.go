@@ -42,13 +42,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		cmd, args = "help", args[1:]
+	case len(args) > 0 && args[0] != "" && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	var err error
 	switch cmd {
 	case "serve":
-		err = cmdServe(ctx, args, stdout)
+		err = cmdServe(ctx, args, stdout, stderr)
 	case "export":
 		err = cmdExport(ctx, args, stdout, stderr)
 	case "sandbox":
@@ -57,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdVerify(ctx, args, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args, stdout, stderr)
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
 	default:
@@ -84,7 +87,10 @@ const usage = `usage: handler [serve|export|sandbox|verify|demo] [flags]
   export    export scopes × billing periods once (handler export -h for flags)
   sandbox   run the API sandbox on loopback and print its endpoint and token
   verify    re-read a partition and check it against its _manifest.json
-  demo      start the sandbox and Azurite, run the app as the Functions host would, print the result`
+  demo      start the sandbox and Azurite, run the app as the Functions host would, print the result
+
+handler COMMAND -h shows a command's flags. Every setting flag has an environment twin (the app
+setting, e.g. --api-version ↔ USAGE_EXPORT_API_VERSION); a flag given wins over the environment.`
 
 // exitError carries an exit code through an error return.
 type exitError struct {

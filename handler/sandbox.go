@@ -15,7 +15,7 @@ import (
 // cmdSandbox runs the API sandbox until interrupted and prints how to point the exporter at it.
 func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	usageFunc(fs, "sandbox [flags]\n\nRun the API sandbox on loopback until Ctrl-C and print its endpoint, token and scopes.")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
 	seed := fs.Int64("seed", 1, "seed of the synthetic enrollments")
 	perDay := fs.Int("records-per-day", 20, "records per subscription per usage day")
@@ -27,8 +27,8 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	window := fs.Duration("rate-window", time.Minute, "the rate window")
 	latency := fs.Duration("page-latency", 0, "delay before each page")
 	ignoreDates := fs.Bool("ignore-date-filter", false, "return whole months whatever the date range (a known service behaviour)")
-	if err := fs.Parse(args); err != nil {
-		return exitError{code: exitUsage}
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	sb, err := sandbox.New(&sandbox.Options{
 		Addr: *addr, Seed: *seed, RecordsPerDay: *perDay, TLS: *useTLS, Token: *token,

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/functions"
-	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 )
 
@@ -48,12 +47,16 @@ const (
 // stderr, which the host shows. On SIGTERM the running job and the in-flight invocations are
 // cancelled, checkpoint what they finished and answer (the job stays running in its document
 // and is resumed by the next start), then the server stops.
-func cmdServe(ctx context.Context, args []string, stdout io.Writer) error {
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, serveUsage)
+		return nil
+	}
 	if len(args) > 0 {
-		return exitError{code: exitUsage, msg: "serve takes no arguments: settings come from the environment (app settings)"}
+		return exitError{code: exitUsage, msg: "serve takes no arguments: settings come from the environment (app settings)\n\n" + serveUsage}
 	}
 	port, portErr := listenPort(os.LookupEnv)
-	cfg, cfgErr := config.Load(os.LookupEnv, true, true)
+	cfg, cfgErr := loadConfig(os.LookupEnv, os.Environ(), true, true)
 	if portErr != nil || cfgErr != nil {
 		var msgs []string
 		for _, err := range []error{portErr, cfgErr} {
@@ -130,6 +133,11 @@ func cmdServe(ctx context.Context, args []string, stdout io.Writer) error {
 	log.Info().Msg("stopped")
 	return nil
 }
+
+const serveUsage = `usage: handler [serve]
+
+Run as the Azure Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT. Settings come
+only from the environment (the app settings, USAGE_EXPORT_*; see the README's Configuration).`
 
 // listenPort returns the port the host gave (the legacy name as a fallback).
 func listenPort(lookup func(string) (string, bool)) (string, error) {

@@ -20,18 +20,17 @@ import (
 // none, every committed partition under the prefix is checked.
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	vals := addSettingFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return exitError{code: exitUsage}
+	usageFunc(fs, "verify [flags] [PARTITION...]\n\nRe-read partitions (folders or manifests relative to the container or output directory;\nnone: every committed partition under the prefix) and check them against their manifests.\nReads only: a missing container or directory is an error.")
+	sf := addSettingFlags(fs, config.UseStore)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
-	cfg, err := config.Load(settingsLookup(fs, vals), false, true)
+	cfg, err := sf.load(false, true)
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	cred, credErr := azureCredential(cfg)
-	st, err := openStore(log.WithContext(ctx), cfg, cred, credErr)
+	st, err := openReadStore(log.WithContext(ctx), cfg)
 	if err != nil {
 		return err
 	}
@@ -66,7 +65,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	bad := 0
 	var reports []*verify.Report
 	for _, n := range names {
-		rep, err := verify.Partition(ctx, st, n)
+		rep, err := verifyPartition(ctx, st, n)
 		if err != nil {
 			rep = &verify.Report{Manifest: n, Problems: []string{err.Error()}}
 		}

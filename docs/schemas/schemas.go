@@ -1,4 +1,4 @@
-// Package schemas embeds the published JSON Schemas (manifest, job status, HTTP error body) and
+// Package schemas embeds the published JSON Schemas (manifest, job status, HTTP error body, CLI run summary) and
 // validates documents against them, so every manifest and status the test suite produces is
 // checked against what docs/ promises.
 package schemas
@@ -20,6 +20,7 @@ const (
 	Manifest = "manifest.schema.json"
 	Job      = "job.schema.json"
 	Error    = "error.schema.json"
+	Summary  = "summary.schema.json"
 )
 
 var (

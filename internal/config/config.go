@@ -68,6 +68,10 @@ const (
 // APIVersions lists the supported usageDetails API versions.
 var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01", "2023-11-01", "2024-08-01"}
 
+// ManagementHosts are the Azure clouds' Resource Manager hosts (public, China, US Government);
+// any other endpoint but loopback needs EnvAllowCustomEndpoint.
+var ManagementHosts = []string{"management.azure.com", "management.chinacloudapi.cn", "management.usgovcloudapi.net"}
+
 // Metrics lists the accepted metric values.
 var Metrics = []string{"actualcost", "amortizedcost", "usage"}
 
@@ -101,6 +105,9 @@ type Config struct {
 	Concurrency        int
 	LeaseSeconds       int
 	ClientID           string
+
+	// AllowCustomEndpoint accepts a ManagementEndpoint outside ManagementHosts and loopback.
+	AllowCustomEndpoint bool
 }
 
 // Load reads and validates the settings. lookup returns a setting's value and whether it is set
@@ -157,6 +164,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	c.Gzip = boolean(EnvGzip, true)
 	c.RowKey = boolean(EnvRowKey, false)
 	c.Focus = boolean(EnvFocus, false)
+	c.AllowCustomEndpoint = boolean(EnvAllowCustomEndpoint, false)
 	c.RestatementDays = atoi(EnvRestatementDays, DefaultRestatementDays, 0, 31)
 	c.PartDays = atoi(EnvPartDays, DefaultPartDays, 1, 31)
 	c.RatePerScope = atoi(EnvRatePerScope, DefaultRatePerScope, 1, 100000)
@@ -194,7 +202,11 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	for _, m := range splitList(metrics) {
 		m = strings.ToLower(m)
 		if !oneOf(m, Metrics) {
-			bad(EnvMetric, "%q is not one of %s", m, strings.Join(Metrics, ", "))
+			if near := Suggest(m, Metrics); near != "" {
+				bad(EnvMetric, "%q is not one of %s; did you mean %s?", m, strings.Join(Metrics, ", "), near)
+			} else {
+				bad(EnvMetric, "%q is not one of %s", m, strings.Join(Metrics, ", "))
+			}
 			continue
 		}
 		if !oneOf(m, c.Metrics) {
@@ -216,6 +228,9 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	}
 	if err := ValidateEndpoint(c.ManagementEndpoint); err != nil {
 		bad(EnvManagementEndpoint, "%v", err)
+	} else if u, _ := url.Parse(c.ManagementEndpoint); !c.AllowCustomEndpoint && !isLoopback(u.Hostname()) && !oneOf(strings.ToLower(u.Hostname()), ManagementHosts) {
+		bad(EnvManagementEndpoint, "%q is not an Azure Resource Manager host (%s) nor loopback; bearer tokens are sent there, so set %s=true if it is meant",
+			c.ManagementEndpoint, strings.Join(ManagementHosts, ", "), EnvAllowCustomEndpoint)
 	}
 	if err := ValidatePrefix(c.Prefix); err != nil {
 		bad(EnvPrefix, "%v", err)

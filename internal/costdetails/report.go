@@ -115,7 +115,8 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(body)), "application/json"); err != nil {
 		return nil, fmt.Errorf("building request: %w", err)
 	}
-	zerolog.Ctx(ctx).Debug().Str("scope", r.Scope.String()).Str("metric", r.Metric).Str("covers", r.describe()).
+	// The scope and the partition's metric are on the partition's logger.
+	zerolog.Ctx(ctx).Debug().Str("report_metric", r.Metric).Str("covers", r.describe()).
 		Msg("requesting cost details report")
 	resp, err := c.pipeline.Do(req)
 	if err != nil {

@@ -79,7 +79,8 @@ func (c *Client) Report(ctx context.Context, r Request, h consumption.Handler) e
 			return err
 		}
 		log := zerolog.Ctx(ctx)
-		ev := log.Info().Str("scope", r.Scope.String()).Str("metric", r.Metric).Str("covers", r.describe()).
+		// The scope and metric are on the partition's logger.
+		ev := log.Info().Str("covers", r.describe()).
 			Str("operation", res.Name).Str("status", res.Status)
 		if res.Manifest != nil {
 			ev = ev.Int("blobs", len(res.Manifest.Blobs)).Int64("bytes", res.Manifest.ByteCount)

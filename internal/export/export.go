@@ -300,7 +300,12 @@ func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots) Resul
 		res.Status, res.Err, res.Error = StatusFailed, err, err.Error()
 	}
 	ev := log.Info()
-	if res.Status == StatusFailed {
+	switch {
+	case res.Status == StatusFailed && ctx.Err() != nil:
+		// Shutdown or Ctrl-C: the finished chunks are checkpointed and the next run resumes;
+		// nothing is wrong with the partition.
+		ev = log.Info().Str("error", err.Error())
+	case res.Status == StatusFailed:
 		ev = log.Error().Err(err)
 	}
 	ev.Str("status", res.Status).Str("run_id", res.RunID).Int64("rows", res.Rows).Int64("bytes", res.Bytes).

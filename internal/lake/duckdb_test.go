@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"math/big"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,7 +19,9 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -75,49 +80,39 @@ func TestDuckDBReadsPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	glob := filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz")
-	// Costs are read as text and cast to DECIMAL(38,18), so the sums are exact like the manifest's.
-	q := fmt.Sprintf(`
-WITH r AS (
-  SELECT metric, scope, CAST(billingPeriod AS VARCHAR) AS billingPeriod, json->>'$.kind' AS kind,
-         coalesce(json->>'$.properties.billingCurrency', json->>'$.properties.billingCurrencyCode') AS currency,
-         CAST(coalesce(json->>'$.properties.cost', json->>'$.properties.costInBillingCurrency') AS DECIMAL(38,18)) AS cost
-  FROM read_json_objects('%s', hive_partitioning = true, format = 'newline_delimited'))
-SELECT metric, scope, billingPeriod, kind, currency, count(*) AS n, sum(cost)::VARCHAR AS cost
-FROM r GROUP BY ALL ORDER BY ALL`, glob)
+	// The README's query, run as it is written but for the folder.
+	q := strings.Replace(readmeQuery(t), "'usage/metric=*/scope=*/billingPeriod=*/*.jsonl.gz'",
+		"'"+filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz")+"'", 1)
 	rows, err := db.Query(q)
 	if err != nil {
-		t.Fatalf("duckdb query: %v", err)
+		t.Fatalf("duckdb query: %v\n%s", err, q)
 	}
 	defer rows.Close()
 	type key struct{ metric, scope, period string }
 	got := map[key]map[string]string{}
 	gotRows := map[key]int{}
-	kinds := map[string]bool{}
 	var table []string
 	for rows.Next() {
-		var metric, scopeCol, bp, kind, cur, cost string
+		var metric, scopeCol, bp, cur string
+		var cost decimalText
 		var n int
-		if err := rows.Scan(&metric, &scopeCol, &bp, &kind, &cur, &n, &cost); err != nil {
+		if err := rows.Scan(&metric, &scopeCol, &bp, &cur, &n, &cost); err != nil {
 			t.Fatal(err)
 		}
 		k := key{metric, scopeCol, bp}
 		if got[k] == nil {
 			got[k] = map[string]string{}
 		}
-		got[k][cur] = cost
+		got[k][cur] = string(cost)
 		gotRows[k] += n
-		kinds[kind] = true
-		table = append(table, fmt.Sprintf("%-14s %-72s %s %-6s %s %6d %s", metric, scopeCol, bp, kind, cur, n, cost))
+		table = append(table, fmt.Sprintf("%-14s %-72s %s %s %6d %s", metric, scopeCol, bp, cur, n, cost))
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("DuckDB:\n%s", strings.Join(table, "\n"))
-	if !kinds["legacy"] || !kinds["modern"] {
-		t.Errorf("record kinds read: %v, want legacy and modern", kinds)
-	}
 	var truthTable []string
+	kinds := map[string]bool{}
 	for _, p := range parts {
 		truth, err := sb.GroundTruth(p.Scope, p.Period, p.Metric)
 		if err != nil {
@@ -133,6 +128,40 @@ FROM r GROUP BY ALL ORDER BY ALL`, glob)
 		if gotRows[k] != truth.Rows {
 			t.Errorf("%v: DuckDB counts %d rows, ground truth %d (partitions read: %v)", k, gotRows[k], truth.Rows, keys(gotRows))
 		}
+		// The manifest's totals (cost field → currency → sum), summed over the billing-currency
+		// cost fields as the query's coalesce does, must equal the query's sums exactly.
+		m := readManifest(t, st, e.ManifestName(p))
+		for kind := range m.RecordKinds {
+			kinds[kind] = true
+		}
+		perCurrency := map[string]*big.Rat{}
+		for field, byCur := range m.Totals {
+			if field == record.FieldCostInUSD { // a second total of modern records, in USD
+				continue
+			}
+			for cur, v := range byCur {
+				d, err := decimal.Parse(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if perCurrency[cur] == nil {
+					perCurrency[cur] = new(big.Rat)
+				}
+				perCurrency[cur].Add(perCurrency[cur], d.Rat())
+			}
+		}
+		if len(perCurrency) != len(got[k]) {
+			t.Errorf("%v: manifest currencies %v, DuckDB %v", k, perCurrency, got[k])
+		}
+		for cur, want := range perCurrency {
+			g, err := decimal.Parse(got[k][cur])
+			if err != nil || g.Rat().Cmp(want) != 0 {
+				t.Errorf("%v %s: DuckDB sum %s, manifest total %s", k, cur, got[k][cur], want.FloatString(18))
+			}
+		}
+		if int64(gotRows[k]) != m.DataRowCount {
+			t.Errorf("%v: DuckDB counts %d rows, manifest %d", k, gotRows[k], m.DataRowCount)
+		}
 		for cur, want := range truth.Sums {
 			if !sameDecimal(got[k][cur], want) {
 				t.Errorf("%v %s: DuckDB sum %s, ground truth %s", k, cur, got[k][cur], want)
@@ -140,8 +169,71 @@ FROM r GROUP BY ALL ORDER BY ALL`, glob)
 			truthTable = append(truthTable, fmt.Sprintf("%-14s %-72s %s %s %6d %s", p.Metric, k.scope, k.period, cur, truth.Rows, want))
 		}
 	}
+	if !kinds["legacy"] || !kinds["modern"] {
+		t.Errorf("record kinds exported: %v, want legacy and modern", kinds)
+	}
 	sort.Strings(truthTable)
 	t.Logf("ground truth:\n%s", strings.Join(truthTable, "\n"))
+}
+
+// readmeQuery returns the DuckDB query of README.md's lake section: the sql block after the
+// lake-query:duckdb marker.
+func readmeQuery(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "<!-- lake-query:duckdb")
+	if !ok {
+		t.Fatal("README.md has no lake-query:duckdb marker")
+	}
+	_, after, ok = strings.Cut(after, "```sql\n")
+	if !ok {
+		t.Fatal("no sql block after the marker")
+	}
+	q, _, ok := strings.Cut(after, "```")
+	if !ok {
+		t.Fatal("unterminated sql block")
+	}
+	return q
+}
+
+func readManifest(t *testing.T, st *store.Local, name string) *manifest.Manifest {
+	t.Helper()
+	rc, _, err := st.Get(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// decimalText scans a DuckDB DECIMAL as its exact text.
+type decimalText string
+
+func (d *decimalText) Scan(v any) error {
+	switch x := v.(type) {
+	case string:
+		*d = decimalText(x)
+	case []byte:
+		*d = decimalText(x)
+	default:
+		if s, ok := v.(fmt.Stringer); ok {
+			*d = decimalText(s.String())
+			return nil
+		}
+		return fmt.Errorf("scanning %T as a decimal", v)
+	}
+	return nil
 }
 
 func keys[K comparable, V any](m map[K]V) []K {

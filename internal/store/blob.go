@@ -50,8 +50,11 @@ type BlobOptions struct {
 	// ConnectionString is an account connection string (Azurite and development), including
 	// "UseDevelopmentStorage=true".
 	ConnectionString string
-	// Container is the container name; it is created if missing.
+	// Container is the container name; it is created if missing, unless NoCreate.
 	Container string
+	// NoCreate makes a missing container an error (readers such as verify and status must not
+	// create what they only read).
+	NoCreate bool
 	// ClientOptions are passed to the azblob client; nil means its defaults.
 	ClientOptions *azblob.ClientOptions
 	// BlockSize is the upload block size in bytes; 0 means DefaultBlockSize. Azure's SDK uses
@@ -132,7 +135,7 @@ func NewBlob(ctx context.Context, o *BlobOptions) (*Blob, error) {
 	if err != nil {
 		return nil, b.wrap(fmt.Errorf("new blob store: %w", err))
 	}
-	if err := b.ensureContainer(ctx); err != nil {
+	if err := b.ensureContainer(ctx, !o.NoCreate); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -201,14 +204,18 @@ func parseConnectionString(cs string) (endpoint string, secrets []string) {
 	return "(no endpoint)", secrets
 }
 
-// ensureContainer creates the container when it does not exist.
-func (b *Blob) ensureContainer(ctx context.Context) error {
+// ensureContainer creates the container when it does not exist and create is set; otherwise a
+// missing container is an error wrapping ErrNotFound.
+func (b *Blob) ensureContainer(ctx context.Context, create bool) error {
 	_, err := b.cont.GetProperties(ctx, nil)
 	if err == nil {
 		return nil
 	}
 	if !bloberror.HasCode(err, bloberror.ContainerNotFound) {
 		return b.wrap(fmt.Errorf("new blob store: checking container: %w", err))
+	}
+	if !create {
+		return fmt.Errorf("new blob store: %s does not exist: %w", b.desc, ErrNotFound)
 	}
 	_, err = b.cont.Create(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {

@@ -1,8 +1,7 @@
 // Package verify re-reads an exported partition and checks it against its manifest: every blob
 // the manifest lists exists with the same byte count and SHA-256, holds the stated number of
 // JSON lines, and the per-currency totals recomputed from the lines equal the manifest's; no part
-// file that the manifest does not list sits in the partition folder. A FOCUS partition
-// (dataset=focus) is checked by focus.Verify.
+// file that the manifest does not list sits in the partition folder.
 package verify
 
 import (
@@ -21,7 +20,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/usage-export/usage-export/internal/decimal"
-	"github.com/usage-export/usage-export/internal/focus"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/store"
@@ -60,14 +58,6 @@ func Partition(ctx context.Context, st Reader, manifestName string) (*Report, er
 	rc.Close()
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	if focus.IsManifest(b) {
-		v, err := focus.Verify(ctx, st, manifestName, b)
-		if err != nil {
-			return nil, err
-		}
-		rep.RunID, rep.Blobs, rep.Rows, rep.Bytes, rep.Problems = v.RunID, v.Blobs, v.Rows, v.Bytes, v.Problems
-		return rep, nil
 	}
 	m, err := manifest.Parse(b)
 	if err != nil {

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+
+	"github.com/usage-export/usage-export/docs/schemas"
+	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
+	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/scope"
+)
+
+// runCLI runs the command line in-process with the given USAGE_EXPORT_* environment (every other
+// setting is cleared) and returns the exit code, stdout and stderr.
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, config.Prefix) {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestHelp: -h and --help print the help on stdout and exit 0, bare and on every command.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"serve", "-h"},
+		{"export", "-h"}, {"export", "--help"}, {"verify", "-h"}, {"sandbox", "--help"}, {"demo", "-h"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, nil, args...)
+			if code != exitOK || !strings.HasPrefix(stdout, "usage: handler") || stderr != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 0 and the help on stdout", code, firstLine(stdout), stderr)
+			}
+		})
+	}
+}
+
+// TestVerifyFlags: verify's help lists only the flags of reading the output.
+func TestVerifyFlags(t *testing.T) {
+	_, stdout, _ := runCLI(t, nil, "verify", "-h")
+	for _, export := range []string{"-scopes", "-api-version", "-rate-per-scope", "-drop-guard", "-endpoint", "-part-days"} {
+		if strings.Contains(stdout, export+" ") {
+			t.Errorf("verify's help lists %s:\n%s", export, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "-output-dir") || !strings.Contains(stdout, "-container") {
+		t.Errorf("verify's help lacks its own flags:\n%s", stdout)
+	}
+}
+
+// TestFlagWinsOverEnvironment: --output-dir wins over a connection string in the environment
+// (before, both were set and the command stopped with "set only one").
+func TestFlagWinsOverEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCLI(t, map[string]string{config.EnvStorageConnection: "UseDevelopmentStorage=true"},
+		"verify", "--output-dir", dir)
+	if code != exitFailed || !strings.Contains(stderr, "no manifest found") {
+		t.Errorf("exit %d, stderr %q; want verify to read the empty directory and find no manifest", code, stderr)
+	}
+}
+
+// TestUnknownSetting: a misspelt setting name stops the command with a "did you mean".
+func TestUnknownSetting(t *testing.T) {
+	code, _, stderr := runCLI(t, map[string]string{"USAGE_EXPORT_METRICS": "amortizedcost"},
+		"export", "--scopes", "/subscriptions/a", "--output-dir", t.TempDir())
+	if code != exitUsage || !strings.Contains(stderr, "USAGE_EXPORT_METRICS: is not a setting of Usage Export; did you mean USAGE_EXPORT_METRIC?") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runCLI(t, nil, "export", "--scopes", "/subscriptions/a", "--output-dir", t.TempDir(), "--endpoint", "https://attacker.example.net")
+	if code != exitUsage || !strings.Contains(stderr, config.EnvAllowCustomEndpoint) {
+		t.Errorf("custom endpoint: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestVerifyCreatesNothing: verify of a missing directory or container fails and leaves them
+// missing.
+func TestVerifyCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	code, _, stderr := runCLI(t, nil, "verify", "--output-dir", dir)
+	if code == exitOK || !strings.Contains(stderr, "does not exist") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("verify created %s (stat: %v)", dir, err)
+	}
+
+	az := azuritetest.Start(t)
+	code, _, stderr = runCLI(t, nil, "verify", "--storage-connection", az.ConnectionString(), "--container", "never-created")
+	if code == exitOK || !strings.Contains(stderr, "does not exist") {
+		t.Errorf("blob: exit %d, stderr %q", code, stderr)
+	}
+	client, err := azblob.NewClientFromConnectionString(az.ConnectionString(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ServiceClient().NewContainerClient("never-created").GetProperties(context.Background(), nil); err == nil {
+		t.Error("verify created the container")
+	}
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// TestExportSummaryAndLogs runs an export per source against the sandbox and checks the run
+// summary against docs/schemas/summary.schema.json (camelCase keys, seconds as numbers) and that
+// no log line repeats a key.
+func TestExportSummaryAndLogs(t *testing.T) {
+	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 2, PollInterval: 10 * time.Millisecond, PollsBeforeDone: -1})
+	var dept string
+	for _, s := range sb.Scopes() {
+		if s.Kind == scope.Department {
+			dept = s.String()
+			break
+		}
+	}
+	last := period.Of(time.Now()).Add(-1).String()
+	for _, source := range []string{export.SourceUsageDetails, export.SourceCostDetails} {
+		t.Run(source, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, map[string]string{config.EnvToken: sb.Token()}, "export",
+				"--endpoint", sb.URL(), "--scopes", dept, "--output-dir", t.TempDir(), "--periods", last,
+				"--source", source, "--rate-per-scope", "10000", "--progress", "none", "--log-level", "debug")
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if err := schemas.Validate(schemas.Summary, []byte(stdout)); err != nil {
+				t.Errorf("summary: %v\n%s", err, stdout)
+			}
+			lines := 0
+			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+				if !strings.HasPrefix(line, "{") {
+					continue
+				}
+				lines++
+				if dup := repeatedKeys(line); len(dup) > 0 {
+					t.Errorf("log line repeats %v: %s", dup, line)
+				}
+			}
+			if lines < 3 {
+				t.Errorf("%d log lines", lines)
+			}
+		})
+	}
+	if err := schemas.Validate(schemas.Summary, []byte(`{"partitions":[],"rows":0,"bytes":0,"seconds":1,"rateBudget":{"Calls":1,"Waited":60569295828}}`)); err == nil {
+		t.Error("the schema accepts the old PascalCase budget")
+	}
+}
+
+// repeatedKeys returns the top-level keys a JSON object line holds more than once.
+func repeatedKeys(line string) []string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	seen := map[string]bool{}
+	var dup []string
+	if _, err := dec.Token(); err != nil {
+		return []string{"(not JSON)"}
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return []string{"(not JSON)"}
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			dup = append(dup, k)
+		}
+		seen[k] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return []string{"(not JSON)"}
+		}
+	}
+	return dup
+}
+
+func startSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
+	t.Helper()
+	sb, err := sandbox.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	return sb
+}

@@ -1,0 +1,103 @@
+package arm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/rs/zerolog"
+)
+
+// TestDiagnosePolicy: a transient 503 keeps its retry and is logged once at info with its cause;
+// a refused connection is logged at error with what to check and is not retried.
+func TestDiagnosePolicy(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	var logs bytes.Buffer
+	log := zerolog.New(&logs)
+	pl := runtime.NewPipeline("test", "v0", runtime.PipelineOptions{}, &policy.ClientOptions{
+		Retry:            policy.RetryOptions{RetryDelay: time.Millisecond, MaxRetryDelay: 2 * time.Millisecond, MaxRetries: 3},
+		PerRetryPolicies: []policy.Policy{NewDiagnosePolicy()},
+	})
+	do := func(url string) (*http.Response, error) {
+		req, err := runtime.NewRequest(log.WithContext(context.Background()), http.MethodGet, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pl.Do(req)
+	}
+	resp, err := do(srv.URL)
+	if err != nil || resp.StatusCode != http.StatusOK || calls.Load() != 3 {
+		t.Fatalf("503, 503, 200: got %v %v after %d calls", resp, err, calls.Load())
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("log lines %q, want two (info, then debug for the repeat)", lines)
+	}
+	var first, second map[string]any
+	_ = json.Unmarshal([]byte(lines[0]), &first)
+	_ = json.Unmarshal([]byte(lines[1]), &second)
+	if first["level"] != "info" || first["cause"] != "server_error" || first["status"] != float64(503) {
+		t.Errorf("first transient fault logged as %s", lines[0])
+	}
+	if second["level"] != "debug" {
+		t.Errorf("repeat logged as %s", lines[1])
+	}
+
+	logs.Reset()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	url := closed.URL
+	closed.Close()
+	start := time.Now()
+	_, err = do(url)
+	var de *DiagnosedError
+	if !errors.As(err, &de) || de.Diagnosis.Cause != "connection_refused" {
+		t.Fatalf("refused: err %v, want a DiagnosedError with cause connection_refused", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refused connection took %v: retried", d)
+	}
+	if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), "USAGE_EXPORT_MANAGEMENT_ENDPOINT") {
+		t.Errorf("refused logged as %s", logs.String())
+	}
+}
+
+func TestDiagnose(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		cause     string
+		permanent bool
+	}{
+		{401, "unauthorized", true}, {403, "forbidden", true}, {429, "throttled", false},
+		{500, "server_error", false}, {503, "server_error", false}, {408, "server_error", false},
+	} {
+		d, ok := Diagnose(&http.Response{StatusCode: tc.status}, nil)
+		if !ok || d.Cause != tc.cause || d.Permanent != tc.permanent || d.Check == "" {
+			t.Errorf("%d: %+v %v", tc.status, d, ok)
+		}
+	}
+	for _, s := range []int{200, 204, 400, 404} {
+		if _, ok := Diagnose(&http.Response{StatusCode: s}, nil); ok {
+			t.Errorf("%d diagnosed", s)
+		}
+	}
+	if _, ok := Diagnose(nil, context.Canceled); ok {
+		t.Error("a cancelled context diagnosed")
+	}
+}
