@@ -30,7 +30,7 @@ func chargeKey(get func(string) string) string {
 // metric each belongs to.
 func TestFocusChargesInBothSources(t *testing.T) {
 	s, ts := newTestServer(t, &Options{RecordsPerDay: 3, RowsPerBlob: 1000})
-	month := period.Period{Year: 2024, Month: 2} // even month: a refunded duplicate purchase
+	month := period.Period{Year: 2024, Month: 1} // a commitment payment month, with a refunded duplicate
 	want := map[string][]string{
 		"actualcost": {"Purchase/Reservation/Azure/sub", "Purchase/SavingsPlan/Azure/sub", "Refund/Reservation/Azure/sub",
 			"Purchase/OnDemand/Marketplace/sub", "RoundingAdjustment//Azure/sub", "Usage/Reservation/Azure/sub",
@@ -64,7 +64,7 @@ func TestFocusChargesInBothSources(t *testing.T) {
 				return true
 			})
 			// Cost Details CSV: the report of the same month.
-			res, _ := runReport(t, s, ts.URL, sc, fmt.Sprintf(`{"metric":%q,"timePeriod":{"start":"2024-02-01","end":"2024-02-29"}}`,
+			res, _ := runReport(t, s, ts.URL, sc, fmt.Sprintf(`{"metric":%q,"timePeriod":{"start":"2024-01-01","end":"2024-01-31"}}`,
 				map[string]string{"actualcost": "ActualCost", "amortizedcost": "AmortizedCost"}[metric]))
 			header, rows := downloadCSV(t, res, false)
 			idx := map[string]int{}

@@ -158,11 +158,11 @@ type rowKind uint8
 const (
 	rkUsage       rowKind = iota // on-demand usage
 	rkReserved                   // usage covered by the reservation: cost 0 in actual, amortized price in amortized
-	rkPurchase                   // monthly reservation purchase (actual cost only), day 1
+	rkPurchase                   // quarterly reservation payment (actual cost only), day 1
 	rkUnused                     // unused reservation hours of a day (amortized cost only), no subscription
-	rkRefund                     // refund of a duplicated reservation purchase (actual cost only), day 2
+	rkRefund                     // refund of a duplicated reservation payment (actual cost only), day 2
 	rkSPCovered                  // usage covered by the savings plan
-	rkSPPurchase                 // monthly savings-plan purchase (actual cost only), day 1
+	rkSPPurchase                 // quarterly savings-plan payment (actual cost only), day 1
 	rkSPUnused                   // unused savings-plan commitment of a day (amortized cost only), no subscription
 	rkMarketplace                // monthly Marketplace purchase (both metrics, not amortized), day 1
 	rkRounding                   // month-end rounding adjustment (both metrics)
@@ -201,18 +201,19 @@ func (w *world) extras(s *subscription, day time.Time, metric Metric, perDay int
 	add := func(k rowKind) { ks[n] = k; n++ }
 	amortized := metric == MetricAmortizedCost
 	y, m, d := day.Date()
-	dup := m%2 == 0 // even months: a duplicated reservation purchase, refunded the next day
+	// Commitments are paid quarterly, on the 1st of January, April, July and October, each
+	// payment buying the quarter's hours; that day the reservation payment is also duplicated
+	// by mistake and refunded on the 2nd.
+	payday := termStart(m)
 	if d == 1 {
-		if !amortized {
+		if !amortized && payday {
 			add(rkPurchase)
 			add(rkSPPurchase)
-			if dup {
-				add(rkPurchase)
-			}
+			add(rkPurchase)
 		}
 		add(rkMarketplace)
 	}
-	if d == 2 && dup && !amortized {
+	if d == 2 && payday && !amortized {
 		add(rkRefund)
 	}
 	if amortized {
@@ -230,6 +231,22 @@ func (w *world) extras(s *subscription, day time.Time, metric Metric, perDay int
 }
 
 var hoursPerDay = dec{m: 24}
+
+// termMonths is how many months one commitment payment covers.
+const termMonths = 3
+
+// termStart reports whether a commitment payment falls in month m.
+func termStart(m time.Month) bool { return (int(m)-1)%termMonths == 0 }
+
+// termDays is the number of days a payment made in month (y, m) covers.
+func termDays(y int, m time.Month) dec {
+	n := 0
+	for i := 0; i < termMonths; i++ {
+		t := time.Date(y, m+time.Month(i), 1, 0, 0, 0, 0, time.UTC)
+		n += lastDay(t.Year(), int(t.Month()))
+	}
+	return dec{m: uint64(n)}
+}
 
 // conv converts a price-list (USD) amount to what a record carries: EA EUR rows are priced in
 // EUR (rounded to 6 places); modern rows carry pricing-currency (USD) prices.
@@ -298,10 +315,10 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 	}
 	m := r.res.meter
 	amortized := metric == MetricAmortizedCost
-	days := dec{m: uint64(lastDay(y, int(mo)))}
+	days := termDays(y, mo)
 	switch r.kind {
 	case rkPurchase, rkRefund:
-		// One month of the reservation's hours, priced in the row's currency.
+		// One quarter of the reservation's hours, priced in the row's currency.
 		r.quantity = dec{m: 1}
 		if r.kind == rkRefund {
 			r.quantity = negate(r.quantity)
@@ -374,6 +391,11 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 	r.cost = mul(r.quantity, r.effectivePrice)
 	if s.modern {
 		r.rate = monthRate(s.currency, r.month)
+		if r.reserved() || r.savingsPlanRow() {
+			// Commitment charges keep the rate of the quarter's payment, so that amortized
+			// Used + Unused equals the payment in the billing currency too.
+			r.rate = monthRate(s.currency, y*100+int(mo)-(int(mo)-1)%termMonths)
+		}
 		r.costUSD = r.cost
 		r.costBilling = mul(r.costUSD, r.rate)
 		r.paygUSD = mul(r.quantity, r.payGPrice)

@@ -28,13 +28,15 @@ import (
 // EA subscriptions produce kind legacy records (offer MS-AZR-0017P), MCA ones kind modern
 // (MS-AZR-0017G). Every third subscription holds commitments and the other charges FOCUS needs
 // (rows.go, extras): a D2s v3 reservation covering its first resource's usage and a savings plan
-// covering its second (cost 0 in actual cost, the amortized rate in amortized cost), bought
-// monthly (Purchase rows on day 1 in actual cost only; in even months the reservation purchase
-// is duplicated on day 1 and refunded on day 2), UnusedReservation / UnusedSavingsPlan rows
-// without a subscription in amortized cost for the hours and spend not used, a monthly
-// Marketplace purchase and a month-end RoundingAdjustment (in both metrics). Each monthly
-// payment buys exactly that month's commitment, so per commitment the amortized Used + Unused
-// cost of a month equals its purchases. Server.Scopes lists every scope path.
+// covering its second (cost 0 in actual cost, the amortized rate in amortized cost), paid
+// quarterly (Purchase rows on the 1st of January, April, July and October in actual cost only;
+// that day the reservation payment is duplicated and refunded on the 2nd), UnusedReservation /
+// UnusedSavingsPlan rows without a subscription in amortized cost for the hours and spend not
+// used, a monthly Marketplace purchase and a month-end RoundingAdjustment (in both metrics).
+// Each payment buys exactly its quarter's commitment, so per commitment the amortized Used +
+// Unused cost of a calendar quarter equals its purchases (Azure bills upfront or monthly; the
+// quarterly payment makes the term invariant testable over three periods while actual and
+// amortized totals still differ month by month). Server.Scopes lists every scope path.
 
 // Fixed ids of the world.
 const (
