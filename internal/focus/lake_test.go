@@ -3,6 +3,7 @@ package focus
 import (
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,15 +14,31 @@ import (
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
-// readmeQuery is the README's first FOCUS query (effective cost by service and month), with the
-// tree's glob filled in. Costs are read as their JSON text and cast to DECIMAL, so sums are exact
-// (read_json's typed columns parse numbers through a double).
-const readmeQuery = `
-SELECT strftime(CAST(json->>'ChargePeriodStart' AS TIMESTAMP), '%%Y-%%m') AS month,
-       json->>'ServiceName' AS ServiceName, json->>'BillingCurrency' AS BillingCurrency,
-       sum(CAST(json->>'EffectiveCost' AS DECIMAL(38,18)))::VARCHAR AS EffectiveCost
-FROM read_json_objects('%s', format = 'newline_delimited')
-GROUP BY ALL ORDER BY ALL`
+// readmeQuery returns README.md's first FOCUS query (effective cost by service and month): the
+// sql block after the focus-query:duckdb marker, with the glob pointed at dir and the cost cast
+// to text for scanning.
+func readmeQuery(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "<!-- focus-query:duckdb")
+	if !ok {
+		t.Fatal("README.md has no focus-query:duckdb marker")
+	}
+	_, after, _ = strings.Cut(after, "```sql\n")
+	q, _, ok := strings.Cut(after, "```")
+	if !ok {
+		t.Fatal("README.md: no sql block after the focus-query marker")
+	}
+	glob := "'usage/dataset=focus/scope=*/billingPeriod=*/*.jsonl.gz'"
+	if !strings.Contains(q, glob) {
+		t.Fatalf("README query does not read %s:\n%s", glob, q)
+	}
+	q = strings.Replace(q, glob, "'"+filepath.Join(dir, "usage", "dataset=focus", "scope=*", "billingPeriod=*", "*.jsonl.gz")+"'", 1)
+	return "SELECT month, ServiceName, BillingCurrency, EffectiveCost::VARCHAR FROM (" + strings.TrimSuffix(strings.TrimSpace(q), ";") + ")"
+}
 
 // TestDuckDBReadsFocus reads the FOCUS tree of four scopes over three periods with DuckDB and
 // compares row counts and BilledCost/EffectiveCost per scope, period and currency with the
@@ -93,7 +110,7 @@ GROUP BY ALL ORDER BY ALL`, glob))
 	}
 	t.Logf("DuckDB (rows, sums) / manifest:\n%s", strings.Join(table, "\n"))
 
-	rows, err = db.Query(fmt.Sprintf(readmeQuery, glob))
+	rows, err = db.Query(readmeQuery(t, w.dir))
 	if err != nil {
 		t.Fatalf("README query: %v", err)
 	}
