@@ -27,6 +27,9 @@ const listLimit = 50
 // retryAfterSeconds is the polling interval suggested to the caller of an unfinished job.
 const retryAfterSeconds = "5"
 
+// tooManyRetryAfterSeconds is the wait suggested when too many jobs are open.
+const tooManyRetryAfterSeconds = "60"
+
 // apiReply is the HTTP response the caller gets, carried in Outputs.res.
 type apiReply struct {
 	status  int
@@ -90,29 +93,51 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// api routes the caller's request: POST /api/exports creates a job, GET /api/exports/{id}
-// returns one, GET /api/exports lists recent ones.
+// route is one endpoint of the HTTP API: a method and whether the path has an {id}.
+type route struct {
+	method string
+	withID bool
+	serve  func(s *Server, ctx context.Context, req *httpRequest) apiReply
+}
+
+// routes is the HTTP API (function.json's route is "exports/{id?}"): POST /api/exports creates
+// a job, GET /api/exports lists recent ones, GET /api/exports/{id} reads one and
+// DELETE /api/exports/{id} cancels it. A new endpoint is one more line here (and its method in
+// function.json).
+var routes = []route{
+	{http.MethodPost, false, (*Server).createJob},
+	{http.MethodGet, false, func(s *Server, ctx context.Context, _ *httpRequest) apiReply { return s.listJobs(ctx) }},
+	{http.MethodGet, true, func(s *Server, ctx context.Context, req *httpRequest) apiReply {
+		return s.getJob(ctx, req.Params["id"])
+	}},
+	{http.MethodDelete, true, func(s *Server, ctx context.Context, req *httpRequest) apiReply {
+		return s.cancelJob(ctx, req.Params["id"])
+	}},
+}
+
+// api routes the caller's request through routes.
 func (s *Server) api(ctx context.Context, req *httpRequest) apiReply {
-	id := req.Params["id"]
+	withID := req.Params["id"] != ""
 	method := strings.ToUpper(req.Method)
-	switch {
-	case method == http.MethodPost && id == "":
-		return s.createJob(ctx, req)
-	case method == http.MethodGet && id != "":
-		return s.getJob(ctx, id)
-	case method == http.MethodGet:
-		return s.listJobs(ctx)
-	case method == http.MethodPost:
-		rep := replyError(http.StatusMethodNotAllowed, "method_not_allowed",
-			"POST creates a job at /api/exports (without an id); GET /api/exports/%s reads this one", id)
-		rep.headers = map[string]string{"Allow": "GET"}
-		return rep
-	default:
-		rep := replyError(http.StatusMethodNotAllowed, "method_not_allowed",
-			"method %s is not supported: POST /api/exports creates an export job, GET /api/exports/{id} reads it", req.Method)
-		rep.headers = map[string]string{"Allow": "GET, POST"}
-		return rep
+	var allow []string
+	for _, rt := range routes {
+		if rt.withID != withID {
+			continue
+		}
+		if rt.method == method {
+			return rt.serve(s, ctx, req)
+		}
+		allow = append(allow, rt.method)
 	}
+	where := "/api/exports"
+	if withID {
+		where += "/{id}"
+	}
+	rep := replyError(http.StatusMethodNotAllowed, "method_not_allowed",
+		"method %s is not supported at %s (allowed: %s); POST /api/exports creates an export job, GET /api/exports/{id} reads it, DELETE /api/exports/{id} cancels it",
+		req.Method, where, strings.Join(allow, ", "))
+	rep.headers = map[string]string{"Allow": strings.Join(allow, ", ")}
+	return rep
 }
 
 // exportRequest is the body of POST /api/exports. Unknown fields, duplicate fields and wrong
@@ -175,33 +200,38 @@ func (s *Server) createJob(ctx context.Context, req *httpRequest) apiReply {
 	if rep != nil {
 		return *rep
 	}
-	now := s.now().UTC()
-	j := &jobs.Job{
-		ID: jobs.NewID(now), State: jobs.Queued, CreatedTime: now,
-		Request: jobs.Request{Metrics: p.metrics, Source: p.source, Force: p.force},
-	}
+	req2 := jobs.Request{Metrics: p.metrics, Source: p.source, Force: p.force}
 	for _, sc := range p.scopes {
-		j.Request.Scopes = append(j.Request.Scopes, sc.String())
+		req2.Scopes = append(req2.Scopes, sc.String())
 	}
 	for _, pr := range p.periods {
-		j.Request.Periods = append(j.Request.Periods, pr.String())
+		req2.Periods = append(req2.Periods, pr.String())
 	}
-	for _, pt := range p.parts {
-		j.Partitions = append(j.Partitions, jobs.Partition{
-			Scope: pt.Scope.String(), BillingPeriod: pt.Period.String(), Metric: pt.Metric, Status: jobs.PartPending,
-		})
-	}
-	if err := s.jobs.Create(ctx, j); err != nil {
+	j, created, err := s.jobs.Submit(ctx, jobs.ExecOnDemand, req2, p.parts)
+	switch {
+	case errors.Is(err, jobs.ErrTooManyOpen):
+		rep := replyError(http.StatusTooManyRequests, "too_many_jobs",
+			"%v; wait for one to finish (or cancel one with DELETE /api/exports/{id}) and try again", err)
+		rep.headers = map[string]string{"Retry-After": tooManyRetryAfterSeconds}
+		return rep
+	case errors.Is(err, jobs.ErrEnqueue):
+		zerolog.Ctx(ctx).Error().Str("job_id", j.ID).Str("error", s.redact(err.Error())).Msg("enqueueing a new job")
+		return replyError(http.StatusServiceUnavailable, "enqueue_failed",
+			"job %s was stored but its partitions could not all be queued; send the same request again to queue them", j.ID)
+	case err != nil:
 		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("storing a new job")
 		return replyError(http.StatusInternalServerError, "internal_error",
 			"the job could not be stored; nothing was started. Try again")
 	}
-	s.enqueue(j.ID)
-	zerolog.Ctx(ctx).Info().Str("job_id", j.ID).Int("partitions", len(j.Partitions)).Msg("export job accepted")
+	what := "accepted"
+	if !created {
+		what = "identical request: the open job returned"
+	}
+	zerolog.Ctx(ctx).Info().Str("job_id", j.ID).Bool("created", created).Int("partitions", len(j.Partitions)).Msg("export job " + what)
 	return apiReply{
 		status: http.StatusAccepted, body: j,
 		headers: map[string]string{"Location": jobLocation(req.URL, j.ID), "Retry-After": retryAfterSeconds},
-		log:     fmt.Sprintf("job %s accepted: %d partition(s)", j.ID, len(j.Partitions)),
+		log:     fmt.Sprintf("job %s %s: %d partition(s)", j.ID, what, len(j.Partitions)),
 	}
 }
 
@@ -379,8 +409,9 @@ func decodeError(err error) (int, string, string) {
 	return http.StatusBadRequest, "invalid_json", "the request body could not be decoded: " + err.Error()
 }
 
+// getJob returns a job's view, derived from its partition records; it never starts anything.
 func (s *Server) getJob(ctx context.Context, id string) apiReply {
-	j, err := s.jobs.Get(ctx, id)
+	j, err := s.jobs.Store().View(ctx, id)
 	if errors.Is(err, jobs.ErrNotFound) {
 		return replyError(http.StatusNotFound, "not_found", "no export job with id %q", id)
 	}
@@ -391,11 +422,25 @@ func (s *Server) getJob(ctx context.Context, id string) apiReply {
 	rep := apiReply{status: http.StatusOK, body: j, log: fmt.Sprintf("job %s: %s", j.ID, j.State)}
 	if !j.State.Final() {
 		rep.headers = map[string]string{"Retry-After": retryAfterSeconds}
-		// A caller following an orphaned job (its process stopped) gets it going again here,
-		// without waiting for the next timer run.
-		if jobs.Claimable(j, s.me, s.now(), s.opts.StaleAfter) && s.enqueue(j.ID) {
-			zerolog.Ctx(ctx).Info().Str("job_id", j.ID).Msg("unfinished job queued")
-		}
+	}
+	return rep
+}
+
+// cancelJob asks a job to stop: 202 with its view, 409 when it already ended.
+func (s *Server) cancelJob(ctx context.Context, id string) apiReply {
+	j, err := s.jobs.Cancel(ctx, id)
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		return replyError(http.StatusNotFound, "not_found", "no export job with id %q", id)
+	case errors.Is(err, jobs.ErrFinished):
+		return replyError(http.StatusConflict, "already_finished", "job %s already ended (%s); there is nothing to cancel", id, j.State)
+	case err != nil:
+		zerolog.Ctx(ctx).Error().Str("job_id", id).Str("error", s.redact(err.Error())).Msg("cancelling a job")
+		return replyError(http.StatusInternalServerError, "internal_error", "the job could not be cancelled; try again")
+	}
+	rep := apiReply{status: http.StatusAccepted, body: j, log: fmt.Sprintf("job %s: cancel requested (%s)", j.ID, j.State)}
+	if !j.State.Final() {
+		rep.headers = map[string]string{"Retry-After": retryAfterSeconds}
 	}
 	return rep
 }
@@ -412,14 +457,14 @@ type jobSummary struct {
 }
 
 func (s *Server) listJobs(ctx context.Context) apiReply {
-	ids, err := s.jobs.IDs(ctx)
+	ids, err := s.jobs.Store().IDs(ctx)
 	if err != nil {
 		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("listing jobs")
 		return replyError(http.StatusInternalServerError, "internal_error", "the jobs could not be listed; try again")
 	}
 	out := []jobSummary{}
 	for i := len(ids) - 1; i >= 0 && len(out) < listLimit; i-- {
-		j, err := s.jobs.Get(ctx, ids[i])
+		j, err := s.jobs.Store().View(ctx, ids[i])
 		if err != nil {
 			continue // deleted meanwhile, or unreadable: GET /api/exports/{id} tells which
 		}

@@ -60,8 +60,9 @@ func TestBadRequests(t *testing.T) {
 		{"non-JSON content", "POST", "", `periods=202401`, "application/x-www-form-urlencoded", 415, "unsupported_media_type", "application/json"},
 		{"text content type", "POST", "", `{"periods":["202401"]}`, "text/plain", 415, "unsupported_media_type", "application/json"},
 		{"PUT", "PUT", "", `{"periods":["202401"]}`, "application/json", 405, "method_not_allowed", "POST /api/exports"},
-		{"DELETE a job", "DELETE", "20240101-000000-000000000000", "", "", 405, "method_not_allowed", "not supported"},
-		{"POST to a job", "POST", "20240101-000000-000000000000", `{}`, "application/json", 405, "method_not_allowed", "without an id"},
+		{"DELETE the collection", "DELETE", "", "", "", 405, "method_not_allowed", "DELETE /api/exports/{id} cancels"},
+		{"DELETE unknown job", "DELETE", "20240101-000000-000000000000", "", "", 404, "not_found", "no export job"},
+		{"POST to a job", "POST", "20240101-000000-000000000000", `{}`, "application/json", 405, "method_not_allowed", "allowed: GET, DELETE"},
 		{"GET unknown job", "GET", "20240101-000000-000000000000", "", "", 404, "not_found", "no export job"},
 		{"GET malformed job id", "GET", "..%2F..%2Fsecrets", "", "", 404, "not_found", "no export job"},
 	}
@@ -156,7 +157,7 @@ func TestAcceptAndGet(t *testing.T) {
 			if want := "/api/exports/" + j.ID; got.Headers["Location"] != want {
 				t.Errorf("Location %q, want %q", got.Headers["Location"], want)
 			}
-			if j.State != jobs.Queued || !j.CreatedTime.Equal(testNow) || j.Attempts != 0 {
+			if j.State != jobs.Queued || !j.CreatedTime.Equal(testNow) || j.ExecutionType != jobs.ExecOnDemand {
 				t.Errorf("job %+v, want queued at %s", j, testNow)
 			}
 			if strings.Join(j.Request.Scopes, ",") != strings.Join(tt.scopes, ",") ||
@@ -168,8 +169,19 @@ func TestAcceptAndGet(t *testing.T) {
 				t.Errorf("%d partitions, want %d", len(j.Partitions), want)
 			}
 			for _, p := range j.Partitions {
-				if p.Status != jobs.PartPending {
-					t.Errorf("partition %+v not pending", p)
+				if p.Status != jobs.PartQueued {
+					t.Errorf("partition %+v not queued", p)
+				}
+			}
+			// One message per partition, in plan order, naming the job.
+			items := env.queue.take()
+			if len(items) != len(j.Partitions) {
+				t.Fatalf("%d messages enqueued, want %d", len(items), len(j.Partitions))
+			}
+			for i, it := range items {
+				p := j.Partitions[i]
+				if it.Job != j.ID || it.Index != i || it.Scope != p.Scope || it.Period != p.BillingPeriod || it.Metric != p.Metric {
+					t.Errorf("message %d = %+v, want job %s partition %+v", i, it, j.ID, p)
 				}
 			}
 			stored := readJob(t, env, j.ID)
@@ -185,7 +197,7 @@ func TestAcceptAndGet(t *testing.T) {
 				t.Errorf("GET body %s (%v)", get.Body, err)
 			}
 			if n := len(env.fake.allRuns()); n != 0 {
-				t.Errorf("%d export runs before Run: the request must only queue the job", n)
+				t.Errorf("%d export runs: the request must only enqueue the job", n)
 			}
 		})
 	}
@@ -225,9 +237,9 @@ func TestRequestShapesOfOtherHosts(t *testing.T) {
 func TestListJobs(t *testing.T) {
 	s, env, _ := newTestServer(t, nil)
 	var ids []string
-	for i := range 3 {
+	for i, sc := range []string{subA, subB, eaAcct} {
 		env.now = testNow.Add(time.Duration(i) * time.Minute)
-		got := callHTTP(t, s, "POST", "", `{"periods":["202401"],"scopes":["`+subA+`"]}`, "application/json")
+		got := callHTTP(t, s, "POST", "", `{"periods":["202401"],"scopes":["`+sc+`"]}`, "application/json")
 		var j jobs.Job
 		if err := json.Unmarshal(got.Body, &j); err != nil {
 			t.Fatal(err)
@@ -274,7 +286,7 @@ func (b brokenStore) Put(context.Context, string, io.Reader, *store.PutOptions) 
 }
 
 func TestStoreFailureIs500(t *testing.T) {
-	s, env, _ := newTestServer(t, func(d *Deps, env *testEnv) { d.Store = brokenStore{env.backend} })
+	s, env, _ := newTestServer(t, func(d *Deps, env *testEnv) { env.jobStore = brokenStore{env.backend} })
 	got := callHTTP(t, s, "POST", "", `{"periods":["202401"]}`, "application/json")
 	if got.Status != 500 || !strings.Contains(string(got.Body), "internal_error") {
 		t.Errorf("%d %s, want 500 internal_error", got.Status, got.Body)
@@ -290,9 +302,9 @@ func TestStoreFailureIs500(t *testing.T) {
 // TestSchemasAreStrict: the published schemas reject what the API never sends, so the checks
 // in callHTTP and readJob can fail.
 func TestSchemasAreStrict(t *testing.T) {
-	okJob := `{"version":1,"id":"20240101-000000-0123456789ab","state":"queued","createdTime":"2024-01-01T00:00:00Z",` +
-		`"request":{"scopes":["/subscriptions/x"],"periods":["202401"],"metrics":["actualcost"],"force":false},` +
-		`"partitions":[{"scope":"/subscriptions/x","billingPeriod":"202401","metric":"actualcost","status":"pending","pages":0,"rows":0,"bytes":0}],"attempts":0}`
+	okJob := `{"version":2,"id":"20240101-000000-0123456789ab","executionType":"OnDemand","state":"queued","createdTime":"2024-01-01T00:00:00Z",` +
+		`"requestKey":"0123456789abcdef0123456789abcdef","request":{"scopes":["/subscriptions/x"],"periods":["202401"],"metrics":["actualcost"],"force":false},` +
+		`"partitions":[{"scope":"/subscriptions/x","billingPeriod":"202401","metric":"actualcost","status":"queued","pages":0,"rows":0,"bytes":0,"attempts":0}]}`
 	if err := schemas.Validate(schemas.Job, []byte(okJob)); err != nil {
 		t.Fatalf("a valid job is refused: %v", err)
 	}
@@ -301,8 +313,9 @@ func TestSchemasAreStrict(t *testing.T) {
 		"succeeded without finish":     strings.Replace(okJob, `"state":"queued"`, `"state":"succeeded","startedTime":"2024-01-01T00:00:00Z"`, 1),
 		"failed without error":         strings.Replace(okJob, `"state":"queued"`, `"state":"failed","startedTime":"2024-01-01T00:00:00Z","finishedTime":"2024-01-01T00:00:00Z"`, 1),
 		"extra field":                  strings.Replace(okJob, `"attempts":0`, `"attempts":0,"owner":"x"`, 1),
+		"cancelled without cancelTime": strings.Replace(okJob, `"state":"queued"`, `"state":"cancelled","finishedTime":"2024-01-01T00:00:00Z","error":"cancelled"`, 1),
 		"bad period":                   strings.Replace(okJob, `"periods":["202401"]`, `"periods":["2024-01"]`, 1),
-		"queued with a done partition": strings.Replace(okJob, `"status":"pending"`, `"status":"committed"`, 1),
+		"queued with a done partition": strings.Replace(okJob, `"status":"queued"`, `"status":"committed"`, 1),
 	}
 	for name, doc := range bad {
 		if err := schemas.Validate(schemas.Job, []byte(doc)); err == nil {

@@ -18,8 +18,10 @@ import (
 	"github.com/usage-export/usage-export/functions"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // fuzzNow is the clock of the fuzzed server: billing periods up to 202403 are in the past.
@@ -55,15 +57,27 @@ func newFuzzServer(f *testing.F) *fuzzServer {
 		f.Fatal(err)
 	}
 	fs := &fuzzServer{cfg: cfg}
+	now := func() time.Time { return fuzzNow }
 	fs.s = functions.New(functions.Deps{
-		Config: cfg, Store: st, Logger: zerolog.Nop(), Now: func() time.Time { return fuzzNow },
-		Export: func(ctx context.Context, r functions.Run) (*export.Summary, error) {
-			fs.exports.Add(1)
-			return &export.Summary{}, nil
-		},
+		Config: cfg, Logger: zerolog.Nop(), Now: now,
+		Jobs: jobs.NewRunner(jobs.Deps{
+			Store: jobs.New(st, cfg.Prefix), Queue: discardQueue{}, Allowed: cfg.Allowed, Now: now,
+			Worker: jobs.Worker{Instance: "fuzz", Process: "1"},
+			// Many accepted jobs stay open: the bound must not turn them into 429s here.
+			Options: &jobs.Options{MaxOpenJobs: 1 << 30},
+			Export: func(ctx context.Context, r jobs.Run) (*export.Summary, error) {
+				fs.exports.Add(1)
+				return &export.Summary{}, nil
+			},
+		}),
 	})
 	return fs
 }
+
+// discardQueue accepts every message and keeps none.
+type discardQueue struct{}
+
+func (discardQueue) Enqueue(context.Context, []workqueue.Item) error { return nil }
 
 // invoke posts a host payload to the HTTP function and checks what every answer must satisfy:
 // the host gets 200 (or 400 for a payload that is not an invocation) with a JSON body; the

@@ -3,9 +3,9 @@ package functions
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +23,7 @@ import (
 	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/testutil"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // Test scopes: the configured allow-list.
@@ -40,13 +41,13 @@ var testNow = time.Date(2024, 3, 3, 12, 0, 0, 0, time.UTC)
 // the status that hook returns (default committed); rows are 10 per partition.
 type fakeExport struct {
 	mu    sync.Mutex
-	runs  []Run
+	runs  []jobs.Run
 	calls map[string]int // per partition RelPath
 	// hook decides a partition's outcome; it may block (it gets the run's ctx).
 	hook func(ctx context.Context, p export.Partition, call int) string
 }
 
-func (f *fakeExport) Export(ctx context.Context, r Run) (*export.Summary, error) {
+func (f *fakeExport) Export(ctx context.Context, r jobs.Run) (*export.Summary, error) {
 	f.mu.Lock()
 	f.runs = append(f.runs, r)
 	if f.calls == nil {
@@ -92,20 +93,48 @@ func (f *fakeExport) Export(ctx context.Context, r Run) (*export.Summary, error)
 	return sum, nil
 }
 
-func (f *fakeExport) allRuns() []Run {
+func (f *fakeExport) allRuns() []jobs.Run {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Run(nil), f.runs...)
+	return append([]jobs.Run(nil), f.runs...)
+}
+
+// memQueue is the work queue in memory: it keeps what was enqueued, in order.
+type memQueue struct {
+	mu    sync.Mutex
+	items []workqueue.Item
+	err   error // returned by Enqueue when set
+}
+
+func (q *memQueue) Enqueue(_ context.Context, items []workqueue.Item) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return q.err
+	}
+	q.items = append(q.items, items...)
+	return nil
+}
+
+// take removes and returns what is queued.
+func (q *memQueue) take() []workqueue.Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.items
+	q.items = nil
+	return out
 }
 
 type testEnv struct {
-	backend *store.Local
-	fake    *fakeExport
-	logs    *testutil.SyncBuffer
-	stderr  *testutil.SyncBuffer
-	cfg     *config.Config
-	now     time.Time
-	jobID   string // for hooks that look at the job under test
+	queue    *memQueue
+	jobStore jobs.Backend // the job store's backend (default backend)
+	backend  *store.Local
+	fake     *fakeExport
+	logs     *testutil.SyncBuffer
+	stderr   *testutil.SyncBuffer
+	cfg      *config.Config
+	now      time.Time
+	jobID    string // for hooks that look at the job under test
 }
 
 func testConfig(t *testing.T, settings map[string]string) *config.Config {
@@ -129,18 +158,55 @@ func newTestServer(t *testing.T, mod func(*Deps, *testEnv)) (*Server, *testEnv, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &testEnv{backend: st, fake: &fakeExport{}, logs: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, now: testNow}
+	env := &testEnv{queue: &memQueue{}, backend: st, fake: &fakeExport{}, logs: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, now: testNow}
 	env.cfg = testConfig(t, nil)
-	d := &Deps{
-		Config: env.cfg, Export: env.fake.Export, Store: st,
-		Logger: zerolog.New(env.logs), Errors: env.stderr,
-		Now: func() time.Time { return env.now }, InstanceID: "vm1",
-		Options: &Options{FlushInterval: 5 * time.Millisecond, BusyRetryInterval: time.Millisecond, BusyRetryFor: time.Minute},
-	}
+	now := func() time.Time { return env.now }
+	d := &Deps{Config: env.cfg, Logger: zerolog.New(env.logs), Errors: env.stderr, Now: now}
+	env.jobStore = st
 	if mod != nil {
 		mod(d, env)
 	}
+	d.Jobs = jobs.NewRunner(jobs.Deps{
+		Store: jobs.New(env.jobStore, env.cfg.Prefix), Queue: env.queue, Export: env.fake.Export, Allowed: d.Config.Allowed,
+		Worker: jobs.Worker{Instance: "vm1", Process: "p1"}, Now: now,
+		Options: &jobs.Options{FlushInterval: 5 * time.Millisecond},
+	})
 	return New(*d), env, d
+}
+
+// queuePayload is the host's queueTrigger invocation for a message (the shape of
+// queue-invocation-request-docs.json): the message text as a JSON string in Data.item.
+func queuePayload(t *testing.T, it workqueue.Item, id string, dequeue int) []byte {
+	t.Helper()
+	text, err := base64.StdEncoding.DecodeString(workqueue.Encode(it))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(map[string]any{
+		"Data": map[string]any{ItemBinding: string(text)},
+		"Metadata": map[string]any{
+			"DequeueCount": dequeue, "Id": id, "PopReceipt": "AgAAAAMAAAAAAAAAAgtnj8x+1QE=",
+			"InsertionTime": "2024-03-03T12:00:00+00:00", "ExpirationTime": "9999-12-31T23:59:59+00:00",
+			"NextVisibleTime": "2024-03-03T12:10:00+00:00",
+			"sys":             map[string]any{"MethodName": WorkerFunction, "UtcNow": "2024-03-03T12:00:00.1234567Z", "RandGuid": "24ad4c06-24ad-4e5b-8294-3da9714877e9"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// deliver plays the queue: each queued item is invoked once (delivery count dequeue, message id
+// msg-<job>-<index>); it returns the host status per item.
+func deliver(t *testing.T, s http.Handler, items []workqueue.Item, dequeue int) []int {
+	t.Helper()
+	var out []int
+	for _, it := range items {
+		rec := invoke(t, s, "/"+WorkerFunction, queuePayload(t, it, fmt.Sprintf("msg-%s-%d", it.Job, it.Index), dequeue), "inv-w")
+		out = append(out, rec.Code)
+	}
+	return out
 }
 
 // invoke posts an invocation the way the host does (headers of the Core Tools trace).
@@ -293,25 +359,20 @@ func callHTTP(t *testing.T, s http.Handler, method, id, body, contentType string
 	return cr
 }
 
-// readJob reads a job from the test store and checks the stored document against the schema.
+// readJob reads a job's view from the test store and checks it against the schema.
 func readJob(t *testing.T, env *testEnv, id string) *jobs.Job {
 	t.Helper()
 	js := jobs.New(env.backend, env.cfg.Prefix)
-	j, err := js.Get(context.Background(), id)
+	j, err := js.View(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := env.backend.Get(context.Background(), js.Name(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
+	b, err := json.Marshal(j)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := schemas.Validate(schemas.Job, b); err != nil {
-		t.Errorf("stored job does not match docs/schemas/job.schema.json: %v\n%s", err, b)
+		t.Errorf("job view does not match docs/schemas/job.schema.json: %v\n%s", err, b)
 	}
 	return j
 }
@@ -333,22 +394,6 @@ func checkSchema(t *testing.T, cr callerResponse) {
 
 // jobListSchema is the schema of GET /api/exports.
 const jobListSchema = "job-list.schema.json"
-
-// waitJob polls the store until job id is final; bounded by the test's deadline.
-func waitJob(t *testing.T, env *testEnv, id string) *jobs.Job {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		j := readJob(t, env, id)
-		if j.State.Final() {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s still %s", id, j.State)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // httptestRequest is a timer invocation request bound to ctx.
 func httptestRequest(ctx context.Context, payload []byte) *http.Request {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // Host rules (Azure/azure-functions-host src/WebJobs.Script/Utility.cs): function names and
@@ -113,8 +115,8 @@ func TestHTTPFunctionJSON(t *testing.T) {
 		}
 	}
 	methods, _ := in["methods"].([]any)
-	if len(methods) != 2 || methods[0] != "get" || methods[1] != "post" {
-		t.Errorf("methods = %v, want [get post]", methods)
+	if len(methods) != 3 || methods[0] != "get" || methods[1] != "post" || methods[2] != "delete" {
+		t.Errorf("methods = %v, want [get post delete]", methods)
 	}
 	for k, v := range map[string]any{"name": ResponseBinding, "type": "http", "direction": "out"} {
 		if out[k] != v {
@@ -123,6 +125,24 @@ func TestHTTPFunctionJSON(t *testing.T) {
 	}
 	if f.Retry != nil {
 		t.Error("retry on an HTTP function: the host does not apply it")
+	}
+}
+
+// TestWorkerFunctionJSON: the queue trigger reads the work queue named by the app setting the
+// handler enqueues to, with the host storage's identity-based connection.
+func TestWorkerFunctionJSON(t *testing.T) {
+	f := readFunctionJSON(t, WorkerFunction)
+	if len(f.Bindings) != 1 {
+		t.Fatalf("bindings: %d, want 1 (queueTrigger in)", len(f.Bindings))
+	}
+	for k, v := range map[string]any{"name": ItemBinding, "type": "queueTrigger", "direction": "in",
+		"queueName": "%" + workqueue.EnvQueue + "%", "connection": workqueue.EnvConnection} {
+		if f.Bindings[0][k] != v {
+			t.Errorf("trigger %s = %v, want %v", k, f.Bindings[0][k], v)
+		}
+	}
+	if f.Retry != nil {
+		t.Error("retry on the queue function: the queue's own redelivery is the retry")
 	}
 }
 
@@ -144,7 +164,16 @@ func TestHostJSON(t *testing.T) {
 			Version string `json:"version"`
 		} `json:"extensionBundle"`
 		FunctionTimeout string `json:"functionTimeout"`
-		Logging         struct {
+		Extensions      struct {
+			Queues struct {
+				BatchSize         int    `json:"batchSize"`
+				NewBatchThreshold int    `json:"newBatchThreshold"`
+				MaxDequeueCount   int    `json:"maxDequeueCount"`
+				VisibilityTimeout string `json:"visibilityTimeout"`
+				MessageEncoding   string `json:"messageEncoding"`
+			} `json:"queues"`
+		} `json:"extensions"`
+		Logging struct {
 			LogLevel map[string]string `json:"logLevel"`
 		} `json:"logging"`
 	}
@@ -157,7 +186,16 @@ func TestHostJSON(t *testing.T) {
 		{"enableForwardingHttpRequest", strconv.FormatBool(h.CustomHandler.EnableForwardingHTTPRequest), "false"},
 		{"extensionBundle.id", h.ExtensionBundle.ID, "Microsoft.Azure.Functions.ExtensionBundle"},
 		{"extensionBundle.version", h.ExtensionBundle.Version, "[4.*, 5.0.0)"},
-		{"functionTimeout", h.FunctionTimeout, "02:00:00"},
+		// Within the 60-minute scale-in grace of Flex Consumption; a longer partition resumes
+		// from its checkpoint on the next delivery.
+		{"functionTimeout", h.FunctionTimeout, "00:30:00"},
+		// The worker records a partition failed on this delivery (workqueue.MaxDequeueCount).
+		{"extensions.queues.maxDequeueCount", strconv.Itoa(h.Extensions.Queues.MaxDequeueCount), strconv.Itoa(workqueue.MaxDequeueCount)},
+		// workqueue.Encode writes base64, which the trigger decodes by default.
+		{"extensions.queues.messageEncoding", h.Extensions.Queues.MessageEncoding, "base64"},
+		{"extensions.queues.batchSize", strconv.Itoa(h.Extensions.Queues.BatchSize), "4"},
+		{"extensions.queues.newBatchThreshold", strconv.Itoa(h.Extensions.Queues.NewBatchThreshold), "2"},
+		{"extensions.queues.visibilityTimeout", h.Extensions.Queues.VisibilityTimeout, "00:00:30"},
 		{"logging.logLevel.default", h.Logging.LogLevel["default"], "Information"},
 	}
 	for _, c := range checks {
@@ -190,7 +228,7 @@ func TestLocalSettingsExample(t *testing.T) {
 			t.Errorf("Values.%s: '__' and ':' are reserved in setting names", k)
 		}
 	}
-	for _, k := range []string{"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"} {
+	for _, k := range []string{"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", workqueue.EnvQueue} {
 		if _, ok := ls.Values[k]; !ok {
 			t.Errorf("Values.%s missing", k)
 		}

@@ -3,14 +3,18 @@ package functions
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // timerInfo is Data.timer. ScheduleStatus is null when useMonitor is false.
@@ -40,14 +44,17 @@ func Partitions(scopes []scope.Scope, periods []period.Period, metrics []string)
 	return out
 }
 
-// serveTimer runs the scheduled export: every configured scope × the scheduled periods (the
-// current month and, inside the restatement window, the previous one) × the configured metrics.
-// A past-due run (IsPastDue) catches up the same way: the plan depends only on the clock, and
-// final periods are never re-exported by the timer. It also picks up unfinished jobs.
+// serveTimer plans the scheduled export: every configured scope × the scheduled periods (the
+// current month and, inside the restatement window, the previous one) × the configured metrics,
+// as one job with one queue message per partition; the workers export them. A past-due run
+// (IsPastDue) plans the same way: the plan depends only on the clock. While the previous
+// scheduled job with the same plan is still open, no second one is made. The timer then moves
+// the poison queue's partitions to failed in their jobs.
 //
-// The reply is 200 with {"Outputs":{},"Logs":[…],"ReturnValue":null} unless a partition failed
-// or the run was interrupted; then it is 500 so the host records the failure and applies the
-// retry policy (the error goes to stderr first, because the host drops a failed reply's body).
+// The reply is 200 with {"Outputs":{},"Logs":[…],"ReturnValue":null} once every message is on
+// the queue. It is 500 only when the job could not be stored or enqueued, so a host retry never
+// re-exports committed partitions: it enqueues the same job again, whose workers skip what is
+// final.
 func (s *Server) serveTimer(w http.ResponseWriter, r *http.Request) {
 	ctx, log := s.begin(r, TimerFunction)
 	inv, err := readInvocation(w, r)
@@ -64,7 +71,7 @@ func (s *Server) serveTimer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		s.timerFailed(w, r, http.StatusBadRequest, err, nil)
+		s.failed(w, r, TimerFunction, http.StatusBadRequest, err, nil)
 		return
 	}
 	ev := log.Info().Bool("is_past_due", ti.IsPastDue).Str("host_utc_now", inv.sys().UtcNow).Int("retry", inv.retryCount())
@@ -73,32 +80,18 @@ func (s *Server) serveTimer(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Msg("timer invocation")
 
-	logs, err := s.runTimer(ctx)
+	logs, err := s.planTimer(ctx)
 	if err != nil {
-		s.timerFailed(w, r, http.StatusInternalServerError, err, logs)
+		s.failed(w, r, TimerFunction, http.StatusInternalServerError, err, logs)
 		return
 	}
+	logs = append(logs, s.drainPoison(ctx)...)
+	logs = append(logs, s.prune(ctx)...)
 	writeJSON(w, http.StatusOK, invokeResponse{Outputs: map[string]any{}, Logs: logs})
 }
 
-// timerFailed logs err, writes it to stderr and answers the host with a non-2xx status.
-func (s *Server) timerFailed(w http.ResponseWriter, r *http.Request, status int, err error, logs []string) {
-	msg := s.redact(err.Error())
-	s.log.Error().Str("function", TimerFunction).Str("invocation_id", invocationID(r)).Str("error", msg).Msg("timer invocation failed")
-	fmt.Fprintf(s.errw, "%s invocation %s failed: %s\n", TimerFunction, invocationID(r), strings.ReplaceAll(msg, "\n", "; "))
-	writeJSON(w, status, invokeResponse{Outputs: map[string]any{}, Logs: append(logs, "failed: "+msg)})
-}
-
-// runTimer plans and runs the scheduled export. It returns the invocation's log lines and an
-// error when a partition failed or the run was interrupted. Busy partitions (another writer is
-// on them) and held ones (the drop guard kept the previous export) are not failures of the run.
-func (s *Server) runTimer(ctx context.Context) ([]string, error) {
-	var logs []string
-	if n, err := s.ResumeJobs(ctx); err != nil {
-		logs = append(logs, "checking unfinished jobs: "+s.redact(err.Error()))
-	} else if n > 0 {
-		logs = append(logs, fmt.Sprintf("resumed %d unfinished job(s)", n))
-	}
+// planTimer submits the scheduled job. Its error means "could not enqueue".
+func (s *Server) planTimer(ctx context.Context) ([]string, error) {
 	now := s.now()
 	periods := period.Scheduled(now, s.cfg.RestatementDays)
 	parts := Partitions(s.cfg.Scopes, periods, s.cfg.Metrics)
@@ -106,30 +99,66 @@ func (s *Server) runTimer(ctx context.Context) ([]string, error) {
 	for i, p := range periods {
 		names[i] = p.String()
 	}
-	logs = append(logs, fmt.Sprintf("planned %d partition(s): %d scope(s) × periods %s × metrics %s",
-		len(parts), len(s.cfg.Scopes), strings.Join(names, ","), strings.Join(s.cfg.Metrics, ",")))
-	sum, err := s.export(ctx, Run{ExecutionType: ExecScheduled, Partitions: parts})
-	counts := map[string]int{}
-	if sum != nil {
-		for _, r := range sum.Partitions {
-			counts[r.Status]++
-			line := fmt.Sprintf("%s %s %s: %s, %d rows, %d bytes", r.Scope, r.Period, r.Metric, r.Status, r.Rows, r.Bytes)
-			if r.Error != "" {
-				line += ": " + s.redact(r.Error)
-			}
-			logs = append(logs, line)
-		}
-		logs = append(logs, fmt.Sprintf("done: %d committed, %d held, %d busy, %d failed; %d rows, %d bytes",
-			counts[export.StatusCommitted], counts[export.StatusHeld], counts[export.StatusBusy],
-			counts[export.StatusFailed], sum.Rows, sum.Bytes))
+	logs := []string{fmt.Sprintf("planned %d partition(s): %d scope(s) × periods %s × metrics %s",
+		len(parts), len(s.cfg.Scopes), strings.Join(names, ","), strings.Join(s.cfg.Metrics, ","))}
+	req := jobs.Request{Periods: names, Metrics: s.cfg.Metrics}
+	for _, sc := range s.cfg.Scopes {
+		req.Scopes = append(req.Scopes, sc.String())
 	}
-	switch {
-	case err != nil:
-		return logs, fmt.Errorf("export interrupted (finished chunks are checkpointed; the next run resumes them): %w", err)
-	case sum == nil:
-		return logs, errors.New("export returned no summary")
-	case sum.Failed() > 0:
-		return logs, fmt.Errorf("%d of %d partition(s) failed: %w", sum.Failed(), len(parts), sum.Err())
+	j, created, err := s.jobs.Submit(ctx, jobs.ExecScheduled, req, parts)
+	if err != nil {
+		return logs, fmt.Errorf("could not enqueue the scheduled export: %w", err)
 	}
+	if created {
+		logs = append(logs, fmt.Sprintf("job %s: %d partition(s) enqueued", j.ID, len(j.Partitions)))
+	} else {
+		logs = append(logs, fmt.Sprintf("job %s with the same plan is still %s; nothing enqueued", j.ID, j.State))
+	}
+	zerolog.Ctx(ctx).Info().Str("job_id", j.ID).Bool("created", created).Int("partitions", len(j.Partitions)).Msg("scheduled export planned")
 	return logs, nil
+}
+
+// poisonBatch bounds the poison messages one timer run handles.
+const poisonBatch = 500
+
+// drainPoison marks the partitions of poison messages failed in their jobs. Its problems are
+// logged, never the timer's failure (the next run tries again).
+func (s *Server) drainPoison(ctx context.Context) []string {
+	if s.poison == nil {
+		return nil
+	}
+	log := zerolog.Ctx(ctx)
+	n, err := s.poison.DrainPoison(ctx, poisonBatch, func(p workqueue.Poisoned) error {
+		if p.Err != nil {
+			log.Error().Str("error", p.Err.Error()).Msg("unreadable message on the poison queue; deleted")
+			return nil
+		}
+		log.Warn().Str("job_id", p.Item.Job).Int("partition", p.Item.Index).Msg("partition on the poison queue; recorded as failed")
+		return s.jobs.Poisoned(ctx, p.Item)
+	})
+	if err != nil {
+		log.Error().Str("error", s.redact(err.Error())).Msg("reading the poison queue")
+		return []string{"reading the poison queue: " + s.redact(err.Error())}
+	}
+	if n == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%d poison message(s): partitions recorded as failed", n)}
+}
+
+// Retention is how long ended jobs are kept; the timer deletes older ones.
+const Retention = 30 * 24 * time.Hour
+
+// prune deletes the jobs that ended more than Retention ago. Its problems are logged, never the
+// timer's failure.
+func (s *Server) prune(ctx context.Context) []string {
+	n, err := s.jobs.Store().Prune(ctx, s.now().Add(-Retention))
+	if err != nil {
+		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("deleting old jobs")
+		return []string{"deleting old jobs: " + s.redact(err.Error())}
+	}
+	if n == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("deleted %d job(s) that ended more than %d days ago", n, int(Retention.Hours()/24))}
 }

@@ -3,17 +3,21 @@ package functions
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/usage-export/usage-export/internal/config"
-	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/store"
 )
 
+// TestTimerFixtureInvocation: the timer only plans and enqueues; the queue's invocations then
+// export each partition, synchronously, with the invocation id in the export's log lines.
 func TestTimerFixtureInvocation(t *testing.T) {
 	s, env, _ := newTestServer(t, nil)
 	rec := invoke(t, s, "/"+TimerFunction, fixture(t, "timer-invocation-request.json"), "fa4fcd1a-a965-431e-8f10-a15c07b4fe2a")
@@ -27,19 +31,34 @@ func TestTimerFixtureInvocation(t *testing.T) {
 	if string(hr.ReturnValue) != "null" {
 		t.Errorf("ReturnValue = %s, want null", hr.ReturnValue)
 	}
-	if got := strings.Join(hr.Logs, "\n"); !strings.Contains(got, "planned 6 partition(s)") || !strings.Contains(got, "6 committed") {
-		t.Errorf("Logs = %q, want the plan and the outcome", got)
+	if got := strings.Join(hr.Logs, "\n"); !strings.Contains(got, "planned 6 partition(s)") || !strings.Contains(got, "6 partition(s) enqueued") {
+		t.Errorf("Logs = %q, want the plan and the enqueue", got)
+	}
+	if n := len(env.fake.allRuns()); n != 0 {
+		t.Fatalf("%d export runs in the timer invocation, want 0 (it only enqueues)", n)
+	}
+	items := env.queue.take()
+	if len(items) != 6 {
+		t.Fatalf("%d messages, want 6", len(items))
+	}
+	for i, code := range deliver(t, s, items, 1) {
+		if code != http.StatusOK {
+			t.Errorf("delivery %d: host status %d, want 200", i, code)
+		}
 	}
 	runs := env.fake.allRuns()
-	if len(runs) != 1 || runs[0].ExecutionType != ExecScheduled || runs[0].Force || runs[0].Source != "" {
-		t.Fatalf("runs = %+v, want one Scheduled run", runs)
+	if len(runs) != 6 || runs[0].ExecutionType != jobs.ExecScheduled || runs[0].Force || runs[0].Source != "" || len(runs[0].Partitions) != 1 {
+		t.Fatalf("runs = %+v, want six Scheduled runs of one partition", runs)
+	}
+	if j := readJob(t, env, items[0].Job); j.State != jobs.Succeeded || j.ExecutionType != jobs.ExecScheduled {
+		t.Errorf("job %s %s, want a succeeded Scheduled job", j.ID, j.State)
 	}
 	// The export's own log lines carry the invocation id (the logger travels in ctx).
 	var sawExportLine bool
 	for _, line := range strings.Split(env.logs.String(), "\n") {
 		if strings.Contains(line, "fake export run") {
 			sawExportLine = true
-			if !strings.Contains(line, `"invocation_id":"fa4fcd1a-a965-431e-8f10-a15c07b4fe2a"`) || !strings.Contains(line, `"function":"UsageExportTimer"`) {
+			if !strings.Contains(line, `"invocation_id":"inv-w"`) || !strings.Contains(line, `"function":"UsageExportWorker"`) {
 				t.Errorf("export log line without invocation id and function: %s", line)
 			}
 		}
@@ -89,13 +108,9 @@ func TestTimerPlan(t *testing.T) {
 			if rec.Code != http.StatusOK {
 				t.Fatalf("status %d: %s", rec.Code, rec.Body)
 			}
-			runs := env.fake.allRuns()
-			if len(runs) != 1 {
-				t.Fatalf("%d runs, want 1", len(runs))
-			}
 			var got []string
-			for _, p := range runs[0].Partitions {
-				got = append(got, p.Scope.String()+" "+p.Period.String()+" "+p.Metric)
+			for _, it := range env.queue.take() {
+				got = append(got, it.Scope+" "+it.Period+" "+it.Metric)
 			}
 			var want []string
 			for _, sc := range env.cfg.Scopes {
@@ -122,7 +137,7 @@ func TestTimerPayloadVariants(t *testing.T) {
 		name    string
 		payload string
 		status  int
-		runs    int
+		runs    int // jobs enqueued
 	}{
 		{"past due catches up the same way", pastDue, http.StatusOK, 1},
 		{"local offsets and 7-digit fractions", `{"Data":{"timer":` + pythonTimer + `},"Metadata":{"sys":{}}}`, http.StatusOK, 1},
@@ -141,8 +156,12 @@ func TestTimerPayloadVariants(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tt.status, rec.Body)
 			}
 			readHostResponse(t, rec)
-			if got := len(env.fake.allRuns()); got != tt.runs {
-				t.Errorf("%d export runs, want %d", got, tt.runs)
+			jobsQueued := map[string]bool{}
+			for _, it := range env.queue.take() {
+				jobsQueued[it.Job] = true
+			}
+			if got := len(jobsQueued); got != tt.runs {
+				t.Errorf("%d jobs enqueued, want %d", got, tt.runs)
 			}
 			if tt.status != http.StatusOK && !strings.Contains(env.stderr.String(), "UsageExportTimer invocation i2 failed") {
 				t.Errorf("stderr = %q, want the failure (the host drops a failed reply's body)", env.stderr)
@@ -151,49 +170,45 @@ func TestTimerPayloadVariants(t *testing.T) {
 	}
 }
 
-// TestTimerOutcomes: only a failed partition or an interrupted run fails the invocation.
+// TestTimerOutcomes: the timer fails only when it cannot enqueue, and a second run while the
+// same plan's job is open enqueues nothing, so a host retry never re-exports committed
+// partitions.
 func TestTimerOutcomes(t *testing.T) {
-	tests := []struct {
-		name   string
-		status string // for subB's partitions
-		cancel bool
-		want   int
-	}{
-		{"all committed", export.StatusCommitted, false, http.StatusOK},
-		{"busy is not a failure", export.StatusBusy, false, http.StatusOK},
-		{"held is not a failure", export.StatusHeld, false, http.StatusOK},
-		{"a failed partition fails the run", export.StatusFailed, false, http.StatusInternalServerError},
-		{"an interrupted run fails", export.StatusCommitted, true, http.StatusInternalServerError},
+	s, env, _ := newTestServer(t, nil)
+	env.queue.err = errors.New("queue unavailable")
+	rec := invoke(t, s, "/"+TimerFunction, fixture(t, "timer-invocation-request.json"), "t1")
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(env.stderr.String(), "could not enqueue") {
+		t.Fatalf("status %d, stderr %q; want 500 and \"could not enqueue\" on stderr", rec.Code, env.stderr)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, env, _ := newTestServer(t, nil)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			env.fake.hook = func(_ context.Context, p export.Partition, _ int) string {
-				if p.Scope.Equal(scope.MustParse(subB)) {
-					if tt.cancel {
-						cancel()
-					}
-					return tt.status
-				}
-				return export.StatusCommitted
-			}
-			r := httptestRequest(ctx, fixture(t, "timer-invocation-request.json"))
-			rec := serve(s, r)
-			if rec.Code != tt.want {
-				t.Fatalf("status %d, want %d: %s", rec.Code, tt.want, rec.Body)
-			}
-			hr := readHostResponse(t, rec)
-			logs := strings.Join(hr.Logs, "\n")
-			if !strings.Contains(logs, subB+" 202403 actualcost: "+map[bool]string{true: "failed", false: tt.status}[tt.cancel]) {
-				t.Errorf("Logs do not report subB's partition: %s", logs)
-			}
-			failed := tt.want != http.StatusOK
-			if got := env.stderr.String() != ""; got != failed {
-				t.Errorf("stderr %q; want a line only on failure", env.stderr)
-			}
-		})
+	// The host's retry: the stored job is found and, once the queue answers, enqueued again.
+	env.queue.err = nil
+	env.now = env.now.Add(5 * time.Minute)
+	rec = invoke(t, s, "/"+TimerFunction, fixture(t, "timer-invocation-request.json"), "t2")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("retry: status %d: %s", rec.Code, rec.Body)
+	}
+	items := env.queue.take()
+	if len(items) != 6 {
+		t.Fatalf("retry enqueued %d messages, want the job's 6", len(items))
+	}
+	// Half the partitions commit, then the timer fires again: nothing new is enqueued.
+	deliver(t, s, items[:3], 1)
+	rec = invoke(t, s, "/"+TimerFunction, fixture(t, "timer-invocation-request.json"), "t3")
+	if rec.Code != http.StatusOK || len(env.queue.take()) != 0 {
+		t.Fatalf("a run while the job is open: status %d; want 200 and nothing enqueued", rec.Code)
+	}
+	if !strings.Contains(strings.Join(readHostResponse(t, rec).Logs, "\n"), "still running") {
+		t.Errorf("Logs do not say the open job is reused: %s", rec.Body)
+	}
+	deliver(t, s, items[3:], 1)
+	if n := len(env.fake.allRuns()); n != 6 {
+		t.Errorf("%d export runs, want 6 (each partition once)", n)
+	}
+	// The job ended: the next run makes a new one.
+	rec = invoke(t, s, "/"+TimerFunction, fixture(t, "timer-invocation-request.json"), "t4")
+	next := env.queue.take()
+	if rec.Code != http.StatusOK || len(next) != 6 || next[0].Job == items[0].Job {
+		t.Errorf("run after the job ended: status %d, %d messages; want a new job of 6", rec.Code, len(next))
 	}
 }
 
@@ -246,5 +261,37 @@ func TestNormalizeResModel(t *testing.T) {
 		if string(gb) != string(wb) {
 			t.Errorf("%s: got %s, want %s", c.Input, gb, wb)
 		}
+	}
+}
+
+// TestTimerPrunesOldJobs: the timer deletes jobs that ended more than Retention ago, with their
+// partition records, and keeps the others.
+func TestTimerPrunesOldJobs(t *testing.T) {
+	s, env, _ := newTestServer(t, nil)
+	old := callHTTP(t, s, "POST", "", `{"periods":["202401"],"scopes":["`+subA+`"]}`, "application/json")
+	var j jobs.Job
+	if err := json.Unmarshal(old.Body, &j); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, s, env.queue.take(), 1)
+	open := callHTTP(t, s, "POST", "", `{"periods":["202402"],"scopes":["`+subA+`"]}`, "application/json")
+	env.queue.take()
+	env.now = env.now.Add(Retention + time.Hour)
+	rec := invoke(t, s, "/"+TimerFunction, fixture(t, "timer-invocation-request.json"), "p1")
+	if !strings.Contains(strings.Join(readHostResponse(t, rec).Logs, "\n"), "deleted 1 job(s)") {
+		t.Errorf("Logs %s, want one job deleted", rec.Body)
+	}
+	if got := callHTTP(t, s, "GET", j.ID, "", ""); got.Status != http.StatusNotFound {
+		t.Errorf("old job: GET %d, want 404", got.Status)
+	}
+	var o jobs.Job
+	_ = json.Unmarshal(open.Body, &o)
+	if got := callHTTP(t, s, "GET", o.ID, "", ""); got.Status != http.StatusOK {
+		t.Errorf("open job: GET %d, want 200 (kept)", got.Status)
+	}
+	n := 0
+	_ = env.backend.List(context.Background(), "usage/_control/jobs/"+j.ID+"/", func(store.Item) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("%d partition records left of the deleted job", n)
 	}
 }

@@ -139,7 +139,7 @@ const (
 func openReadStore(ctx context.Context, cfg *config.Config) (export.Store, error) {
 	if cfg.OutputDir != "" {
 		if fi, err := os.Stat(cfg.OutputDir); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("output directory %s does not exist or is not a directory", cfg.OutputDir)
+			return nil, fmt.Errorf("output directory %s does not exist or is not a directory: %w", cfg.OutputDir, store.ErrNotFound)
 		}
 	}
 	cred, credErr := azureCredential(cfg)
@@ -179,15 +179,9 @@ func openStoreOpts(ctx context.Context, cfg *config.Config, cred azcore.TokenCre
 	return nil, errors.New("no output configured")
 }
 
-// sourceFor picks the source of a scope.
+// sourceFor picks the source of a scope: the one decision of sourceChoice, which plan shows.
 func (a *app) sourceFor(sc scope.Scope) (export.Source, error) {
-	src := export.SourceUsageDetails
-	if a.cfg.UsesCostDetails(sc) {
-		src = export.SourceCostDetails
-	}
-	if a.forceSource != "" {
-		src = a.forceSource
-	}
+	src := sourceChoice(a.cfg, a.forceSource)(export.Partition{Scope: sc}, nil).Source
 	if src == export.SourceCostDetails {
 		return a.cost, nil
 	}

@@ -22,11 +22,13 @@ import (
 
 	"github.com/usage-export/usage-export/internal/azurite"
 	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/hostqueue"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // The host's invocation payloads, copied unchanged from the public samples (see
@@ -80,50 +82,107 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			mca = s
 		}
 	}
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding own binary: %w", err)
 	}
 	const container = "usage-export"
-	cmd := exec.CommandContext(ctx, self, "serve")
-	cmd.Env = append(os.Environ(),
-		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
-		config.EnvScopes+"="+ea.String()+","+mca.String(),
-		config.EnvManagementEndpoint+"="+sb.URL(),
-		config.EnvToken+"="+sb.Token(),
-		config.EnvStorageConnection+"="+az.ConnectionString(),
-		config.EnvContainer+"="+container,
-		config.EnvRatePerScope+"=6000",
-		config.EnvRatePerTenant+"=20000",
-		config.EnvLogLevel+"=warn",
-	)
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the handler: %w", err)
-	}
-	defer func() { _ = cmd.Cancel(); _ = cmd.Wait() }()
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	if err := waitReady(ctx, base); err != nil {
+	q, err := workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: workqueue.DefaultQueue}, nil, nil)
+	if err != nil {
 		return err
 	}
-	say("custom handler ready on %s (FUNCTIONS_CUSTOMHANDLER_PORT=%d)", base, port)
+	if err := q.Ensure(ctx); err != nil {
+		return fmt.Errorf("creating the work queue: %w", err)
+	}
+	say("Azurite queue service on %s, work queue %q", az.QueueEndpoint(), workqueue.DefaultQueue)
+	// The test host plays the Functions host's queue trigger (host.json's batch settings) for
+	// each instance.
+	host := hostqueue.New(hostqueue.Options{Work: q.Work(), Poison: q.Poison(), Function: "UsageExportWorker", Binding: "item",
+		BatchSize: 4, NewBatchThreshold: 2, Visibility: 10 * time.Second, RetryDelay: 2 * time.Second, MaxDequeueCount: workqueue.MaxDequeueCount})
+	lctx, stopListeners := context.WithCancel(ctx)
+	defer stopListeners()
+	var bases []string
+	for _, name := range []string{"instance-1", "instance-2"} {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		cmd := exec.CommandContext(ctx, self, "serve")
+		cmd.Env = append(os.Environ(),
+			"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
+			"CONTAINER_NAME="+name,
+			workqueue.EnvConnection+"="+az.ConnectionString(),
+			workqueue.EnvQueue+"="+workqueue.DefaultQueue,
+			config.EnvScopes+"="+ea.String()+","+mca.String(),
+			config.EnvManagementEndpoint+"="+sb.URL(),
+			config.EnvToken+"="+sb.Token(),
+			config.EnvStorageConnection+"="+az.ConnectionString(),
+			config.EnvContainer+"="+container,
+			config.EnvRatePerScope+"=6000",
+			config.EnvRatePerTenant+"=20000",
+			config.EnvLogLevel+"=warn",
+		)
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		cmd.WaitDelay = 30 * time.Second
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("starting the handler: %w", err)
+		}
+		defer func() { _ = cmd.Cancel(); _ = cmd.Wait() }()
+		base := "http://127.0.0.1:" + strconv.Itoa(port)
+		if err := waitReady(ctx, base); err != nil {
+			return err
+		}
+		say("custom handler %s ready on %s (FUNCTIONS_CUSTOMHANDLER_PORT=%d)", name, base, port)
+		bases = append(bases, base)
+		go host.Listen(lctx, name, base)
+	}
+	base := bases[0]
 
-	say("host → POST /UsageExportTimer (the timer invocation payload)")
+	wait := func(id string) (demoJob, error) {
+		var job demoJob
+		for deadline := time.Now().Add(10 * time.Minute); ; {
+			_, body, err := invoke(ctx, base+"/UsageExportHttp", httpInvocation("GET", id, ""))
+			if err != nil {
+				return job, err
+			}
+			res, err := httpOutput(body)
+			if err != nil {
+				return job, err
+			}
+			_ = json.Unmarshal([]byte(res.Body), &job)
+			if job.State == "succeeded" || job.State == "failed" || job.State == "cancelled" {
+				return job, nil
+			}
+			if time.Now().After(deadline) {
+				return job, fmt.Errorf("demo: job %s did not finish in 10 minutes", id)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+
+	say("host → POST /UsageExportTimer (the timer invocation payload): the timer only plans and enqueues")
 	status, body, err := invoke(ctx, base+"/UsageExportTimer", timerPayload)
 	if err != nil {
 		return err
 	}
 	say("timer invocation answered %d: %s", status, oneLine(body, 300))
+	var timerReply struct{ Logs []string }
+	_ = json.Unmarshal(body, &timerReply)
+	for _, l := range timerReply.Logs {
+		if id, rest, ok := strings.Cut(strings.TrimPrefix(l, "job "), ": "); ok && strings.HasPrefix(l, "job ") && strings.Contains(rest, "enqueued") {
+			job, err := wait(id)
+			if err != nil {
+				return err
+			}
+			say("scheduled job %s: %s", job.ID, job.State)
+			printWorkers(stdout, job)
+		}
+	}
 
 	last := period.Of(time.Now()).Add(-1)
 	first := last.Add(-(*months - 1))
-	req := fmt.Sprintf(`{"scopes":[%q],"from":%q,"to":%q,"metric":"actualcost"}`, ea.String(), first, last)
+	req := fmt.Sprintf(`{"scopes":[%q,%q],"from":%q,"to":%q,"metric":"actualcost"}`, ea.String(), mca.String(), first, last)
 	say("host → POST /UsageExportHttp (POST /api/exports %s)", req)
 	_, body, err = invoke(ctx, base+"/UsageExportHttp", httpInvocation("POST", "", req))
 	if err != nil {
@@ -134,26 +193,17 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	say("on-demand export answered %v: %s", res.StatusCode, oneLine([]byte(res.Body), 300))
-	var job struct {
-		ID    string `json:"id"`
-		State string `json:"state"`
+	var accepted demoJob
+	_ = json.Unmarshal([]byte(res.Body), &accepted)
+	job, err := wait(accepted.ID)
+	if err != nil {
+		return err
 	}
-	_ = json.Unmarshal([]byte(res.Body), &job)
-	for deadline := time.Now().Add(10 * time.Minute); job.ID != "" && job.State != "succeeded" && job.State != "failed"; {
-		if time.Now().After(deadline) {
-			return errors.New("demo: on-demand export did not finish in 10 minutes")
-		}
-		time.Sleep(500 * time.Millisecond)
-		_, body, err = invoke(ctx, base+"/UsageExportHttp", httpInvocation("GET", job.ID, ""))
-		if err != nil {
-			return err
-		}
-		if res, err = httpOutput(body); err != nil {
-			return err
-		}
-		_ = json.Unmarshal([]byte(res.Body), &job)
-	}
-	say("job %s: %s", job.ID, job.State)
+	say("job %s: %s, fanned out across the instances:", job.ID, job.State)
+	printWorkers(stdout, job)
+	hs := host.Stats()
+	say("queue host: %d invocations (%v), %d deleted, %d retried, %d poisoned", hs.Invocations, hs.ByInstance, hs.Deleted, hs.Retried, hs.Poisoned)
+	stopListeners()
 
 	st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: az.ConnectionString(), Container: container})
 	if err != nil {
@@ -168,6 +218,36 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// demoJob is the part of a job the demo prints.
+type demoJob struct {
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	Partitions []struct {
+		Scope         string `json:"scope"`
+		BillingPeriod string `json:"billingPeriod"`
+		Status        string `json:"status"`
+		Rows          int64  `json:"rows"`
+		Attempts      int    `json:"attempts"`
+		Worker        *struct {
+			Instance string `json:"instance"`
+		} `json:"worker"`
+	} `json:"partitions"`
+}
+
+// printWorkers prints which instance exported each partition of a job.
+func printWorkers(w io.Writer, j demoJob) {
+	per := map[string]int{}
+	for _, p := range j.Partitions {
+		inst := "-"
+		if p.Worker != nil {
+			inst = p.Worker.Instance
+		}
+		per[inst]++
+		fmt.Fprintf(w, "    %-10s %s %-90s %6d rows, delivery %d\n", inst, p.BillingPeriod, p.Scope, p.Rows, p.Attempts)
+	}
+	fmt.Fprintf(w, "    partitions per instance: %v\n", per)
 }
 
 // printPartitions lists every committed partition with its manifest figures next to the

@@ -32,6 +32,7 @@ import (
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/hostqueue"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -39,6 +40,7 @@ import (
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/testutil"
 	"github.com/usage-export/usage-export/internal/verify"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 func TestMain(m *testing.M) {
@@ -267,14 +269,15 @@ func (h *hosted) callAPI(t *testing.T, method, id, body, contentType string) cal
 
 // e2eJob is the part of the job document the tests read.
 type e2eJob struct {
-	ID       string `json:"id"`
-	State    string `json:"state"`
-	Error    string `json:"error"`
-	Attempts int    `json:"attempts"`
-	Worker   *struct {
-		Instance string `json:"instance"`
-	} `json:"worker"`
+	ID         string `json:"id"`
+	State      string `json:"state"`
+	Error      string `json:"error"`
+	Attempts   int    `json:"attempts"`
 	Partitions []struct {
+		Worker *struct {
+			Instance string `json:"instance"`
+			Process  string `json:"process"`
+		} `json:"worker"`
 		Scope         string `json:"scope"`
 		BillingPeriod string `json:"billingPeriod"`
 		Metric        string `json:"metric"`
@@ -319,12 +322,35 @@ func (h *hosted) pollJob(t *testing.T, id string, within time.Duration, what str
 	}
 }
 
-// world is the sandbox, Azurite and the settings that point the handler at them.
+// world is the sandbox, Azurite (Blob and Queue) and the settings that point the handler at
+// them, with the test host's queue listener.
 type world struct {
 	sb        *sandbox.Server
 	st        *store.Blob
 	settings  map[string]string
 	container string
+	queue     *workqueue.Queue
+	host      *hostqueue.Host
+}
+
+// listen runs the test host's queue listener for instance h under name until h exits or the
+// test ends.
+func (w *world) listen(t *testing.T, h *hosted, name string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.host.Listen(ctx, name, h.base)
+	}()
+	go func() {
+		select {
+		case <-h.done:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[string]string) *world {
@@ -341,8 +367,8 @@ func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[
 	t.Cleanup(func() { _ = sb.Close() })
 	az := azuritetest.Start(t)
 	container := fmt.Sprintf("e2e-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-")), now.UnixNano()%1000000)
-	if len(container) > 63 {
-		container = container[len(container)-63:]
+	if len(container) > 56 { // also the queue's name, which leaves room for "-poison"
+		container = container[len(container)-56:]
 	}
 	container = strings.Trim(container, "-")
 	var names []string
@@ -369,6 +395,23 @@ func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The work queue, named per test, on Azurite's Queue service; the handler enqueues to it
+	// through AzureWebJobsStorage, as on Azure.
+	w.settings[workqueue.EnvConnection] = az.ConnectionString()
+	w.settings[workqueue.EnvQueue] = container
+	w.queue, err = workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: container}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.queue.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.host = hostqueue.New(hostqueue.Options{
+		Work: w.queue.Work(), Poison: w.queue.Poison(), Function: "UsageExportWorker", Binding: "item",
+		// A redelivery after a kill waits for the visibility timeout; a busy partition (its
+		// dead writer's lease, 15 s here) is retried every 4 s, five times at most.
+		Visibility: 6 * time.Second, RetryDelay: 4 * time.Second, MaxDequeueCount: 5, Logf: t.Logf,
+	})
 	return w
 }
 
@@ -495,6 +538,7 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 	scopes := []scope.Scope{ea, mca, sub}
 	w := newWorld(t, &sandbox.Options{RecordsPerDay: 2}, scopes, nil)
 	h := startHosted(t, w.settings)
+	w.listen(t, h, "instance-1")
 
 	// The timer: the payload exactly as the host sends it.
 	const timerInvocation = "fa4fcd1a-a965-431e-8f10-a15c07b4fe2a"
@@ -507,6 +551,19 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 	plan := period.Scheduled(now, config.DefaultRestatementDays)
 	if want := fmt.Sprintf("planned %d partition(s)", len(scopes)*len(plan)); !strings.Contains(strings.Join(logs, "\n"), want) {
 		t.Errorf("timer Logs %q, want %q", logs, want)
+	}
+	// The timer only enqueued; the queue's invocations export the partitions.
+	var timerJob string
+	for _, l := range logs {
+		if id, rest, ok := strings.Cut(strings.TrimPrefix(l, "job "), ": "); ok && strings.HasPrefix(l, "job ") && strings.Contains(rest, "enqueued") {
+			timerJob = id
+		}
+	}
+	if timerJob == "" {
+		t.Fatalf("timer Logs %q name no enqueued job", logs)
+	}
+	if j := h.pollJob(t, timerJob, 2*time.Minute, "an end state", func(j e2eJob) bool { return j.State == "succeeded" || j.State == "failed" }); j.State != "succeeded" {
+		t.Fatalf("scheduled job %s: %s", j.State, j.Error)
 	}
 	for _, sc := range scopes {
 		for _, p := range plan {
@@ -528,8 +585,8 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 			timerLines++
 		}
 	}
-	if timerLines < 1+len(scopes)*len(plan) {
-		t.Errorf("%d log lines carry the timer's invocation id, want the invocation and each partition", timerLines)
+	if timerLines < 2 {
+		t.Errorf("%d log lines carry the timer's invocation id, want the invocation and its plan", timerLines)
 	}
 
 	// On demand: the caller's request as the host forwards it.
@@ -548,8 +605,8 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 		t.Errorf("accepted: Location %q, %d partitions; want /api/exports/%s and 8", c.headers["Location"], len(accepted.Partitions), accepted.ID)
 	}
 	j := h.pollJob(t, accepted.ID, 2*time.Minute, "an end state", func(j e2eJob) bool { return j.State == "succeeded" || j.State == "failed" })
-	if j.State != "succeeded" || j.Attempts != 1 {
-		t.Fatalf("job %s after %d attempt(s): %s", j.State, j.Attempts, j.Error)
+	if j.State != "succeeded" {
+		t.Fatalf("job %s: %s", j.State, j.Error)
 	}
 	for _, jp := range j.Partitions {
 		sc, err := scope.Parse(jp.Scope)
@@ -590,7 +647,7 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 		{"periods and range", "POST", "", `{"periods":["` + last.String() + `"],"from":"` + first.String() + `"}`, "application/json", 400, "conflicting_periods"},
 		{"body too large", "POST", "", `{"periods":["` + last.String() + `"],"scopes":["` + strings.Repeat("a", 70<<10) + `"]}`, "application/json", 413, "body_too_large"},
 		{"PUT", "PUT", "", `{"periods":["` + last.String() + `"]}`, "application/json", 405, "method_not_allowed"},
-		{"DELETE", "DELETE", accepted.ID, "", "", 405, "method_not_allowed"},
+		{"DELETE a finished job", "DELETE", accepted.ID, "", "", 409, "already_finished"},
 		{"GET unknown job", "GET", "20200101-000000-000000000000", "", "", 404, "not_found"},
 		{"non-JSON content", "POST", "", "periods=" + last.String(), "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
 	}
@@ -621,73 +678,40 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 	}
 }
 
-// TestHostedJobSurvivesShutdownAndKill interrupts an on-demand export twice: SIGTERM (the
-// platform's scale-in: the job checkpoints and stays running) and SIGKILL mid-job (the process
-// dies with partition leases held). Each restart picks the job up at start, and the job ends
-// with every partition equal to the ground truth.
-func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
+// TestHostedJobAcrossInstances: the instance that accepted a job is SIGKILLed right after the
+// 202, as a scale-in does; a second instance works the queue, is SIGKILLed in the middle of a
+// partition and started again. The job ends succeeded with every partition equal to the ground
+// truth, and its partitions were exported by more than one process.
+func TestHostedJobAcrossInstances(t *testing.T) {
 	probe, err := sandbox.New(&sandbox.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dept := pick(t, probe, scope.Department, 0)
-	// Small pages with latency make a job of six months last long enough to interrupt twice.
+	// Small pages with latency make each partition last long enough to be interrupted.
 	w := newWorld(t, &sandbox.Options{RecordsPerDay: 2, PageSize: 4, PageLatency: 40 * time.Millisecond},
 		[]scope.Scope{dept}, map[string]string{config.EnvConcurrency: "2"})
 	last := period.Of(time.Now().UTC()).Add(-1)
-	first := last.Add(-5)
-
+	first := last.Add(-3)
 	begin := time.Now()
-	h := startHosted(t, w.settings)
-	c := h.callAPI(t, http.MethodPost, "", fmt.Sprintf(`{"from":%q,"to":%q}`, first, last), "application/json")
+
+	// 1. Instance A accepts the job and is killed at once: no work was running in it.
+	a := startHosted(t, w.settings)
+	c := a.callAPI(t, http.MethodPost, "", fmt.Sprintf(`{"from":%q,"to":%q}`, first, last), "application/json")
 	if c.status != http.StatusAccepted {
 		t.Fatalf("POST: %d %s", c.status, c.body)
 	}
+	a.stop(t, syscall.SIGKILL)
 	var accepted e2eJob
 	if err := json.Unmarshal(c.body, &accepted); err != nil {
 		t.Fatal(err)
 	}
 	id := accepted.ID
-	committed := func(j e2eJob) int {
-		n := 0
-		for _, p := range j.Partitions {
-			if p.Status == "committed" {
-				n++
-			}
-		}
-		return n
-	}
 
-	// 1. SIGTERM once a partition is committed: the handler checkpoints, saves the job as
-	// running and exits 0.
-	j := h.pollJob(t, id, 2*time.Minute, "a committed partition", func(j e2eJob) bool { return committed(j) >= 1 })
-	if j.State != "running" {
-		t.Fatalf("job %s before SIGTERM; make the job longer", j.State)
-	}
-	h.stop(t, syscall.SIGTERM)
-	if h.waitErr != nil {
-		t.Errorf("after SIGTERM the handler exited with %v, want 0", h.waitErr)
-	}
-	stored := storedJob(t, w, id)
-	if stored.State != "running" || committed(stored) == len(stored.Partitions) || stored.Worker != nil {
-		t.Fatalf("stored after SIGTERM: %s with %d/%d committed, worker %v; want running, unfinished and released",
-			stored.State, committed(stored), len(stored.Partitions), stored.Worker)
-	}
-	for _, p := range stored.Partitions {
-		if p.Status != "committed" && p.Status != "pending" {
-			t.Errorf("after SIGTERM partition %s is %s, want committed or pending", p.BillingPeriod, p.Status)
-		}
-	}
-	afterTerm := committed(stored)
-	t.Logf("%.1fs: SIGTERM with %d/%d partitions committed", time.Since(begin).Seconds(), afterTerm, len(stored.Partitions))
-
-	// 2. Restart: the job is resumed at start. SIGKILL as soon as a resumed partition has
-	// rows, so the process dies mid-partition with its leases held.
-	h = startHosted(t, w.settings)
-	j = h.pollJob(t, id, 2*time.Minute, "progress after the restart", func(j e2eJob) bool {
-		if j.Attempts != 2 {
-			return false
-		}
+	// 2. Instance B works the queue; SIGKILL as soon as a partition has rows but is unfinished.
+	b := startHosted(t, w.settings)
+	w.listen(t, b, "instance-b")
+	j := b.pollJob(t, id, 2*time.Minute, "a partition in progress", func(j e2eJob) bool {
 		for _, p := range j.Partitions {
 			if p.Status == "running" && p.Rows > 0 {
 				return true
@@ -695,29 +719,34 @@ func TestHostedJobSurvivesShutdownAndKill(t *testing.T) {
 		}
 		return false
 	})
-	if j.State != "running" {
-		t.Fatalf("job %s before SIGKILL; make the job longer", j.State)
-	}
-	h.stop(t, syscall.SIGKILL)
-	stored = storedJob(t, w, id)
-	if stored.State != "running" || stored.Worker == nil {
-		t.Fatalf("stored after SIGKILL: %s, worker %v; want running and still owned by the dead process", stored.State, stored.Worker)
-	}
-	t.Logf("%.1fs: SIGKILL with %d/%d partitions committed", time.Since(begin).Seconds(), committed(stored), len(stored.Partitions))
+	b.stop(t, syscall.SIGKILL)
+	t.Logf("%.1fs: SIGKILL of instance B mid-partition (%s)", time.Since(begin).Seconds(), j.State)
 
-	// 3. Restart again: partitions the dead process held stay busy until their leases expire;
-	// the job waits for them and completes.
-	h = startHosted(t, w.settings)
-	j = h.pollJob(t, id, 4*time.Minute, "an end state", func(j e2eJob) bool { return j.State == "succeeded" || j.State == "failed" })
-	if j.State != "succeeded" || j.Attempts != 3 {
-		t.Fatalf("job %s after %d attempts: %s %+v", j.State, j.Attempts, j.Error, j.Partitions)
+	// 3. Instance C (B restarted) finishes: the killed delivery's message comes back after its
+	// visibility timeout and resumes from the partition's checkpoint.
+	c2 := startHosted(t, w.settings)
+	w.listen(t, c2, "instance-c")
+	j = c2.pollJob(t, id, 4*time.Minute, "an end state", func(j e2eJob) bool { return j.State == "succeeded" || j.State == "failed" })
+	if j.State != "succeeded" {
+		t.Fatalf("job %s: %s %+v", j.State, j.Error, j.Partitions)
+	}
+	workers := map[string]bool{}
+	for _, p := range j.Partitions {
+		if p.Worker != nil {
+			workers[p.Worker.Process] = true
+		}
 	}
 	resumed := 0
 	for p := first; !last.Before(p); p = p.Add(1) {
 		m := w.checkExact(t, dept, p, "actualcost")
 		resumed += m.RunInfo.Resumed
 	}
-	t.Logf("%.1fs: job %s succeeded after 3 attempts; %d partition run(s) continued from a checkpoint", time.Since(begin).Seconds(), id, resumed)
+	st := w.host.Stats()
+	if st.Poisoned != 0 || st.Lost == 0 {
+		t.Errorf("host stats %+v: want a lost delivery (the kill) and no poison", st)
+	}
+	t.Logf("%.1fs: job %s succeeded; %d worker process(es) recorded partitions; %d run(s) continued from a checkpoint; host %+v",
+		time.Since(begin).Seconds(), id, len(workers), resumed, st)
 }
 
 // storedJob reads the job document straight from Azurite (the handler is not running).

@@ -8,6 +8,10 @@
 //	handler export [flags]      export scopes × billing periods once
 //	handler sandbox [flags]     run the API sandbox and print its endpoint and token
 //	handler verify [flags] DIR  check a partition against its manifest
+//	handler plan [flags]        what an export would do (no API call)
+//	handler status [flags]      what has been exported, held runs, unfinished runs
+//	handler publish|discard ID  act on a run the drop guard held back
+//	handler clean [flags]       remove expired held and abandoned run folders
 //	handler demo                sandbox + Azurite + the app driven like the Functions host
 //
 // Settings come from the environment (the app settings); every flag has an environment twin.
@@ -58,6 +62,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSandbox(ctx, args, stdout, stderr)
 	case "verify":
 		err = cmdVerify(ctx, args, stdout, stderr)
+	case "plan":
+		err = cmdPlan(ctx, args, stdout, stderr)
+	case "status":
+		err = cmdStatus(ctx, args, stdout, stderr)
+	case "publish", "discard":
+		err = cmdHeld(ctx, cmd, args, stdout, stderr)
+	case "clean":
+		err = cmdClean(ctx, args, stdout, stderr)
 	case "demo":
 		err = cmdDemo(ctx, args, stdout, stderr)
 	case "help":
@@ -82,9 +94,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-const usage = `usage: handler [serve|export|sandbox|verify|demo] [flags]
+const usage = `usage: handler [serve|export|plan|status|publish|discard|clean|sandbox|verify|demo] [flags]
   serve     run as the Azure Functions custom handler (default; needs FUNCTIONS_CUSTOMHANDLER_PORT)
   export    export scopes × billing periods once (handler export -h for flags)
+  plan      show what export with the same flags would do: partitions, sources, calls, time
+  status    show what has been exported: per partition rows, totals, age, held and unfinished runs
+  publish   publish a run the drop guard held back (handler publish RUN_ID)
+  discard   discard a held run (handler discard RUN_ID)
+  clean     remove expired held and abandoned run folders
   sandbox   run the API sandbox on loopback and print its endpoint and token
   verify    re-read a partition and check it against its _manifest.json
   demo      start the sandbox and Azurite, run the app as the Functions host would, print the result

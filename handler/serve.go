@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -13,30 +12,39 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/functions"
+	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // Environment the Functions host sets for a custom handler.
 const (
 	envPort       = "FUNCTIONS_CUSTOMHANDLER_PORT"
 	envLegacyPort = "FUNCTIONS_HTTPWORKER_PORT"
-	// envInstanceID names the instance on App Service and Flex Consumption.
-	envInstanceID = "WEBSITE_INSTANCE_ID"
+	// envContainerName names the instance on Flex Consumption and Linux Consumption (where
+	// WEBSITE_INSTANCE_ID is unset); envInstanceID names it on App Service and Premium.
+	envContainerName = "CONTAINER_NAME"
+	envInstanceID    = "WEBSITE_INSTANCE_ID"
 )
 
-// Server timeouts. There is no WriteTimeout: a timer invocation lasts as long as its export,
-// up to host.json's functionTimeout, and the host's own client gives up at functionTimeout + 1 min.
+// Server timeouts. There is no WriteTimeout: a worker invocation lasts as long as its partition's
+// export, up to host.json's functionTimeout, and the host's own client gives up at
+// functionTimeout + 1 min.
 const (
 	// readHeaderTimeout and readTimeout bound reading an invocation (at most 1 MiB over loopback).
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = time.Minute
 	// idleTimeout keeps the host's pooled connection open between invocations and pings.
 	idleTimeout = 5 * time.Minute
-	// shutdownGrace bounds the wait, after SIGTERM, for the running job and invocations to
-	// checkpoint and answer. The platform allows more on scale-in; this keeps a restart quick.
+	// shutdownGrace bounds the wait, after SIGTERM, for the in-flight invocations to checkpoint
+	// and answer. The Functions host stops the handler with SIGKILL, not SIGTERM; this path
+	// serves local runs and the tests.
 	shutdownGrace = 25 * time.Second
 )
 
@@ -44,9 +52,10 @@ const (
 // any slow start-up, so the host's readiness probe (GET / every 25 ms) is answered at once;
 // invocations that arrive before the clients are built wait for them. Settings come only from
 // the environment and are checked first: any problem ends the process with one message on
-// stderr, which the host shows. On SIGTERM the running job and the in-flight invocations are
-// cancelled, checkpoint what they finished and answer (the job stays running in its document
-// and is resumed by the next start), then the server stops.
+// stderr, which the host shows. No work runs outside an invocation: every partition is exported
+// inside the queue invocation that carries it. On SIGTERM (local runs; the host itself uses
+// SIGKILL) the in-flight invocations are cancelled, record what they finished and answer
+// non-2xx, so their messages come back; then the server stops.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 1 && isHelp(args[0]) {
 		fmt.Fprintln(stdout, serveUsage)
@@ -57,16 +66,20 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	port, portErr := listenPort(os.LookupEnv)
 	cfg, cfgErr := loadConfig(os.LookupEnv, os.Environ(), true, true)
-	if portErr != nil || cfgErr != nil {
+	qs, qErr := workqueue.FromEnv(os.LookupEnv)
+	if portErr != nil || cfgErr != nil || qErr != nil {
 		var msgs []string
-		for _, err := range []error{portErr, cfgErr} {
+		for _, err := range []error{portErr, cfgErr, qErr} {
 			if err != nil {
 				msgs = append(msgs, err.Error())
 			}
 		}
 		return exitError{code: exitUsage, msg: "serve: " + strings.Join(msgs, "\n")}
 	}
-	log := newLogger(stdout, cfg.LogLevel)
+	me := workerIdentity(os.LookupEnv)
+	// The host logs every stdout line at Information and stderr lines at Error: error lines go
+	// to both, so they keep their JSON fields and still count as errors.
+	log := newLogger(errorsToStderr{out: stdout, errw: stderr}, cfg.LogLevel).With().Str("worker", me.String()).Logger()
 	warnOverlaps(log, cfg)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
@@ -84,7 +97,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Int("scopes", len(cfg.Scopes)).Msg("custom handler listening")
+	log.Info().Str("addr", ln.Addr().String()).Int("scopes", len(cfg.Scopes)).Str("queue", qs.Queue).Msg("custom handler listening")
 
 	stopServer := func() error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
@@ -96,42 +109,81 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = stopServer()
 		return err
 	}
-	fs := functions.New(functions.Deps{
-		Config: cfg, Export: exportFunc(a), Store: a.store, Logger: log, Errors: os.Stderr,
-		Redact: redact, InstanceID: instanceID(),
-	})
-	runDone := make(chan error, 1)
-	go func() { runDone <- fs.Run(ctx) }()
-	g.open(fs)
-	if n, err := fs.ResumeJobs(log.WithContext(ctx)); err != nil {
-		log.Error().Str("error", redact(err.Error())).Msg("checking unfinished jobs at start; the next timer run tries again")
-	} else {
-		log.Info().Int("jobs", n).Msg("ready")
+	q, err := openQueue(qs, cfg, a)
+	if err != nil {
+		_ = stopServer()
+		return err
 	}
+	runner := jobs.NewRunner(jobs.Deps{
+		Store: jobs.New(a.store, cfg.Prefix), Queue: q, Export: exportFunc(a), Allowed: cfg.Allowed,
+		Worker: me, Redact: redact,
+	})
+	fs := functions.New(functions.Deps{
+		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr, Redact: redact,
+	})
+	g.open(fs)
+	log.Info().Msg("ready")
+	// The queues exist on Azure (infra/); a local Azurite starts empty. A failure here is only
+	// logged: the timer's and the API's enqueue report it where it matters.
+	ectx, ecancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := q.Ensure(ectx); err != nil {
+		log.Warn().Str("error", redact(err.Error())).Msg("checking the work queues")
+	}
+	ecancel()
 
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
 	}
-	log.Info().Msg("shutting down: checkpointing the running job and invocations")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
-	defer cancel()
-	var errs []error
-	if err := fs.Shutdown(sctx); err != nil {
-		errs = append(errs, err)
-	}
-	if err := srv.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("stopping the http server: %w", err))
-	}
-	if err := <-runDone; err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+	log.Info().Msg("shutting down: in-flight invocations record their progress and answer")
+	if err := stopServer(); err != nil {
+		return fmt.Errorf("stopping the http server: %w", err)
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// openQueue returns the work queue client: a connection string as given, or the queue endpoint
+// with the managed identity (AzureWebJobsStorage__clientId, else the app's AZURE_CLIENT_ID).
+func openQueue(qs workqueue.Settings, cfg *config.Config, a *app) (*workqueue.Queue, error) {
+	var cred azcore.TokenCredential
+	if qs.ConnectionString == "" {
+		c := *cfg
+		if qs.ClientID != "" {
+			c.ClientID = qs.ClientID
+		}
+		var err error
+		if cred, err = azureCredential(&c); err != nil {
+			return nil, fmt.Errorf("queue credential: %w", err)
+		}
+	}
+	q, err := workqueue.New(qs, cred, nil)
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// workerIdentity names this process: the instance (CONTAINER_NAME on Flex and Linux
+// Consumption, else WEBSITE_INSTANCE_ID, else the host name, which can repeat across instances)
+// and a random UUID drawn at each start.
+func workerIdentity(lookup func(string) (string, bool)) jobs.Worker {
+	inst := ""
+	for _, k := range []string{envContainerName, envInstanceID} {
+		if v, ok := lookup(k); ok && strings.TrimSpace(v) != "" {
+			inst = strings.TrimSpace(v)
+			break
+		}
+	}
+	if inst == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			inst = h
+		} else {
+			inst = "local"
+		}
+	}
+	return jobs.Worker{Instance: inst, Process: uuid.NewString()}
 }
 
 const serveUsage = `usage: handler [serve]
@@ -155,23 +207,32 @@ func listenPort(lookup func(string) (string, bool)) (string, error) {
 	return "", fmt.Errorf("%s is not set: the Functions host sets it when it starts the handler; to run the handler by hand, set it to a free port", envPort)
 }
 
-// instanceID names this machine or container for job ownership.
-func instanceID() string {
-	if v := strings.TrimSpace(os.Getenv(envInstanceID)); v != "" {
-		return v
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
-	}
-	return "local"
-}
-
 // exportFunc runs the functions' exports with the app's clients and store.
-func exportFunc(a *app) functions.ExportFunc {
-	return func(ctx context.Context, r functions.Run) (*export.Summary, error) {
+func exportFunc(a *app) jobs.ExportFunc {
+	return func(ctx context.Context, r jobs.Run) (*export.Summary, error) {
 		run := *a // per-run source override; the clients and store are shared
 		run.forceSource = r.Source
-		return run.exporter(r.ExecutionType, r.Progress, r.Force).Run(ctx, r.Partitions)
+		e := run.exporter(r.ExecutionType, r.Progress, r.Force)
+		sum, err := e.Run(ctx, r.Partitions)
+		if r.ExecutionType == "Scheduled" && err == nil {
+			cleanRunFolders(ctx, e)
+		}
+		return sum, err
+	}
+}
+
+// cleanRunFolders removes the run folders the cleanup rule expires (held runs after 30 days,
+// abandoned ones after 7), once per scheduled run; a failure is logged and retried next time.
+func cleanRunFolders(ctx context.Context, e *export.Exporter) {
+	log := zerolog.Ctx(ctx)
+	removed, err := e.Clean(ctx, time.Now(), nil, false)
+	if err != nil {
+		log.Warn().Str("error", redact(err.Error())).Msg("cleaning run folders; the next scheduled run tries again")
+		return
+	}
+	for _, f := range removed {
+		log.Info().Str("run_id", f.RunID).Str("folder", f.Dir).Bool("held", f.Held != nil).Time("last_written", f.Newest).
+			Msg("expired run folder removed")
 	}
 }
 
@@ -213,4 +274,17 @@ type serverLog struct{ log zerolog.Logger }
 func (s serverLog) Write(p []byte) (int, error) {
 	s.log.Warn().Msg(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// errorsToStderr writes every log line to out and lines at error level or above to errw too.
+type errorsToStderr struct{ out, errw io.Writer }
+
+func (w errorsToStderr) Write(p []byte) (int, error) { return w.out.Write(p) }
+
+// WriteLevel implements zerolog.LevelWriter.
+func (w errorsToStderr) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	if l >= zerolog.ErrorLevel && l < zerolog.NoLevel {
+		_, _ = w.errw.Write(p)
+	}
+	return w.out.Write(p)
 }

@@ -1,6 +1,7 @@
-// Package azurite starts and stops the Azurite blob emulator pinned in the module's
-// package.json (node_modules/.bin/azurite-blob, installed by "npm ci") for tests, the demo and
-// benchmarks. It binds to 127.0.0.1 only and disables Azurite's telemetry.
+// Package azurite starts and stops the Azurite storage emulator pinned in the module's
+// package.json (node_modules/.bin/azurite, installed by "npm ci"), Blob and Queue services in one
+// process, for tests, the demo and benchmarks. It binds to 127.0.0.1 only and disables Azurite's
+// telemetry.
 package azurite
 
 import (
@@ -29,7 +30,8 @@ const (
 	// host is the only address the emulator listens on.
 	host = "127.0.0.1"
 	// binPath is the emulator's launcher, relative to the module root.
-	binPath = "node_modules/.bin/azurite-blob"
+	// It serves Blob, Queue and Table; Table gets a free port nobody uses.
+	binPath = "node_modules/.bin/azurite"
 	// startTimeout bounds the wait for the port to answer; Node takes seconds to load Azurite,
 	// and much longer on a loaded 2-core machine.
 	startTimeout = 60 * time.Second
@@ -52,6 +54,8 @@ type Options struct {
 	Dir string
 	// Port is the blob port; 0 picks a free one.
 	Port int
+	// QueuePort is the queue port; 0 picks a free one.
+	QueuePort int
 	// Logf receives Azurite's output lines and lifecycle messages; nil discards them.
 	Logf func(format string, args ...any)
 	// Root is the module root holding node_modules; empty means the nearest directory with a
@@ -59,9 +63,11 @@ type Options struct {
 	Root string
 }
 
-// Server is a running (or attached) Azurite blob service.
+// Server is a running (or attached) Azurite: its Blob and Queue services.
 type Server struct {
 	port    int
+	qport   int
+	tport   int
 	dir     string
 	tempDir bool
 	bin     string
@@ -77,7 +83,7 @@ type Server struct {
 // ErrNotOwned is returned by Stop, Kill and Restart on a server this process did not start.
 var ErrNotOwned = errors.New("azurite: server was not started by this process")
 
-// Start runs azurite-blob and waits until its port answers (at most 60 s, or ctx).
+// Start runs Azurite and waits until its blob and queue ports answer (at most 60 s, or ctx).
 func Start(ctx context.Context, o *Options) (*Server, error) {
 	if o == nil {
 		o = &Options{}
@@ -108,16 +114,24 @@ func Start(ctx context.Context, o *Options) (*Server, error) {
 	}
 	var err error
 	for try := 0; try < startTries; try++ {
-		s.port = o.Port
+		s.port, s.qport = o.Port, o.QueuePort
 		if s.port == 0 {
 			if s.port, err = freePort(); err != nil {
 				break
 			}
 		}
+		if s.qport == 0 {
+			if s.qport, err = freePort(); err != nil {
+				break
+			}
+		}
+		if s.tport, err = freePort(); err != nil {
+			break
+		}
 		if err = s.start(ctx); err == nil {
 			return s, nil
 		}
-		if o.Port != 0 || ctx.Err() != nil {
+		if (o.Port != 0 && o.QueuePort != 0) || ctx.Err() != nil {
 			break
 		}
 	}
@@ -128,33 +142,67 @@ func Start(ctx context.Context, o *Options) (*Server, error) {
 }
 
 // Attach describes an Azurite that something else runs, from its connection string
-// (BlobEndpoint must be an http://127.0.0.1 or localhost URL). Stop, Kill and Restart on it
-// return ErrNotOwned.
+// (BlobEndpoint must be an http://127.0.0.1 or localhost URL; QueueEndpoint, when present, too).
+// Stop, Kill and Restart on it return ErrNotOwned.
 func Attach(connectionString string) (*Server, error) {
-	var endpoint string
+	var blob, queue string
 	for _, part := range strings.Split(connectionString, ";") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if strings.EqualFold(k, "BlobEndpoint") {
-			endpoint = v
+		switch {
+		case strings.EqualFold(k, "BlobEndpoint"):
+			blob = v
+		case strings.EqualFold(k, "QueueEndpoint"):
+			queue = v
 		}
 	}
-	u, err := url.Parse(endpoint)
-	if endpoint == "" || err != nil {
+	if blob == "" {
 		return nil, errors.New("attaching azurite: connection string has no usable BlobEndpoint")
+	}
+	port, err := loopbackPort("BlobEndpoint", blob)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{port: port, logf: func(string, ...any) {}}
+	if queue != "" {
+		if s.qport, err = loopbackPort("QueueEndpoint", queue); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// loopbackPort returns the port of an http://127.0.0.1:<port> or localhost URL.
+func loopbackPort(name, endpoint string) (int, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return 0, fmt.Errorf("attaching azurite: connection string has no usable %s", name)
 	}
 	h, p, err := net.SplitHostPort(u.Host)
 	if err != nil || (h != host && h != "localhost") {
-		return nil, errors.New("attaching azurite: BlobEndpoint is not 127.0.0.1:<port> or localhost:<port>")
+		return 0, fmt.Errorf("attaching azurite: %s is not 127.0.0.1:<port> or localhost:<port>", name)
 	}
 	port, err := strconv.Atoi(p)
 	if err != nil {
-		return nil, fmt.Errorf("attaching azurite: port: %w", err)
+		return 0, fmt.Errorf("attaching azurite: %s port: %w", name, err)
 	}
-	return &Server{port: port, logf: func(string, ...any) {}}, nil
+	return port, nil
 }
 
 // Port returns the blob port.
 func (s *Server) Port() int { return s.port }
+
+// QueuePort returns the queue port (0 for an attached server whose connection string named no
+// QueueEndpoint).
+func (s *Server) QueuePort() int { return s.qport }
+
+// QueueEndpoint returns http://127.0.0.1:<queue port>/devstoreaccount1, or "" when the server
+// has no queue service.
+func (s *Server) QueueEndpoint() string {
+	if s.qport == 0 {
+		return ""
+	}
+	return fmt.Sprintf("http://%s:%d/%s", host, s.qport, AccountName)
+}
 
 // Dir returns the data directory ("" for an attached server).
 func (s *Server) Dir() string { return s.dir }
@@ -164,10 +212,15 @@ func (s *Server) BlobEndpoint() string {
 	return fmt.Sprintf("http://%s:%d/%s", host, s.port, AccountName)
 }
 
-// ConnectionString returns the development account's connection string for this server.
+// ConnectionString returns the development account's connection string for this server, with
+// its BlobEndpoint and (when it has one) QueueEndpoint.
 func (s *Server) ConnectionString() string {
-	return "DefaultEndpointsProtocol=http;AccountName=" + AccountName + ";AccountKey=" + AccountKey +
+	cs := "DefaultEndpointsProtocol=http;AccountName=" + AccountName + ";AccountKey=" + AccountKey +
 		";BlobEndpoint=" + s.BlobEndpoint() + ";"
+	if q := s.QueueEndpoint(); q != "" {
+		cs += "QueueEndpoint=" + q + ";"
+	}
+	return cs
 }
 
 // Stop ends Azurite with SIGTERM (it persists its metadata on the way out), then SIGKILL
@@ -241,11 +294,15 @@ func (s *Server) signal(sig syscall.Signal, grace time.Duration) error {
 	return nil
 }
 
-// start launches the process on s.port and waits until the port accepts connections.
+// start launches the process on s.port and s.qport and waits until both accept connections.
 func (s *Server) start(ctx context.Context) error {
 	cmd := exec.Command(s.bin,
 		"--blobHost", host,
 		"--blobPort", strconv.Itoa(s.port),
+		"--queueHost", host,
+		"--queuePort", strconv.Itoa(s.qport),
+		"--tableHost", host,
+		"--tablePort", strconv.Itoa(s.tport),
 		"--location", s.dir,
 		"--silent",
 		"--skipApiVersionCheck",
@@ -287,13 +344,17 @@ func (s *Server) start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	addr := net.JoinHostPort(host, strconv.Itoa(s.port))
+	qaddr := net.JoinHostPort(host, strconv.Itoa(s.qport))
 	var d net.Dialer
 	for {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			c.Close()
-			s.logf("azurite: listening on %s, data in %s", addr, s.dir)
-			return nil
+			if c, err = d.DialContext(ctx, "tcp", qaddr); err == nil {
+				c.Close()
+				s.logf("azurite: blob on %s, queue on %s, data in %s", addr, qaddr, s.dir)
+				return nil
+			}
 		}
 		timer := time.NewTimer(pollInterval)
 		select {

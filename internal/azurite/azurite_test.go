@@ -42,6 +42,19 @@ func TestStartStop(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("unauthenticated GET: status %d, want 403", resp.StatusCode)
 	}
+	// The Queue service runs beside it and is named in the connection string.
+	if srv.QueuePort() == 0 || !strings.Contains(srv.ConnectionString(), "QueueEndpoint="+srv.QueueEndpoint()+";") {
+		t.Errorf("ConnectionString() = %q, want QueueEndpoint %q", srv.ConnectionString(), srv.QueueEndpoint())
+	}
+	qresp, err := http.Get(srv.QueueEndpoint() + "?comp=list")
+	if err != nil {
+		t.Fatalf("GET queue service: %v", err)
+	}
+	io.Copy(io.Discard, qresp.Body)
+	qresp.Body.Close()
+	if qresp.StatusCode != http.StatusForbidden {
+		t.Errorf("unauthenticated queue GET: status %d, want 403", qresp.StatusCode)
+	}
 	if err := srv.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -74,6 +87,7 @@ func TestAttach(t *testing.T) {
 		{"AccountName=devstoreaccount1;AccountKey=k;BlobEndpoint=http://192.0.2.1:10000/devstoreaccount1", 0},
 		{"AccountName=devstoreaccount1;AccountKey=k", 0},
 		{"UseDevelopmentStorage=true", 0},
+		{"AccountName=devstoreaccount1;AccountKey=k;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://192.0.2.1:10001/devstoreaccount1;", 0},
 	} {
 		srv, err := azurite.Attach(c.cs)
 		switch {
@@ -81,6 +95,8 @@ func TestAttach(t *testing.T) {
 			t.Errorf("Attach(%q): err = nil, want an error", c.cs)
 		case c.wantPort != 0 && err != nil:
 			t.Errorf("Attach(%q): %v", c.cs, err)
+		case c.wantPort != 0 && srv.QueuePort() != 0:
+			t.Errorf("Attach(%q).QueuePort() = %d, want 0 (no QueueEndpoint)", c.cs, srv.QueuePort())
 		case c.wantPort != 0 && srv.Port() != c.wantPort:
 			t.Errorf("Attach(%q).Port() = %d, want %d", c.cs, srv.Port(), c.wantPort)
 		case c.wantPort != 0:

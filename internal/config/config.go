@@ -43,7 +43,10 @@ const (
 	EnvMaxMonths          = "USAGE_EXPORT_MAX_MONTHS"
 	EnvConcurrency        = "USAGE_EXPORT_CONCURRENCY"
 	EnvLeaseSeconds       = "USAGE_EXPORT_LEASE_SECONDS"
-	EnvClientID           = "AZURE_CLIENT_ID"
+	// EnvQueue names the work queue (read by internal/workqueue; the queue function's
+	// function.json names it as %USAGE_EXPORT_QUEUE%).
+	EnvQueue    = "USAGE_EXPORT_QUEUE"
+	EnvClientID = "AZURE_CLIENT_ID"
 )
 
 // Defaults.

@@ -78,6 +78,7 @@ var Settings = []Setting{
 	{EnvMaxMonths, "max-months", "", UseRun, "most billing periods one request or range may cover"},
 	{EnvConcurrency, "concurrency", "", UseRun, "chunks fetched at once"},
 	{EnvLeaseSeconds, "lease-seconds", "", UseRun, "partition lease in seconds (15-60): how long a dead writer blocks its partition"},
+	{EnvQueue, "", "", 0, "work queue of the partitions (default usage-export-partitions; the queue function reads the same setting)"},
 }
 
 // Lookup returns the value of env: a flag given on the command line (flags maps setting names

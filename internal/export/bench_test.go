@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
 	"github.com/usage-export/usage-export/internal/consumption"
-	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -57,7 +55,7 @@ func (s *replaySource) Fetch(_ context.Context, _ Chunk, h consumption.Handler) 
 	return nil
 }
 
-// discardStore is a Store whose Put reads everything and keeps nothing.
+// discardStore is a Store whose writes read everything and keep nothing.
 type discardStore struct{ Store }
 
 func (discardStore) Put(_ context.Context, _ string, r io.Reader, _ *store.PutOptions) (store.Props, error) {
@@ -65,18 +63,24 @@ func (discardStore) Put(_ context.Context, _ string, r io.Reader, _ *store.PutOp
 	return store.Props{Size: n}, err
 }
 
-func newLinePartWriter(w io.Writer) *partWriter {
-	nop := zerolog.Nop()
-	return &partWriter{
-		ctx: context.Background(), chunk: benchChunk(), filter: true, log: &nop,
-		out:    &countHash{w: io.Discard, h: nopHash{}},
-		buf:    bufio.NewWriterSize(w, lineBufferSize),
-		totals: map[string]map[string]*decimal.Sum{}, subs: map[string]struct{}{}, kinds: map[string]*int64{},
-	}
+func (discardStore) StageBlock(context.Context, string, int, []byte) error { return nil }
+
+func (discardStore) CommitBlocks(context.Context, string, int, *store.PutOptions) (store.Props, error) {
+	return store.Props{}, nil
 }
 
-// BenchmarkLineEncode is the per-record work of a part without gzip: field extraction, the day
-// check, totals, and the line write into the part's buffer.
+// newLineListing returns a listing of the benchmark day that writes uncompressed lines into a
+// discarding store.
+func newLineListing() *listing {
+	nop := zerolog.Nop()
+	e := New(discardStore{}, nil, &Options{NoGzip: true})
+	c := benchChunk()
+	return &listing{ctx: context.Background(), e: e, c: c, layout: layoutOf(c.Partition, 1), runDir: "bench",
+		ext: ".jsonl", log: &nop, parts: map[int64]*partOut{}, byKey: map[string]*partOut{}}
+}
+
+// BenchmarkLineEncode is the per-record work of a listing without gzip: field extraction, the day
+// check, the part lookup, totals, and the line write into the part's buffer.
 func BenchmarkLineEncode(b *testing.B) {
 	for _, s := range benchdata.Shapes {
 		b.Run(string(s), func(b *testing.B) {
@@ -88,7 +92,7 @@ func BenchmarkLineEncode(b *testing.B) {
 			for _, r := range recs {
 				size += len(r)
 			}
-			w := newLinePartWriter(io.Discard)
+			w := newLineListing()
 			b.SetBytes(int64(size / len(recs)))
 			b.ReportAllocs()
 			cpu0 := benchdata.CPUTime()
@@ -100,17 +104,17 @@ func BenchmarkLineEncode(b *testing.B) {
 				i = (i + 1) % len(recs)
 			}
 			b.ReportMetric(float64(benchdata.CPUTime()-cpu0)/float64(b.N), "cpu-ns/record")
-			if w.stats.Rows != int64(b.N) {
-				b.Fatalf("got %d rows, want %d", w.stats.Rows, b.N)
+			if w.written != int64(b.N) {
+				b.Fatalf("got %d rows, want %d", w.written, b.N)
 			}
 		})
 	}
 }
 
 // BenchmarkPartitionWrite streams benchPages pages of 1000 legacy records (with additionalInfo)
-// through the whole part path: page decode, fields, line write, gzip, sha256, pipe, store.Put.
-// The gzip-only case compresses the same JSON lines at the same level: the physical floor the
-// full path is compared with.
+// through the whole listing path: page decode, fields, day split, line write, gzip, sha256,
+// block staging. The gzip-only case compresses the same JSON lines the same way (level 0: the
+// stateless day-split compressor): the physical floor the full path is compared with.
 func BenchmarkPartitionWrite(b *testing.B) {
 	page, err := benchdata.Page(benchdata.Legacy, benchdata.MaxRecords)
 	if err != nil {
@@ -119,7 +123,7 @@ func BenchmarkPartitionWrite(b *testing.B) {
 	const records = benchPages * benchdata.MaxRecords
 	lines := linesOf(b, page)
 	for _, level := range []int{0, 1, 5, 6} {
-		name := "level=" + map[int]string{0: "default", 1: "1", 5: "5", 6: "6"}[level]
+		name := "level=" + map[int]string{0: "stateless", 1: "1", 5: "5", 6: "6"}[level]
 		b.Run(name+"/part", func(b *testing.B) {
 			e := New(discardStore{}, nil, &Options{GzipLevel: level})
 			src := &replaySource{page: page, n: benchPages}
@@ -128,25 +132,42 @@ func BenchmarkPartitionWrite(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := benchdata.CPUTime()
 			for b.Loop() {
-				ps, err := e.writePart(ctx, src, benchChunk(), "bench", nil, nil)
+				c := benchChunk()
+				r, err := e.runListing(ctx, src, c, layoutOf(c.Partition, 1), "bench", ".jsonl.gz", nil, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if ps.Rows != records {
-					b.Fatalf("got %d rows, want %d", ps.Rows, records)
+				if len(r.Parts) != 1 || r.Parts[0].Rows != records {
+					b.Fatalf("got %+v, want one part of %d rows", r.Parts, records)
 				}
 			}
 			b.ReportMetric(float64(benchdata.CPUTime()-cpu0)/float64(b.N*records), "cpu-ns/record")
 		})
 		b.Run(name+"/gzip-only", func(b *testing.B) {
-			e := New(discardStore{}, nil, &Options{GzipLevel: level})
 			b.SetBytes(int64(len(lines)) * benchPages)
 			b.ReportAllocs()
-			gz, err := gzip.NewWriterLevel(io.Discard, e.gzipLevel())
+			cpu0 := benchdata.CPUTime()
+			if level == 0 {
+				for b.Loop() {
+					z := newStatelessGzip(io.Discard)
+					for range benchPages {
+						for i := 0; i < len(lines); i += lineFlush {
+							if err := z.write(lines[i:min(len(lines), i+lineFlush)], false); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+					if err := z.write(nil, true); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(benchdata.CPUTime()-cpu0)/float64(b.N*records), "cpu-ns/record")
+				return
+			}
+			gz, err := gzip.NewWriterLevel(io.Discard, level)
 			if err != nil {
 				b.Fatal(err)
 			}
-			cpu0 := benchdata.CPUTime()
 			for b.Loop() {
 				gz.Reset(io.Discard)
 				for range benchPages {
@@ -165,25 +186,29 @@ func BenchmarkPartitionWrite(b *testing.B) {
 
 // linesOf returns the JSON lines a part holds for page: what the gzip-only case compresses.
 func linesOf(b *testing.B, page []byte) []byte {
-	var out bytes.Buffer
-	w := newLinePartWriter(&out)
+	w := newLineListing()
+	cs := &captureStore{}
+	w.e.st = cs
 	if _, _, err := consumption.ParsePage(bytes.NewReader(page), w); err != nil {
 		b.Fatal(err)
 	}
-	if err := w.buf.Flush(); err != nil {
-		b.Fatal(err)
+	out := cs.data
+	for _, p := range w.byKey {
+		out = append(append(out, p.block...), p.lines...)
 	}
-	if out.Len() == 0 {
+	if len(out) == 0 {
 		b.Fatal(errors.New("no lines"))
 	}
-	return out.Bytes()
+	return out
 }
 
-// nopHash is a hash.Hash that does nothing (the line benchmark has no output stream).
-type nopHash struct{}
+// captureStore keeps the staged blocks' bytes, in staging order.
+type captureStore struct {
+	discardStore
+	data []byte
+}
 
-func (nopHash) Write(p []byte) (int, error) { return len(p), nil }
-func (nopHash) Sum(b []byte) []byte         { return b }
-func (nopHash) Reset()                      {}
-func (nopHash) Size() int                   { return 0 }
-func (nopHash) BlockSize() int              { return 1 }
+func (c *captureStore) StageBlock(_ context.Context, _ string, _ int, data []byte) error {
+	c.data = append(c.data, data...)
+	return nil
+}

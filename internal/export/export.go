@@ -58,6 +58,8 @@ type Store interface {
 	Delete(ctx context.Context, name string) error
 	Move(ctx context.Context, src, dst string, o *store.PutOptions) error
 	AcquireLease(ctx context.Context, name string, ttl time.Duration) (*store.Lease, error)
+	StageBlock(ctx context.Context, name string, n int, data []byte) error
+	CommitBlocks(ctx context.Context, name string, n int, o *store.PutOptions) (store.Props, error)
 }
 
 // Source streams the records of one chunk.
@@ -91,7 +93,12 @@ type Options struct {
 	RowKey               bool          // add a deterministic _rowKey field to each line
 	ExecutionType        string        // Scheduled | OnDemand
 	LeaseTTL             time.Duration // partition lease; 0 = DefaultLeaseTTL (Blob Storage accepts 15–60 s)
-	Now                  func() time.Time
+	// CallsPerMinute is the listing rate of a scope (its rate budget), used to size listings;
+	// nil or ≤ 0: unknown, and a partition is listed in one go.
+	CallsPerMinute func(scope.Scope) float64
+	// ListingTime is how long one listing may take at that rate; 0 = DefaultListingTime.
+	ListingTime time.Duration
+	Now         func() time.Time
 	// Progress, when set, is called after every page and at the end of every partition.
 	// It must not block.
 	Progress func(Progress)
@@ -126,6 +133,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.ExecutionType == "" {
 		c.ExecutionType = "OnDemand"
+	}
+	if c.ListingTime <= 0 {
+		c.ListingTime = DefaultListingTime
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -240,10 +250,7 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 	// Chunk slots are shared by the whole run, and each partition takes at most its fair share
 	// of them, so one partition's many days cannot starve the others' scopes (each scope has its
 	// own rate budget, so spreading the slots over scopes is what keeps every budget busy).
-	chunkSlots := &slots{
-		shared:       make(chan struct{}, e.opts.Concurrency),
-		perPartition: max(1, e.opts.Concurrency/max(1, min(e.opts.PartitionConcurrency, len(parts)))),
-	}
+	chunkSlots := &slots{shared: make(chan struct{}, e.opts.Concurrency)}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.PartitionConcurrency)
 	var mu sync.Mutex
@@ -275,10 +282,9 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 	return sum, nil
 }
 
-// slots bound the chunks in flight: shared across the run, perPartition for each partition.
+// slots bound the listings in flight across the run.
 type slots struct {
-	shared       chan struct{}
-	perPartition int
+	shared chan struct{}
 }
 
 func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots) Result {

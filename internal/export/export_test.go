@@ -33,7 +33,9 @@ type fakeSource struct {
 	mu          sync.Mutex
 	failOn      string // chunk key to fail after delivering some records
 	fetched     map[string]int
-	drop        bool // serve only half the days (for the drop guard)
+	drop        bool           // serve only half the days (for the drop guard)
+	extra       []time.Time    // days served besides the asked ones (records dated outside the month)
+	answer      *period.Period // a date-range query is answered with this whole period instead
 }
 
 func (f *fakeSource) Name() string       { return SourceUsageDetails }
@@ -44,7 +46,10 @@ func (f *fakeSource) days(c Chunk) []time.Time {
 	if f.ignoreDates || c.ByPeriod {
 		from, to = c.Period.Start(), c.Period.End().AddDate(0, 0, -1)
 	}
-	var out []time.Time
+	if f.answer != nil && !c.ByPeriod {
+		from, to = f.answer.Start(), f.answer.End().AddDate(0, 0, -1)
+	}
+	out := append([]time.Time(nil), f.extra...)
 	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
 		if f.drop && d.Day() > 5 {
 			continue
@@ -235,14 +240,20 @@ func TestFailureKeepsPreviousAndResumes(t *testing.T) {
 	ctx := context.Background()
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
 	src := &fakeSource{perDay: 3}
-	e := newTestExporter(t, st, src, Options{PartDays: 1, Concurrency: 1})
+	// 87 rows are 2 pages; at one call a minute and 30 s a listing, the partition is listed in
+	// 4 steps of 8 days once its size is known (the first run lists it in one go).
+	e := newTestExporter(t, st, src, Options{PartDays: 1, Concurrency: 1,
+		CallsPerMinute: func(scope.Scope) float64 { return 1 }, ListingTime: 30 * time.Second})
 	if sum, _ := e.Run(ctx, []Partition{p}); sum.Partitions[0].Status != StatusCommitted {
 		t.Fatalf("first run: %+v", sum.Partitions[0])
 	}
+	if len(src.fetched) != 1 || src.fetched["20240201-20240229"] != 1 {
+		t.Fatalf("first run listed %v, want the whole period once", src.fetched)
+	}
 	before := liveManifest(t, st, e, p)
 
-	// The second run fails on day 20: nothing is published.
-	src.failOn, src.fetched = "20240220-20240220", nil
+	// The second run fails in the step holding day 20: nothing is published.
+	src.failOn, src.fetched = "20240217-20240224", nil
 	sum, _ := e.Run(ctx, []Partition{p})
 	if r := sum.Partitions[0]; r.Status != StatusFailed || !strings.Contains(r.Error, "injected") {
 		t.Fatalf("second run: status %s error %q, want failed with the cause", r.Status, r.Error)
@@ -262,11 +273,8 @@ func TestFailureKeepsPreviousAndResumes(t *testing.T) {
 	if r.Status != StatusCommitted || !r.Resumed {
 		t.Fatalf("third run: status %s resumed %v (%s)", r.Status, r.Resumed, r.Error)
 	}
-	if n := len(src.fetched); n >= 29 || n == 0 {
-		t.Errorf("resumed run fetched %d chunks, want only the unfinished ones", n)
-	}
-	if src.fetched["20240201-20240201"] != 0 {
-		t.Errorf("resumed run fetched day 1 again")
+	if n := len(src.fetched); n != 2 || src.fetched["20240217-20240224"] != 1 || src.fetched["20240225-20240229"] != 1 {
+		t.Errorf("resumed run listed %v, want only the failed step (from its first page) and the one after", src.fetched)
 	}
 	if got, want := readLines(t, filepath.Join(st.Dir(), e.Dir(p))), expected(29, 3, nil); len(got) != len(want) {
 		t.Fatalf("after resume: %d lines, want %d", len(got), len(want))
@@ -403,5 +411,151 @@ func TestOverlapFromRecords(t *testing.T) {
 	}
 	if len(sum.Overlaps) != 1 || sum.Overlaps[0].SharedSubscriptions != 2 {
 		t.Fatalf("overlaps = %+v, want one pair sharing 2 subscriptions", sum.Overlaps)
+	}
+}
+
+func TestOneListingPerPartition(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{perDay: 4}
+	e := newTestExporter(t, st, src, Options{})
+	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
+	sum, _ := e.Run(context.Background(), []Partition{p})
+	if r := sum.Partitions[0]; r.Status != StatusCommitted || r.Parts != 29 {
+		t.Fatalf("status %s parts %d (%s), want committed with 29 day parts", r.Status, r.Parts, r.Error)
+	}
+	if len(src.fetched) != 1 || src.fetched["20240201-20240229"] != 1 {
+		t.Errorf("listed %v, want the whole period once", src.fetched)
+	}
+	if got, want := readLines(t, filepath.Join(st.Dir(), e.Dir(p))), expected(29, 4, nil); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%d lines, want %d exactly once each", len(got), len(want))
+	}
+	m := liveManifest(t, st, e, p)
+	if m.Listings != 1 || m.Pages != 1 || m.RecordsReturned != 116 || len(m.ReturnedNotWritten) != 0 {
+		t.Errorf("manifest listings %d pages %d returned %d notWritten %v, want 1 1 116 none",
+			m.Listings, m.Pages, m.RecordsReturned, m.ReturnedNotWritten)
+	}
+	for _, b := range m.Blobs {
+		if b.UsageDateStart != b.UsageDateEnd || !strings.HasSuffix(b.BlobName, "part-"+strings.ReplaceAll(b.UsageDateStart, "-", "")+"-"+strings.ReplaceAll(b.UsageDateEnd, "-", "")+".jsonl.gz") {
+			t.Errorf("blob %s covers %s..%s, want one day named after it", b.BlobName, b.UsageDateStart, b.UsageDateEnd)
+		}
+	}
+}
+
+// TestIgnoredRangeStopsSplitting: a partition listed in steps whose scope ignores the range
+// returns the whole month to its first step; the rest of the partition becomes one listing,
+// the repeats are counted, and the scope is not split again.
+func TestIgnoredRangeStopsSplitting(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src := &fakeSource{perDay: 3, ignoreDates: true}
+	e := newTestExporter(t, st, src, Options{CallsPerMinute: func(scope.Scope) float64 { return 1 }, ListingTime: 30 * time.Second})
+	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
+	want := expected(29, 3, nil)
+	for run, wantFetched := range []map[string]int{
+		{"20240201-20240229": 1},                         // size unknown: one listing
+		{"20240201-20240208": 1, "20240209-20240229": 1}, // 4 steps planned; the first shows the range ignored
+		{"20240201-20240229": 1},                         // the scope is known to ignore ranges
+	} {
+		src.fetched = nil
+		sum, _ := e.Run(ctx, []Partition{p})
+		if r := sum.Partitions[0]; r.Status != StatusCommitted {
+			t.Fatalf("run %d: %s %s", run, r.Status, r.Error)
+		}
+		if fmt.Sprint(src.fetched) != fmt.Sprint(wantFetched) {
+			t.Errorf("run %d listed %v, want %v", run, src.fetched, wantFetched)
+		}
+		if got := readLines(t, filepath.Join(st.Dir(), e.Dir(p))); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("run %d: %d lines, want %d exactly once each", run, len(got), len(want))
+		}
+		m := liveManifest(t, st, e, p)
+		if m.RecordsReturned != m.DataRowCount+sumNotWritten(m) {
+			t.Errorf("run %d: returned %d != rows %d + not written %d", run, m.RecordsReturned, m.DataRowCount, sumNotWritten(m))
+		}
+		if run == 1 && (len(m.ReturnedNotWritten) != 1 || m.ReturnedNotWritten[0].Reason != manifest.NotWrittenOtherListing ||
+			m.ReturnedNotWritten[0].Rows != 87-24+24) {
+			t.Errorf("run 1 returnedNotWritten %+v, want the other listing's 63 + the first step's 24 repeats", m.ReturnedNotWritten)
+		}
+	}
+}
+
+func sumNotWritten(m *manifest.Manifest) int64 {
+	var n int64
+	for _, x := range m.ReturnedNotWritten {
+		n += x.Rows
+	}
+	return n
+}
+
+// TestNothingBelongsFails: a month-wide date range answered with another period fails the
+// partition with the dates received; nothing is committed as an empty partition.
+func TestNothingBelongsFails(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jan := period.Period{Year: 2024, Month: time.January}
+	src := &fakeSource{perDay: 2, answer: &jan}
+	e := newTestExporter(t, st, src, Options{})
+	mca := scope.MustParse("/providers/Microsoft.Billing/billingAccounts/1234:56789_2019-05-31")
+	p := Partition{Scope: mca, Period: feb2024, Metric: "actualcost"}
+	sum, _ := e.Run(context.Background(), []Partition{p})
+	r := sum.Partitions[0]
+	if r.Status != StatusFailed || !errors.Is(r.Err, ErrNothingBelongs) ||
+		!strings.Contains(r.Error, "none in the partition's days 2024-02-01..2024-02-29: usage dates received 2024-01-01..2024-01-31") {
+		t.Fatalf("status %s error %q, want failed naming the dates received", r.Status, r.Error)
+	}
+	if _, err := os.Stat(filepath.Join(st.Dir(), e.ManifestName(p))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a manifest was committed: %v", err)
+	}
+}
+
+// TestRecordsOutsideTheMonth: a billing-period listing's records dated outside the calendar
+// month belong to the period and are written (in parts of their own days); a date-range
+// listing's are counted in the manifest as outside the period.
+func TestRecordsOutsideTheMonth(t *testing.T) {
+	jan31, mar1 := time.Date(2024, 1, 31, 0, 0, 0, 0, time.UTC), time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	mca := scope.MustParse("/providers/Microsoft.Billing/billingAccounts/1234:56789_2019-05-31")
+	for _, tt := range []struct {
+		name      string
+		sc        scope.Scope
+		rows      int64
+		parts     int
+		notWriten int64
+	}{
+		{"billing period", testScope, 31 * 2, 31, 0},
+		{"date range", mca, 29 * 2, 29, 2 * 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := store.NewLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := &fakeSource{perDay: 2, extra: []time.Time{jan31, mar1}}
+			e := newTestExporter(t, st, src, Options{})
+			p := Partition{Scope: tt.sc, Period: feb2024, Metric: "actualcost"}
+			sum, _ := e.Run(context.Background(), []Partition{p})
+			if r := sum.Partitions[0]; r.Status != StatusCommitted || r.Rows != tt.rows || r.Parts != tt.parts {
+				t.Fatalf("%s rows %d parts %d (%s), want committed %d rows in %d parts", r.Status, r.Rows, r.Parts, r.Error, tt.rows, tt.parts)
+			}
+			m := liveManifest(t, st, e, p)
+			if m.RecordsReturned != 31*2 || sumNotWritten(m) != tt.notWriten {
+				t.Errorf("returned %d not written %+v, want 62 and %d", m.RecordsReturned, m.ReturnedNotWritten, tt.notWriten)
+			}
+			if tt.notWriten > 0 {
+				nw := m.ReturnedNotWritten[0]
+				if nw.Reason != manifest.NotWrittenOutsidePeriod || nw.UsageDateRange == nil ||
+					nw.UsageDateRange.Min != "2024-01-31" || nw.UsageDateRange.Max != "2024-03-01" || len(nw.Totals["cost"]) == 0 {
+					t.Errorf("not written %+v, want outsidePeriod 2024-01-31..2024-03-01 with totals", nw)
+				}
+			} else if m.UsageDateRange.Min != "2024-01-31" || m.UsageDateRange.Max != "2024-03-01" {
+				t.Errorf("usage date range %+v, want 2024-01-31..2024-03-01", m.UsageDateRange)
+			}
+		})
 	}
 }

@@ -55,14 +55,16 @@ func (e *Exporter) ext() string {
 	return ".jsonl.gz"
 }
 
-// Chunk is a range of whole usage days of one partition, fetched as one query and written as one
-// part.
+// Chunk is one listing of a partition: a range of whole usage days (or the whole period)
+// fetched as one query, nextLink followed to the end. Its records are written into the parts
+// that own their days (partLayout); a part is a range of days too, and a listing covers whole
+// parts.
 type Chunk struct {
 	Partition
 	From, To time.Time // inclusive usage days (UTC midnight)
 	Whole    bool      // the chunk is the whole period
 	// ByPeriod is set when the chunk is fetched through the billing-period sub-scope rather than
-	// a date range: its records belong to the period by definition and are not filtered by day.
+	// a date range: its records belong to the period by definition, whatever their dates.
 	ByPeriod bool
 }
 
@@ -110,4 +112,40 @@ func parseKey(key string) (from, to time.Time, err error) {
 	}
 	to, err = time.Parse("20060102", b)
 	return
+}
+
+// partLayout maps a usage day to its part: parts of partDays days from the period's first day
+// (≤ 0: one part for the whole period). A day outside the period (a billing-period listing's
+// record dated before or after the calendar month) gets a part of its own day.
+type partLayout struct {
+	first, last time.Time // the period's first and last day
+	partDays    int
+}
+
+func layoutOf(p Partition, partDays int) partLayout {
+	return partLayout{first: p.Period.Start(), last: p.Period.End().AddDate(0, 0, -1), partDays: partDays}
+}
+
+// whole reports whether the period is one part.
+func (l partLayout) whole() bool {
+	return l.partDays <= 0 || l.partDays >= int(l.last.Sub(l.first).Hours()/24)+1
+}
+
+func (l partLayout) contains(d time.Time) bool { return !d.Before(l.first) && !d.After(l.last) }
+
+// keyOf returns the key of the part that owns day d.
+func (l partLayout) keyOf(d time.Time) string {
+	if l.whole() {
+		return l.first.Format("20060102") + "-" + l.last.Format("20060102")
+	}
+	if !l.contains(d) {
+		return d.Format("20060102") + "-" + d.Format("20060102")
+	}
+	i := int(d.Sub(l.first).Hours()/24) / l.partDays
+	from := l.first.AddDate(0, 0, i*l.partDays)
+	to := from.AddDate(0, 0, l.partDays-1)
+	if to.After(l.last) {
+		to = l.last
+	}
+	return from.Format("20060102") + "-" + to.Format("20060102")
 }

@@ -13,11 +13,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
@@ -28,7 +26,7 @@ import (
 
 // checkpointVersion is bumped when the checkpoint format changes; an unknown version is ignored
 // (the run starts over) rather than misread.
-const checkpointVersion = 1
+const checkpointVersion = 2
 
 // Checkpoint phases.
 const (
@@ -38,18 +36,37 @@ const (
 
 // checkpoint is the persisted state of an unfinished run of one partition.
 type checkpoint struct {
-	Version       int                   `json:"version"`
-	RunID         string                `json:"runId"`
-	SubmittedTime time.Time             `json:"submittedTime"`
-	ExecutionType string                `json:"executionType"`
-	Source        string                `json:"source"`
-	APIVersion    string                `json:"apiVersion"`
-	Ext           string                `json:"ext"`
-	PartDays      int                   `json:"partDays"`
-	RowKey        bool                  `json:"rowKey"`
-	Phase         string                `json:"phase"`
-	Resumed       int                   `json:"resumed"`
-	Parts         map[string]*partStats `json:"parts"`
+	Version       int       `json:"version"`
+	RunID         string    `json:"runId"`
+	SubmittedTime time.Time `json:"submittedTime"`
+	ExecutionType string    `json:"executionType"`
+	Source        string    `json:"source"`
+	APIVersion    string    `json:"apiVersion"`
+	Ext           string    `json:"ext"`
+	PartDays      int       `json:"partDays"`
+	RowKey        bool      `json:"rowKey"`
+	Phase         string    `json:"phase"`
+	Resumed       int       `json:"resumed"`
+	// Plan is the partition's listings, fixed when the run starts (a scope seen ignoring date
+	// ranges collapses the unfinished ones into one); Listings the finished ones, by key.
+	Plan     []plannedListing        `json:"plan"`
+	Listings map[string]*listingDone `json:"listings"`
+	Parts    map[string]*partStats   `json:"parts"`
+}
+
+// plannedListing is one listing of the plan.
+type plannedListing struct {
+	Key      string `json:"key"` // first and last usage day, YYYYMMDD-YYYYMMDD
+	Whole    bool   `json:"whole,omitempty"`
+	ByPeriod bool   `json:"byPeriod,omitempty"`
+}
+
+// listingDone is what a finished listing returned besides its parts.
+type listingDone struct {
+	Pages   int       `json:"pages"`
+	Records int64     `json:"records"`
+	Outside dropStats `json:"outside"`
+	Other   dropStats `json:"other"`
 }
 
 func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, sem *slots, res *Result) (err error) {
@@ -104,7 +121,7 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	}
 
 	if cp.Phase == phaseWriting {
-		if err := e.writeChunks(ctx, p, src, cp, sem, res); err != nil {
+		if err := e.writeListings(ctx, p, src, cp, sem, res); err != nil {
 			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 				return cause
 			}
@@ -114,8 +131,8 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	m := e.buildManifest(p, src, cp, status, now)
 	res.Rows, res.Bytes, res.Parts = m.DataRowCount, m.ByteCount, m.BlobCount
 	res.subs = m.Coverage.SubscriptionIDs
-	for _, ps := range cp.Parts {
-		res.Pages += ps.Pages
+	for _, ld := range cp.Listings {
+		res.Pages += ld.Pages
 	}
 	switch {
 	case live != nil && live.RunInfo.RunID == cp.RunID:
@@ -143,66 +160,89 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	return nil
 }
 
-// writeChunks writes every chunk not yet in the checkpoint, recording each as it completes.
-func (e *Exporter) writeChunks(ctx context.Context, p Partition, src Source, cp *checkpoint, sem *slots, res *Result) error {
-	lastDay := e.opts.Now().UTC().Truncate(24 * time.Hour)
-	chunks := Chunks(p, cp.PartDays, lastDay)
-	var mu sync.Mutex // guards cp and the progress counters
+// writeListings runs every listing of the plan not yet in the checkpoint, one after another
+// (a scope's calls share one rate budget), recording each with its parts as it completes. An
+// interrupted listing is run again from its first page: a nextLink is never kept across runs.
+func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, cp *checkpoint, sem *slots, res *Result) error {
+	layout := layoutOf(p, cp.PartDays)
+	meta := map[string]string{"runid": cp.RunID}
 	var pages int
-	var rows, bytesDone int64
-	done := len(cp.Parts)
-	// The chunks to write are picked before any is started: the goroutines below add to
-	// cp.Parts, so it must not be read here while they run.
-	var todo []Chunk
-	for _, c := range chunks {
-		if _, ok := cp.Parts[c.Key()]; !ok {
-			todo = append(todo, c)
-		}
+	var records int64
+	for _, ld := range cp.Listings {
+		pages += ld.Pages
+		records += ld.Records
 	}
-	mine := make(chan struct{}, sem.perPartition)
-	g, gctx := errgroup.WithContext(ctx)
-	for _, c := range todo {
-		c.ByPeriod = c.Whole && src.Name() == SourceUsageDetails && p.Scope.SupportsBillingPeriod()
-		select {
-		case mine <- struct{}{}:
-		case <-gctx.Done():
-			return g.Wait()
+	for i := 0; i < len(cp.Plan); i++ {
+		pl := cp.Plan[i]
+		if _, ok := cp.Listings[pl.Key]; ok {
+			continue
+		}
+		c, err := pl.chunk(p)
+		if err != nil {
+			return err
+		}
+		done := len(cp.Listings)
+		onPage := func(pg consumption.Page) {
+			pages++
+			records += int64(pg.Records)
+			if e.opts.Progress != nil {
+				e.opts.Progress(Progress{Partition: p, Pages: pages, Rows: records, Chunks: len(cp.Plan), ChunksDone: done})
+			}
 		}
 		select {
 		case sem.shared <- struct{}{}:
-		case <-gctx.Done():
-			<-mine
-			return g.Wait()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		g.Go(func() error {
-			defer func() { <-sem.shared; <-mine }()
-			staged := path.Join(e.runDir(cp.RunID, p), c.PartName(cp.Ext)) + stagedSuffix
-			var partRows, partBytes int64
-			onPage := func(pg consumption.Page, r, b int64) {
-				mu.Lock()
-				pages++
-				rows += r - partRows
-				bytesDone += b - partBytes
-				partRows, partBytes = r, b
-				pr := Progress{Partition: p, Pages: pages, Rows: rows, Bytes: bytesDone, Chunks: len(chunks), ChunksDone: done}
-				mu.Unlock()
-				if e.opts.Progress != nil {
-					e.opts.Progress(pr)
-				}
-			}
-			meta := map[string]string{"runid": cp.RunID}
-			ps, err := e.writePart(gctx, src, c, staged, meta, onPage)
-			if err != nil {
-				return fmt.Errorf("part %s: %w", c.Key(), err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			cp.Parts[c.Key()] = &ps
-			done++
-			return e.saveCheckpoint(gctx, p, cp)
-		})
+		r, err := e.runListing(ctx, src, c, layout, e.runDir(cp.RunID, p), cp.Ext, meta, onPage)
+		<-sem.shared
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", c.Key(), err)
+		}
+		for _, ps := range r.Parts {
+			cp.Parts[ps.Key] = &ps
+		}
+		cp.Listings[pl.Key] = &listingDone{Pages: r.Pages, Records: r.Records, Outside: r.Outside, Other: r.Other}
+		if !c.ByPeriod && (r.Other.Rows > 0 || r.Outside.Rows > 0) {
+			// The service ignored the date range: splitting this scope by dates only multiplies
+			// calls. Remember it, and list the rest of the partition in one go.
+			e.noteIgnoredRange(ctx, p, c, r)
+			cp.Plan = collapse(cp.Plan, cp.Listings)
+		}
+		if err := e.saveCheckpoint(ctx, p, cp); err != nil {
+			return err
+		}
 	}
-	return g.Wait()
+	return nil
+}
+
+// chunk turns a planned listing back into its query.
+func (pl plannedListing) chunk(p Partition) (Chunk, error) {
+	from, to, err := parseKey(pl.Key)
+	if err != nil {
+		return Chunk{}, fmt.Errorf("checkpoint plan: %w", err)
+	}
+	return Chunk{Partition: p, From: from, To: to, Whole: pl.Whole, ByPeriod: pl.ByPeriod}, nil
+}
+
+// collapse replaces the unfinished listings of plan with one listing from the first unfinished
+// day to the last.
+func collapse(plan []plannedListing, done map[string]*listingDone) []plannedListing {
+	var out []plannedListing
+	var rest []plannedListing
+	for _, pl := range plan {
+		if _, ok := done[pl.Key]; ok {
+			out = append(out, pl)
+		} else {
+			rest = append(rest, pl)
+		}
+	}
+	if len(rest) <= 1 {
+		return plan
+	}
+	first, _, _ := parseKey(rest[0].Key)
+	_, last, _ := parseKey(rest[len(rest)-1].Key)
+	return append(out, plannedListing{Key: first.Format("20060102") + "-" + last.Format("20060102")})
 }
 
 // loadCheckpoint returns the unfinished run of p to continue, or a new one.
@@ -227,12 +267,13 @@ func (e *Exporter) loadCheckpoint(ctx context.Context, p Partition, src Source, 
 		var cp checkpoint
 		if jerr := json.Unmarshal(b, &cp); jerr == nil && cp.Version == checkpointVersion &&
 			cp.Source == src.Name() && cp.APIVersion == src.APIVersion() && cp.Ext == ext &&
-			cp.PartDays == partDays && cp.RowKey == e.opts.RowKey && cp.Parts != nil {
+			cp.PartDays == partDays && cp.RowKey == e.opts.RowKey && cp.Parts != nil && cp.Listings != nil {
 			if cp.Phase == phaseWriting {
-				// A staged part that vanished (deleted by hand, lifecycle rule) is written again.
+				// A staged part that vanished (deleted by hand, lifecycle rule) is written again,
+				// with the rest of its listing.
 				for k, ps := range cp.Parts {
 					if _, err := e.st.Props(ctx, ps.Staged); errors.Is(err, store.ErrNotFound) {
-						delete(cp.Parts, k)
+						cp.forgetListingOf(k)
 					} else if err != nil {
 						return nil, fmt.Errorf("checking staged part %s: %w", k, err)
 					}
@@ -251,9 +292,29 @@ func (e *Exporter) loadCheckpoint(ctx context.Context, p Partition, src Source, 
 		Version: checkpointVersion, RunID: newRunID(), SubmittedTime: e.opts.Now().UTC(),
 		ExecutionType: e.opts.ExecutionType, Source: src.Name(), APIVersion: src.APIVersion(),
 		Ext: ext, PartDays: partDays, RowKey: e.opts.RowKey, Phase: phaseWriting,
-		Parts: map[string]*partStats{},
+		Listings: map[string]*listingDone{}, Parts: map[string]*partStats{},
 	}
+	cp.Plan = e.plan(ctx, p, src, partDays, live)
 	return cp, e.saveCheckpoint(ctx, p, cp)
+}
+
+// forgetListingOf drops the finished listing that wrote part key, and all of its parts, so
+// the listing runs again.
+func (cp *checkpoint) forgetListingOf(key string) {
+	from, _, err := parseKey(key)
+	for _, pl := range cp.Plan {
+		c, cerr := pl.chunk(Partition{})
+		if err == nil && cerr == nil && !pl.ByPeriod && !c.Contains(from) {
+			continue
+		}
+		delete(cp.Listings, pl.Key)
+		for k := range cp.Parts {
+			f, _, kerr := parseKey(k)
+			if kerr != nil || cerr != nil || pl.ByPeriod || c.Contains(f) {
+				delete(cp.Parts, k)
+			}
+		}
+	}
 }
 
 func (e *Exporter) saveCheckpoint(ctx context.Context, p Partition, cp *checkpoint) error {
@@ -306,8 +367,8 @@ func (e *Exporter) buildManifest(p Partition, src Source, cp *checkpoint, status
 		ManifestVersion: manifest.Version, Status: manifest.StatusCommitted,
 		RunInfo: manifest.RunInfo{
 			RunID: cp.RunID, ExecutionType: cp.ExecutionType, SubmittedTime: cp.SubmittedTime,
-			FinishedTime: now, StartDate: p.Period.Start().Format(time.DateOnly),
-			EndDate: p.Period.End().AddDate(0, 0, -1).Format(time.DateOnly), Resumed: cp.Resumed,
+			StartDate: p.Period.Start().Format(time.DateOnly),
+			EndDate:   p.Period.End().AddDate(0, 0, -1).Format(time.DateOnly), Resumed: cp.Resumed,
 		},
 		Scope: p.Scope.String(), ScopeFolder: p.Scope.Folder(), BillingPeriod: p.Period.String(),
 		PeriodStatus: string(status), Metric: p.Metric, Source: src.Name(), APIVersion: src.APIVersion(),
@@ -360,6 +421,33 @@ func (e *Exporter) buildManifest(p Partition, src Source, cp *checkpoint, status
 	}
 	m.Coverage.SubscriptionIDs = sortedSet(subs, manifest.MaxCoverageIDs)
 	m.Coverage.Subscriptions = len(subs)
+	var outside, other dropStats
+	lkeys := make([]string, 0, len(cp.Listings))
+	for k := range cp.Listings {
+		lkeys = append(lkeys, k)
+	}
+	sort.Strings(lkeys)
+	for _, k := range lkeys {
+		ld := cp.Listings[k]
+		m.Listings++
+		m.Pages += ld.Pages
+		m.RecordsReturned += ld.Records
+		outside.add(ld.Outside)
+		other.add(ld.Other)
+	}
+	for _, nw := range []struct {
+		reason string
+		d      dropStats
+	}{{manifest.NotWrittenOutsidePeriod, outside}, {manifest.NotWrittenOtherListing, other}} {
+		if nw.d.Rows == 0 {
+			continue
+		}
+		x := manifest.NotWritten{Reason: nw.reason, Rows: nw.d.Rows, Totals: nw.d.Totals}
+		if nw.d.MinDate != "" {
+			x.UsageDateRange = &manifest.DateRange{Min: nw.d.MinDate, Max: nw.d.MaxDate}
+		}
+		m.ReturnedNotWritten = append(m.ReturnedNotWritten, x)
+	}
 	return m
 }
 
@@ -446,6 +534,7 @@ func (e *Exporter) hold(ctx context.Context, p Partition, cp *checkpoint, m *man
 }
 
 func (e *Exporter) putManifest(ctx context.Context, name string, m *manifest.Manifest) error {
+	m.RunInfo.FinishedTime = e.opts.Now().UTC() // when the manifest is written, not when the run began
 	b, err := m.Marshal()
 	if err != nil {
 		return fmt.Errorf("encoding manifest: %w", err)

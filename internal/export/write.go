@@ -1,14 +1,11 @@
 package export
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
-	"io"
 	"sort"
 	"time"
 
@@ -23,14 +20,21 @@ import (
 	"github.com/usage-export/usage-export/internal/store"
 )
 
-// lineBufferSize is the buffer between the line encoder and gzip: large enough that gzip works on
-// big slices, small enough to be irrelevant to memory.
-const lineBufferSize = 256 << 10
-
-// outBufferSize is the buffer between gzip and the store's pipe. The deflate encoder emits its
-// output a few hundred bytes at a time; unbuffered, each of those was a pipe hand-over to the
-// uploader goroutine and, for the local store, a write system call.
-const outBufferSize = 64 << 10
+// The day split's memory (docs/architecture.md, "Memory"). A listing of a whole period
+// delivers its records in no useful order, so every part of the period is open at once: per
+// open part the exporter holds at most lineFlush bytes of lines, a dictionary of
+// statelessDict bytes and one block of blockSize bytes (plus one flush's output). With 31 day
+// parts that is at most about 10 MiB per partition in flight, whatever the partition's size
+// (TestCompressorMemory).
+const (
+	// lineFlush is how many bytes of lines a part collects before they are compressed: large
+	// enough that deflate finds its matches, small enough for 31 open parts.
+	lineFlush = 64 << 10
+	// blockSize is the compressed bytes a part collects before they are staged as one block
+	// (store.StageBlock). 1 M records of ~1.5 KB compress to ~120 MB: ~15 blocks per day part,
+	// far below store.MaxBlocks even for one part per period uncompressed (~6000).
+	blockSize = 256 << 10
+)
 
 // partStats is what one written part contributes to the manifest. It is persisted in the
 // checkpoint, so a resumed run does not need to re-read finished parts.
@@ -45,227 +49,59 @@ type partStats struct {
 	Totals  map[string]map[string]string `json:"totals,omitempty"`
 	Kinds   map[string]int64             `json:"kinds,omitempty"`
 	Subs    []string                     `json:"subs,omitempty"`
-	Dropped int64                        `json:"dropped,omitempty"`
-	Pages   int                          `json:"pages"`
 }
 
-// partWriter receives the records of one chunk (it is the consumption.Handler) and writes them as
-// JSON lines through gzip into the pipe that feeds the store.
-type partWriter struct {
-	ctx      context.Context
-	chunk    Chunk
-	filter   bool // drop records outside the chunk's days (the query used a date range)
-	rowKey   bool
-	onPage   func(consumption.Page, int64, int64)
-	log      *zerolog.Logger
-	buf      *bufio.Writer
-	gz       *gzip.Writer
-	gzOut    *bufio.Writer // gzip's output, buffered before out
-	out      *countHash
-	fields   record.Fields
-	fed      bool // fields already hold the current record's members (RecordMember)
-	scratch  []byte
-	keyBuf   []byte
-	stats    partStats
-	totals   map[string]map[string]*decimal.Sum
-	subs     map[string]struct{}
-	kinds    map[string]*int64 // record kind ("" when absent) → rows; a lookup by []byte allocates nothing
-	minDay   time.Time         // first and last usage day written (zero: none yet)
-	maxDay   time.Time
-	nRecords int64
+// tally counts records with their usage-day span and cost per currency: the written records of
+// a part, or the records a listing returned that it does not keep.
+type tally struct {
+	rows   int64
+	minDay time.Time // zero: no dated record yet
+	maxDay time.Time
+	totals map[string]map[string]*decimal.Sum
 }
 
-// countHash counts and hashes the bytes that go to the store.
-type countHash struct {
-	w io.Writer
-	h hash.Hash
-	n int64
+func (t *tally) addDay(d time.Time) {
+	if d.IsZero() {
+		return
+	}
+	if t.minDay.IsZero() || d.Before(t.minDay) {
+		t.minDay = d
+	}
+	if d.After(t.maxDay) {
+		t.maxDay = d
+	}
 }
 
-func (c *countHash) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.h.Write(p[:n])
-	c.n += int64(n)
-	return n, err
-}
-
-// writePart fetches chunk c from src and stores it under staged. The part is visible under that
-// name only once complete (store.Put is atomic); on any error nothing is committed.
-func (e *Exporter) writePart(ctx context.Context, src Source, c Chunk, staged string, meta map[string]string,
-	onPage func(consumption.Page, int64, int64)) (partStats, error) {
-	pr, pw := io.Pipe()
-	putDone := make(chan error, 1)
-	contentType := "application/x-ndjson"
-	if !e.opts.NoGzip {
-		contentType = "application/gzip"
-	}
-	go func() {
-		_, err := e.st.Put(ctx, staged, pr, &store.PutOptions{Metadata: meta, ContentType: contentType})
-		pr.CloseWithError(err) // unblocks the writer if Put gave up early
-		putDone <- err
-	}()
-
-	w := &partWriter{
-		ctx: ctx, chunk: c, filter: !c.ByPeriod, rowKey: e.opts.RowKey, onPage: onPage,
-		log:    zerolog.Ctx(ctx),
-		out:    &countHash{w: pw, h: sha256.New()},
-		totals: map[string]map[string]*decimal.Sum{},
-		subs:   map[string]struct{}{},
-		kinds:  map[string]*int64{},
-	}
-	w.stats.Key, w.stats.Staged = c.Key(), staged
-	var sink io.Writer = w.out
-	if !e.opts.NoGzip {
-		w.gzOut = bufio.NewWriterSize(w.out, outBufferSize)
-		gz, err := gzip.NewWriterLevel(w.gzOut, e.gzipLevel())
-		if err != nil {
-			pw.CloseWithError(err)
-			if perr := <-putDone; perr != nil {
-				w.log.Debug().Err(perr).Msg("staged upload abandoned")
-			}
-			return partStats{}, fmt.Errorf("gzip: %w", err)
-		}
-		w.gz, sink = gz, gz
-	}
-	w.buf = bufio.NewWriterSize(sink, lineBufferSize)
-
-	err := src.Fetch(ctx, c, w)
-	if err == nil {
-		err = w.finish()
-	}
-	if err != nil {
-		pw.CloseWithError(err)
-		if perr := <-putDone; perr != nil && ctx.Err() == nil {
-			w.log.Debug().Err(perr).Msg("staged upload abandoned")
-		}
-		return partStats{}, err
-	}
-	if err := pw.Close(); err != nil {
-		return partStats{}, fmt.Errorf("closing part stream: %w", err)
-	}
-	if err := <-putDone; err != nil {
-		return partStats{}, fmt.Errorf("storing part %s: %w", c.Key(), err)
-	}
-	w.stats.Bytes = w.out.n
-	w.stats.SHA256 = hex.EncodeToString(w.out.h.Sum(nil))
-	w.freezeDaysAndKinds()
-	w.stats.Totals = freezeTotals(w.totals)
-	w.stats.Subs = sortedSet(w.subs, manifest.MaxCoverageIDs)
-	return w.stats, nil
-}
-
-func (e *Exporter) gzipLevel() int {
-	if e.opts.GzipLevel == 0 {
-		return gzip.DefaultCompression
-	}
-	return e.opts.GzipLevel
-}
-
-func (w *partWriter) finish() error {
-	if err := w.buf.Flush(); err != nil {
-		return fmt.Errorf("writing part: %w", err)
-	}
-	if w.gz != nil {
-		if err := w.gz.Close(); err != nil {
-			return fmt.Errorf("closing gzip: %w", err)
-		}
-		if err := w.gzOut.Flush(); err != nil {
-			return fmt.Errorf("writing part: %w", err)
-		}
-	}
-	return nil
-}
-
-// RecordMember implements consumption.MemberHandler: the page decoder hands over the record's
-// members as it validates them, so the fields need no second pass over the record.
-func (w *partWriter) RecordMember(name, value []byte, inProperties bool) {
-	if !w.fed {
-		w.fields.Reset()
-		w.fed = true
-	}
-	w.fields.Member(name, value, inProperties)
-}
-
-// MemberNames implements consumption.MemberFilter: the members RecordMember uses.
-func (w *partWriter) MemberNames() []string { return record.MemberNames }
-
-// Record implements consumption.Handler.
-func (w *partWriter) Record(raw []byte) error {
-	w.nRecords++
-	f := &w.fields
-	if w.fed {
-		w.fed = false // filled by RecordMember
-	} else if err := f.Extract(raw); err != nil {
-		return fmt.Errorf("record %d of part %s: %w", w.nRecords, w.chunk.Key(), err)
-	}
-	if len(f.Date) > 0 {
-		d, err := record.Day(f.Date)
-		if err != nil {
-			return fmt.Errorf("record %d of part %s: %w", w.nRecords, w.chunk.Key(), err)
-		}
-		if w.filter && !w.chunk.Contains(d) {
-			w.stats.Dropped++ // another chunk owns that day
-			return nil
-		}
-		if w.minDay.IsZero() || d.Before(w.minDay) {
-			w.minDay = d
-		}
-		if d.After(w.maxDay) {
-			w.maxDay = d
-		}
-	} else if w.filter {
-		return fmt.Errorf("record %d of part %s: no usage date (date/usageStart), cannot place it in a part",
-			w.nRecords, w.chunk.Key())
+// addCost adds the record's cost fields to the totals.
+func (t *tally) addCost(f *record.Fields) error {
+	if t.totals == nil {
+		t.totals = map[string]map[string]*decimal.Sum{}
 	}
 	if len(f.Cost) > 0 {
-		if err := w.add(f.CostField, f.Currency, f.Cost); err != nil {
-			return fmt.Errorf("record %d of part %s: %s: %w", w.nRecords, w.chunk.Key(), f.CostField, err)
+		if err := addSum(t.totals, f.CostField, f.Currency, f.Cost); err != nil {
+			return fmt.Errorf("%s: %w", f.CostField, err)
 		}
 	}
 	if len(f.CostUSD) > 0 {
-		if err := w.add(record.FieldCostInUSD, []byte("USD"), f.CostUSD); err != nil {
-			return fmt.Errorf("record %d of part %s: costInUSD: %w", w.nRecords, w.chunk.Key(), err)
+		if err := addSum(t.totals, record.FieldCostInUSD, []byte("USD"), f.CostUSD); err != nil {
+			return fmt.Errorf("costInUSD: %w", err)
 		}
 	}
-	if n := w.kinds[string(f.Kind)]; n != nil {
-		*n++
-	} else {
-		one := int64(1)
-		w.kinds[string(f.Kind)] = &one
-	}
-	if len(f.SubscriptionID) > 0 && len(w.subs) < manifest.MaxCoverageIDs {
-		if _, ok := w.subs[string(f.SubscriptionID)]; !ok {
-			w.subs[string(f.SubscriptionID)] = struct{}{}
-		}
-	}
-	if err := w.writeLine(raw); err != nil {
-		return err
-	}
-	w.stats.Rows++
 	return nil
 }
 
-// freezeDaysAndKinds puts the day range and the kind counts into the part's stats.
-func (w *partWriter) freezeDaysAndKinds() {
-	if !w.minDay.IsZero() {
-		w.stats.MinDate, w.stats.MaxDate = w.minDay.Format(time.DateOnly), w.maxDay.Format(time.DateOnly)
+func (t *tally) span() (string, string) {
+	if t.minDay.IsZero() {
+		return "", ""
 	}
-	for kind, n := range w.kinds {
-		if kind == "" {
-			kind = "none"
-		}
-		if w.stats.Kinds == nil {
-			w.stats.Kinds = map[string]int64{}
-		}
-		w.stats.Kinds[kind] += *n
-	}
+	return t.minDay.Format(time.DateOnly), t.maxDay.Format(time.DateOnly)
 }
 
-func (w *partWriter) add(field string, currency, value []byte) error {
-	byCur := w.totals[field]
+func addSum(totals map[string]map[string]*decimal.Sum, field string, currency, value []byte) error {
+	byCur := totals[field]
 	if byCur == nil {
 		byCur = map[string]*decimal.Sum{}
-		w.totals[field] = byCur
+		totals[field] = byCur
 	}
 	s := byCur[string(currency)]
 	if s == nil {
@@ -275,43 +111,346 @@ func (w *partWriter) add(field string, currency, value []byte) error {
 	return s.Add(value)
 }
 
-// writeLine writes the record as one line. The API's bytes are kept; only a record that spans
-// lines (pretty-printed) is compacted, which changes whitespace and nothing else.
-func (w *partWriter) writeLine(raw []byte) error {
+// partOut is one part being written by a listing: its lines are compressed into one gzip stream
+// whose bytes are staged as blocks of the part's staged blob and committed when the listing
+// ends. Nothing is visible before the commit.
+type partOut struct {
+	key    string
+	staged string
+	lines  []byte // lines not yet compressed
+	gz     *gzip.Writer
+	sgz    *statelessGzip
+	block  []byte // compressed bytes not yet staged
+	blocks int    // blocks staged
+	sum    hash.Hash
+	n      int64 // bytes of the stream so far
+	tally
+	kinds map[string]int64
+	subs  map[string]struct{}
+}
+
+// Write implements io.Writer for the compressor: it collects the stream's bytes into blocks.
+func (p *partOut) Write(b []byte) (int, error) {
+	p.block = append(p.block, b...)
+	p.sum.Write(b)
+	p.n += int64(len(b))
+	return len(b), nil
+}
+
+// listing receives the records of one listing (it is the consumption.Handler) and writes each
+// into the part that owns its usage day.
+type listing struct {
+	ctx    context.Context
+	e      *Exporter
+	c      Chunk // the listing's query: a whole billing period or a range of days
+	layout partLayout
+	runDir string
+	ext    string
+	meta   map[string]string
+	onPage func(consumption.Page)
+	log    *zerolog.Logger
+
+	parts   map[int64]*partOut // by usage day (Unix days); several days can share one part
+	byKey   map[string]*partOut
+	fields  record.Fields
+	fed     bool // fields already hold the current record's members (RecordMember)
+	scratch []byte
+	keyBuf  []byte
+	pages   int
+	records int64 // records received
+	written int64
+	// Records returned that the listing does not write: outside the partition's period (a date
+	// range the service ignored, or answered with another period) and inside the period but
+	// outside this listing's days (written by the listing that owns their days).
+	outside tally
+	other   tally
+}
+
+// listingResult is what a finished listing hands to the checkpoint.
+type listingResult struct {
+	Parts   []partStats
+	Pages   int
+	Records int64
+	Outside dropStats
+	Other   dropStats
+}
+
+// dropStats is a persisted tally.
+type dropStats struct {
+	Rows    int64                        `json:"rows"`
+	MinDate string                       `json:"minDate,omitempty"`
+	MaxDate string                       `json:"maxDate,omitempty"`
+	Totals  map[string]map[string]string `json:"totals,omitempty"`
+}
+
+func (t *tally) freeze() dropStats {
+	d := dropStats{Rows: t.rows, Totals: freezeTotals(t.totals)}
+	d.MinDate, d.MaxDate = t.span()
+	return d
+}
+
+// add merges b into d.
+func (d *dropStats) add(b dropStats) {
+	if b.Rows == 0 {
+		return
+	}
+	d.Rows += b.Rows
+	if b.MinDate != "" && (d.MinDate == "" || b.MinDate < d.MinDate) {
+		d.MinDate = b.MinDate
+	}
+	if b.MaxDate > d.MaxDate {
+		d.MaxDate = b.MaxDate
+	}
+	sums := map[string]map[string]*decimal.Sum{}
+	_ = addTotals(sums, d.Totals) // values were produced by decimal.Sum
+	_ = addTotals(sums, b.Totals)
+	d.Totals = freezeTotals(sums)
+}
+
+// runListing fetches listing c from src and writes its records into the parts of layout,
+// staged under runDir; each part is committed (store.CommitBlocks) only when the listing ended
+// without error. A listing that returns records none of which belong to the partition fails.
+func (e *Exporter) runListing(ctx context.Context, src Source, c Chunk, layout partLayout, runDir, ext string,
+	meta map[string]string, onPage func(consumption.Page)) (listingResult, error) {
+	l := &listing{
+		ctx: ctx, e: e, c: c, layout: layout, runDir: runDir, ext: ext, meta: meta, onPage: onPage,
+		log: zerolog.Ctx(ctx), parts: map[int64]*partOut{}, byKey: map[string]*partOut{},
+	}
+	if err := src.Fetch(ctx, c, l); err != nil {
+		return listingResult{}, err
+	}
+	if l.records > 0 && l.written == 0 && l.other.rows == 0 {
+		lo, hi := l.outside.span()
+		return listingResult{}, fmt.Errorf("%w: the listing of %s returned %d records, none in the partition's days %s..%s: usage dates received %s..%s",
+			ErrNothingBelongs, c.Key(), l.records, l.layout.first.Format(time.DateOnly), l.layout.last.Format(time.DateOnly), lo, hi)
+	}
+	res := listingResult{Pages: l.pages, Records: l.records, Outside: l.outside.freeze(), Other: l.other.freeze()}
+	keys := make([]string, 0, len(l.byKey))
+	for k := range l.byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ps, err := l.commit(l.byKey[k])
+		if err != nil {
+			return listingResult{}, err
+		}
+		res.Parts = append(res.Parts, ps)
+	}
+	l.warn("outside the billing period: not written", res.Outside)
+	l.warn("outside this listing's days: written by the listing of their days", res.Other)
+	return res, nil
+}
+
+// ErrNothingBelongs is wrapped by the error of a listing that returned records of which none
+// belong to the partition (the service answered with another period).
+var ErrNothingBelongs = fmt.Errorf("no returned record belongs to the partition")
+
+func (l *listing) warn(what string, d dropStats) {
+	if d.Rows == 0 {
+		return
+	}
+	ev := l.log.Warn().Str("listing", l.c.Key()).Int64("records", d.Rows).Str("min_date", d.MinDate).Str("max_date", d.MaxDate)
+	if len(d.Totals) > 0 {
+		ev = ev.Interface("totals", d.Totals)
+	}
+	ev.Msg("records returned " + what + " (counted in the manifest's returnedNotWritten)")
+}
+
+// part returns the part that owns usage day d, opening it on first use.
+func (l *listing) part(d time.Time) (*partOut, error) {
+	day := d.Unix() / 86400
+	if p := l.parts[day]; p != nil {
+		return p, nil
+	}
+	key := l.layout.keyOf(d)
+	p := l.byKey[key]
+	if p == nil {
+		p = &partOut{key: key, staged: l.runDir + "/" + partPrefix + key + l.ext + stagedSuffix, sum: sha256.New(),
+			kinds: map[string]int64{}, subs: map[string]struct{}{}}
+		if !l.e.opts.NoGzip {
+			if lvl := l.e.opts.GzipLevel; lvl != 0 {
+				gz, err := gzip.NewWriterLevel(p, lvl)
+				if err != nil {
+					return nil, fmt.Errorf("gzip: %w", err)
+				}
+				p.gz = gz
+			} else {
+				p.sgz = newStatelessGzip(p)
+			}
+		}
+		l.byKey[key] = p
+	}
+	l.parts[day] = p
+	return p, nil
+}
+
+// RecordMember implements consumption.MemberHandler: the page decoder hands over the record's
+// members as it validates them, so the fields need no second pass over the record.
+func (l *listing) RecordMember(name, value []byte, inProperties bool) {
+	if !l.fed {
+		l.fields.Reset()
+		l.fed = true
+	}
+	l.fields.Member(name, value, inProperties)
+}
+
+// MemberNames implements consumption.MemberFilter: the members RecordMember uses.
+func (l *listing) MemberNames() []string { return record.MemberNames }
+
+// Record implements consumption.Handler.
+func (l *listing) Record(raw []byte) error {
+	l.records++
+	f := &l.fields
+	if l.fed {
+		l.fed = false // filled by RecordMember
+	} else if err := f.Extract(raw); err != nil {
+		return fmt.Errorf("record %d of listing %s: %w", l.records, l.c.Key(), err)
+	}
+	var d time.Time
+	if len(f.Date) > 0 {
+		var err error
+		if d, err = record.Day(f.Date); err != nil {
+			return fmt.Errorf("record %d of listing %s: %w", l.records, l.c.Key(), err)
+		}
+	} else if !l.layout.whole() {
+		return fmt.Errorf("record %d of listing %s: no usage date (date/usageStart), cannot place it in a part",
+			l.records, l.c.Key())
+	}
+	// A record returned for a billing-period query belongs to that period whatever its date;
+	// a date-range query's record belongs to the listing when its day is in the range.
+	if !l.c.ByPeriod && !d.IsZero() && !l.c.Contains(d) {
+		t := &l.outside
+		if l.layout.contains(d) {
+			t = &l.other
+		}
+		t.rows++
+		t.addDay(d)
+		if err := t.addCost(f); err != nil {
+			return fmt.Errorf("record %d of listing %s: %w", l.records, l.c.Key(), err)
+		}
+		return nil
+	}
+	p, err := l.part(d)
+	if err != nil {
+		return err
+	}
+	p.addDay(d)
+	if err := p.addCost(f); err != nil {
+		return fmt.Errorf("record %d of listing %s: %w", l.records, l.c.Key(), err)
+	}
+	p.kinds[string(f.Kind)]++
+	if len(f.SubscriptionID) > 0 && len(p.subs) < manifest.MaxCoverageIDs {
+		if _, ok := p.subs[string(f.SubscriptionID)]; !ok {
+			p.subs[string(f.SubscriptionID)] = struct{}{}
+		}
+	}
+	if err := l.writeLine(p, raw); err != nil {
+		return err
+	}
+	p.rows++
+	l.written++
+	return nil
+}
+
+// writeLine appends the record as one line to p. The API's bytes are kept; only a record that
+// spans lines (pretty-printed) is compacted, which changes whitespace and nothing else.
+func (l *listing) writeLine(p *partOut, raw []byte) error {
 	line := raw
-	if bytes.IndexByte(raw, '\n') >= 0 || bytes.IndexByte(raw, '\r') >= 0 {
-		w.scratch = append(w.scratch[:0], raw...)
-		v := jsontext.Value(w.scratch)
+	if containsNewline(raw) {
+		l.scratch = append(l.scratch[:0], raw...)
+		v := jsontext.Value(l.scratch)
 		if err := v.Compact(); err != nil {
 			return fmt.Errorf("compacting record: %w", err)
 		}
 		line = v
 	}
-	if w.rowKey {
+	if l.e.opts.RowKey {
 		var err error
-		if w.keyBuf, err = withRowKey(w.keyBuf[:0], line); err != nil {
+		if l.keyBuf, err = withRowKey(l.keyBuf[:0], line); err != nil {
 			return err
 		}
-		line = w.keyBuf
+		line = l.keyBuf
 	}
-	if _, err := w.buf.Write(line); err != nil {
-		return fmt.Errorf("writing part: %w", err)
-	}
-	if err := w.buf.WriteByte('\n'); err != nil {
-		return fmt.Errorf("writing part: %w", err)
+	p.lines = append(p.lines, line...)
+	p.lines = append(p.lines, '\n')
+	if len(p.lines) >= lineFlush {
+		return l.flush(p, false)
 	}
 	return nil
 }
 
-// PageDone implements consumption.Handler.
-func (w *partWriter) PageDone(p consumption.Page) error {
-	w.stats.Pages++
-	w.log.Info().Str("part", w.chunk.Key()).Int("page", p.Index).Int("page_records", p.Records).
-		Int64("records", w.stats.Rows).Int64("bytes", w.out.n).Bool("more", p.NextLink != "").Msg("page")
-	if w.onPage != nil {
-		w.onPage(p, w.stats.Rows, w.out.n)
+func containsNewline(b []byte) bool {
+	for _, c := range b {
+		if c == '\n' || c == '\r' {
+			return true
+		}
 	}
-	return w.ctx.Err()
+	return false
+}
+
+// flush compresses p's lines into its block and stages the block once it is full (or at the
+// end, whatever its size).
+func (l *listing) flush(p *partOut, end bool) error {
+	var err error
+	switch {
+	case p.gz != nil:
+		_, err = p.gz.Write(p.lines)
+		if err == nil && end {
+			err = p.gz.Close()
+		}
+	case p.sgz != nil:
+		err = p.sgz.write(p.lines, end)
+	default:
+		_, err = p.Write(p.lines)
+	}
+	if err != nil {
+		return fmt.Errorf("compressing part %s: %w", p.key, err)
+	}
+	p.lines = p.lines[:0]
+	if len(p.block) >= blockSize || (end && len(p.block) > 0) {
+		if err := l.e.st.StageBlock(l.ctx, p.staged, p.blocks, p.block); err != nil {
+			return fmt.Errorf("staging part %s: %w", p.key, err)
+		}
+		p.blocks++
+		p.block = p.block[:0]
+	}
+	return nil
+}
+
+// commit finishes p's stream and commits its staged blob.
+func (l *listing) commit(p *partOut) (partStats, error) {
+	if err := l.flush(p, true); err != nil {
+		return partStats{}, err
+	}
+	o := &store.PutOptions{Metadata: l.meta, ContentType: contentTypeOf(l.ext)}
+	if _, err := l.e.st.CommitBlocks(l.ctx, p.staged, p.blocks, o); err != nil {
+		return partStats{}, fmt.Errorf("storing part %s: %w", p.key, err)
+	}
+	ps := partStats{Key: p.key, Staged: p.staged, Rows: p.rows, Bytes: p.n, SHA256: hex.EncodeToString(p.sum.Sum(nil)),
+		Totals: freezeTotals(p.totals), Subs: sortedSet(p.subs, manifest.MaxCoverageIDs)}
+	ps.MinDate, ps.MaxDate = p.span()
+	for kind, n := range p.kinds {
+		if kind == "" {
+			kind = "none"
+		}
+		if ps.Kinds == nil {
+			ps.Kinds = map[string]int64{}
+		}
+		ps.Kinds[kind] += n
+	}
+	return ps, nil
+}
+
+// PageDone implements consumption.Handler.
+func (l *listing) PageDone(p consumption.Page) error {
+	l.pages++
+	l.log.Info().Str("listing", l.c.Key()).Int("page", p.Index).Int("page_records", p.Records).
+		Int64("records", l.records).Int64("written", l.written).Bool("more", p.NextLink != "").Msg("page")
+	if l.onPage != nil {
+		l.onPage(p)
+	}
+	return l.ctx.Err()
 }
 
 func freezeTotals(m map[string]map[string]*decimal.Sum) map[string]map[string]string {

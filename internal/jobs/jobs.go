@@ -1,6 +1,7 @@
-// Package jobs persists on-demand export jobs: one JSON document per job in the output store,
-// under {prefix}/_control/jobs/{id}.json, written with conditional puts so that a job is created
-// once and run by one worker at a time. docs/http-api.md describes the document and
+// Package jobs plans export jobs onto the work queue and runs their partitions, one per queue
+// invocation: the job document ({prefix}/_control/jobs/{id}.json) holds the request and the
+// plan, each partition's worker records its progress and outcome beside it, and a job's state is
+// derived from those records. docs/http-api.md describes the job and
 // docs/schemas/job.schema.json is its JSON Schema.
 package jobs
 
@@ -18,33 +19,50 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
 // State is the state of a job.
 type State string
 
-// Job states. A job moves queued → running → succeeded | failed; a running job whose worker
-// died is claimed again by the next worker (see Claimable) and stays running.
+// Job states, derived from the partition records the workers write (see View): queued (no
+// partition started), running, then succeeded (every partition committed), failed (every
+// partition finished, not all committed) or cancelled (cancel asked and no partition running).
 const (
 	Queued    State = "queued"
 	Running   State = "running"
 	Succeeded State = "succeeded"
 	Failed    State = "failed"
+	Cancelled State = "cancelled"
 )
 
 // Final reports whether s is an end state.
-func (s State) Final() bool { return s == Succeeded || s == Failed }
+func (s State) Final() bool { return s == Succeeded || s == Failed || s == Cancelled }
 
-// Partition statuses in a job: pending and running while the job works on it, then the export
-// outcome (committed, held, busy, failed; see package export).
+// Partition statuses in a job: queued until a worker records it, running, retrying (an attempt
+// ended without a final outcome; the message comes back), then an end status: the export
+// outcome (committed, held, failed; see package export) or cancelled.
 const (
-	PartPending = "pending"
-	PartRunning = "running"
+	PartQueued    = "queued"
+	PartRunning   = "running"
+	PartRetrying  = "retrying"
+	PartCancelled = "cancelled"
 )
 
+// FinalStatus reports whether a partition status is an end status.
+func FinalStatus(s string) bool {
+	return s == export.StatusCommitted || s == export.StatusHeld || s == export.StatusFailed || s == PartCancelled
+}
+
 // SchemaVersion is the version of the job document; it grows only with incompatible changes.
-const SchemaVersion = 1
+const SchemaVersion = 2
+
+// Execution types recorded in manifests and jobs.
+const (
+	ExecScheduled = "Scheduled"
+	ExecOnDemand  = "OnDemand"
+)
 
 // Request is what the job was asked to do, normalised: scopes as configured, the full list of
 // billing periods (a month range expanded), and the metrics.
@@ -70,40 +88,49 @@ type Partition struct {
 	Bytes         int64  `json:"bytes"`
 	Manifest      string `json:"manifest,omitempty"`
 	Error         string `json:"error,omitempty"`
+	// Attempts is the delivery count of the partition's message at its last attempt.
+	Attempts int `json:"attempts"`
+	// Worker is the process that last worked on the partition.
+	Worker      *Worker    `json:"worker,omitempty"`
+	UpdatedTime *time.Time `json:"updatedTime,omitempty"`
 }
 
-// Worker identifies the process that runs a job: the instance (VM or container) and a random id
-// of the process on it.
+// Worker identifies a handler process: its instance (CONTAINER_NAME on Flex Consumption, else
+// WEBSITE_INSTANCE_ID, else the host name) and a random id drawn at each start, so two
+// processes never share an identity even where instance names repeat.
 type Worker struct {
 	Instance string `json:"instance"`
 	Process  string `json:"process"`
 }
 
-// Job is the persisted document of one on-demand export.
+// String returns instance/process.
+func (w Worker) String() string { return w.Instance + "/" + w.Process }
+
+// Job is one export: the stored document ({prefix}/_control/jobs/{id}.json, written when the
+// job is created and when it is cancelled) with the partitions' progress and the state filled
+// in from the workers' records by View.
 type Job struct {
-	Version       int         `json:"version"`
-	ID            string      `json:"id"`
-	State         State       `json:"state"`
-	CreatedTime   time.Time   `json:"createdTime"`
-	StartedTime   *time.Time  `json:"startedTime,omitempty"`
-	FinishedTime  *time.Time  `json:"finishedTime,omitempty"`
-	HeartbeatTime *time.Time  `json:"heartbeatTime,omitempty"`
-	Request       Request     `json:"request"`
-	Partitions    []Partition `json:"partitions"`
-	Error         string      `json:"error,omitempty"`
-	// Attempts counts the times a worker claimed the job.
-	Attempts int     `json:"attempts"`
-	Worker   *Worker `json:"worker,omitempty"`
+	Version       int        `json:"version"`
+	ID            string     `json:"id"`
+	ExecutionType string     `json:"executionType"`
+	State         State      `json:"state"`
+	CreatedTime   time.Time  `json:"createdTime"`
+	StartedTime   *time.Time `json:"startedTime,omitempty"`
+	FinishedTime  *time.Time `json:"finishedTime,omitempty"`
+	// CancelTime is when DELETE asked for the job to stop.
+	CancelTime *time.Time `json:"cancelTime,omitempty"`
+	// EnqueuedTime is when every partition's message was on the queue.
+	EnqueuedTime *time.Time  `json:"enqueuedTime,omitempty"`
+	RequestKey   string      `json:"requestKey"`
+	Request      Request     `json:"request"`
+	Partitions   []Partition `json:"partitions"`
+	Error        string      `json:"error,omitempty"`
 
 	etag string // of the stored version this value was read from or written as
 }
 
 // ETag returns the store version this value was last read from or saved as ("" if never).
 func (j *Job) ETag() string { return j.etag }
-
-// SetETag sets the version Save checks against; for a caller that saves copies of a job it
-// keeps (Clone, Save the clone, SetETag(clone.ETag()) on the original).
-func (j *Job) SetETag(etag string) { j.etag = etag }
 
 // Totals sums the partitions' pages, rows and bytes.
 func (j *Job) Totals() (pages int, rows, bytes int64) {
@@ -122,36 +149,7 @@ func (j *Job) Clone() *Job {
 	c.Request.Periods = append([]string(nil), j.Request.Periods...)
 	c.Request.Metrics = append([]string(nil), j.Request.Metrics...)
 	c.Partitions = append([]Partition(nil), j.Partitions...)
-	if j.Worker != nil {
-		w := *j.Worker
-		c.Worker = &w
-	}
 	return &c
-}
-
-// Claimable reports whether worker me may take j over at now: a queued job always; a running
-// job when nobody owns it (its worker released it when it stopped), when its owner was another
-// process on the same instance (the Functions host runs one handler process per instance, so that
-// process is gone), or when its owner's heartbeat is older than staleAfter.
-func Claimable(j *Job, me Worker, now time.Time, staleAfter time.Duration) bool {
-	switch j.State {
-	case Queued:
-		return true
-	case Running:
-		switch {
-		case j.Worker == nil:
-			return true
-		case *j.Worker == me:
-			return false
-		case j.Worker.Instance == me.Instance:
-			return true
-		case j.HeartbeatTime == nil:
-			return true
-		default:
-			return now.Sub(*j.HeartbeatTime) > staleAfter
-		}
-	}
-	return false
 }
 
 // Errors that callers branch on with errors.Is.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -25,7 +26,7 @@ func sampleJob(now time.Time) *Job {
 		ID: NewID(now), State: Queued, CreatedTime: now,
 		Request: Request{Scopes: []string{"/subscriptions/s1"}, Periods: []string{"202401"}, Metrics: []string{"actualcost"}},
 		Partitions: []Partition{{
-			Scope: "/subscriptions/s1", BillingPeriod: "202401", Metric: "actualcost", Status: PartPending,
+			Scope: "/subscriptions/s1", BillingPeriod: "202401", Metric: "actualcost", Status: PartQueued,
 		}},
 	}
 }
@@ -165,32 +166,52 @@ func TestNewIDValid(t *testing.T) {
 	}
 }
 
-func TestClaimable(t *testing.T) {
-	now := time.Date(2024, 1, 15, 12, 0, 0, 0, time.UTC)
-	me := Worker{Instance: "vm1", Process: "p2"}
-	fresh, stale := now.Add(-30*time.Second), now.Add(-10*time.Minute)
+// TestDerive: a job's state comes from its partitions' records alone.
+func TestDerive(t *testing.T) {
+	t0 := time.Date(2024, 1, 15, 12, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Minute)
+	rec := func(status string) *Record {
+		r := &Record{Status: status, Started: t0, Heartbeat: t1}
+		if FinalStatus(status) {
+			r.Finished = &t1
+		}
+		return r
+	}
 	tests := []struct {
 		name   string
-		state  State
-		worker *Worker
-		beat   *time.Time
-		want   bool
+		cancel bool
+		recs   []*Record
+		want   State
+		parts  string
 	}{
-		{"queued", Queued, nil, nil, true},
-		{"running without owner", Running, nil, nil, true},
-		{"running here, this process", Running, &me, &fresh, false},
-		{"running here, dead process", Running, &Worker{"vm1", "p1"}, &fresh, true},
-		{"running elsewhere, fresh heartbeat", Running, &Worker{"vm2", "p9"}, &fresh, false},
-		{"running elsewhere, stale heartbeat", Running, &Worker{"vm2", "p9"}, &stale, true},
-		{"running elsewhere, no heartbeat", Running, &Worker{"vm2", "p9"}, nil, true},
-		{"succeeded", Succeeded, nil, nil, false},
-		{"failed", Failed, &Worker{"vm2", "p9"}, &stale, false},
+		{"nothing started", false, []*Record{nil, nil}, Queued, "queued,queued"},
+		{"one running", false, []*Record{rec(PartRunning), nil}, Running, "running,queued"},
+		{"retrying is not final", false, []*Record{rec(PartRetrying), rec(export.StatusCommitted)}, Running, "retrying,committed"},
+		{"all committed", false, []*Record{rec(export.StatusCommitted), rec(export.StatusCommitted)}, Succeeded, "committed,committed"},
+		{"one held", false, []*Record{rec(export.StatusHeld), rec(export.StatusCommitted)}, Failed, "held,committed"},
+		{"one failed", false, []*Record{rec(export.StatusFailed), rec(export.StatusCommitted)}, Failed, "failed,committed"},
+		{"cancelled, nothing running", true, []*Record{rec(export.StatusCommitted), nil}, Cancelled, "committed,cancelled"},
+		{"cancelled, one still running", true, []*Record{rec(PartRunning), nil}, Running, "running,cancelled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			j := &Job{State: tt.state, Worker: tt.worker, HeartbeatTime: tt.beat}
-			if got := Claimable(j, me, now, 2*time.Minute); got != tt.want {
-				t.Errorf("Claimable = %v, want %v", got, tt.want)
+			j := &Job{Partitions: make([]Partition, len(tt.recs))}
+			if tt.cancel {
+				j.CancelTime = &t1
+			}
+			Derive(j, tt.recs)
+			var got []string
+			for _, p := range j.Partitions {
+				got = append(got, p.Status)
+			}
+			if j.State != tt.want || strings.Join(got, ",") != tt.parts {
+				t.Errorf("state %s partitions %v, want %s %s", j.State, got, tt.want, tt.parts)
+			}
+			if j.State.Final() != (j.FinishedTime != nil) {
+				t.Errorf("state %s with finishedTime %v", j.State, j.FinishedTime)
+			}
+			if (j.State == Failed || j.State == Cancelled) != (j.Error != "") {
+				t.Errorf("state %s with error %q", j.State, j.Error)
 			}
 		})
 	}

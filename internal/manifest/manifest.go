@@ -52,6 +52,33 @@ type Manifest struct {
 	Coverage       Coverage                     `json:"coverage"`
 	Previous       *Previous                    `json:"previous,omitempty"`
 	Blobs          []Blob                       `json:"blobs"`
+
+	// Listings and Pages are the queries (nextLink followed) and pages (calls) the export took.
+	Listings int `json:"listings"`
+	Pages    int `json:"pages"`
+	// RecordsReturned is every record the service returned for those listings: dataRowCount
+	// plus the rows of ReturnedNotWritten. Nothing is dropped without being counted here.
+	RecordsReturned    int64        `json:"recordsReturned"`
+	ReturnedNotWritten []NotWritten `json:"returnedNotWritten,omitempty"`
+}
+
+// Reasons a returned record is not written.
+const (
+	// NotWrittenOutsidePeriod: a date-range listing returned a record dated outside the
+	// partition's billing period (the service ignored the range or answered with another
+	// period). It is not in this partition; the partition of its period holds it.
+	NotWrittenOutsidePeriod = "outsidePeriod"
+	// NotWrittenOtherListing: a record of the partition's days outside the listing's own days
+	// (the service ignored a step's range); the listing of its days wrote it.
+	NotWrittenOtherListing = "otherListing"
+)
+
+// NotWritten counts returned records that are not in the partition, for one reason.
+type NotWritten struct {
+	Reason         string                       `json:"reason"`
+	Rows           int64                        `json:"rows"`
+	UsageDateRange *DateRange                   `json:"usageDateRange"` // null when none was dated
+	Totals         map[string]map[string]string `json:"totals,omitempty"`
 }
 
 // RunInfo describes the run that wrote the partition.

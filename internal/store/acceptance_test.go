@@ -26,6 +26,8 @@ type contract interface {
 	Delete(ctx context.Context, name string) error
 	Move(ctx context.Context, src, dst string, o *store.PutOptions) error
 	AcquireLease(ctx context.Context, name string, ttl time.Duration) (*store.Lease, error)
+	StageBlock(ctx context.Context, name string, n int, data []byte) error
+	CommitBlocks(ctx context.Context, name string, n int, o *store.PutOptions) (store.Props, error)
 	String() string
 }
 
@@ -283,6 +285,54 @@ func acceptanceTest(t *testing.T, st contract) {
 		}
 		if wins != 1 {
 			t.Errorf("racing create-only writers: %d won, want 1", wins)
+		}
+	})
+
+	t.Run("StagedBlocks", func(t *testing.T) {
+		const name = "blocks/part.jsonl.gz"
+		if err := st.StageBlock(ctx, name, 1, []byte("world\n")); err != nil {
+			t.Fatalf("StageBlock 1: %v", err)
+		}
+		if err := st.StageBlock(ctx, name, 0, []byte("stale\n")); err != nil {
+			t.Fatalf("StageBlock 0: %v", err)
+		}
+		if err := st.StageBlock(ctx, name, 0, []byte("hello\n")); err != nil { // staged again: replaced
+			t.Fatalf("StageBlock 0 again: %v", err)
+		}
+		if err := st.StageBlock(ctx, name, 2, []byte("never committed\n")); err != nil {
+			t.Fatalf("StageBlock 2: %v", err)
+		}
+		if _, err := st.Props(ctx, name); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Props before commit: %v, want ErrNotFound (staged blocks are invisible)", err)
+		}
+		if got := listNames(t, st, "blocks/"); len(got) != 0 {
+			t.Fatalf("List before commit = %v, want nothing", got)
+		}
+		o := &store.PutOptions{Metadata: map[string]string{"runid": "r1"}, ContentType: "application/gzip"}
+		p, err := st.CommitBlocks(ctx, name, 2, o)
+		if err != nil {
+			t.Fatalf("CommitBlocks: %v", err)
+		}
+		if p.Size != 12 || p.ETag == "" || p.Metadata["runid"] != "r1" || p.ContentType != "application/gzip" {
+			t.Errorf("CommitBlocks props = %+v, want size 12, an etag, runid r1, application/gzip", p)
+		}
+		if got, _ := mustGet(t, st, name); got != "hello\nworld\n" {
+			t.Errorf("committed content = %q, want blocks 0 and 1 in order", got)
+		}
+		if err := st.StageBlock(ctx, name, 0, []byte("again\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CommitBlocks(ctx, name, 1, &store.PutOptions{IfNoneMatch: true}); !errors.Is(err, store.ErrPrecondition) {
+			t.Errorf("CommitBlocks IfNoneMatch on an existing object: %v, want ErrPrecondition", err)
+		}
+		if err := st.StageBlock(ctx, "../x", 0, nil); !errors.Is(err, store.ErrInvalidName) {
+			t.Errorf("StageBlock ../x: %v, want ErrInvalidName", err)
+		}
+		if err := st.StageBlock(ctx, name, store.MaxBlocks, nil); err == nil {
+			t.Errorf("StageBlock %d: no error", store.MaxBlocks)
+		}
+		if err := st.Delete(ctx, name); err != nil {
+			t.Fatal(err)
 		}
 	})
 

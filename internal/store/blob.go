@@ -561,3 +561,45 @@ func clampTTL(ttl time.Duration) time.Duration {
 	}
 	return ttl
 }
+
+// StageBlock uploads block n of name (Put Block); it is not visible until CommitBlocks.
+func (b *Blob) StageBlock(ctx context.Context, name string, n int, data []byte) error {
+	if err := checkBlock("stage block", name, n); err != nil {
+		return err
+	}
+	body := streaming.NopCloser(bytes.NewReader(data))
+	if _, err := b.cont.NewBlockBlobClient(name).StageBlock(ctx, blockID(n), body, nil); err != nil {
+		return b.classify("stage block of", name, err)
+	}
+	return nil
+}
+
+// CommitBlocks makes name the blocks 0..n-1 in order (one Put Block List: atomic), with o's
+// metadata, content type and conditions. n = 0 commits an empty object.
+func (b *Blob) CommitBlocks(ctx context.Context, name string, n int, o *PutOptions) (Props, error) {
+	if err := checkBlock("commit blocks", name, max(0, n-1)); err != nil {
+		return Props{}, err
+	}
+	if err := validatePut(o); err != nil {
+		return Props{}, fmt.Errorf("commit blocks %q: %w", name, err)
+	}
+	if o == nil {
+		o = &PutOptions{}
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = blockID(i)
+	}
+	co := &blockblob.CommitBlockListOptions{Metadata: toAzMeta(o.Metadata), AccessConditions: accessConditions(o)}
+	if o.ContentType != "" {
+		co.HTTPHeaders = &blob.HTTPHeaders{BlobContentType: &o.ContentType}
+	}
+	bc := b.cont.NewBlockBlobClient(name)
+	if _, err := bc.CommitBlockList(ctx, ids, co); err != nil {
+		if o.IfMatch != "" && bloberror.HasCode(err, bloberror.BlobNotFound) {
+			return Props{}, b.wrap(fmt.Errorf("commit blocks %q: %w: %w", name, ErrPrecondition, err))
+		}
+		return Props{}, b.classify("commit blocks of", name, err)
+	}
+	return b.Props(ctx, name) // the size is the blocks' sum, which only the service knows here
+}

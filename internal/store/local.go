@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,11 +56,13 @@ const (
 	localTmpInfix = ".tmp-"
 	// localMetaSuffix ends a sidecar's name: ".<base>.meta.json".
 	localMetaSuffix = ".meta.json"
+	// localBlocksSuffix ends the hidden directory of a name's staged blocks.
+	localBlocksSuffix = ".blocks"
 	// localCommitLock is the root-level lock file taken for each write's commit step.
 	localCommitLock = ".commit.lock"
 	// localMkdirTries bounds the retries when a concurrent Delete prunes a directory that a Put
 	// has just created.
-	localMkdirTries = 5
+	localMkdirTries = 50
 	// localPropsTries bounds the re-reads when content and sidecar change under a reader.
 	localPropsTries = 5
 	// localFileMode is the mode of object files, readable by lake readers.
@@ -366,13 +370,15 @@ func (l *Local) createTemp(p string) (*os.File, error) {
 	dir := filepath.Dir(p)
 	var err error
 	for i := 0; i < localMkdirTries; i++ {
-		if err = os.MkdirAll(dir, localDirMode); err != nil {
-			return nil, err
-		}
-		var f *os.File
-		f, err = os.CreateTemp(dir, "."+filepath.Base(p)+localTmpInfix+"*")
-		if err == nil {
-			return f, nil
+		// MkdirAll creates the missing directories one by one: a concurrent Delete can prune a
+		// parent it just made before it makes the child (ENOENT from mkdir), and can prune dir
+		// itself before the file is created in it. Both are retried; once the temporary file
+		// exists, dir is not empty and prune leaves it alone.
+		if err = os.MkdirAll(dir, localDirMode); err == nil {
+			var f *os.File
+			if f, err = os.CreateTemp(dir, "."+filepath.Base(p)+localTmpInfix+"*"); err == nil {
+				return f, nil
+			}
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -471,6 +477,9 @@ func (l *Local) Delete(ctx context.Context, name string) error {
 			return err
 		}
 		if err := os.Remove(metaPath(p)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return err
+		}
+		if err := os.RemoveAll(blockDir(p)); err != nil { // blocks staged for p and never committed
 			return err
 		}
 		l.prune(filepath.Dir(p))
@@ -662,4 +671,61 @@ func newLeaseID() (string, error) {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+}
+
+// blockDir is the hidden directory holding the staged blocks of p: ".<base>.blocks".
+func blockDir(p string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+localBlocksSuffix)
+}
+
+// StageBlock writes block n of name to a hidden file beside it (".<base>.blocks/<n>"); List,
+// Get and Props do not see it.
+func (l *Local) StageBlock(ctx context.Context, name string, n int, data []byte) error {
+	if err := checkBlock("stage block", name, n); err != nil {
+		return err
+	}
+	bp := filepath.Join(blockDir(l.path(name)), strconv.Itoa(n))
+	tmp, err := l.createTemp(bp)
+	if err != nil {
+		return fmt.Errorf("stage block of %q: %w", name, err)
+	}
+	if _, err := writeTemp(ctx, tmp, bytes.NewReader(data)); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("stage block of %q: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), bp); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("stage block of %q: %w", name, err)
+	}
+	return nil
+}
+
+// CommitBlocks makes name the staged blocks 0..n-1 in order: they are appended to one temporary
+// file, which is then committed like Put (atomic rename under the commit lock, o's conditions
+// checked there). The staged blocks are removed afterwards.
+func (l *Local) CommitBlocks(ctx context.Context, name string, n int, o *PutOptions) (Props, error) {
+	if err := checkBlock("commit blocks", name, max(0, n-1)); err != nil {
+		return Props{}, err
+	}
+	bd := blockDir(l.path(name))
+	files := make([]io.Reader, 0, n)
+	for i := 0; i < n; i++ {
+		f, err := os.Open(filepath.Join(bd, strconv.Itoa(i)))
+		if errors.Is(err, fs.ErrNotExist) {
+			return Props{}, fmt.Errorf("commit blocks %q: block %d was not staged: %w", name, i, ErrNotFound)
+		}
+		if err != nil {
+			return Props{}, fmt.Errorf("commit blocks %q: %w", name, err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	props, err := l.Put(ctx, name, io.MultiReader(files...), o)
+	if err != nil {
+		return Props{}, fmt.Errorf("commit blocks: %w", err)
+	}
+	if err := os.RemoveAll(bd); err != nil {
+		return props, fmt.Errorf("commit blocks %q: removing staged blocks: %w", name, err)
+	}
+	return props, nil
 }

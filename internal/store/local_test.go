@@ -193,3 +193,32 @@ func TestLocalLeaseFreedWhenHolderDies(t *testing.T) {
 	}
 	l.Release(ctx)
 }
+
+// TestLocalPutWhilePruning puts deep names while deletes of their siblings prune the same
+// directories: a Put must never fail with "mkdir …: no such file or directory" because a
+// directory it created was pruned under it.
+func TestLocalPutWhilePruning(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		go func() {
+			var err error
+			for i := 0; i < 40 && err == nil; i++ {
+				name := "a/b/" + string(rune('a'+w)) + "/c/d/x"
+				if _, err = st.Put(ctx, name, strings.NewReader("x"), nil); err == nil {
+					err = st.Delete(ctx, name)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for w := 0; w < 8; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
