@@ -34,6 +34,7 @@ locals {
       USAGE_EXPORT_MAX_MONTHS          = tostring(var.max_months)
       USAGE_EXPORT_DROP_GUARD          = tostring(var.drop_guard)
       USAGE_EXPORT_ROW_KEY             = tostring(var.row_key)
+      USAGE_EXPORT_FOCUS               = tostring(var.focus)
       USAGE_EXPORT_LOG_LEVEL           = var.log_level
       USAGE_EXPORT_EXPAND              = var.expand
       AZURE_CLIENT_ID                  = azurerm_user_assigned_identity.app.client_id
