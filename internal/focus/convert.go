@@ -105,7 +105,11 @@ func (r *Row) num(name, v string) {
 
 // Get returns a cell's text and whether it is non-null (for tests and checks).
 func (r *Row) Get(name string) (string, bool) {
-	c := r.cells[colIndex[name]]
+	i, ok := colIndex[name]
+	if !ok {
+		return "", false
+	}
+	c := r.cells[i]
 	return c.s, c.kind != vNull
 }
 
