@@ -263,9 +263,9 @@ func (s *Server) parseRequest(text string) (*plan, *apiReply) {
 	p := &plan{source: in.Source, force: in.Force}
 
 	switch in.Source {
-	case "", export.SourceUsageDetails, export.SourceCostDetails:
+	case "", "auto", export.SourceUsageDetails, export.SourceCostDetails:
 	default:
-		return fail(http.StatusBadRequest, "invalid_source", "source %q: want %q or %q (or leave it out)",
+		return fail(http.StatusBadRequest, "invalid_source", "source %q: want \"auto\", %q or %q (or leave it out)",
 			in.Source, export.SourceUsageDetails, export.SourceCostDetails)
 	}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -25,8 +26,10 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/focus"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/source"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -179,19 +182,49 @@ func openStoreOpts(ctx context.Context, cfg *config.Config, cred azcore.TokenCre
 	return nil, errors.New("no output configured")
 }
 
-// sourceFor picks the source of a scope: the one decision of sourceChoice, which plan shows.
-func (a *app) sourceFor(sc scope.Scope) (export.Source, error) {
-	src := sourceChoice(a.cfg, a.forceSource)(export.Partition{Scope: sc}, nil).Source
-	if src == export.SourceCostDetails {
-		return a.cost, nil
+// sourceSetting is the source setting of a scope: the run's override (CLI --source, the HTTP
+// request's "source"), else costDetails for a scope listed in USAGE_EXPORT_COSTDETAILS_SCOPES,
+// else USAGE_EXPORT_SOURCE (default auto).
+func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
+	switch {
+	case forced != "":
+		return forced
+	case cfg.UsesCostDetails(sc):
+		return source.CostDetails
 	}
-	return a.usage, nil
+	return cmp.Or(cfg.Source, source.Auto)
+}
+
+// decideSource is the one source decision of a run: the export's Pick hook and handler plan
+// both ask it (internal/source.Choose for the auto setting).
+func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
+	d := source.Choose(source.Input{
+		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
+		Previous: live, Rate: float64(cfg.RatePerScope),
+	})
+	switch {
+	case forced != "" && forced != source.Auto:
+		d.Reason = "forced by the request (--source or the request's source)"
+	case forced == "" && cfg.UsesCostDetails(p.Scope):
+		d.Reason = config.EnvCostDetailsScopes + " lists the scope"
+	}
+	return d
+}
+
+// pick is the export's Pick hook.
+func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, string, error) {
+	d := decideSource(a.cfg, a.forceSource, p, live, time.Now())
+	if d.Source == source.CostDetails {
+		return a.cost, d.Reason, nil
+	}
+	return a.usage, d.Reason, nil
 }
 
 // exporter returns an exporter for one run.
 func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
 	partDays := a.cfg.PartDays
 	o := &export.Options{
+		Pick:   a.pick,
 		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
 		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,
@@ -201,7 +234,7 @@ func (a *app) exporter(executionType string, progress func(export.Progress), noD
 		o.AfterRun = focus.New(a.store, &focus.Options{Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip,
 			LeaseTTL: o.LeaseTTL, ExecutionType: executionType}).AfterRun
 	}
-	return export.New(a.store, a.sourceFor, o)
+	return export.New(a.store, nil, o)
 }
 
 // bridgeAzureLog routes azcore's log events into zerolog at debug level. azcore logs request

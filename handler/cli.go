@@ -6,12 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/functions"
@@ -20,6 +17,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
+	sourcepkg "github.com/usage-export/usage-export/internal/source"
 )
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,7 +27,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	periods := fs.String("periods", "", "billing periods YYYYMM, comma-separated (default: the scheduled plan: current month, plus the previous one inside the restatement window)")
 	from := fs.String("from", "", "first billing period of a range (YYYYMM)")
 	to := fs.String("to", "", "last billing period of a range (YYYYMM; default: current)")
-	source := fs.String("source", "", "usageDetails or costDetails for every scope (default: per scope from settings)")
+	source := fs.String("source", "", "auto, usageDetails or costDetails for every scope (default: per scope from settings; see docs/sources.md)")
 	force := fs.Bool("force", false, "publish even when the drop guard would hold the export back")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, lines or none")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -42,14 +40,24 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
-	if *source != "" && *source != export.SourceUsageDetails && *source != export.SourceCostDetails {
-		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want usageDetails or costDetails", *source)}
+	if !sourcepkg.Valid(*source) {
+		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want auto, usageDetails or costDetails", *source)}
 	}
 	plan, err := planPeriods(*periods, *from, *to, cfg, time.Now())
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	parts := functions.Partitions(cfg.Scopes, plan, cfg.Metrics)
+	bar, logOut, err := newProgress(*progress, stderr, len(parts), func() bool { return ctx.Err() != nil })
+	if err != nil {
+		return exitError{code: exitUsage, msg: err.Error()}
+	}
+	var log zerolog.Logger
+	if bar.scr != nil {
+		log = newLoggerTo(logOut, true, cfg.LogLevel)
+	} else {
+		log = newLogger(logOut, cfg.LogLevel)
+	}
 	ctx = log.WithContext(ctx)
 	warnOverlaps(log, cfg)
 	a, err := newApp(ctx, cfg, log)
@@ -57,21 +65,30 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	a.forceSource = *source
-	parts := functions.Partitions(cfg.Scopes, plan, cfg.Metrics)
-	bar := newProgress(*progress, stderr, len(parts))
 	start := time.Now()
 	sum, err := a.exporter("OnDemand", bar.update, *force).Run(ctx, parts)
+	if err == nil {
+		log.Info().Int("partitions", len(parts)).Int64("rows", sum.Rows).Int64("bytes", sum.Bytes).
+			Float64("seconds", durationSince(start)).Msg("export finished")
+	}
 	bar.done()
+	var interrupted *interruption
+	if err != nil && ctx.Err() != nil && sum != nil {
+		interrupted = bar.interrupted(sum)
+	}
 	if sum != nil {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(newRunSummary(sum, a.budget.Stats()))
+		rs := newRunSummary(sum, a.budget.Stats())
+		rs.Interrupted = interrupted
+		_ = enc.Encode(rs)
+	}
+	if interrupted != nil {
+		return exitError{code: exitFailed, msg: "interrupted: " + interrupted.Message}
 	}
 	if err != nil {
 		return err
 	}
-	log.Info().Int("partitions", len(parts)).Int64("rows", sum.Rows).Int64("bytes", sum.Bytes).
-		Float64("seconds", durationSince(start)).Msg("export finished")
 	if sum.Failed() > 0 {
 		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + redact(sum.Err().Error())}
 	}
@@ -87,7 +104,8 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // camelCase keys, durations in seconds as numbers.
 type runSummary struct {
 	*export.Summary
-	RateBudget rateBudget `json:"rateBudget"`
+	RateBudget  rateBudget    `json:"rateBudget"`
+	Interrupted *interruption `json:"interrupted,omitempty"`
 }
 
 // rateBudget is ratelimit.Stats for people.
@@ -152,64 +170,4 @@ func planPeriods(list, from, to string, cfg *config.Config, now time.Time) ([]pe
 		return period.Range(first, last, cfg.MaxMonths)
 	}
 	return period.Scheduled(now, cfg.RestatementDays), nil
-}
-
-// progressView draws a one-line progress bar on a terminal, or plain lines otherwise.
-type progressView struct {
-	mode  string
-	w     io.Writer
-	total int
-	mu    sync.Mutex
-	state map[string]export.Progress
-	last  time.Time
-}
-
-func newProgress(mode string, w io.Writer, total int) *progressView {
-	if mode == "auto" {
-		mode = "lines"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			mode = "bar"
-		}
-	}
-	return &progressView{mode: mode, w: w, total: total, state: map[string]export.Progress{}}
-}
-
-func (p *progressView) update(pr export.Progress) {
-	if p.mode == "none" {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key := pr.Partition.RelPath()
-	p.state[key] = pr
-	if !pr.Done && time.Since(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	var rows, bytes int64
-	done := 0
-	for _, s := range p.state {
-		rows += s.Rows
-		bytes += s.Bytes
-		if s.Done {
-			done++
-		}
-	}
-	switch p.mode {
-	case "bar":
-		const width = 30
-		filled := width * done / max(p.total, 1)
-		fmt.Fprintf(p.w, "\r[%s%s] %d/%d partitions  %d rows  %.1f MiB ",
-			strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, p.total, rows, float64(bytes)/(1<<20))
-	case "lines":
-		if pr.Done {
-			fmt.Fprintf(p.w, "progress: %d/%d partitions, %d rows, %d bytes\n", done, p.total, rows, bytes)
-		}
-	}
-}
-
-func (p *progressView) done() {
-	if p.mode == "bar" {
-		fmt.Fprintln(p.w)
-	}
 }

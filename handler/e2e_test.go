@@ -384,9 +384,12 @@ func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[
 		config.EnvRatePerScope:       "100000",
 		config.EnvRatePerTenant:      "100000",
 		config.EnvExpand:             "none", // records exactly as the ground truth hashes them
-		config.EnvSchedule:           "0 0 4 * * *",
-		config.EnvLogLevel:           "info",
-		config.EnvLeaseSeconds:       "15", // a killed writer frees its partitions sooner
+		// The ground truth hashes usageDetails records byte for byte; Cost Details lines have the
+		// same content without id/name/type (internal/costdetails TestSameLinesBothSources).
+		config.EnvSource:       "usageDetails",
+		config.EnvSchedule:     "0 0 4 * * *",
+		config.EnvLogLevel:     "info",
+		config.EnvLeaseSeconds: "15", // a killed writer frees its partitions sooner
 	}}
 	for k, v := range extra {
 		w.settings[k] = v

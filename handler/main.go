@@ -120,12 +120,19 @@ func (e exitError) Error() string { return e.msg }
 // newLogger returns the JSON logger (stdout for the Functions host, which captures it; stderr
 // for the CLI, whose stdout is the run summary). On a terminal the CLI logs in console format.
 func newLogger(w io.Writer, level string) zerolog.Logger {
+	f, ok := w.(*os.File)
+	return newLoggerTo(w, ok && isatty.IsTerminal(f.Fd()), level)
+}
+
+// newLoggerTo returns the logger writing to w, in console format when console is set (a
+// terminal, possibly behind the progress screen).
+func newLoggerTo(w io.Writer, console bool, level string) zerolog.Logger {
 	lv, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
 		lv = zerolog.InfoLevel
 	}
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
-	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}
 	}
 	return zerolog.New(w).Level(lv).With().Timestamp().Logger()

@@ -20,18 +20,12 @@ import (
 	"github.com/usage-export/usage-export/internal/store"
 )
 
-// sourceChoice is the per-partition source decision of a run: the forced source (--source or a
-// request's source), else Cost Details for the scopes configured for it, else usageDetails. The
-// app's sourceFor follows it; planning shows its reason.
-func sourceChoice(cfg *config.Config, forced string) plan.SourceFunc {
-	return func(p export.Partition, _ *manifest.Manifest) plan.SourceChoice {
-		switch {
-		case forced != "":
-			return plan.SourceChoice{Source: forced, Reason: "forced by the request (--source)"}
-		case cfg.UsesCostDetails(p.Scope):
-			return plan.SourceChoice{Source: export.SourceCostDetails, Reason: config.EnvCostDetailsScopes + " lists the scope"}
-		}
-		return plan.SourceChoice{Source: export.SourceUsageDetails, Reason: "default source (the scope is not in " + config.EnvCostDetailsScopes + ")"}
+// sourceChoice is the per-partition source decision of a run as planning shows it: the same
+// decideSource the export's Pick hook asks, at now.
+func sourceChoice(cfg *config.Config, forced string, now time.Time) plan.SourceFunc {
+	return func(p export.Partition, prev *manifest.Manifest) plan.SourceChoice {
+		d := decideSource(cfg, forced, p, prev, now)
+		return plan.SourceChoice{Source: d.Source, Reason: d.Reason}
 	}
 }
 
@@ -116,7 +110,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	pl, err := plan.Make(ctx, reader, parts, sourceChoice(cfg, *source), planBudget(cfg), now, cfg.RestatementDays)
+	pl, err := plan.Make(ctx, reader, parts, sourceChoice(cfg, *source, now), planBudget(cfg), now, cfg.RestatementDays)
 	if err != nil {
 		return err
 	}

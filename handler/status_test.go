@@ -28,7 +28,10 @@ func TestStatusHeldPublish(t *testing.T) {
 	now := period.Of(time.Now())
 	p1, p2 := now.Add(-3).String(), now.Add(-2).String() // final periods: the drop guard applies
 	dir := t.TempDir()
-	env := map[string]string{config.EnvToken: full.Token(), config.EnvOutputDir: dir, config.EnvRatePerScope: "100000"}
+	// usageDetails throughout: the plan's call counts below are those of listings (the auto
+	// choice is internal/source's, held by its TestChoose).
+	env := map[string]string{config.EnvToken: full.Token(), config.EnvOutputDir: dir, config.EnvRatePerScope: "100000",
+		config.EnvSource: "usageDetails"}
 	exportFrom := func(sb *sandbox.Server, scopes string) int {
 		code, _, stderr := runCLI(t, env, "export", "--endpoint", sb.URL(), "--scopes", scopes,
 			"--periods", p1+","+p2, "--progress", "none", "--part-days", "31")

@@ -18,6 +18,7 @@ import (
 const (
 	EnvScopes             = "USAGE_EXPORT_SCOPES"
 	EnvCostDetailsScopes  = "USAGE_EXPORT_COSTDETAILS_SCOPES"
+	EnvSource             = "USAGE_EXPORT_SOURCE"
 	EnvStorageAccountURL  = "USAGE_EXPORT_STORAGE_ACCOUNT_URL"
 	EnvStorageConnection  = "USAGE_EXPORT_STORAGE_CONNECTION"
 	EnvOutputDir          = "USAGE_EXPORT_OUTPUT_DIR"
@@ -56,6 +57,7 @@ const (
 	DefaultSchedule           = "0 0 4 * * *"
 	DefaultAPIVersion         = "2024-08-01"
 	DefaultMetric             = "actualcost"
+	DefaultSource             = "auto" // per partition, the source with the fewest ARM calls (docs/sources.md)
 	DefaultRestatementDays    = 5
 	DefaultManagementEndpoint = "https://management.azure.com"
 	DefaultPartDays           = 1
@@ -82,6 +84,7 @@ var Metrics = []string{"actualcost", "amortizedcost", "usage"}
 type Config struct {
 	Scopes             []scope.Scope
 	CostDetailsScopes  []scope.Scope
+	Source             string // auto | usageDetails | costDetails
 	StorageAccountURL  string
 	StorageConnection  string // secret: never logged
 	OutputDir          string
@@ -197,6 +200,10 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 		if !contains(c.Scopes, cd) {
 			bad(EnvCostDetailsScopes, "%s is not one of %s", cd, EnvScopes)
 		}
+	}
+	c.Source = get(EnvSource, DefaultSource)
+	if !oneOf(c.Source, Sources) {
+		bad(EnvSource, "%q is not a source; use one of %s", c.Source, strings.Join(Sources, ", "))
 	}
 	if !oneOf(c.APIVersion, APIVersions) {
 		bad(EnvAPIVersion, "%q is not supported; use one of %s", c.APIVersion, strings.Join(APIVersions, ", "))
@@ -333,6 +340,9 @@ func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 	}
 	return scope.Scope{}, false
 }
+
+// Sources are the values of EnvSource (internal/source's settings).
+var Sources = []string{"auto", "usageDetails", "costDetails"}
 
 // UsesCostDetails reports whether s is configured for the Cost Details source.
 func (c *Config) UsesCostDetails(s scope.Scope) bool { return contains(c.CostDetailsScopes, s) }

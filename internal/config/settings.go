@@ -51,7 +51,8 @@ type Setting struct {
 // Settings lists every setting, in the order the CLI shows them.
 var Settings = []Setting{
 	{EnvScopes, "scopes", "", UseRun, "billing scopes, comma-separated"},
-	{EnvCostDetailsScopes, "costdetails-scopes", "", UseRun, "scopes (of --scopes) exported through Cost Details reports"},
+	{EnvCostDetailsScopes, "costdetails-scopes", "", UseRun, "scopes (of --scopes) always exported through Cost Details reports"},
+	{EnvSource, "", "", 0, "auto (per partition, the fewest ARM calls), usageDetails or costDetails; the CLI's --source overrides it"},
 	{EnvOutputDir, "output-dir", "output", UseStore, "local output directory (instead of Blob Storage)"},
 	{EnvStorageConnection, "storage-connection", "output", UseStore, "Blob Storage connection string (Azurite: UseDevelopmentStorage=true)"},
 	{EnvStorageAccountURL, "storage-account-url", "output", UseStore, "Blob Storage account URL (Entra ID / managed identity)"},

@@ -31,19 +31,40 @@ import (
 const (
 	testToken  = "test-bearer-token"
 	fixtureDir = "testdata/fixtures/2022-05-01"
-	// sampleCSV is the blob the fake storage serves: three rows in the modern layout.
-	sampleCSV = "date,costInBillingCurrency,billingCurrency,costInUSD,meterName,isAzureCreditEligible\n" +
-		"03/01/2020,1.5,EUR,1.65,\"D2s v3, Linux\",True\n" +
-		"03/02/2020,0.000001980949998,EUR,0.0000022,Hot LRS,False\n" +
-		"03/03/2020,,EUR,,\"multi\nline\",\n"
 )
 
-// sampleRows are the objects sampleCSV becomes.
-var sampleRows = []string{
-	`{"date":"03/01/2020","costInBillingCurrency":1.5,"billingCurrency":"EUR","costInUSD":1.65,"meterName":"D2s v3, Linux","isAzureCreditEligible":true}`,
-	`{"date":"03/02/2020","costInBillingCurrency":0.000001980949998,"billingCurrency":"EUR","costInUSD":0.0000022,"meterName":"Hot LRS","isAzureCreditEligible":false}`,
-	`{"date":"03/03/2020","costInBillingCurrency":null,"billingCurrency":"EUR","costInUSD":null,"meterName":"multi\nline","isAzureCreditEligible":null}`,
+// samplePad fills a sample row's columns after the first six with empty cells.
+var samplePad = strings.Repeat(",", len(mcaColumns)-6)
+
+// sampleCSV is the blob the fake storage serves: three rows of an MCA file (its six first
+// columns filled, the others empty).
+var sampleCSV = "date,costInBillingCurrency,billingCurrency,costInUsd,meterName,isAzureCreditEligible" + sampleRest() + "\n" +
+	"03/01/2020,1.5,EUR,1.65,\"D2s v3, Linux\",True" + samplePad + "\n" +
+	"03/02/2020,0.000001980949998,EUR,0.0000022,Hot LRS,False" + samplePad + "\n" +
+	"03/03/2020,,EUR,,\"multi\nline\"," + samplePad + "\n"
+
+// sampleRest is the MCA header without the six columns sampleCSV starts with.
+func sampleRest() string {
+	var b strings.Builder
+	for _, c := range mcaColumns {
+		switch c.Header {
+		case "date", "costInBillingCurrency", "billingCurrency", "costInUsd", "meterName", "isAzureCreditEligible":
+		default:
+			b.WriteString("," + c.Header)
+		}
+	}
+	return b.String()
 }
+
+// sampleRows are the lines sampleCSV becomes (the mapping itself is held by csvjson_test.go
+// and the golden files; the client tests check that every row arrives whole and once).
+var sampleRows = func() []string {
+	var out []string
+	if _, err := ConvertCSV(strings.NewReader(sampleCSV), func(l []byte) error { out = append(out, string(l)); return nil }); err != nil {
+		panic(err)
+	}
+	return out
+}()
 
 // fixture is one published example.
 type fixture struct {
@@ -637,7 +658,9 @@ func TestInvalidRequestsMakeNoCall(t *testing.T) {
 		{"management group", Request{Scope: mg, Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-31")},
 			"does not support management group scopes"},
 		{"too old", Request{Scope: sub, Metric: MetricActualCost, Start: date("2023-04-30"), End: date("2023-05-02")},
-			"older than the API serves (13 months: nothing before 2023-05-01)"},
+			"older than the API serves (13 months: nothing before 2023-05-11)"},
+		{"13 calendar months back is too old from now", Request{Scope: sub, Metric: MetricActualCost, Start: date("2023-05-05"), End: date("2023-05-31")},
+			"start 2023-05-05 is older than the API serves"},
 		{"too old billing period", Request{Scope: ea, Metric: MetricActualCost, BillingPeriod: p("202304")},
 			"start 2023-04-01 is older than the API serves"},
 		{"longer than a month", Request{Scope: sub, Metric: MetricActualCost, Start: date("2024-04-15"), End: date("2024-05-15")},
@@ -753,8 +776,8 @@ func TestRetryAfterHonoured(t *testing.T) {
 			[]time.Duration{5 * time.Millisecond, time.Millisecond}},
 		{"no hint: the poll interval", []map[string]string{{}, {}}, 5 * time.Second,
 			[]time.Duration{5 * time.Second, 5 * time.Second}},
-		{"a hint below the interval waits the interval", []map[string]string{{"Retry-After": "1"}, {"Retry-After": "0"}}, 2 * time.Second,
-			[]time.Duration{2 * time.Second, 2 * time.Second}},
+		{"a hint below the interval is honoured; a zero hint waits the interval", []map[string]string{{"Retry-After": "1"}, {"Retry-After": "0"}}, 2 * time.Second,
+			[]time.Duration{time.Second, 2 * time.Second}},
 		{"a huge hint is capped", []map[string]string{{"Retry-After": "86400"}, {}}, time.Millisecond,
 			[]time.Duration{maxPollWait, time.Millisecond}},
 	}
@@ -822,7 +845,7 @@ func TestThrottledPostIsRetried(t *testing.T) {
 func TestBlobResume(t *testing.T) {
 	// The storage host cuts the first response off mid-row; the client asks for the rest with a
 	// Range request (If-Match on the ETag) and the rows come out whole and once each.
-	big := []byte(sampleCSV + strings.Repeat("03/04/2020,2,EUR,2.2,\"x, y\",True\n", 2000))
+	big := []byte(sampleCSV + strings.Repeat("03/04/2020,2,EUR,2.2,\"x, y\",True"+samplePad+"\n", 2000))
 	f := newFakeAPI(t)
 	f.post = func(w http.ResponseWriter, _ *http.Request) {
 		result(w, f.resultBody(StatusCompleted, date("2024-06-11").Format(time.RFC3339), map[string][]byte{"/r/a.csv": big}))
@@ -1034,13 +1057,19 @@ func TestNewClientOptions(t *testing.T) {
 }
 
 func TestEarliest(t *testing.T) {
+	// 13 months back from now, the next day (the start must be after that instant).
 	for now, want := range map[string]string{
-		"2024-06-10": "2023-05-01",
-		"2024-06-01": "2023-05-01",
-		"2024-01-31": "2022-12-01",
-		"2024-12-31": "2023-11-01",
+		"2024-06-10T12:00:00Z": "2023-05-11",
+		"2024-06-10T00:00:00Z": "2023-05-11",
+		"2024-06-01T08:00:00Z": "2023-05-02",
+		"2024-03-31T23:59:59Z": "2023-03-04", // 2023-02-31 normalises to 2023-03-03, as in the sandbox
+		"2024-12-31T10:00:00Z": "2023-12-02",
 	} {
-		if got := Earliest(date(now)).Format(time.DateOnly); got != want {
+		n, err := time.Parse(time.RFC3339, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Earliest(n).Format(time.DateOnly); got != want {
 			t.Errorf("Earliest(%s) = %s, want %s", now, got, want)
 		}
 	}

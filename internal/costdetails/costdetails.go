@@ -38,8 +38,8 @@ const SourceName = "costDetails"
 
 // Polling defaults.
 const (
-	// DefaultPollInterval is the shortest wait between two polls when Options.PollInterval is
-	// zero. The API's Retry-After (60 s in the published examples) wins when it is longer.
+	// DefaultPollInterval is the wait between two polls when the API gives no Retry-After and
+	// Options.PollInterval is zero. A Retry-After (60 s in the published examples) wins.
 	DefaultPollInterval = 10 * time.Second
 	// DefaultMaxPolls bounds the polls of one report: 30 polls at the documented 60 s
 	// Retry-After are the 30 minutes of the Functions host's functionTimeout.
@@ -98,8 +98,8 @@ type Options struct {
 	// are not used.
 	ClientOptions policy.ClientOptions
 
-	// PollInterval is the shortest wait between two polls of a report (default
-	// DefaultPollInterval); a longer Retry-After from the API is honoured.
+	// PollInterval is the wait between two polls of a report when the API gives no Retry-After
+	// (default DefaultPollInterval); a Retry-After is honoured as given (at most 10 minutes).
 	PollInterval time.Duration
 
 	// MaxPolls bounds the polls of one report (default DefaultMaxPolls).

@@ -2,11 +2,14 @@ package costdetails
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,126 +48,351 @@ func gzipped(t *testing.T, parts ...string) []byte {
 	return buf.Bytes()
 }
 
-func TestConvertCSV(t *testing.T) {
+// schemaCSV writes a CSV with the published header of a schema version and one row per map
+// (header → cell; other cells empty).
+func schemaCSV(t *testing.T, schema string, rows ...map[string]string) string {
+	t.Helper()
+	s := LookupSchema(schema)
+	if s == nil {
+		t.Fatalf("no schema %s", schema)
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	var rec []string
+	for _, c := range s.Columns {
+		rec = append(rec, c.Header)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		rec = rec[:0]
+		for _, c := range s.Columns {
+			rec = append(rec, r[c.Header])
+		}
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	return b.String()
+}
+
+// decodeLine decodes a line keeping numbers as their text.
+func decodeLine(t *testing.T, line string) map[string]any {
+	t.Helper()
+	d := json.NewDecoder(strings.NewReader(line))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("line %s: %v", line, err)
+	}
+	return m
+}
+
+func TestConvertCSVValues(t *testing.T) {
+	type want map[string]any // path ("properties.cost", "tags", …) → value after decodeLine
 	tests := []struct {
-		name string
-		csv  string
-		want []string
+		name   string
+		schema string
+		row    map[string]string
+		want   want
+		absent []string
 	}{
 		{
-			name: "modern camelCase header kept",
-			csv:  "date,costInBillingCurrency,billingCurrency,meterName\n05/01/2024,1.25,EUR,D2s v3\n",
-			want: []string{`{"date":"05/01/2024","costInBillingCurrency":1.25,"billingCurrency":"EUR","meterName":"D2s v3"}`},
+			name:   "MCA numbers keep their digits; empty is null; other text stays a string",
+			schema: "mca-2023-12-01-preview",
+			row: map[string]string{"quantity": "0.0000000072922557592391990000", "effectivePrice": "1.5E-7",
+				"costInBillingCurrency": "-0", "costInUsd": "", "unitPrice": "N/A", "PayGPrice": ".5"},
+			want: want{"kind": "modern", "properties.quantity": json.Number("0.0000000072922557592391990000"),
+				"properties.effectivePrice": json.Number("1.5E-7"), "properties.costInBillingCurrency": json.Number("-0"),
+				"properties.costInUSD": nil, "properties.unitPrice": "N/A", "properties.payGPrice": ".5",
+				"properties.marketPrice": ".5"},
 		},
 		{
-			name: "EA PascalCase header normalised",
-			csv:  "Date,CostInBillingCurrency,BillingCurrencyCode,CostInUsd,PayGPrice,ProductName,IsAzureCreditEligible\n2024-05-01,2,USD,2,0,Virtual Machines,True\n",
-			want: []string{`{"date":"2024-05-01","costInBillingCurrency":2,"billingCurrencyCode":"USD","costInUSD":2,"payGPrice":0,"productName":"Virtual Machines","isAzureCreditEligible":true}`},
+			name:   "MCA renamed columns, dates in the API's two forms, derived exchangeRate",
+			schema: "mca-2021-10-01",
+			row: map[string]string{"date": "05/31/2024", "billingPeriodEndDate": "05/31/2024", "servicePeriodStartDate": "05/01/2024",
+				"exchangeRateDate": "2024-05-01", "exchangeRatePricingToBilling": "0.9215", "billingCurrency": "EUR",
+				"pricingCurrency": "USD", "resourceGroupName": "rg", "ResourceId": "/subscriptions/x", "location": "US East",
+				"SubscriptionId": "0000", "ProductId": "DZH318Z0BQ4L", "ProductName": "Virtual Machines", "costInUsd": "1.1",
+				"paygCostInUsd": "2", "isAzureCreditEligible": "True"},
+			want: want{"properties.date": "2024-05-31T00:00:00.0000000Z", "properties.billingPeriodEndDate": "2024-05-31T00:00:00.0000000Z",
+				"properties.servicePeriodStartDate": "2024-05-01T00:00:00Z", "properties.exchangeRateDate": "2024-05-01T00:00:00Z",
+				"properties.exchangeRatePricingToBilling": json.Number("0.9215"), "properties.exchangeRate": "0.9215",
+				"properties.billingCurrencyCode": "EUR", "properties.pricingCurrencyCode": "USD", "properties.resourceGroup": "rg",
+				"properties.instanceName": "/subscriptions/x", "properties.resourceLocationNormalized": "US East",
+				"properties.subscriptionGuid": "0000", "properties.productIdentifier": "DZH318Z0BQ4L",
+				"properties.product": "Virtual Machines", "properties.costInUSD": json.Number("1.1"),
+				"properties.paygCostInUSD": json.Number("2"), "properties.isAzureCreditEligible": true,
+				"properties.servicePeriodEndDate": nil},
+			absent: []string{"properties.customerTenantId", "properties.partnerEarnedCreditApplied", "properties.meterDetails", ExtraColumnsMember},
 		},
 		{
-			name: "byte order mark and spaces around header names",
-			csv:  "\ufeffDate , Cost\n2024-05-01,3\n",
-			want: []string{`{"date":"2024-05-01","cost":3}`},
+			name:   "MCA tags without braces become the envelope object; additionalInfo stays JSON text",
+			schema: "mca-2023-12-01-preview",
+			row: map[string]string{"tags": `"env": "prod","org": "trey, inc"`,
+				"additionalInfo": `{"ServiceType":"Standard_D2s_v3","VCPUs":2,"RINormalizationRatio":2.0}`},
+			want: want{"tags": map[string]any{"env": "prod", "org": "trey, inc"},
+				"properties.additionalInfo": `{"ServiceType":"Standard_D2s_v3","VCPUs":2,"RINormalizationRatio":2.0}`},
 		},
 		{
-			name: "quoted commas, quotes and newlines",
-			csv:  "resourceGroup,additionalInfo,tags\n\"rg,one\",\"{\"\"UsageType\"\": \"\"ComputeHR\"\"}\",\"line1\nline2\r\nline3\"\n",
-			want: []string{`{"resourceGroup":"rg,one","additionalInfo":"{\"UsageType\": \"ComputeHR\"}","tags":"line1\nline2\nline3"}`},
+			name:   "tags with braces, booleans in any case",
+			schema: "mca-2023-12-01-preview",
+			row:    map[string]string{"tags": ` {"a": ""} `, "isAzureCreditEligible": "FALSE"},
+			want:   want{"tags": map[string]any{"a": ""}, "properties.isAzureCreditEligible": false},
 		},
 		{
-			name: "numbers: exact text, exponent, negative, empty and non-numbers",
-			csv: "quantity,effectivePrice,unitPrice,cost,marketPrice,exchangeRate,partnerEarnedCreditRate\n" +
-				"0.000001980949998,1.5E-7,-3,,.5,1.0,01\n" +
-				"1.84763819095477,1e+2,-0,N/A,1.,2,0.15\n",
-			want: []string{
-				`{"quantity":0.000001980949998,"effectivePrice":1.5E-7,"unitPrice":-3,"cost":null,"marketPrice":".5","exchangeRate":"1.0","partnerEarnedCreditRate":"01"}`,
-				`{"quantity":1.84763819095477,"effectivePrice":1e+2,"unitPrice":-0,"cost":"N/A","marketPrice":"1.","exchangeRate":"2","partnerEarnedCreditRate":0.15}`,
-			},
+			name:   "empty tags are {}, an empty boolean is null, other text a string",
+			schema: "ea-2024-08-01",
+			row:    map[string]string{"IsAzureCreditEligible": "1"},
+			want:   want{"tags": map[string]any{}, "properties.isAzureCreditEligible": "1"},
 		},
 		{
-			name: "booleans in any case, empty and other text",
-			csv:  "isAzureCreditEligible,partnerEarnedCreditApplied\nTrue,1\nfalse,0\nTRUE,\n,true\n1,x\n",
-			want: []string{
-				`{"isAzureCreditEligible":true,"partnerEarnedCreditApplied":"1"}`,
-				`{"isAzureCreditEligible":false,"partnerEarnedCreditApplied":"0"}`,
-				`{"isAzureCreditEligible":true,"partnerEarnedCreditApplied":""}`,
-				`{"isAzureCreditEligible":null,"partnerEarnedCreditApplied":"true"}`,
-				`{"isAzureCreditEligible":"1","partnerEarnedCreditApplied":"x"}`,
-			},
+			name:   "a Tags cell that is not JSON is kept under costDetailsColumns.Tags",
+			schema: "ea-2024-08-01",
+			row:    map[string]string{"Tags": `env=prod;org=trey`},
+			want:   want{"tags": map[string]any{}, ExtraColumnsMember + ".Tags": "env=prod;org=trey"},
 		},
 		{
-			name: "control characters, backslashes and invalid UTF-8",
-			csv:  "meterName,resourceName\n\"a\\b\tc\x01\",\"caf\xe9 \xe2\x82\xac\"\n",
-			want: []string{`{"meterName":"a\\b\tc\u0001","resourceName":"caf\ufffd €"}`},
+			name:   "EA meter columns go to meterDetails; columns without JSON to costDetailsColumns",
+			schema: "ea-2024-08-01",
+			row: map[string]string{"MeterName": "D2s v3", "MeterCategory": "Virtual Machines", "MeterSubCategory": "Dsv3",
+				"UnitOfMeasure": "1 Hour", "ServiceFamily": "Compute", "MeterRegion": "US East", "AccountId": "42",
+				"AvailabilityZone": "1", "InvoiceSectionId": "d1", "ResourceLocationNormalized": "US East",
+				"CostInBillingCurrency": "12.5", "BillingCurrencyCode": "EUR", "InvoiceSectionName": "Dept",
+				"ProductName": "VM", "BillingPeriodStartDate": "05/01/2024", "Term": "12"},
+			want: want{"kind": "legacy", "properties.meterDetails": map[string]any{"meterName": "D2s v3",
+				"meterCategory": "Virtual Machines", "meterSubCategory": "Dsv3", "unitOfMeasure": "1 Hour", "serviceFamily": "Compute"},
+				ExtraColumnsMember: map[string]any{"MeterRegion": "US East", "AvailabilityZone": "1", "InvoiceSectionId": "d1",
+					"CostAllocationRuleName": "", "AccountId": "42", "ResourceLocationNormalized": "US East"},
+				"properties.cost": json.Number("12.5"), "properties.billingCurrency": "EUR",
+				"properties.invoiceSection": "Dept", "properties.product": "VM", "properties.term": "12",
+				"properties.billingPeriodStartDate": "2024-05-01T00:00:00.0000000Z"},
+			absent: []string{"properties.meterName", "properties.exchangeRate", "properties.marketPrice", "id", "name", "type", "etag"},
 		},
 		{
-			name: "duplicate names after normalisation stay distinct",
-			csv:  "Cost,cost,Cost\n1,2,3\n",
-			want: []string{`{"cost":1,"cost_2":"2","Cost":3}`},
-		},
-		{
-			name: "empty file",
-			csv:  "",
-			want: nil,
-		},
-		{
-			name: "header only",
-			csv:  "date,cost\r\n",
-			want: nil,
-		},
-		{
-			name: "CRLF line ends and blank lines",
-			csv:  "date,cost\r\n\r\n2024-05-01,1\r\n2024-05-02,2\r\n",
-			want: []string{`{"date":"2024-05-01","cost":1}`, `{"date":"2024-05-02","cost":2}`},
+			name:   "quoted commas, quotes and newlines; control characters and invalid UTF-8",
+			schema: "ea-2023-12-01-preview",
+			row:    map[string]string{"ResourceGroup": "rg,one", "ResourceName": "caf\xe9 \xe2\x82\xac", "ServiceInfo1": "a\\b\tc\x01\nd"},
+			want: want{"properties.resourceGroup": "rg,one", "properties.resourceName": "caf\ufffd €",
+				"properties.serviceInfo1": "a\\b\tc\x01\nd"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			in := schemaCSV(t, tt.schema, tt.row)
 			for _, mode := range []string{"plain", "gzip"} {
-				in := []byte(tt.csv)
+				r := io.Reader(strings.NewReader(in))
 				if mode == "gzip" {
-					if tt.csv == "" {
-						continue // an empty blob has no gzip header
+					r = bytes.NewReader(gzipped(t, in))
+				}
+				got, err := convertAll(t, r)
+				if err != nil || len(got) != 1 {
+					t.Fatalf("%s: %d lines, %v", mode, len(got), err)
+				}
+				line := decodeLine(t, got[0])
+				for path, w := range tt.want {
+					v, ok := lookupPath(line, path)
+					if !ok || !reflect.DeepEqual(v, w) {
+						t.Errorf("%s: %s = %#v (present %v), want %#v", mode, path, v, ok, w)
 					}
-					in = gzipped(t, tt.csv)
 				}
-				got, err := convertAll(t, bytes.NewReader(in))
-				if err != nil {
-					t.Fatalf("%s: ConvertCSV: %v", mode, err)
-				}
-				if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
-					t.Errorf("%s:\ngot  %s\nwant %s", mode, strings.Join(got, "\n     "), strings.Join(tt.want, "\n     "))
+				for _, path := range tt.absent {
+					if _, ok := lookupPath(line, path); ok {
+						t.Errorf("%s: %s present, want absent", mode, path)
+					}
 				}
 			}
 		})
 	}
 }
 
-func TestConvertCSVMultiMemberGzip(t *testing.T) {
-	// A gzip file may hold several members; the rows continue across them.
-	in := gzipped(t, "date,cost\n2024-05-01,1\n", "2024-05-02,2\n")
-	got, err := convertAll(t, bytes.NewReader(in))
+func lookupPath(m map[string]any, path string) (any, bool) {
+	var cur any = m
+	for _, k := range strings.Split(path, ".") {
+		o, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = o[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func TestConvertCSVPropertyOrder(t *testing.T) {
+	// Lines list the properties in the API's order, whatever the file's column order: the EA
+	// 2021-10-01 file (cost first) and the 2023-12-01-preview file give the same bytes.
+	row := map[string]string{"CostInBillingCurrency": "1", "Date": "05/02/2024", "AccountName": "a", "Tags": `"k":"v"`}
+	a, err := convertAll(t, strings.NewReader(schemaCSV(t, "ea-2021-10-01", row)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`{"date":"2024-05-01","cost":1}`, `{"date":"2024-05-02","cost":2}`}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+	b, err := convertAll(t, strings.NewReader(schemaCSV(t, "ea-2023-12-01-preview", row)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 1 || len(b) != 1 || a[0] != b[0] {
+		t.Fatalf("2021-10-01 %q\n2023-12-01-preview %q", a, b)
+	}
+	want := `{"kind":"legacy","tags":{"k":"v"},"properties":{"billingAccountId":"","billingAccountName":"",` +
+		`"billingPeriodStartDate":null,"billingPeriodEndDate":null,"billingProfileId":"","billingProfileName":"",` +
+		`"accountOwnerId":"","accountName":"a","subscriptionId":"","subscriptionName":"","date":"2024-05-02T00:00:00.0000000Z",`
+	if !strings.HasPrefix(a[0], want) {
+		t.Errorf("line starts\n%s\nwant\n%s", a[0][:min(len(a[0]), len(want))], want)
+	}
+}
+
+func TestDetectSchema(t *testing.T) {
+	headers := func(name string) []string {
+		var h []string
+		for _, c := range LookupSchema(name).Columns {
+			h = append(h, c.Header)
+		}
+		return h
+	}
+	// Every version's published header set is detected as itself, except that MCA 2021-10-01
+	// and 2023-12-01-preview are the same list (the first one listed wins).
+	for _, s := range Schemas {
+		got, _, err := DetectSchema(headers(s.Name))
+		want := s.Name
+		if want == "mca-2023-12-01-preview" {
+			want = "mca-2021-10-01"
+		}
+		if err != nil || got.Name != want {
+			t.Errorf("%s: detected %v, %v", s.Name, got, err)
+		}
+	}
+	ea := headers("ea-2024-08-01")
+	variants := map[string]func(h string, i int) string{
+		"lower case": func(h string, _ int) string { return strings.ToLower(h) },
+		"upper case": func(h string, _ int) string { return strings.ToUpper(h) },
+		"BOM, spaces": func(h string, i int) string {
+			return map[bool]string{true: "\ufeff", false: ""}[i == 0] + " " + h + " "
+		},
+		"localised": func(h string, _ int) string { return "Lokalisierter Name (" + h + ")" },
+	}
+	for name, f := range variants {
+		var h []string
+		for i, x := range ea {
+			h = append(h, f(x, i))
+		}
+		got, idx, err := DetectSchema(h)
+		if err != nil || got.Name != "ea-2024-08-01" || slices.Contains(idx, -1) {
+			t.Errorf("%s: detected %v %v, %v", name, got, idx, err)
+		}
+	}
+	// Aliases of older files (DepartmentName, PreTaxCost, SubscriptionGuid) map like the header.
+	old := slices.Clone(ea)
+	for i, h := range old {
+		old[i] = map[string]string{"InvoiceSectionName": "DepartmentName", "CostInBillingCurrency": "PreTaxCost",
+			"SubscriptionId": "SubscriptionGuid"}[h]
+		if old[i] == "" {
+			old[i] = h
+		}
+	}
+	if got, _, err := DetectSchema(old); err != nil || got.Name != "ea-2024-08-01" {
+		t.Errorf("aliases: %v, %v", got, err)
+	}
+	// An extra column is kept (index -1), not a reason to fail.
+	got, idx, err := DetectSchema(append(slices.Clone(ea), "NewColumn2026"))
+	if err != nil || got.Name != "ea-2024-08-01" || idx[len(idx)-1] != -1 {
+		t.Errorf("extra column: %v %v, %v", got, idx, err)
+	}
+	// A set no version fits names itself, the closest version and what it lacks.
+	_, _, err = DetectSchema(append(slices.Clone(ea[:10]), "Kosten"))
+	var se *SchemaError
+	if !errors.As(err, &se) || se.Closest == "" || len(se.Missing) == 0 ||
+		!strings.Contains(err.Error(), "unknown Cost Details header set (11 columns: InvoiceSectionName,") ||
+		!strings.Contains(err.Error(), "Kosten") || !strings.Contains(err.Error(), "lacks") {
+		t.Errorf("unknown set: %v", err)
+	}
+	_, _, err = DetectSchema(append(slices.Clone(ea), "date"))
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "appears twice") {
+		t.Errorf("duplicate header: %v", err)
+	}
+}
+
+func TestConvertCSVExtraColumnKept(t *testing.T) {
+	in := strings.Replace(schemaCSV(t, "mca-2023-12-01-preview", map[string]string{"date": "05/01/2024"}), "\n", ",Neu (NewCol)\n", 1)
+	in = strings.Replace(in, "\n05/01/2024", "\n05/01/2024", 1)
+	lines := strings.SplitAfter(in, "\n")
+	lines[1] = strings.TrimSuffix(lines[1], "\n") + ",x\n"
+	got, err := convertAll(t, strings.NewReader(strings.Join(lines, "")))
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%q %v", got, err)
+	}
+	if v, ok := lookupPath(decodeLine(t, got[0]), ExtraColumnsMember+".Neu (NewCol)"); !ok || v != "x" {
+		t.Errorf("extra column: %v %v in %s", v, ok, got[0])
+	}
+}
+
+func TestConvertCSVHeaderVariants(t *testing.T) {
+	// BOM, case and localised headers give the same lines as the published header.
+	row := map[string]string{"Date": "05/02/2024", "CostInBillingCurrency": "3", "MeterName": "m", "Tags": `"a":"b"`}
+	plain := schemaCSV(t, "ea-2024-08-01", row)
+	want, err := convertAll(t, strings.NewReader(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, rest, _ := strings.Cut(plain, "\n")
+	var loc []string
+	for _, h := range strings.Split(head, ",") {
+		loc = append(loc, "Spalte ("+strings.ToLower(h)+")")
+	}
+	for name, in := range map[string]string{
+		"bom":       "\ufeff" + plain,
+		"lower":     strings.ToLower(head) + "\n" + rest,
+		"localised": "\ufeff" + strings.Join(loc, ",") + "\n" + rest,
+	} {
+		got, err := convertAll(t, strings.NewReader(in))
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: %q %v\nwant %q", name, got, err, want)
+		}
+	}
+}
+
+func TestConvertCSVEmptyAndHeaderOnly(t *testing.T) {
+	for name, in := range map[string]string{"empty": "", "header only": schemaCSV(t, "ea-2024-08-01")} {
+		got, err := convertAll(t, strings.NewReader(in))
+		if err != nil || len(got) != 0 {
+			t.Errorf("%s: %q %v", name, got, err)
+		}
+	}
+}
+
+func TestConvertCSVMultiMemberGzip(t *testing.T) {
+	// A gzip file may hold several members; the rows continue across them.
+	full := schemaCSV(t, "mca-2023-12-01-preview", map[string]string{"date": "05/01/2024"}, map[string]string{"date": "05/02/2024"})
+	i := strings.Index(full, "\n") + 1
+	j := i + strings.Index(full[i:], "\n") + 1
+	got, err := convertAll(t, bytes.NewReader(gzipped(t, full[:j], full[j:])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := convertAll(t, strings.NewReader(full))
+	if len(got) != 2 || !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
 func TestConvertCSVErrors(t *testing.T) {
+	head, _, _ := strings.Cut(schemaCSV(t, "mca-2023-12-01-preview"), "\n")
+	row := "05/01/2024" + strings.Repeat(",", len(mcaColumns)-1)
 	tests := []struct {
 		name     string
 		in       []byte
 		wantRows int
 		wantErr  string
 	}{
-		{"too many cells", []byte("date,cost\n2024-05-01,1\n2024-05-02,2,3\n"), 1, "wrong number of fields"},
-		{"too few cells", []byte("date,cost\n2024-05-01\n"), 0, "wrong number of fields"},
-		{"bare quote", []byte("date,cost\n2024-05-01,1\"5\n"), 0, "bare \" in non-quoted-field"},
-		{"unterminated quote", []byte("date,cost\n2024-05-01,\"1\n"), 0, "extraneous or missing \" in quoted-field"},
-		{"broken gzip", gzipped(t, "date,cost\n2024-05-01,1\n")[:20], 0, "unexpected EOF"},
+		{"too many cells", []byte(head + "\n" + row + "\n" + row + ",3\n"), 1, "wrong number of fields"},
+		{"too few cells", []byte(head + "\n05/01/2024\n"), 0, "wrong number of fields"},
+		{"bare quote", []byte(head + "\n" + row + "1\"5\n"), 0, "bare \" in non-quoted-field"},
+		{"unterminated quote", []byte(head + "\n" + row + "\"1\n"), 0, "extraneous or missing \" in quoted-field"},
+		{"broken gzip", gzipped(t, head+"\n"+row+"\n")[:20], 0, "unexpected EOF"},
+		{"unknown header set", []byte("date,cost\n2024-05-01,1\n"), 0, "unknown Cost Details header set (2 columns: date,cost)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,7 +410,8 @@ func TestConvertCSVErrors(t *testing.T) {
 func TestConvertCSVEmitError(t *testing.T) {
 	stop := errors.New("stop")
 	n := 0
-	got, err := ConvertCSV(strings.NewReader("date\n1\n2\n3\n"), func([]byte) error {
+	in := schemaCSV(t, "ea-2024-08-01", map[string]string{}, map[string]string{}, map[string]string{})
+	got, err := ConvertCSV(strings.NewReader(in), func([]byte) error {
 		n++
 		if n == 2 {
 			return stop
@@ -195,45 +424,35 @@ func TestConvertCSVEmitError(t *testing.T) {
 }
 
 func TestConverterReuse(t *testing.T) {
-	// One converter serves all blobs of a report: a gzip part, then a plain one with other
-	// columns, must not carry anything over.
+	// One converter serves all blobs of a report: a gzip EA part, then a plain MCA one, must not
+	// carry anything over.
 	var c converter
 	var got []string
 	emit := func(obj []byte) error { got = append(got, string(obj)); return nil }
-	if _, err := c.convert(bytes.NewReader(gzipped(t, "Date,Cost\n2024-05-01,1\n")), emit); err != nil {
+	ea := schemaCSV(t, "ea-2024-08-01", map[string]string{"Date": "05/01/2024"})
+	mca := schemaCSV(t, "mca-2021-01-01", map[string]string{"date": "05/02/2024"})
+	if _, err := c.convert(bytes.NewReader(gzipped(t, ea)), emit); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.convert(strings.NewReader("date,meterName\n2024-05-02,x\n"), emit); err != nil {
+	if _, err := c.convert(strings.NewReader(mca), emit); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`{"date":"2024-05-01","cost":1}`, `{"date":"2024-05-02","meterName":"x"}`}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+	want1, _ := convertAll(t, strings.NewReader(ea))
+	want2, _ := convertAll(t, strings.NewReader(mca))
+	if want := append(want1, want2...); !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
 
-func TestNormalizeHeader(t *testing.T) {
-	tests := map[string]string{
-		"Date":                      "date",
-		"date":                      "date",
-		"CostInUsd":                 "costInUSD",
-		"PaygCostInUsd":             "paygCostInUSD",
-		"paygCostInUSD":             "paygCostInUSD",
-		"BillingCurrencyCode":       "billingCurrencyCode",
-		"BillingCurrency":           "billingCurrency",
-		"SubscriptionId":            "subscriptionId",
-		"ProductName":               "productName",
-		"ResourceId":                "resourceId",
-		"ChargeType":                "chargeType",
-		"AvailabilityZone":          "availabilityZone",
-		"\ufeffInvoiceSectionName ": "invoiceSectionName",
-		"x":                         "x",
-		"":                          "",
-		"Ärger":                     "Ärger", // only ASCII letters are lowered
-	}
-	for in, want := range tests {
-		if got := NormalizeHeader(in); got != want {
-			t.Errorf("NormalizeHeader(%q) = %q, want %q", in, got, want)
+func TestSchemaMissing(t *testing.T) {
+	for name, want := range map[string][]string{
+		"ea-2024-08-01":  nil,
+		"ea-2020-01-01":  {"benefitId", "benefitName"},
+		"mca-2021-10-01": {"customerTenantId", "customerName", "partnerTenantId", "partnerName", "partnerEarnedCreditRate", "partnerEarnedCreditApplied"},
+		"mca-2021-01-01": {"customerTenantId", "customerName", "partnerTenantId", "partnerName", "partnerEarnedCreditRate", "partnerEarnedCreditApplied", "benefitId", "benefitName", "provider"},
+	} {
+		if got := LookupSchema(name).Missing(); !slices.Equal(got, want) {
+			t.Errorf("%s: Missing() = %q, want %q", name, got, want)
 		}
 	}
 }
@@ -260,20 +479,57 @@ type csvGen struct {
 	buf     []byte
 }
 
-const genHeader = "InvoiceSectionName,AccountName,SubscriptionId,SubscriptionName,ResourceGroup,ResourceLocation,Date," +
-	"ProductName,MeterCategory,MeterName,Quantity,EffectivePrice,CostInBillingCurrency,BillingCurrencyCode," +
-	"UnitPrice,ResourceId,AdditionalInfo,Tags,IsAzureCreditEligible,CostInUsd\n"
+// genHeader is the EA 2024-08-01 header; genRow fills the columns a row needs.
+var genHeader = func() string {
+	var h []string
+	for _, c := range LookupSchema("ea-2024-08-01").Columns {
+		h = append(h, c.Header)
+	}
+	return strings.Join(h, ",") + "\n"
+}()
+
+// genRow writes row i: each column from a per-header template (%[1]d is i, %[2]d i%28+1…).
+func genRow(b []byte, i int) []byte {
+	for j, c := range LookupSchema("ea-2024-08-01").Columns {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		switch c.Header {
+		case "InvoiceSectionName":
+			b = fmt.Appendf(b, "Dept %d", i%7)
+		case "SubscriptionId":
+			b = fmt.Appendf(b, "00000000-0000-0000-0000-%012d", i%50)
+		case "Date":
+			b = fmt.Appendf(b, "05/%02d/2024", i%28+1)
+		case "ProductName":
+			b = append(b, `"Virtual Machines Dsv3 Series - D2s v3, Linux"`...)
+		case "Quantity":
+			b = fmt.Appendf(b, "%d.%06d", i%24, i%1000000)
+		case "CostInBillingCurrency":
+			b = fmt.Appendf(b, "%d.%08d", i%9, i%100000000)
+		case "BillingCurrencyCode":
+			b = append(b, "EUR"...)
+		case "ResourceId":
+			b = fmt.Appendf(b, "/subscriptions/x/resourceGroups/rg-%d/providers/Microsoft.Compute/virtualMachines/vm-%d", i%13, i)
+		case "AdditionalInfo":
+			b = append(b, `"{""UsageType"": ""ComputeHR"", ""VCPUs"": 2}"`...)
+		case "Tags":
+			b = append(b, `"""env"": ""prod"""`...)
+		case "IsAzureCreditEligible":
+			b = append(b, "True"...)
+		case "MeterName", "MeterCategory", "UnitOfMeasure", "ResourceGroup", "ResourceLocation", "EffectivePrice", "UnitPrice":
+			b = append(b, "x1"...)
+		}
+	}
+	return append(b, '\n')
+}
 
 func (g *csvGen) Read(p []byte) (int, error) {
 	for len(g.buf) < len(p) && g.i <= g.rows {
 		if g.i == 0 {
 			g.buf = append(g.buf, genHeader...)
 		} else {
-			g.buf = fmt.Appendf(g.buf, "Dept %d,acct@example.com,00000000-0000-0000-0000-%012d,Sub %d,rg-%d,eastus,05/%02d/2024,"+
-				"\"Virtual Machines Dsv3 Series - D2s v3, Linux\",Virtual Machines,D2s v3,%d.%06d,0.0768,%d.%08d,EUR,"+
-				"0.096,/subscriptions/x/resourceGroups/rg-%d/providers/Microsoft.Compute/virtualMachines/vm-%d,"+
-				"\"{\"\"UsageType\"\": \"\"ComputeHR\"\", \"\"VCPUs\"\": 2}\",\"{\"\"env\"\": \"\"prod\"\"}\",True,%d.%04d\n",
-				g.i%7, g.i%50, g.i%50, g.i%13, g.i%28+1, g.i%24, g.i%1000000, g.i%9, g.i%100000000, g.i%13, g.i, g.i%5, g.i%10000)
+			g.buf = genRow(g.buf, g.i)
 		}
 		g.i++
 	}

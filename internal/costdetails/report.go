@@ -157,10 +157,14 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 	return &res, nil
 }
 
-// pollWait is the wait before the next poll: the response's Retry-After, at least the
-// configured poll interval, at most maxPollWait.
+// pollWait is the wait before the next poll: the response's Retry-After when it gives one (the
+// service says when the report may be ready; waiting longer only delays the run), else the
+// configured poll interval; at most maxPollWait.
 func (c *Client) pollWait(resp *http.Response) time.Duration {
-	return min(max(retryAfter(resp.Header), c.pollInterval), maxPollWait)
+	if d := retryAfter(resp.Header); d > 0 {
+		return min(d, maxPollWait)
+	}
+	return min(c.pollInterval, maxPollWait)
 }
 
 // retryAfter reads the wait a response asks for, in azcore's order of preference:

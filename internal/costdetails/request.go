@@ -18,8 +18,8 @@ const (
 	MetricAmortizedCost = "AmortizedCost"
 )
 
-// MaxAgeMonths is how far back the API serves data: a report may start no earlier than the
-// first day of the month 13 months before the current one.
+// MaxAgeMonths is how far back the API serves data: a report must start after the instant
+// MaxAgeMonths months before now (azure-in-production.md §6: "Start date must be after …").
 const MaxAgeMonths = 13
 
 // dateLayout is the layout of timePeriod dates.
@@ -42,13 +42,12 @@ type Request struct {
 	InvoiceID string
 }
 
-// Earliest returns the first day the API serves at now: the first day of the month
-// MaxAgeMonths months before now's month (UTC), so a whole month stays requestable for as long
-// as any of it is. "No older than 13 months" is counted in calendar months, as the portal's
-// 13-month view and internal/sandbox count it.
+// Earliest returns the first day the API serves at now: the first UTC day whose midnight is
+// after now minus MaxAgeMonths months. The service counts the 13 months back from now, not in
+// calendar months, so the oldest month of a 13-month window is only partly requestable for most
+// of each month (and a billing period or invoice whose first day is older is refused whole).
 func Earliest(now time.Time) time.Time {
-	y, m, _ := now.UTC().Date()
-	return time.Date(y, m-MaxAgeMonths, 1, 0, 0, 0, 0, time.UTC)
+	return day(now.UTC().AddDate(0, -MaxAgeMonths, 0)).AddDate(0, 0, 1)
 }
 
 // MetricOf maps the exporter's metric names (actualcost, amortizedcost; any letter case) to the

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -106,6 +107,10 @@ type Options struct {
 	// and may append to Summary.Derived: the FOCUS dataset is rebuilt there from the committed
 	// partitions.
 	AfterRun func(ctx context.Context, sum *Summary)
+	// Pick, when set, chooses the source of each partition, given its live manifest (nil when
+	// there is none), and says why (internal/source decides for the "auto" setting). It
+	// replaces the per-scope choice given to New; the reason goes to the Result and manifest.
+	Pick func(p Partition, live *manifest.Manifest) (src Source, reason string, err error)
 }
 
 func (o *Options) withDefaults() Options {
@@ -150,9 +155,15 @@ type Progress struct {
 	Rows       int64
 	Bytes      int64
 	Chunks     int
-	ChunksDone int
+	ChunksDone int // listings checkpointed
 	Done       bool
 	Status     string
+	// Received counts the page body bytes read so far, live (Bytes is known only at the end);
+	// PartsSaved and RowsSaved count the checkpointed parts and their rows, which an interrupted
+	// run keeps and the next run resumes after.
+	Received   int64
+	PartsSaved int
+	RowsSaved  int64
 }
 
 // Partition outcomes.
@@ -169,6 +180,8 @@ type Result struct {
 	Scope     string    `json:"scope"`
 	Period    string    `json:"billingPeriod"`
 	Metric    string    `json:"metric"`
+	Source    string    `json:"source,omitempty"`       // the source that exported (or tried) the partition
+	Reason    string    `json:"sourceReason,omitempty"` // why that source (Options.Pick)
 	Status    string    `json:"status"`
 	RunID     string    `json:"runId,omitempty"`
 	Rows      int64     `json:"rows"`
@@ -293,7 +306,11 @@ func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots) Resul
 		Str("metric", p.Metric).Logger()
 	ctx = log.WithContext(ctx)
 	res := Result{Partition: p, Scope: p.Scope.String(), Period: p.Period.String(), Metric: p.Metric}
-	src, err := e.sources(p.Scope)
+	var src Source
+	var err error
+	if e.opts.Pick == nil {
+		src, err = e.sources(p.Scope)
+	}
 	if err == nil {
 		err = e.runPartition(ctx, p, src, sem, &res)
 	}
@@ -314,7 +331,7 @@ func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots) Resul
 	case res.Status == StatusFailed:
 		ev = log.Error().Err(err)
 	}
-	ev.Str("status", res.Status).Str("run_id", res.RunID).Int64("rows", res.Rows).Int64("bytes", res.Bytes).
+	ev.Str("status", res.Status).Str("source", res.Source).Str("source_reason", res.Reason).Str("run_id", res.RunID).Int64("rows", res.Rows).Int64("bytes", res.Bytes).
 		Int("pages", res.Pages).Int("parts", res.Parts).Bool("resumed", res.Resumed).
 		Float64("seconds", res.Seconds).Msg("partition done")
 	if e.opts.Progress != nil {

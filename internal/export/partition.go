@@ -111,6 +111,13 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	if err != nil {
 		return err
 	}
+	if e.opts.Pick != nil {
+		if src, res.Reason, err = e.opts.Pick(p, live); err != nil {
+			return fmt.Errorf("choosing the source: %w", err)
+		}
+		log.Info().Str("source", src.Name()).Str("reason", res.Reason).Msg("source chosen")
+	}
+	res.Source = src.Name()
 	cp, err := e.loadCheckpoint(ctx, p, src, live)
 	if err != nil {
 		return err
@@ -129,6 +136,7 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 		}
 	}
 	m := e.buildManifest(p, src, cp, status, now)
+	m.SourceReason = res.Reason
 	res.Rows, res.Bytes, res.Parts = m.DataRowCount, m.ByteCount, m.BlobCount
 	res.subs = m.Coverage.SubscriptionIDs
 	for _, ld := range cp.Listings {
@@ -167,7 +175,7 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 	layout := layoutOf(p, cp.PartDays)
 	meta := map[string]string{"runid": cp.RunID}
 	var pages int
-	var records int64
+	var records, received int64
 	for _, ld := range cp.Listings {
 		pages += ld.Pages
 		records += ld.Records
@@ -182,11 +190,14 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 			return err
 		}
 		done := len(cp.Listings)
+		saved := savedRows(cp)
 		onPage := func(pg consumption.Page) {
 			pages++
 			records += int64(pg.Records)
+			received += pg.Bytes
 			if e.opts.Progress != nil {
-				e.opts.Progress(Progress{Partition: p, Pages: pages, Rows: records, Chunks: len(cp.Plan), ChunksDone: done})
+				e.opts.Progress(Progress{Partition: p, Pages: pages, Rows: records, Chunks: len(cp.Plan), ChunksDone: done,
+					Received: received, PartsSaved: len(cp.Parts), RowsSaved: saved})
 			}
 		}
 		select {
@@ -212,8 +223,21 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 		if err := e.saveCheckpoint(ctx, p, cp); err != nil {
 			return err
 		}
+		if e.opts.Progress != nil {
+			e.opts.Progress(Progress{Partition: p, Pages: pages, Rows: records, Chunks: len(cp.Plan), ChunksDone: len(cp.Listings),
+				Received: received, PartsSaved: len(cp.Parts), RowsSaved: savedRows(cp)})
+		}
 	}
 	return nil
+}
+
+// savedRows counts the rows of the checkpointed parts.
+func savedRows(cp *checkpoint) int64 {
+	var n int64
+	for _, ps := range cp.Parts {
+		n += ps.Rows
+	}
+	return n
 }
 
 // chunk turns a planned listing back into its query.

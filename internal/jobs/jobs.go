@@ -70,8 +70,8 @@ type Request struct {
 	Scopes  []string `json:"scopes"`
 	Periods []string `json:"periods"`
 	Metrics []string `json:"metrics"`
-	// Source forces usageDetails or costDetails for every scope; empty means per scope from the
-	// settings.
+	// Source forces auto, usageDetails or costDetails for every scope; empty means per scope
+	// from the settings.
 	Source string `json:"source,omitempty"`
 	// Force publishes even when the drop guard would hold an export back.
 	Force bool `json:"force"`
@@ -93,6 +93,10 @@ type Partition struct {
 	// Worker is the process that last worked on the partition.
 	Worker      *Worker    `json:"worker,omitempty"`
 	UpdatedTime *time.Time `json:"updatedTime,omitempty"`
+	// Source is the source that exported the partition and SourceReason why it was chosen
+	// (docs/sources.md).
+	Source       string `json:"source,omitempty"`
+	SourceReason string `json:"sourceReason,omitempty"`
 }
 
 // Worker identifies a handler process: its instance (CONTAINER_NAME on Flex Consumption, else

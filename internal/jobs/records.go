@@ -23,14 +23,17 @@ type Record struct {
 	Attempts int    `json:"attempts"`
 	// Message is the queue message id of the delivery that wrote the record: a redelivery of the
 	// same message after its worker died takes the partition over at once.
-	Message  string    `json:"message,omitempty"`
-	Worker   *Worker   `json:"worker,omitempty"`
-	Pages    int       `json:"pages"`
-	Rows     int64     `json:"rows"`
-	Bytes    int64     `json:"bytes"`
-	Manifest string    `json:"manifest,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Started  time.Time `json:"startedTime"`
+	Message  string  `json:"message,omitempty"`
+	Worker   *Worker `json:"worker,omitempty"`
+	Pages    int     `json:"pages"`
+	Rows     int64   `json:"rows"`
+	Bytes    int64   `json:"bytes"`
+	Manifest string  `json:"manifest,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	// Source and SourceReason say which source exported the partition and why.
+	Source       string    `json:"source,omitempty"`
+	SourceReason string    `json:"sourceReason,omitempty"`
+	Started      time.Time `json:"startedTime"`
 	// Heartbeat is refreshed while the worker runs; a running record whose heartbeat is older
 	// than Options.StaleAfter belongs to a dead worker.
 	Heartbeat time.Time  `json:"heartbeatTime"`
@@ -141,6 +144,7 @@ func Derive(j *Job, recs []*Record) {
 		}
 		p.Status, p.Attempts, p.Pages, p.Rows, p.Bytes = r.Status, r.Attempts, r.Pages, r.Rows, r.Bytes
 		p.Manifest, p.Error, p.Worker = r.Manifest, r.Error, r.Worker
+		p.Source, p.SourceReason = r.Source, r.SourceReason
 		hb := r.Heartbeat
 		p.UpdatedTime = &hb
 		if p.Status == PartRunning || p.Status == PartRetrying {

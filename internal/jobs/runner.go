@@ -405,6 +405,7 @@ func (r *Runner) run(ctx context.Context, job *Job, it workqueue.Item, d Deliver
 	rec.Heartbeat = now
 	if res != nil {
 		rec.Pages, rec.Rows, rec.Bytes, rec.Manifest = res.Pages, res.Rows, res.Bytes, res.Manifest
+		rec.Source, rec.SourceReason = res.Source, res.Reason
 	}
 	var out Outcome
 	switch {

@@ -39,7 +39,8 @@ type Manifest struct {
 	BillingPeriod string `json:"billingPeriod"` // YYYYMM
 	PeriodStatus  string `json:"periodStatus"`  // open | closing | final, when exported
 	Metric        string `json:"metric"`
-	Source        string `json:"source"` // usageDetails | costDetails
+	Source        string `json:"source"`                 // usageDetails | costDetails
+	SourceReason  string `json:"sourceReason,omitempty"` // why that source (the "auto" setting's choice, or the setting that forced it)
 	APIVersion    string `json:"apiVersion"`
 	Format        string `json:"format"`      // jsonl
 	Compression   string `json:"compression"` // gzip | none

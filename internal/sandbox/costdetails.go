@@ -39,8 +39,10 @@ import (
 // MM/DD/YYYY. Parts hold RowsPerBlob rows each (the last one the rest).
 //
 // Validation (400 with an ARM error body): a body that is not JSON or has an unknown member;
-// more than one of timePeriod, billingPeriod and invoiceId; a timePeriod longer than one month
-// or starting more than 13 months before Now's month; billingPeriod on an MCA scope; invoiceId
+// more than one of timePeriod, billingPeriod and invoiceId; a timePeriod longer than one month;
+// a start (timePeriod start, or the first day of the billingPeriod or invoice) not after the
+// instant 13 months before Now — counted from now, not in calendar months, with the service's
+// "Start date must be after …" message; billingPeriod on an MCA scope; invoiceId
 // anywhere but an MCA billing profile or customer, or naming no invoice; a management group
 // scope or a billing-period sub-scope. The InvoiceId form echoes the invoice's month as
 // "billingPeriod" in requestContext.requestBody, as the published examples do.
@@ -83,6 +85,7 @@ type operation struct {
 	scopePath string // as requested, without the leading slash
 	dq        *dataQuery
 	modern    bool
+	schema    *csvSchema
 	body      GenerateRequest
 	fault     Fault
 
@@ -182,6 +185,10 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 		writeError(w, http.StatusBadRequest, br.code, br.msg)
 		return
 	}
+	if op.schema, err = s.csvSchemaFor(r.Header.Get(CSVSchemaHeader), op.modern); err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
 	select {
 	case <-s.closed:
 		writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The sandbox is shutting down.")
@@ -229,7 +236,15 @@ func (s *Server) planReport(sc scope.Scope, subs []*subscription, body GenerateR
 	}
 	modern := sc.Channel() == scope.Modern || subs[0].modern
 	today := dayOf(s.o.Now())
-	oldest := monthStart(today).AddDate(0, -maxReportAgeMonths, 0)
+	// The service counts 13 months back from now (azure-in-production.md §6), so the oldest
+	// month of a 13-month window is partly out of reach for most of each month.
+	limit := s.o.Now().UTC().AddDate(0, -maxReportAgeMonths, 0)
+	tooOld := func(start time.Time) *badRequest {
+		if start.After(limit) {
+			return nil
+		}
+		return &badRequest{"BadRequest", fmt.Sprintf("Invalid time period. Start date must be after %s.", limit.Format("2006-01-02T15:04:05Z"))}
+	}
 	var from, to time.Time
 	switch {
 	case body.TimePeriod != nil:
@@ -244,8 +259,8 @@ func (s *Server) planReport(sc scope.Scope, subs []*subscription, body GenerateR
 		if !en.Before(st.AddDate(0, 1, 0)) {
 			return nil, &badRequest{"BadRequest", "The maximum allowed date range is 1 months."}
 		}
-		if st.Before(oldest) {
-			return nil, &badRequest{"BadRequest", fmt.Sprintf("The start date cannot be older than %d months.", maxReportAgeMonths)}
+		if br := tooOld(st); br != nil {
+			return nil, br
 		}
 		from, to = st, en
 	case body.BillingPeriod != "":
@@ -256,8 +271,8 @@ func (s *Server) planReport(sc scope.Scope, subs []*subscription, body GenerateR
 		if err != nil || len(body.BillingPeriod) != 6 {
 			return nil, &badRequest{"BadRequest", fmt.Sprintf("Invalid billingPeriod '%s': want yyyyMM.", body.BillingPeriod)}
 		}
-		if p.Start().Before(oldest) {
-			return nil, &badRequest{"BadRequest", fmt.Sprintf("The billing period cannot be older than %d months.", maxReportAgeMonths)}
+		if br := tooOld(p.Start()); br != nil {
+			return nil, br
 		}
 		from, to = p.Start(), p.End().AddDate(0, 0, -1)
 	case body.InvoiceID != "":
@@ -267,6 +282,9 @@ func (s *Server) planReport(sc scope.Scope, subs []*subscription, body GenerateR
 		p, ok := s.invoiceMonth(subs, body.InvoiceID)
 		if !ok {
 			return nil, &badRequest{"BadRequest", fmt.Sprintf("Invoice '%s' was not found.", body.InvoiceID)}
+		}
+		if br := tooOld(p.Start()); br != nil {
+			return nil, br
 		}
 		from, to = p.Start(), p.End().AddDate(0, 0, -1)
 		body = GenerateRequest{Metric: body.Metric, BillingPeriod: p.String()}
@@ -450,8 +468,9 @@ func (s *Server) writePart(ctx context.Context, dst io.Writer, op *operation, st
 		zw = gzip.NewWriter(dst)
 		out = zw
 	}
-	cols := csvColumns(op.modern)
-	buf := appendCSVHeader(make([]byte, 0, partFlush+8<<10), cols)
+	cols := op.schema.cols
+	buf := append(make([]byte, 0, partFlush+8<<10), byteOrderMark...)
+	buf = appendCSVHeader(buf, cols)
 	cm := s.currentMonth()
 	var err error
 	op.dq.scan(start, func(ord int64, r *row) bool {

@@ -87,6 +87,10 @@ func downloadCSV(t *testing.T, res costDetailsResult, compressed bool) ([]string
 		if !bytes.Contains(body, []byte("\r\n")) {
 			t.Errorf("blob %d: lines do not end in CRLF", i)
 		}
+		var bom bool
+		if body, bom = bytes.CutPrefix(body, []byte(byteOrderMark)); !bom {
+			t.Errorf("blob %d: no byte order mark", i)
+		}
 		recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
 		if err != nil {
 			t.Fatalf("blob %d: csv: %v", i, err)
@@ -113,12 +117,13 @@ func csvTruth(t *testing.T, header []string, rows [][]string, modern bool) Truth
 		}
 		return i
 	}
-	costName, curName := "cost", "billingCurrency"
+	// The published headers (cost-details-and-focus.md §1.2, §1.3).
+	costName, curName, dateName, tagsName := "CostInBillingCurrency", "BillingCurrencyCode", "Date", "Tags"
 	if modern {
-		costName, curName = "costInBillingCurrency", "billingCurrencyCode"
+		costName, curName, dateName, tagsName = "costInBillingCurrency", "billingCurrency", "date", "tags"
 	}
 	costC, curC := col(costName), col(curName)
-	dateC, tagsC := col("date"), col("tags")
+	dateC, tagsC := col(dateName), col(tagsName)
 	tr := Truth{Sums: map[string]string{}, Rows: len(rows)}
 	sums := map[string]*decSum{}
 	var usd decSum
@@ -132,14 +137,15 @@ func csvTruth(t *testing.T, header []string, rows [][]string, modern bool) Truth
 		if !sums[r[curC]].addText(r[costC]) {
 			t.Fatalf("cost %q is not a decimal", r[costC])
 		}
-		if modern && !usd.addText(r[col("costInUSD")]) {
-			t.Fatalf("costInUSD %q", r[col("costInUSD")])
+		if modern && !usd.addText(r[col("costInUsd")]) {
+			t.Fatalf("costInUsd %q", r[col("costInUsd")])
 		}
 		if !csvDate.MatchString(r[dateC]) {
 			t.Errorf("date %q is not MM/DD/YYYY", r[dateC])
 		}
-		if !json.Valid([]byte(r[tagsC])) {
-			t.Errorf("tags %q is not JSON", r[tagsC])
+		// Tags are JSON members without the outer braces (§1.5), or empty.
+		if tg := r[tagsC]; strings.HasPrefix(tg, "{") || (tg != "" && !json.Valid([]byte("{"+tg+"}"))) {
+			t.Errorf("tags %q are not brace-less JSON members", tg)
 		}
 	}
 	for c, sm := range sums {
@@ -216,9 +222,9 @@ func TestCostDetailsEndToEnd(t *testing.T) {
 				t.Errorf("%d blobs for %d rows, want %d", m.BlobCount, want.Rows, wantBlobs)
 			}
 			header, rows := downloadCSV(t, res, c.compress)
-			wantHeader := make([]string, 0, 80)
-			for _, f := range csvColumns(c.modern) {
-				wantHeader = append(wantHeader, f.name)
+			wantHeader := CSVHeaders(CSVSchemaEA20240801)
+			if c.modern {
+				wantHeader = CSVHeaders(CSVSchemaMCA20231201)
 			}
 			if !slices.Equal(header, wantHeader) {
 				t.Errorf("header %v\nwant %v", header, wantHeader)
@@ -270,9 +276,13 @@ func TestCostDetailsValidation(t *testing.T) {
 		{"two of three", ea, "", `{"billingPeriod":"202402","timePeriod":{"start":"2024-02-01","end":"2024-02-10"}}`, 400},
 		{"more than a month", ea, "", `{"timePeriod":{"start":"2024-01-15","end":"2024-02-15"}}`, 400},
 		{"a month exactly", ea, "", `{"timePeriod":{"start":"2024-01-15","end":"2024-02-14"}}`, 202},
-		{"older than 13 months", ea, "", `{"timePeriod":{"start":"2023-01-31","end":"2023-02-05"}}`, 400},
-		{"13 months back", ea, "", `{"timePeriod":{"start":"2023-02-01","end":"2023-02-05"}}`, 202},
-		{"billingPeriod too old", ea, "", `{"billingPeriod":"202301"}`, 400},
+		// 13 months are counted back from now (2024-03-15T10:30Z), not in calendar months.
+		{"13 calendar months back", ea, "", `{"timePeriod":{"start":"2023-02-01","end":"2023-02-05"}}`, 400},
+		{"13 months back from now", ea, "", `{"timePeriod":{"start":"2023-02-15","end":"2023-02-20"}}`, 400},
+		{"a day later", ea, "", `{"timePeriod":{"start":"2023-02-16","end":"2023-02-20"}}`, 202},
+		{"billingPeriod 13 months back", ea, "", `{"billingPeriod":"202302"}`, 400},
+		{"billingPeriod 12 months back", ea, "", `{"billingPeriod":"202303"}`, 202},
+		{"invoiceId 13 months back", prof, "", `{"invoiceId":"` + invoiceID(nil2profile(t, "AB12-CD34-BG7-TGB"), 202302) + `"}`, 400},
 		{"end before start", ea, "", `{"timePeriod":{"start":"2024-02-10","end":"2024-02-01"}}`, 400},
 		{"missing end", ea, "", `{"timePeriod":{"start":"2024-02-10"}}`, 400},
 		{"bad metric", ea, "", `{"metric":"Usage"}`, 400},
@@ -297,6 +307,9 @@ func TestCostDetailsValidation(t *testing.T) {
 			}
 			if c.status >= 400 {
 				errorCode(t, body)
+			}
+			if strings.Contains(c.name, "13 months back") && !strings.Contains(string(body), "Start date must be after 2023-02-15T10:30:00Z") {
+				t.Errorf("body %s: want the service's \"Start date must be after …\" message", body)
 			}
 		})
 	}
@@ -484,5 +497,45 @@ func TestGroundTruthHTTP(t *testing.T) {
 		if resp, body := get(t, nil, ts.URL+"/sandbox/groundtruth?"+q); resp.StatusCode != status {
 			t.Errorf("%s: status %d, want %d: %s", q, resp.StatusCode, status, body)
 		}
+	}
+}
+
+func TestCSVSchemas(t *testing.T) {
+	// Column counts of the published versions (cost-details-and-focus.md §1.2, §1.3).
+	for name, n := range map[string]int{CSVSchemaEA20211001: 55, CSVSchemaEA20231201: 55, CSVSchemaEA20240801: 57,
+		CSVSchemaMCA20210101: 62, CSVSchemaMCA20211001: 65, CSVSchemaMCA20231201: 65} {
+		h := CSVHeaders(name)
+		if len(h) != n {
+			t.Errorf("%s: %d columns, want %d", name, len(h), n)
+		}
+		seen := map[string]bool{}
+		for _, x := range h {
+			if seen[strings.ToLower(x)] {
+				t.Errorf("%s: %s twice", name, x)
+			}
+			seen[strings.ToLower(x)] = true
+		}
+	}
+	if h := CSVHeaders(CSVSchemaEA20211001); h[0] != "CostInBillingCurrency" || h[54] != "benefitName" {
+		t.Errorf("EA 2021-10-01 order: %v", h)
+	}
+	// A request chooses a version with the header; a version of the other agreement is refused.
+	s, ts := newTestServer(t, nil)
+	ea := generateURL(ts.URL, "/providers/Microsoft.Billing/departments/301001")
+	for schema, status := range map[string]int{CSVSchemaEA20211001: 202, CSVSchemaMCA20211001: 400, "ea-1999": 400} {
+		req, _ := http.NewRequest(http.MethodPost, ea, strings.NewReader(`{"billingPeriod":"202402"}`))
+		req.Header.Set("Authorization", "Bearer "+s.Token())
+		req.Header.Set(CSVSchemaHeader, schema)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("%s: status %d, want %d", schema, resp.StatusCode, status)
+		}
+	}
+	if _, err := New(&Options{CostDetailsSchemaEA: CSVSchemaMCA20211001}); err == nil {
+		t.Error("an MCA schema for EA reports was accepted")
 	}
 }

@@ -70,7 +70,16 @@ func (e *enc) escaped(raw, esc string) {
 
 func (e *enc) num(d dec) { e.b = appendDec(e.b, d) }
 
+// boolean writes true/false in JSON and True/False in CSV, as the Cost Details files do.
 func (e *enc) boolean(v bool) {
+	if e.csv {
+		if v {
+			e.b = append(e.b, "True"...)
+		} else {
+			e.b = append(e.b, "False"...)
+		}
+		return
+	}
 	if v {
 		e.b = append(e.b, "true"...)
 	} else {
@@ -717,26 +726,6 @@ func appendRecordKind(b []byte, v *APIVersion, c *recCtx, kind, extra string) []
 		e.b = append(e.b, extra...)
 	}
 	return append(e.b, "}}"...)
-}
-
-// csvColumns returns the Cost Details CSV columns of a shape: the usageDetails property names of
-// the latest api-version (legacy for EA scopes, modern for MCA scopes) without meterDetails (an
-// object that the usageDetails API only fills on $expand; the meter is in meterId, and for MCA in
-// the meter* columns), plus "tags" (the resource tags as a JSON object). additionalInfo is its
-// JSON text.
-func csvColumns(modern bool) []field {
-	fs := legacyFields
-	if modern {
-		fs = modernFields
-	}
-	fs = without(fs, "meterDetails")
-	return append(fs, f("tags", func(e *enc, c *recCtx) {
-		if c.r.hasResource() {
-			e.object(c.r.res.tags)
-		} else {
-			e.object("{}")
-		}
-	}))
 }
 
 func appendCSVHeader(b []byte, cols []field) []byte {

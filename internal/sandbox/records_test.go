@@ -189,7 +189,7 @@ func BenchmarkGenerate(b *testing.B) {
 			p := period.Period{Year: 2024, Month: 1}
 			dq := &dataQuery{w: s.w, subs: subs, from: p.Start(), to: p.End().AddDate(0, 0, -1), metric: MetricActualCost, perDay: 1000}
 			v := lookupVersion(c.version)
-			cols := csvColumns(true)
+			cols := lookupCSVSchema(CSVSchemaMCA20231201).cols
 			buf := make([]byte, 0, 1<<16)
 			var bytes int64
 			b.ResetTimer()

@@ -102,6 +102,11 @@ type Options struct {
 	RowsPerBlob     int           // CSV rows per blob; default 100000
 	CompressCSV     bool          // gzip the CSV blobs (compressData true); default false as in the API
 	ReportValidity  time.Duration // validTill = completion + ReportValidity; default 1 hour
+	// CostDetailsSchemaEA and CostDetailsSchemaMCA are the CSV schema versions of EA and MCA
+	// reports (CSVSchema* names; default the newest published: ea-2024-08-01 and
+	// mca-2023-12-01-preview). A request may choose another with the CSVSchemaHeader header.
+	CostDetailsSchemaEA  string
+	CostDetailsSchemaMCA string
 
 	Logf func(format string, args ...any) // optional request log (never logs tokens or SAS)
 }
@@ -182,6 +187,18 @@ func New(o *Options) (*Server, error) {
 	}
 	if opt.StallMax <= 0 {
 		opt.StallMax = defaultStallMax
+	}
+	if opt.CostDetailsSchemaEA == "" {
+		opt.CostDetailsSchemaEA = CSVSchemaEA20240801
+	}
+	if opt.CostDetailsSchemaMCA == "" {
+		opt.CostDetailsSchemaMCA = CSVSchemaMCA20231201
+	}
+	if cs := lookupCSVSchema(opt.CostDetailsSchemaEA); cs == nil || cs.modern {
+		return nil, fmt.Errorf("sandbox options: CostDetailsSchemaEA %q is not an EA schema (%s)", opt.CostDetailsSchemaEA, strings.Join(CSVSchemas(), ", "))
+	}
+	if cs := lookupCSVSchema(opt.CostDetailsSchemaMCA); cs == nil || !cs.modern {
+		return nil, fmt.Errorf("sandbox options: CostDetailsSchemaMCA %q is not an MCA schema (%s)", opt.CostDetailsSchemaMCA, strings.Join(CSVSchemas(), ", "))
 	}
 	if opt.FaultRetryAfter <= 0 {
 		opt.FaultRetryAfter = defaultFaultRetry

@@ -1,0 +1,152 @@
+package lake
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/costdetails"
+	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/store"
+)
+
+// TestDuckDBReadsMixedSources exports an EA billing account and an MCA billing profile, one
+// month through usageDetails and the next through Cost Details (and the other way round for the
+// other metric), then runs the README's DuckDB query, unchanged, on the tree: it reads both
+// sources, and its counts and exact sums match the sandbox's ground truth for every partition.
+func TestDuckDBReadsMixedSources(t *testing.T) {
+	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	var scopes []scope.Scope
+	for _, k := range []scope.Kind{scope.BillingAccount, scope.BillingProfile} {
+		for _, s := range sb.Scopes() {
+			if s.Kind == k {
+				scopes = append(scopes, s)
+				break
+			}
+		}
+	}
+	dir := t.TempDir()
+	st, err := store.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}}
+	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: retry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ud := &export.UsageDetails{Client: client, Version: client.APIVersion(), Expand: "meterDetails,additionalInfo"}
+	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(), ClientOptions: retry,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	periods := []period.Period{period.Of(now).Add(-2), period.Of(now).Add(-1)}
+	// usageDetails for the older month's actual cost and the newer month's amortized cost,
+	// Cost Details for the other two.
+	pick := func(p export.Partition, _ *manifest.Manifest) (export.Source, string, error) {
+		if (p.Period == periods[0]) == (p.Metric == "actualcost") {
+			return ud, "test: usageDetails", nil
+		}
+		return cd, "test: costDetails", nil
+	}
+	e := export.New(st, nil, &export.Options{Prefix: "usage", Pick: pick, Now: func() time.Time { return now }})
+	var parts []export.Partition
+	for _, sc := range scopes {
+		for _, p := range periods {
+			for _, m := range []string{"actualcost", "amortizedcost"} {
+				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: m})
+			}
+		}
+	}
+	sum, err := e.Run(context.Background(), parts)
+	if err != nil || sum.Failed() > 0 {
+		t.Fatalf("export: %v %v", err, sum.Err())
+	}
+	sources := map[string]int{}
+	for _, r := range sum.Partitions {
+		sources[r.Source]++
+		m := readManifest(t, st, e.ManifestName(r.Partition))
+		if m.Source != r.Source || m.SourceReason != r.Reason || r.Reason == "" {
+			t.Errorf("%s: manifest source %s (%q), result %s (%q)", r.Partition.RelPath(), m.Source, m.SourceReason, r.Source, r.Reason)
+		}
+	}
+	if sources[export.SourceUsageDetails] != 4 || sources[export.SourceCostDetails] != 4 {
+		t.Fatalf("sources %v, want 4 partitions each", sources)
+	}
+
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	type key struct{ metric, scope, period string }
+	// The README's query, unchanged but for the folder.
+	q := strings.Replace(readmeQuery(t), "'usage/metric=*/scope=*/billingPeriod=*/*.jsonl.gz'",
+		"'"+filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz")+"'", 1)
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatalf("README's DuckDB query on a tree mixing both sources: %v\n%s", err, q)
+	}
+	defer rows.Close()
+	gotRows := map[key]int{}
+	gotCost := map[key]map[string]string{}
+	var table []string
+	for rows.Next() {
+		var metric, sc, bp, cur string
+		var cost decimalText
+		var n int
+		if err := rows.Scan(&metric, &sc, &bp, &cur, &n, &cost); err != nil {
+			t.Fatal(err)
+		}
+		k := key{metric, sc, bp}
+		gotRows[k] += n
+		if gotCost[k] == nil {
+			gotCost[k] = map[string]string{}
+		}
+		gotCost[k][cur] = string(cost)
+		table = append(table, fmt.Sprintf("%-14s %-64s %s %s %6d %s", metric, sc, bp, cur, n, cost))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("README query on the mixed tree:\n%s", strings.Join(table, "\n"))
+	for _, r := range sum.Partitions {
+		p := r.Partition
+		truth, err := sb.GroundTruth(p.Scope, p.Period, p.Metric)
+		if err != nil {
+			t.Fatal(err)
+		}
+		col, err := scope.UnescapePathName(p.Scope.Folder())
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := key{p.Metric, col, p.Period.String()}
+		if gotRows[k] != truth.Rows || truth.Rows == 0 {
+			t.Errorf("%v (%s): README query counts %d rows, ground truth %d", k, r.Source, gotRows[k], truth.Rows)
+		}
+		for cur, want := range truth.Sums {
+			if !sameDecimal(gotCost[k][cur], want) {
+				t.Errorf("%v %s (%s): README query sum %s, ground truth %s", k, cur, r.Source, gotCost[k][cur], want)
+			}
+		}
+	}
+}
