@@ -18,8 +18,10 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -40,9 +42,13 @@ type world struct {
 	periods []period.Period
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldFrom(t, "usageDetails") }
+
+// newWorldFrom is newWorld with the raw partitions read from source: usageDetails, costDetails,
+// or mixed (actual cost through usageDetails, amortized cost through Cost Details reports).
+func newWorldFrom(t *testing.T, source string) *world {
 	t.Helper()
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 3, Now: func() time.Time { return testNow }})
+	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 3, PollInterval: 10 * time.Millisecond, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +76,21 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &export.UsageDetails{Client: client, Version: client.APIVersion()}
+	ud := &export.UsageDetails{Client: client, Version: client.APIVersion()}
+	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(),
+		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}}, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func(p export.Partition, _ *manifest.Manifest) (export.Source, string, error) {
+		if source == "costDetails" || (source == "mixed" && p.Metric == FromAmortized) {
+			return cd, "test", nil
+		}
+		return ud, "test", nil
+	}
 	w.b = New(w.st, &Options{Prefix: "usage", Now: func() time.Time { return testNow }})
-	w.e = export.New(w.st, func(scope.Scope) (export.Source, error) { return src, nil },
-		&export.Options{Prefix: "usage", PartDays: 7, Now: func() time.Time { return testNow }, AfterRun: w.b.AfterRun,
+	w.e = export.New(w.st, nil,
+		&export.Options{Pick: pick, Prefix: "usage", PartDays: 7, Now: func() time.Time { return testNow }, AfterRun: w.b.AfterRun,
 			PartitionConcurrency: 1}) // one partition at a time: the local store's directory race (issue 12) is not this test's subject
 	cur := period.Of(testNow)
 	w.periods = []period.Period{cur.Add(-3), cur.Add(-2), cur.Add(-1)}
@@ -166,7 +183,13 @@ func val(row map[string]any, k string) string {
 // lets the hook build FOCUS, and checks every invariant of the issue against the sandbox's
 // ground truth and the written lines. Run with -v for the figures.
 func TestBuildInvariants(t *testing.T) {
-	w := newWorld(t)
+	for _, source := range []string{"usageDetails", "mixed", "costDetails"} {
+		t.Run(source, func(t *testing.T) { testBuildInvariants(t, source) })
+	}
+}
+
+func testBuildInvariants(t *testing.T, source string) {
+	w := newWorldFrom(t, source)
 	sum := w.run(t, FromActual, FromAmortized)
 	built := 0
 	for _, r := range sum.Derived {

@@ -361,21 +361,28 @@ func putAdditionalInfo(e *enc, c *recCtx) {
 }
 
 func putMeterDetails(e *enc, c *recCtx) {
-	if !c.expandMeter || e.csv || !c.r.hasMeter() {
+	if !c.expandMeter || e.csv {
 		e.null()
 		return
 	}
-	m := c.r.res.meter
+	// Marketplace and rounding rows have no meter: the object's members are empty.
+	m, none := c.r.res.meter, !c.r.hasMeter()
+	pick := func(v string) string {
+		if none {
+			return ""
+		}
+		return v
+	}
 	e.b = append(e.b, `{"meterName":`...)
-	e.str(m.name)
+	e.str(pick(m.name))
 	e.b = append(e.b, `,"meterCategory":`...)
-	e.str(m.category)
+	e.str(pick(m.category))
 	e.b = append(e.b, `,"meterSubCategory":`...)
-	e.str(m.subCategory)
+	e.str(pick(m.subCategory))
 	e.b = append(e.b, `,"unitOfMeasure":`...)
-	e.str(m.unit)
+	e.str(pick(m.unit))
 	e.b = append(e.b, `,"serviceFamily":`...)
-	e.str(m.family)
+	e.str(pick(m.family))
 	e.b = append(e.b, '}')
 }
 
