@@ -47,7 +47,12 @@ func replyError(status int, code, format string, args ...any) apiReply {
 // in Outputs.res; the host always gets 200, because a non-2xx reply would replace the caller's
 // response with a bare 500.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx, log := s.begin(r, HTTPFunction)
+	s.serveAPI(w, r, HTTPFunction, s.api)
+}
+
+// serveAPI answers an HTTP-triggered invocation of function through api.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, function string, api func(context.Context, *httpRequest) apiReply) {
+	ctx, log := s.begin(r, function)
 	inv, err := readInvocation(w, r)
 	var rep apiReply
 	switch {
@@ -71,7 +76,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: apiError{Code: "invalid_invocation", Message: err.Error()}})
 			return
 		}
-		rep = s.api(ctx, &req)
+		rep = api(ctx, &req)
 	}
 	body, merr := json.Marshal(rep.body)
 	if merr != nil {
@@ -199,6 +204,9 @@ func (s *Server) createJob(ctx context.Context, req *httpRequest) apiReply {
 	p, rep := s.parseRequest(text)
 	if rep != nil {
 		return *rep
+	}
+	if isDryRun(req) {
+		return s.dryRun(ctx, p)
 	}
 	req2 := jobs.Request{Metrics: p.metrics, Source: p.source, Force: p.force}
 	for _, sc := range p.scopes {

@@ -29,7 +29,7 @@ const (
 )
 
 // Names lists every function; layout_test.go checks it against the function.json folders.
-var Names = []string{TimerFunction, HTTPFunction, WorkerFunction}
+var Names = []string{TimerFunction, HTTPFunction, WorkerFunction, PartitionsFunction}
 
 // Binding names used in function.json (letters and digits only, as the host requires).
 const (
@@ -71,6 +71,8 @@ type Deps struct {
 	Redact func(string) string
 	// Now is the clock for planning; nil means time.Now.
 	Now func() time.Time
+	// Inventory answers the partitions API and dry runs (partitions.go); nil answers them 503.
+	Inventory Inventory
 }
 
 // Server is the http.Handler of the functions. It is safe for concurrent use and keeps no work
@@ -83,12 +85,13 @@ type Server struct {
 	errw   io.Writer
 	redact func(string) string
 	now    func() time.Time
+	inv    Inventory
 	mux    *http.ServeMux
 }
 
 // New returns a Server.
 func New(d Deps) *Server {
-	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, redact: d.Redact, now: d.Now}
+	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, redact: d.Redact, now: d.Now, inv: d.Inventory}
 	if s.errw == nil {
 		s.errw = io.Discard
 	}
@@ -103,6 +106,7 @@ func New(d Deps) *Server {
 	s.mux.HandleFunc("POST /"+TimerFunction, s.serveTimer)
 	s.mux.HandleFunc("POST /"+HTTPFunction, s.serveHTTP)
 	s.mux.HandleFunc("POST /"+WorkerFunction, s.serveWorker)
+	s.mux.HandleFunc("POST /"+PartitionsFunction, s.servePartitions)
 	s.mux.HandleFunc("/", s.serveNotFound)
 	return s
 }

@@ -87,6 +87,7 @@ func (s *Server) serveTimer(w http.ResponseWriter, r *http.Request) {
 	}
 	logs = append(logs, s.drainPoison(ctx)...)
 	logs = append(logs, s.prune(ctx)...)
+	logs = append(logs, s.cleanRunFolders(ctx)...)
 	writeJSON(w, http.StatusOK, invokeResponse{Outputs: map[string]any{}, Logs: logs})
 }
 

@@ -94,6 +94,14 @@ func (s *Server) serveWorker(w http.ResponseWriter, r *http.Request) {
 // answers the host with a non-2xx status.
 func (s *Server) failed(w http.ResponseWriter, r *http.Request, function string, status int, err error, logs []string) {
 	msg := s.redact(err.Error())
+	if r.Context().Err() != nil {
+		// Shutdown (SIGTERM, Ctrl-C): nothing is wrong; the invocation recorded its progress
+		// and its message comes back. Said at info, and not on stderr (the host's Error level).
+		s.log.Info().Str("function", function).Str("invocation_id", invocationID(r)).Str("reason", msg).
+			Msg("invocation interrupted by shutdown; it resumes from its checkpoint")
+		writeJSON(w, http.StatusServiceUnavailable, invokeResponse{Outputs: map[string]any{}, Logs: append(logs, "interrupted: "+msg)})
+		return
+	}
 	s.log.Warn().Str("function", function).Str("invocation_id", invocationID(r)).Str("error", msg).Msg("invocation failed")
 	fmt.Fprintf(s.errw, "%s invocation %s failed: %s\n", function, invocationID(r), strings.ReplaceAll(msg, "\n", "; "))
 	writeJSON(w, status, invokeResponse{Outputs: map[string]any{}, Logs: append(logs, "failed: "+msg)})

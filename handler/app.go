@@ -67,7 +67,9 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, 
 	if err != nil {
 		return nil, err
 	}
-	budget := ratelimit.New(&ratelimit.Options{PerScope: cfg.RatePerScope, PerTenant: cfg.RatePerTenant})
+	budget := ratelimit.New(&ratelimit.Options{
+		PerScope: cfg.RatePerScope, PerKind: cfg.RatePerKind, PerTenant: cfg.RatePerTenant, Window: cfg.RateWindow,
+	})
 	copts := policy.ClientOptions{
 		Transport:        transport,
 		PerRetryPolicies: []policy.Policy{budget.Policy(), arm.NewDiagnosePolicy()},

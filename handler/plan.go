@@ -16,6 +16,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/plan"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -29,11 +30,23 @@ func sourceChoice(cfg *config.Config, forced string, now time.Time) plan.SourceF
 	}
 }
 
-// planBudget is the configured call budget.
+// planBudget is the configured call budget in calls per minute: the rate budget's own rule per
+// scope kind (USAGE_EXPORT_RATE_PER_SCOPE, else the observed per-kind limits).
 func planBudget(cfg *config.Config) plan.Budget {
+	o := ratelimit.Options{PerScope: cfg.RatePerScope, PerKind: cfg.RatePerKind, PerTenant: cfg.RatePerTenant, Window: cfg.RateWindow}
+	perMinute := func(n int) float64 {
+		if o.Window <= 0 {
+			return float64(n)
+		}
+		return float64(n) * float64(time.Minute) / float64(o.Window)
+	}
+	tenant := cfg.RatePerTenant
+	if tenant <= 0 {
+		tenant = ratelimit.DefaultPerTenant
+	}
 	return plan.Budget{
-		PerScope:  func(scope.Scope) float64 { return float64(cfg.RatePerScope) },
-		PerTenant: float64(cfg.RatePerTenant),
+		PerScope:  func(sc scope.Scope) float64 { return perMinute(o.Rate(sc.Kind)) },
+		PerTenant: perMinute(tenant),
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/scope"
 )
 
 // cmdSandbox runs the API sandbox until interrupted and prints how to point the exporter at it.
@@ -24,16 +26,33 @@ func cmdSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	token := fs.String("token", "", "bearer token to require (default: random)")
 	ratePerScope := fs.Int("rate-per-scope", 0, "calls per window per scope before 429 (0 = unlimited)")
 	ratePerTenant := fs.Int("rate-per-tenant", 0, "calls per window overall before 429 (0 = unlimited)")
-	window := fs.Duration("rate-window", time.Minute, "the rate window")
+	rateLimits := fs.String("rate-limits", "", `per-scope-kind limits per window: "observed" for the real service's (subscription 10, billing account/profile/customer 6, department/enrollment account/management group 2), or kind=n,… (over -rate-per-scope)`)
+	window := fs.Duration("rate-window", time.Minute, "the rate window (shorten it to run the real limits faster: 2s is 30 times faster)")
+	noHeaders := fs.Bool("throttle-without-headers", false, `rate-limit 429s carry no retry header, only "Please retry after N seconds."`)
 	latency := fs.Duration("page-latency", 0, "delay before each page")
 	ignoreDates := fs.Bool("ignore-date-filter", false, "return whole months whatever the date range (a known service behaviour)")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
+	perKind := map[scope.Kind]int(nil)
+	switch *rateLimits {
+	case "":
+	case "observed":
+		perKind = sandbox.ObservedRates
+		if *ratePerTenant == 0 {
+			*ratePerTenant = sandbox.DocumentedTenantRate
+		}
+	default:
+		n, kinds, err := ratelimit.ParseRates(*rateLimits)
+		if err != nil || n != 0 {
+			return exitError{code: exitUsage, msg: fmt.Sprintf("-rate-limits %q: want observed or kind=n,…: %v", *rateLimits, err)}
+		}
+		perKind = kinds
+	}
 	sb, err := sandbox.New(&sandbox.Options{
 		Addr: *addr, Seed: *seed, RecordsPerDay: *perDay, TLS: *useTLS, Token: *token,
-		RatePerScope: *ratePerScope, RatePerTenant: *ratePerTenant, RateWindow: *window,
-		PageLatency: *latency, IgnoreDateFilter: *ignoreDates,
+		RatePerScope: *ratePerScope, RatePerKind: perKind, RatePerTenant: *ratePerTenant, RateWindow: *window,
+		ThrottleWithoutHeaders: *noHeaders, PageLatency: *latency, IgnoreDateFilter: *ignoreDates,
 	})
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}

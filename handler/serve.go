@@ -120,6 +120,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 	fs := functions.New(functions.Deps{
 		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr, Redact: redact,
+		Inventory: newInventory(cfg, a.store),
 	})
 	g.open(fs)
 	log.Info().Msg("ready")
@@ -212,27 +213,7 @@ func exportFunc(a *app) jobs.ExportFunc {
 	return func(ctx context.Context, r jobs.Run) (*export.Summary, error) {
 		run := *a // per-run source override; the clients and store are shared
 		run.forceSource = r.Source
-		e := run.exporter(r.ExecutionType, r.Progress, r.Force)
-		sum, err := e.Run(ctx, r.Partitions)
-		if r.ExecutionType == "Scheduled" && err == nil {
-			cleanRunFolders(ctx, e)
-		}
-		return sum, err
-	}
-}
-
-// cleanRunFolders removes the run folders the cleanup rule expires (held runs after 30 days,
-// abandoned ones after 7), once per scheduled run; a failure is logged and retried next time.
-func cleanRunFolders(ctx context.Context, e *export.Exporter) {
-	log := zerolog.Ctx(ctx)
-	removed, err := e.Clean(ctx, time.Now(), nil, false)
-	if err != nil {
-		log.Warn().Str("error", redact(err.Error())).Msg("cleaning run folders; the next scheduled run tries again")
-		return
-	}
-	for _, f := range removed {
-		log.Info().Str("run_id", f.RunID).Str("folder", f.Dir).Bool("held", f.Held != nil).Time("last_written", f.Newest).
-			Msg("expired run folder removed")
+		return run.exporter(r.ExecutionType, r.Progress, r.Force).Run(ctx, r.Partitions)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -19,239 +18,13 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
-	"github.com/usage-export/usage-export/internal/period"
-	"github.com/usage-export/usage-export/internal/record"
+	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/scope"
-	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/status"
 )
 
-// partitionStatus is one partition of `handler status` and GET /api/partitions: what is live,
-// and what waits in the control tree.
-type partitionStatus struct {
-	Scope         string `json:"scope"`
-	Metric        string `json:"metric"`
-	BillingPeriod string `json:"billingPeriod"`
-	// PeriodStatus is the period's status now (open, closing, final); ExportedAs its status when
-	// the live export was written.
-	PeriodStatus string `json:"periodStatus"`
-	ExportedAs   string `json:"exportedAs,omitempty"`
-	Committed    bool   `json:"committed"`
-	Source       string `json:"source,omitempty"`
-	Rows         int64  `json:"rows"`
-	Bytes        int64  `json:"bytes"`
-	// Totals are the billing-currency cost sums (currency → exact decimal).
-	Totals     map[string]string `json:"totals,omitempty"`
-	LastRun    *runStatus        `json:"lastRun,omitempty"`
-	Held       []heldStatus      `json:"held,omitempty"`
-	Unfinished bool              `json:"unfinished,omitempty"` // a checkpoint waits: the next run resumes it
-	Manifest   string            `json:"manifest,omitempty"`
-}
-
-type runStatus struct {
-	RunID         string    `json:"runId"`
-	ExecutionType string    `json:"executionType"`
-	FinishedTime  time.Time `json:"finishedTime"`
-	AgeSeconds    float64   `json:"ageSeconds"`
-}
-
-type heldStatus struct {
-	RunID       string            `json:"runId"`
-	Rows        int64             `json:"rows"`
-	Totals      map[string]string `json:"totals,omitempty"`
-	HeldTime    time.Time         `json:"heldTime"`
-	ExpiresTime time.Time         `json:"expiresTime"`
-	Manifest    string            `json:"manifest"`
-}
-
-// statusReport is the whole answer.
-type statusReport struct {
-	Partitions []partitionStatus `json:"partitions"`
-	Count      int               `json:"count"`
-	Rows       int64             `json:"rows"`
-	Held       int               `json:"held"`
-	Unfinished int               `json:"unfinished"`
-}
-
-// statusFilter selects partitions; empty fields select all.
-type statusFilter struct {
-	Scopes  []scope.Scope
-	Periods map[string]bool
-	Metrics map[string]bool
-}
-
-func (f statusFilter) match(sc, p, metric string) bool {
-	if len(f.Periods) > 0 && !f.Periods[p] {
-		return false
-	}
-	if len(f.Metrics) > 0 && !f.Metrics[metric] {
-		return false
-	}
-	if len(f.Scopes) == 0 {
-		return true
-	}
-	s, err := scope.Parse(sc)
-	if err != nil {
-		return false
-	}
-	for _, want := range f.Scopes {
-		if want.Equal(s) {
-			return true
-		}
-	}
-	return false
-}
-
-// billingTotals sums a manifest's totals over the billing-currency cost fields (costInUSD is a
-// second, USD view of modern records).
-func billingTotals(t map[string]map[string]string) map[string]string {
-	out := map[string]string{}
-	for field, byCur := range t {
-		if field == record.FieldCostInUSD {
-			continue
-		}
-		for cur, v := range byCur {
-			out[cur] = v // one cost field per record kind: a partition has one per currency
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
-// collectStatus reads the live manifests, the held runs and the checkpoints under the prefix.
-func collectStatus(ctx context.Context, st export.Store, e *export.Exporter, prefix string, restatementDays int, f statusFilter, now time.Time) (*statusReport, error) {
-	root := ""
-	if prefix != "" {
-		root = prefix + "/"
-	}
-	byPath := map[string]*partitionStatus{}
-	get := func(relPath, sc, p, metric string) *partitionStatus {
-		ps := byPath[relPath]
-		if ps == nil {
-			ps = &partitionStatus{Scope: sc, Metric: metric, BillingPeriod: p}
-			if per, err := period.Parse(p); err == nil {
-				ps.PeriodStatus = string(per.StatusAt(now, restatementDays))
-			}
-			byPath[relPath] = ps
-		}
-		return ps
-	}
-	var manifests []string
-	var checkpoints []string
-	err := st.List(ctx, root, func(it store.Item) error {
-		rel := strings.TrimPrefix(it.Name, root)
-		switch {
-		case strings.HasPrefix(rel, "_control/checkpoints/") && path.Base(rel) == "checkpoint.json":
-			checkpoints = append(checkpoints, path.Dir(strings.TrimPrefix(rel, "_control/checkpoints/")))
-		case !strings.HasPrefix(rel, "_control/") && path.Base(rel) == manifest.FileName:
-			manifests = append(manifests, it.Name)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing the output: %w", err)
-	}
-	for _, name := range manifests {
-		m, err := readManifestFile(ctx, st, name)
-		if err != nil {
-			return nil, err
-		}
-		if !f.match(m.Scope, m.BillingPeriod, m.Metric) {
-			continue
-		}
-		rel := strings.TrimPrefix(path.Dir(name), root)
-		ps := get(rel, m.Scope, m.BillingPeriod, m.Metric)
-		ps.Committed = true
-		ps.ExportedAs, ps.Source, ps.Rows, ps.Bytes = m.PeriodStatus, m.Source, m.DataRowCount, m.ByteCount
-		ps.Totals = billingTotals(m.Totals)
-		ps.Manifest = name
-		ps.LastRun = &runStatus{RunID: m.RunInfo.RunID, ExecutionType: m.RunInfo.ExecutionType,
-			FinishedTime: m.RunInfo.FinishedTime, AgeSeconds: roundSeconds(now.Sub(m.RunInfo.FinishedTime))}
-	}
-	folders, err := e.RunFolders(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, fo := range folders {
-		if fo.Held == nil || !f.match(fo.Held.Scope, fo.Held.BillingPeriod, fo.Held.Metric) {
-			continue
-		}
-		ps := get(fo.RelPath, fo.Held.Scope, fo.Held.BillingPeriod, fo.Held.Metric)
-		ps.Held = append(ps.Held, heldStatus{RunID: fo.RunID, Rows: fo.Held.DataRowCount, Totals: billingTotals(fo.Held.Totals),
-			HeldTime: fo.Newest.UTC(), ExpiresTime: fo.Newest.Add(export.DefaultHeldRetention).UTC(), Manifest: path.Join(fo.Dir, manifest.FileName)})
-	}
-	for _, rel := range checkpoints {
-		if ps := byPath[rel]; ps != nil {
-			ps.Unfinished = true
-			continue
-		}
-		// An unfinished first run: the partition has no manifest yet; its names come from the
-		// folder (scope=… is the escaped folder name, not the scope path).
-		metric, sc, p, ok := splitRelPath(rel)
-		if !ok || (len(f.Scopes) > 0) || (len(f.Periods) > 0 && !f.Periods[p]) || (len(f.Metrics) > 0 && !f.Metrics[metric]) {
-			continue
-		}
-		get(rel, sc, p, metric).Unfinished = true
-	}
-	rep := &statusReport{Partitions: []partitionStatus{}}
-	for _, ps := range byPath {
-		rep.Partitions = append(rep.Partitions, *ps)
-		rep.Rows += ps.Rows
-		rep.Held += len(ps.Held)
-		if ps.Unfinished {
-			rep.Unfinished++
-		}
-	}
-	sort.Slice(rep.Partitions, func(i, j int) bool {
-		a, b := rep.Partitions[i], rep.Partitions[j]
-		if a.Scope != b.Scope {
-			return a.Scope < b.Scope
-		}
-		if a.Metric != b.Metric {
-			return a.Metric < b.Metric
-		}
-		return a.BillingPeriod < b.BillingPeriod
-	})
-	rep.Count = len(rep.Partitions)
-	return rep, nil
-}
-
-func splitRelPath(rel string) (metric, sc, p string, ok bool) {
-	segs := strings.Split(rel, "/")
-	if len(segs) != 3 {
-		return "", "", "", false
-	}
-	metric, ok1 := strings.CutPrefix(segs[0], "metric=")
-	sc, ok2 := strings.CutPrefix(segs[1], "scope=")
-	p, ok3 := strings.CutPrefix(segs[2], "billingPeriod=")
-	if u, err := scope.UnescapePathName(sc); err == nil {
-		sc = u
-	}
-	return metric, sc, p, ok1 && ok2 && ok3
-}
-
-func roundSeconds(d time.Duration) float64 { return float64(d.Round(time.Second) / time.Second) }
-
-func readManifestFile(ctx context.Context, st export.Store, name string) (*manifest.Manifest, error) {
-	rc, _, err := st.Get(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	m, err := manifest.Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return m, nil
-}
-
 // writeStatusTable prints the report for a person.
-func writeStatusTable(w io.Writer, rep *statusReport) {
+func writeStatusTable(w io.Writer, rep *status.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCOPE\tMETRIC\tPERIOD\tSTATUS\tSOURCE\tROWS\tTOTAL\tAGE\tLAST RUN\tWAITING")
 	for _, p := range rep.Partitions {
@@ -333,8 +106,8 @@ func readOnlyExporter(st export.Store, cfg *config.Config) *export.Exporter {
 }
 
 // parseStatusFilter turns the filter flags into a filter.
-func parseStatusFilter(scopes, periods, from, to, metrics string, cfg *config.Config, now time.Time) (statusFilter, error) {
-	var f statusFilter
+func parseStatusFilter(scopes, periods, from, to, metrics string, cfg *config.Config, now time.Time) (status.Filter, error) {
+	var f status.Filter
 	var err error
 	if f.Scopes, err = config.ParseScopes(scopes); err != nil {
 		return f, fmt.Errorf("--scope: %w", err)
@@ -390,7 +163,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	rep, err := collectStatus(ctx, st, readOnlyExporter(st, cfg), cfg.Prefix, *restatement, filter, now)
+	rep, err := status.Collect(ctx, st, readOnlyExporter(st, cfg), cfg.Prefix, *restatement, filter, now)
 	if err != nil {
 		return err
 	}
@@ -516,4 +289,40 @@ func cmdClean(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// inventory answers the partitions API and dry runs (functions.Inventory) over the app's store.
+type inventory struct {
+	cfg *config.Config
+	st  export.Store
+	e   *export.Exporter
+}
+
+func newInventory(cfg *config.Config, st export.Store) *inventory {
+	return &inventory{cfg: cfg, st: st, e: readOnlyExporter(st, cfg)}
+}
+
+func (v *inventory) Status(ctx context.Context, f status.Filter) (*status.Report, error) {
+	return status.Collect(ctx, v.st, v.e, v.cfg.Prefix, v.cfg.RestatementDays, f, time.Now())
+}
+
+func (v *inventory) PublishHeld(ctx context.Context, runID string) (*manifest.Manifest, error) {
+	return v.e.PublishHeld(ctx, runID)
+}
+
+func (v *inventory) DiscardHeld(ctx context.Context, runID string) error {
+	return v.e.DiscardHeld(ctx, runID)
+}
+
+func (v *inventory) Plan(ctx context.Context, parts []export.Partition, source string) (*plan.Plan, error) {
+	r, err := newPlanReader(ctx, v.e)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	return plan.Make(ctx, r, parts, sourceChoice(v.cfg, source, now), planBudget(v.cfg), now, v.cfg.RestatementDays)
+}
+
+func (v *inventory) Clean(ctx context.Context) ([]export.RunFolder, error) {
+	return v.e.Clean(ctx, time.Now(), nil, false)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/status"
 )
 
 // TestStatusHeldPublish exports two scopes × two periods, re-exports one scope from a sandbox
@@ -45,13 +46,13 @@ func TestStatusHeldPublish(t *testing.T) {
 		t.Fatalf("re-export with a quarter of the rows: exit %d, want %d (held)", code, exitAttended)
 	}
 
-	status := func(args ...string) statusReport {
+	status := func(args ...string) status.Report {
 		t.Helper()
 		code, stdout, stderr := runCLI(t, env, append([]string{"status", "--format", "json"}, args...)...)
 		if code != exitOK {
 			t.Fatalf("status: exit %d: %s", code, stderr)
 		}
-		var rep statusReport
+		var rep status.Report
 		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 			t.Fatalf("status JSON: %v\n%s", err, stdout)
 		}

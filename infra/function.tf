@@ -27,7 +27,7 @@ locals {
       USAGE_EXPORT_MANAGEMENT_ENDPOINT = var.management_endpoint
       USAGE_EXPORT_GZIP                = tostring(var.gzip)
       USAGE_EXPORT_PART_DAYS           = tostring(var.part_days)
-      USAGE_EXPORT_RATE_PER_SCOPE      = tostring(var.rate_per_scope)
+      USAGE_EXPORT_RATE_PER_SCOPE      = var.rate_per_scope
       USAGE_EXPORT_RATE_PER_TENANT     = tostring(var.rate_per_tenant)
       USAGE_EXPORT_CONCURRENCY         = tostring(var.concurrency)
       USAGE_EXPORT_LEASE_SECONDS       = tostring(var.lease_seconds)

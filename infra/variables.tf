@@ -357,13 +357,13 @@ variable "part_days" {
 }
 
 variable "rate_per_scope" {
-  description = "Request budget per scope per minute (USAGE_EXPORT_RATE_PER_SCOPE)."
-  type        = number
-  default     = 30
+  description = "Request budget per scope per minute (USAGE_EXPORT_RATE_PER_SCOPE): kind=n,… and/or one n for every other kind. Empty: the limits observed per scope kind (subscription 10, billing account/profile/customer 6, department/enrollment account/management group 2)."
+  type        = string
+  default     = ""
 
   validation {
-    condition     = var.rate_per_scope > 0 && var.rate_per_scope <= 1000
-    error_message = "rate_per_scope must be greater than 0 and at most 1000."
+    condition     = can(regex("^([A-Za-z]+=[0-9]+|[0-9]+)?(,([A-Za-z]+=[0-9]+|[0-9]+))*$", var.rate_per_scope))
+    error_message = "rate_per_scope must be a comma-separated list of kind=calls and at most one bare number of calls."
   }
 }
 
@@ -446,13 +446,13 @@ variable "log_level" {
 }
 
 variable "expand" {
-  description = "$expand of usageDetails requests (USAGE_EXPORT_EXPAND). Empty: no expansion."
+  description = "$expand of usageDetails requests (USAGE_EXPORT_EXPAND). Empty: meter details and additional info; none: no expansion."
   type        = string
-  default     = "additionalInfo"
+  default     = ""
 
   validation {
-    condition     = can(regex("^[A-Za-z,]*$", var.expand))
-    error_message = "expand must be a comma-separated list of property names (letters only)."
+    condition     = can(regex("^[A-Za-z,/]*$", var.expand))
+    error_message = "expand must be a comma-separated list of property names (letters and '/' only), or none."
   }
 }
 

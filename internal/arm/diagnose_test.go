@@ -3,12 +3,17 @@ package arm
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +100,23 @@ func TestDiagnose(t *testing.T) {
 	for _, s := range []int{200, 204, 400, 404} {
 		if _, ok := Diagnose(&http.Response{StatusCode: s}, nil); ok {
 			t.Errorf("%d diagnosed", s)
+		}
+	}
+	for _, tc := range []struct {
+		err       error
+		cause     string
+		permanent bool
+	}{
+		{&url.Error{Op: "Get", URL: "https://x", Err: &net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "managment.azure.com", IsNotFound: true}}}, "dns", true},
+		{&net.DNSError{Err: "server misbehaving", Name: "x", IsTemporary: true}, "", false},
+		{&url.Error{Op: "Get", URL: "https://x", Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, "tls_trust", true},
+		{&url.Error{Op: "Get", URL: "https://x", Err: x509.HostnameError{Certificate: &x509.Certificate{}, Host: "x"}}, "tls_trust", true},
+		{&url.Error{Op: "Get", URL: "http://x", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, "connection_refused", true},
+		{&url.Error{Op: "Get", URL: "http://x", Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, "network", false},
+	} {
+		d, ok := Diagnose(nil, tc.err)
+		if ok != (tc.cause != "") || d.Cause != tc.cause || d.Permanent != tc.permanent {
+			t.Errorf("%v: %+v %v, want cause %q permanent %v", tc.err, d, ok, tc.cause, tc.permanent)
 		}
 	}
 	if _, ok := Diagnose(nil, context.Canceled); ok {

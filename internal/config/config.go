@@ -9,7 +9,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -36,6 +39,7 @@ const (
 	EnvPartDays           = "USAGE_EXPORT_PART_DAYS"
 	EnvRatePerScope       = "USAGE_EXPORT_RATE_PER_SCOPE"
 	EnvRatePerTenant      = "USAGE_EXPORT_RATE_PER_TENANT"
+	EnvRateWindow         = "USAGE_EXPORT_RATE_WINDOW"
 	EnvDropGuard          = "USAGE_EXPORT_DROP_GUARD"
 	EnvRowKey             = "USAGE_EXPORT_ROW_KEY"
 	EnvFocus              = "USAGE_EXPORT_FOCUS"
@@ -61,14 +65,18 @@ const (
 	DefaultRestatementDays    = 5
 	DefaultManagementEndpoint = "https://management.azure.com"
 	DefaultPartDays           = 1
-	DefaultRatePerScope       = 30  // calls per minute per scope (documented limit)
-	DefaultRatePerTenant      = 200 // calls per minute per tenant (documented limit)
+	DefaultRatePerTenant      = ratelimit.DefaultPerTenant // calls per window per tenant (documented limit)
+	DefaultRateWindow         = ratelimit.DefaultWindow    // the window the rates count calls in
 	DefaultDropGuard          = 0.5
-	DefaultExpand             = "additionalInfo"
+	DefaultExpand             = "" // consumption.DefaultExpand: meter details and additional info
 	DefaultMaxMonths          = 36
 	DefaultConcurrency        = 4
 	DefaultLeaseSeconds       = 60 // partition lease; a dead writer blocks its partition at most this long
 )
+
+// minRateWindow is the shortest rate window: tests and benchmarks shorten the window along with
+// the sandbox's -rate-window, to run the real per-kind rates faster.
+const minRateWindow = 100 * time.Millisecond
 
 // APIVersions lists the supported usageDetails API versions.
 var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01", "2023-11-01", "2024-08-01"}
@@ -100,8 +108,10 @@ type Config struct {
 	CAFile             string
 	Gzip               bool
 	PartDays           int
-	RatePerScope       int
+	RatePerScope       int                // calls per window of a scope of any kind not in RatePerKind; 0 = ratelimit.DefaultPerKind
+	RatePerKind        map[scope.Kind]int // calls per window of one scope, by kind
 	RatePerTenant      int
+	RateWindow         time.Duration
 	DropGuard          float64
 	RowKey             bool
 	Focus              bool // build the FOCUS dataset; implies the actualcost and amortizedcost metrics
@@ -164,8 +174,8 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 		Expand:             get(EnvExpand, DefaultExpand),
 		ClientID:           get(EnvClientID, ""),
 	}
-	if strings.EqualFold(c.Expand, "none") {
-		c.Expand = ""
+	if strings.EqualFold(c.Expand, consumption.ExpandNone) {
+		c.Expand = consumption.ExpandNone
 	}
 	c.Gzip = boolean(EnvGzip, true)
 	c.RowKey = boolean(EnvRowKey, false)
@@ -173,7 +183,19 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	c.AllowCustomEndpoint = boolean(EnvAllowCustomEndpoint, false)
 	c.RestatementDays = atoi(EnvRestatementDays, DefaultRestatementDays, 0, 31)
 	c.PartDays = atoi(EnvPartDays, DefaultPartDays, 1, 31)
-	c.RatePerScope = atoi(EnvRatePerScope, DefaultRatePerScope, 1, 100000)
+	if rs := get(EnvRatePerScope, ""); rs != "" {
+		var err error
+		if c.RatePerScope, c.RatePerKind, err = ratelimit.ParseRates(rs); err != nil {
+			bad(EnvRatePerScope, "%v", err)
+		}
+	}
+	rw := get(EnvRateWindow, DefaultRateWindow.String())
+	if d, err := time.ParseDuration(rw); err != nil || d < minRateWindow || d > time.Hour {
+		bad(EnvRateWindow, "%q is not a duration from %s to 1h", rw, minRateWindow)
+		c.RateWindow = DefaultRateWindow
+	} else {
+		c.RateWindow = d
+	}
 	c.RatePerTenant = atoi(EnvRatePerTenant, DefaultRatePerTenant, 1, 100000)
 	c.MaxMonths = atoi(EnvMaxMonths, DefaultMaxMonths, 1, 120)
 	c.Concurrency = atoi(EnvConcurrency, DefaultConcurrency, 1, 64)

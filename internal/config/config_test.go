@@ -1,9 +1,14 @@
 package config
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/scope"
 )
 
 func lookup(m map[string]string) func(string) (string, bool) {
@@ -19,8 +24,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(c.Scopes) != 2 || c.APIVersion != DefaultAPIVersion || c.Container != DefaultContainer || c.Prefix != DefaultPrefix ||
-		!c.Gzip || c.PartDays != 1 || c.RatePerScope != 30 || c.RatePerTenant != 200 || c.DropGuard != 0.5 ||
-		c.RestatementDays != 5 || c.Metrics[0] != "actualcost" || c.Expand != "additionalInfo" || c.ManagementEndpoint != DefaultManagementEndpoint {
+		!c.Gzip || c.PartDays != 1 || c.RatePerScope != 0 || c.RatePerKind != nil || c.RatePerTenant != 200 || c.RateWindow != time.Minute || c.DropGuard != 0.5 ||
+		c.RestatementDays != 5 || c.Metrics[0] != "actualcost" || c.Expand != "" || c.ManagementEndpoint != DefaultManagementEndpoint {
 		t.Errorf("defaults: %+v", c)
 	}
 	if _, ok := c.Allowed(c.Scopes[1]); !ok {
@@ -42,6 +47,8 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		EnvGzip:               "maybe",
 		EnvSchedule:           "0 4 * * *",
 		EnvLogLevel:           "loud",
+		EnvRatePerScope:       "department=0,resourceGroup=3",
+		EnvRateWindow:         "1ms",
 		EnvOutputDir:          "out",
 		EnvStorageConnection:  "UseDevelopmentStorage=true",
 	}), true, true)
@@ -49,7 +56,8 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		t.Fatal("no error")
 	}
 	for _, name := range []string{EnvScopes, EnvAPIVersion, EnvMetric, EnvRestatementDays, EnvManagementEndpoint, EnvPrefix,
-		EnvContainer, EnvDropGuard, EnvGzip, EnvSchedule, EnvLogLevel, "output"} {
+		EnvContainer, EnvDropGuard, EnvGzip, EnvSchedule, EnvLogLevel, EnvRatePerScope, `"resourceGroup"`, `"department=0"`,
+		EnvRateWindow, "output"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not mention %s:\n%v", name, err)
 		}
@@ -111,5 +119,39 @@ func TestFocusImpliesBothCostMetrics(t *testing.T) {
 		if !cfg.Focus || !slices.Equal(cfg.Metrics, c.want) {
 			t.Errorf("metric %q: focus %v metrics %v, want %v", c.metric, cfg.Focus, cfg.Metrics, c.want)
 		}
+	}
+}
+
+// TestRateSettings checks the per-scope rate setting: per kind, one rate for all, both, and
+// the window.
+func TestRateSettings(t *testing.T) {
+	tests := []struct {
+		in       string
+		window   string
+		perScope int
+		perKind  map[scope.Kind]int
+		wantWin  time.Duration
+	}{
+		{"", "", 0, nil, time.Minute},
+		{"30", "2s", 30, nil, 2 * time.Second},
+		{"Department=4, subscription=20", "", 0, map[scope.Kind]int{scope.Department: 4, scope.Subscription: 20}, time.Minute},
+		{"12,managementGroup=1", "500ms", 12, map[scope.Kind]int{scope.ManagementGroup: 1}, 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		c, err := Load(lookup(map[string]string{EnvScopes: "/subscriptions/abc", EnvOutputDir: "out", EnvRatePerScope: tt.in, EnvRateWindow: tt.window}), true, true)
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if c.RatePerScope != tt.perScope || !maps.Equal(c.RatePerKind, tt.perKind) || c.RateWindow != tt.wantWin {
+			t.Errorf("%q, %q: got %d %v %s, want %d %v %s", tt.in, tt.window, c.RatePerScope, c.RatePerKind, c.RateWindow, tt.perScope, tt.perKind, tt.wantWin)
+		}
+	}
+}
+
+func TestExpandNone(t *testing.T) {
+	c, err := Load(lookup(map[string]string{EnvScopes: "/subscriptions/abc", EnvOutputDir: "out", EnvExpand: "NONE"}), true, true)
+	if err != nil || c.Expand != consumption.ExpandNone {
+		t.Errorf("Expand = %q, %v; want %q", c.Expand, err, consumption.ExpandNone)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
@@ -146,11 +147,12 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	co.Transport = arm.NoRedirects(co.Transport)
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// Order matters. The pipeline runs per-call, retry, then the per-retry policies in order:
-	// RetryAfterPolicy first so it rewrites the hint last, just before the retry policy reads it;
+	// the retry hint policy first so it rewrites the hint last, just before the retry policy
+	// reads it (and waits out a hint longer than MaxRetryDelay);
 	// the caller's policies (a rate budget); then arm.TokenPolicies: the host guard and the bearer
 	// token, so the token is attached at the last moment and only after the host check, and the
 	// idle timeout last, so time waiting in the caller's policies is not counted as a stall.
-	perRetry := []policy.Policy{RetryAfterPolicy{}}
+	perRetry := []policy.Policy{retryhint.NewPolicy(co.Retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
 	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
 	co.PerRetryPolicies = perRetry

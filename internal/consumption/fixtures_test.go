@@ -126,7 +126,11 @@ func runFixture(t *testing.T, version string, f fixture, status string, body jso
 	if top := f.param("$top"); top != "" {
 		q.Top = must(strconv.Atoi(top))
 	}
-	wantQuery := map[string]string{"api-version": version, "$filter": q.Filter, "$expand": q.Expand, "$top": f.param("$top")}
+	wantExpand := q.Expand
+	if wantExpand == "" {
+		wantExpand = DefaultExpand(version)
+	}
+	wantQuery := map[string]string{"api-version": version, "$filter": q.Filter, "$expand": wantExpand, "$top": f.param("$top")}
 	if version != apiVersionNoMetric {
 		wantQuery["metric"] = q.Metric
 	}

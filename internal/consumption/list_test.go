@@ -142,7 +142,7 @@ func TestListFollowsNextLinkVerbatim(t *testing.T) {
 	if err := c.List(context.Background(), Query{Scope: subScope, Top: 1000}, &got); err != nil {
 		t.Fatalf("List: %v", err)
 	}
-	wantURIs := []string{subPath + "?$top=1000&api-version=2024-08-01", subPath + "?" + query2, path3 + "?" + query3}
+	wantURIs := []string{subPath + "?$expand=properties%2FmeterDetails,properties%2FadditionalInfo&$top=1000&api-version=2024-08-01", subPath + "?" + query2, path3 + "?" + query3}
 	if srv.count() != len(wantURIs) {
 		t.Fatalf("server got %d requests, want %d", srv.count(), len(wantURIs))
 	}
@@ -282,7 +282,7 @@ func TestListNextLinkBackToFirstPage(t *testing.T) {
 		reply(`{"value":[],"nextLink":"`+srv.URL+subPath+`?api-version=2024-08-01"}`)(w, r)
 	})
 	c := newTestClient(t, srv.URL, nil)
-	if err := c.List(context.Background(), Query{Scope: subScope}, &collector{}); !errors.Is(err, ErrNextLinkLoop) {
+	if err := c.List(context.Background(), Query{Scope: subScope, Expand: ExpandNone}, &collector{}); !errors.Is(err, ErrNextLinkLoop) {
 		t.Fatalf("err = %v, want ErrNextLinkLoop", err)
 	}
 }
@@ -353,29 +353,34 @@ func TestListRetries(t *testing.T) {
 // TestListHonoursThrottlingHints proves the API's hint reaches azcore's retry policy without
 // measuring time: a hint above MaxRetryDelay makes azcore give up after the first try.
 func TestListHonoursThrottlingHints(t *testing.T) {
+	// Each hint (2 s) is longer than MaxRetryDelay (500 ms), which azcore alone would turn into a
+	// failure: the request must be retried after the hinted 2 s instead.
 	for _, header := range []string{
 		HeaderConsumptionRetryAfter,
 		"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after",
 		"x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after",
 		"x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after",
 		"Retry-After",
+		"", // no header: the wait named by the message
 	} {
 		t.Run(header, func(t *testing.T) {
-			srv := newScript(t, status(429, `{"error":{"code":"429","message":"Please retry after 60 seconds."}}`, header, "60", HeaderRequestID, "rid-429"))
-			c := newTestClient(t, srv.URL, func(o *Options) { o.ClientOptions.Retry.MaxRetryDelay = 2 * time.Second })
-			err := c.List(context.Background(), Query{Scope: subScope}, &collector{})
-			var ae *APIError
-			if !errors.As(err, &ae) || ae.StatusCode != 429 {
-				t.Fatalf("err = %v, want an APIError with status 429", err)
+			t.Parallel()
+			first := status(429, `{"error":{"code":"429","message":"Please retry after 2 seconds."}}`, HeaderRequestID, "rid-429")
+			if header != "" {
+				first = status(429, `{"error":{"code":"429","message":"Too many requests."}}`, header, "2", HeaderRequestID, "rid-429")
 			}
-			if srv.count() != 1 {
-				t.Errorf("requests = %d, want 1 (the 60 s hint exceeds MaxRetryDelay)", srv.count())
+			srv := newScript(t, first, reply(`{"value":[`+records(0, 1)+`]}`))
+			c := newTestClient(t, srv.URL, func(o *Options) { o.ClientOptions.Retry.MaxRetryDelay = 500 * time.Millisecond })
+			start := time.Now()
+			col := &collector{}
+			if err := c.List(context.Background(), Query{Scope: subScope}, col); err != nil {
+				t.Fatalf("List: %v (a hint above MaxRetryDelay must be waited for, not turned into a failure)", err)
 			}
-			if IsPermanent(err) {
-				t.Errorf("IsPermanent(429) = true, want false")
+			if took := time.Since(start); took < 1900*time.Millisecond {
+				t.Errorf("retried after %s, want the hinted 2 s", took)
 			}
-			if ae.RequestID != "rid-429" || !strings.Contains(err.Error(), "Please retry after 60 seconds.") {
-				t.Errorf("error %q lacks request id or message", err)
+			if srv.count() != 2 || len(col.records) != 1 {
+				t.Errorf("requests = %d, records = %d; want 2 and 1", srv.count(), len(col.records))
 			}
 		})
 	}

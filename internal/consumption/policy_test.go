@@ -2,7 +2,6 @@ package consumption
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,91 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
-
-func TestApplyRetryHint(t *testing.T) {
-	tests := []struct {
-		name   string
-		in     map[string]string
-		want   string // Retry-After afterwards; "" = absent
-		wantMS bool   // whether retry-after-ms survives, when it was there
-	}{
-		{"consumption hint", map[string]string{HeaderConsumptionRetryAfter: "60"}, "60", false},
-		{"hint larger than Retry-After", map[string]string{HeaderConsumptionRetryAfter: "60", "Retry-After": "5"}, "60", false},
-		{"Retry-After larger than hint", map[string]string{HeaderConsumptionRetryAfter: "60", "Retry-After": "90"}, "90", false},
-		{"hint beats millisecond header", map[string]string{HeaderConsumptionRetryAfter: "2", "Retry-After-Ms": "500"}, "2", false},
-		{"millisecond header larger", map[string]string{HeaderConsumptionRetryAfter: "2", "Retry-After-Ms": "5000"}, "", true},
-		{"largest cost management variant", map[string]string{
-			"x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after":    "3",
-			"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after": "7",
-			"x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after": "5",
-		}, "7", false},
-		{"fraction rounds up", map[string]string{HeaderConsumptionRetryAfter: "1.2"}, "2", false},
-		{"not a number", map[string]string{HeaderConsumptionRetryAfter: "soon"}, "", false},
-		{"negative", map[string]string{HeaderConsumptionRetryAfter: "-5"}, "", false},
-		{"huge is capped", map[string]string{HeaderConsumptionRetryAfter: "1e300"}, "86400", false},
-		{"unrelated rate-limit header", map[string]string{"x-ms-ratelimit-remaining-subscription-reads": "11999"}, "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
-			for k, v := range tt.in {
-				h.Set(k, v)
-			}
-			applyRetryHint(h)
-			if got := h.Get("Retry-After"); got != tt.want {
-				t.Errorf("Retry-After = %q, want %q", got, tt.want)
-			}
-			if _, hadMS := tt.in["Retry-After-Ms"]; hadMS {
-				if kept := h.Get("Retry-After-Ms") != ""; kept != tt.wantMS {
-					t.Errorf("retry-after-ms kept = %v, want %v", kept, tt.wantMS)
-				}
-			}
-		})
-	}
-}
-
-// fakeTransport answers every request with a fixed response.
-type fakeTransport struct {
-	resp func(*http.Request) *http.Response
-}
-
-func (f fakeTransport) Do(r *http.Request) (*http.Response, error) { return f.resp(r), nil }
-
-// TestRetryAfterPolicyInPipeline checks the rewritten header is what a policy above it sees,
-// which is where azcore's retry policy sits.
-func TestRetryAfterPolicyInPipeline(t *testing.T) {
-	var seen string
-	observer := policyFunc(func(req *policy.Request) (*http.Response, error) {
-		resp, err := req.Next()
-		if resp != nil {
-			seen = resp.Header.Get("Retry-After")
-		}
-		return resp, err
-	})
-	pl := runtime.NewPipeline("test", "v0", runtime.PipelineOptions{PerRetry: []policy.Policy{observer, RetryAfterPolicy{}}},
-		&policy.ClientOptions{
-			Retry: policy.RetryOptions{MaxRetries: -1},
-			Transport: fakeTransport{func(r *http.Request) *http.Response {
-				return &http.Response{StatusCode: 429, Header: http.Header{"X-Ms-Ratelimit-Microsoft.consumption-Retry-After": {"42"}},
-					Body: http.NoBody, Request: r}
-			}},
-		})
-	req := must(runtime.NewRequest(context.Background(), http.MethodGet, "https://management.azure.com/x"))
-	resp, err := pl.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if seen != "42" {
-		t.Errorf("policy above RetryAfterPolicy saw Retry-After %q, want 42", seen)
-	}
-}
-
-type policyFunc func(*policy.Request) (*http.Response, error)
-
-func (f policyFunc) Do(req *policy.Request) (*http.Response, error) { return f(req) }
 
 func TestRedactURL(t *testing.T) {
 	tests := []struct{ in, want string }{

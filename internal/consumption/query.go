@@ -22,7 +22,8 @@ type Query struct {
 	// Metric is "" (the API default), "actualcost", "amortizedcost" or "usage" (matched without
 	// regard to case, sent in lower case). 2018-06-30 has no metric: only "" or "actualcost".
 	Metric string
-	// Expand is sent as $expand, e.g. "meterDetails,additionalInfo".
+	// Expand is sent as $expand. "" sends DefaultExpand(api-version): the meter details and the
+	// additional info, in the api-version's own spelling. ExpandNone sends no $expand.
 	Expand string
 	// Top is sent as $top: 1..1000, or 0 to leave it out.
 	Top int
@@ -36,6 +37,20 @@ type Query struct {
 	// NextLink resumes a listing: the first request goes to this link, which must point at the
 	// configured endpoint like any nextLink. The other fields are then not used for the request.
 	NextLink string
+}
+
+// ExpandNone as Query.Expand sends no $expand at all.
+const ExpandNone = "none"
+
+// DefaultExpand returns the $expand sent when Query.Expand is "": the meter details (without
+// them, legacy EA records carry only meterId, no meter name or category) and the additional
+// info, spelled as the api-version names them (2018-06-30 calls the latter
+// additionalProperties), in the form Microsoft's own runbook sends.
+func DefaultExpand(apiVersion string) string {
+	if apiVersion == apiVersionNoMetric {
+		return "properties/meterDetails,properties/additionalProperties"
+	}
+	return "properties/meterDetails,properties/additionalInfo"
 }
 
 // MaxTop is the largest page size the API accepts for $top.
@@ -168,8 +183,11 @@ func (c *Client) buildURL(q Query) (string, error) {
 		b.WriteByte('=')
 		b.WriteString(escapeQueryValue(value))
 	}
-	if q.Expand != "" {
-		add(paramExpand, q.Expand)
+	switch expand := strings.TrimSpace(q.Expand); {
+	case expand == "":
+		add(paramExpand, DefaultExpand(c.apiVersion))
+	case !strings.EqualFold(expand, ExpandNone):
+		add(paramExpand, expand)
 	}
 	if len(terms) > 0 {
 		add(paramFilter, strings.Join(terms, " and "))

@@ -34,23 +34,23 @@ func TestQueryOnTheWire(t *testing.T) {
 		{
 			name: "legacy scope: $filter dates, as in the docs",
 			q:    jan(Query{Scope: scope.MustParse(ea), Top: 1000}),
-			want: ea + ud + "?$filter=properties%2FusageStart%20ge%20'2024-01-01'%20and%20properties%2FusageEnd%20le%20'2024-01-31'&$top=1000&api-version=2024-08-01",
+			want: ea + ud + "?$expand=properties%2FmeterDetails,properties%2FadditionalInfo&$filter=properties%2FusageStart%20ge%20'2024-01-01'%20and%20properties%2FusageEnd%20le%20'2024-01-31'&$top=1000&api-version=2024-08-01",
 		},
 		{
 			name: "modern scope: startDate/endDate",
 			q:    jan(Query{Scope: scope.MustParse(mca), Top: 1000}),
-			want: mca + ud + "?$top=1000&startDate=2024-01-01&endDate=2024-01-31&api-version=2024-08-01",
+			want: mca + ud + "?$expand=properties%2FmeterDetails,properties%2FadditionalInfo&$top=1000&startDate=2024-01-01&endDate=2024-01-31&api-version=2024-08-01",
 		},
 		{
 			name: "subscription: both dialects, extra filter and-joined",
 			q:    jan(Query{Scope: scope.MustParse(sub), Filter: "properties/resourceGroup eq 'rg 1&2'", Metric: "AmortizedCost"}),
-			want: sub + ud + "?$filter=properties%2FusageStart%20ge%20'2024-01-01'%20and%20properties%2FusageEnd%20le%20'2024-01-31'%20and%20properties%2FresourceGroup%20eq%20'rg%201%262'&metric=amortizedcost&startDate=2024-01-01&endDate=2024-01-31&api-version=2024-08-01",
+			want: sub + ud + "?$expand=properties%2FmeterDetails,properties%2FadditionalInfo&$filter=properties%2FusageStart%20ge%20'2024-01-01'%20and%20properties%2FusageEnd%20le%20'2024-01-31'%20and%20properties%2FresourceGroup%20eq%20'rg%201%262'&metric=amortizedcost&startDate=2024-01-01&endDate=2024-01-31&api-version=2024-08-01",
 		},
 		{
 			name:    "2018-06-30 subscription: $filter only, no metric",
 			version: "2018-06-30",
 			q:       jan(Query{Scope: scope.MustParse(sub), Metric: "actualcost"}),
-			want:    sub + ud + "?$filter=properties%2FusageStart%20ge%20'2024-01-01'%20and%20properties%2FusageEnd%20le%20'2024-01-31'&api-version=2018-06-30",
+			want:    sub + ud + "?$expand=properties%2FmeterDetails,properties%2FadditionalProperties&$filter=properties%2FusageStart%20ge%20'2024-01-01'%20and%20properties%2FusageEnd%20le%20'2024-01-31'&api-version=2018-06-30",
 		},
 		{
 			name:    "billing period from the query, expand, metric",
@@ -61,19 +61,24 @@ func TestQueryOnTheWire(t *testing.T) {
 		{
 			name: "billing period from the scope, tag filter",
 			q:    Query{Scope: scope.MustParse(sub + "/providers/Microsoft.Billing/billingPeriods/202402"), Filter: "tags eq 'dev:tools'"},
-			want: sub + "/providers/Microsoft.Billing/billingPeriods/202402" + ud + "?$filter=tags%20eq%20'dev:tools'&api-version=2024-08-01",
+			want: sub + "/providers/Microsoft.Billing/billingPeriods/202402" + ud + "?$expand=properties%2FmeterDetails,properties%2FadditionalInfo&$filter=tags%20eq%20'dev:tools'&api-version=2024-08-01",
 		},
 		{
 			name: "query period wins over the scope's",
 			q:    Query{Scope: scope.MustParse(sub + "/providers/Microsoft.Billing/billingPeriods/202402"), BillingPeriod: "202401"},
-			want: sub + "/providers/Microsoft.Billing/billingPeriods/202401" + ud + "?api-version=2024-08-01",
+			want: sub + "/providers/Microsoft.Billing/billingPeriods/202401" + ud + "?$expand=properties%2FmeterDetails,properties%2FadditionalInfo&api-version=2024-08-01",
+		},
+		{
+			name: "no $expand when asked for none",
+			q:    Query{Scope: scope.MustParse(sub), Expand: ExpandNone},
+			want: sub + ud + "?api-version=2024-08-01",
 		},
 		{
 			name: "dates are UTC dates",
 			q: Query{Scope: scope.MustParse(mca),
 				From: time.Date(2024, 1, 31, 22, 0, 0, 0, time.FixedZone("", -5*3600)),
 				To:   time.Date(2024, 2, 2, 1, 0, 0, 0, time.FixedZone("", 3*3600))},
-			want: mca + ud + "?startDate=2024-02-01&endDate=2024-02-01&api-version=2024-08-01",
+			want: mca + ud + "?$expand=properties%2FmeterDetails,properties%2FadditionalInfo&startDate=2024-02-01&endDate=2024-02-01&api-version=2024-08-01",
 		},
 	}
 	for _, tt := range tests {

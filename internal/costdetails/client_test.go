@@ -831,7 +831,7 @@ func TestThrottledPostIsRetried(t *testing.T) {
 			result(w, []byte(`{"status":"NoDataFound"}`))
 		}
 	}
-	// RetryAfterPolicy rounds the hint up to whole seconds: allow (and wait) one second.
+	// The hint policy rounds the hint up to whole seconds for Retry-After: allow one second.
 	c, _ := testClient(t, f, date("2024-06-10"), func(o *Options) { o.ClientOptions.Retry.MaxRetryDelay = 2 * time.Second })
 	req := Request{Scope: scope.MustParse("/subscriptions/s"), Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-02")}
 	if err := c.Report(context.Background(), req, &collector{}); err != nil {

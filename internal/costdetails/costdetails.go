@@ -25,6 +25,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
@@ -167,12 +168,12 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	co.Transport = transport
 	co.Retry = retry
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
-	// The same order as internal/consumption: RetryAfterPolicy first so it rewrites the hint
+	// The same order as internal/consumption: the retry hint policy first so it rewrites the hint
 	// last, just before the retry policy reads it; the caller's policies (a rate budget); then
 	// arm.TokenPolicies: the host guard, then the token, so the token is attached only after the
 	// host check, and the idle watchdog last, so waiting in the caller's policies is not counted
 	// as a stall.
-	perRetry := []policy.Policy{consumption.RetryAfterPolicy{}}
+	perRetry := []policy.Policy{retryhint.NewPolicy(retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
 	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
 	co.PerRetryPolicies = perRetry

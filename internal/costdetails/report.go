@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // Operation statuses (CostDetailsOperationResults.status).
@@ -161,39 +160,10 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 // service says when the report may be ready; waiting longer only delays the run), else the
 // configured poll interval; at most maxPollWait.
 func (c *Client) pollWait(resp *http.Response) time.Duration {
-	if d := retryAfter(resp.Header); d > 0 {
+	if d := retryhint.Header(resp.Header); d > 0 {
 		return min(d, maxPollWait)
 	}
 	return min(c.pollInterval, maxPollWait)
-}
-
-// retryAfter reads the wait a response asks for, in azcore's order of preference:
-// retry-after-ms, x-ms-retry-after-ms, then Retry-After (seconds or an HTTP date); 0 when none.
-func retryAfter(h http.Header) time.Duration {
-	for _, k := range []string{"Retry-After-Ms", "X-Ms-Retry-After-Ms"} {
-		if s, err := strconv.ParseFloat(strings.TrimSpace(h.Get(k)), 64); err == nil && s > 0 {
-			return seconds(s, time.Millisecond)
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		return seconds(s, time.Second)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(time.Until(t), 0), maxPollWait)
-	}
-	return 0
-}
-
-// seconds converts a count of units to a Duration, clamped to [0, maxPollWait].
-func seconds(n float64, unit time.Duration) time.Duration {
-	if math.IsNaN(n) || n <= 0 {
-		return 0
-	}
-	if n*float64(unit) >= float64(maxPollWait) {
-		return maxPollWait
-	}
-	return time.Duration(n * float64(unit))
 }
 
 // pollHandler is the azcore PollingHandler of a report operation. The POST answers 202 with a

@@ -89,7 +89,8 @@ func newExporter(t *testing.T, sb *sandbox.Server, st export.Store, co clientOpt
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &export.UsageDetails{Client: client, Version: apiVersion}
+	// No $expand: the records exactly as the ground truth's Hash covers them.
+	src := &export.UsageDetails{Client: client, Version: apiVersion, Expand: consumption.ExpandNone}
 	if o.Now == nil {
 		o.Now = func() time.Time { return fixedNow }
 	}

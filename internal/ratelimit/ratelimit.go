@@ -1,29 +1,117 @@
 // Package ratelimit is the process-wide call budget for the billing APIs, as an azcore pipeline
 // policy: every attempt (first tries and retries alike) waits for a token from its scope's
 // budget and from the tenant's budget, so everything the process runs at once shares the
-// documented limits (30 calls a minute per scope, 200 per tenant). A 429 or a low
-// remaining-quota header pauses the budget it concerns for everyone, so the process slows down
-// instead of being throttled again by its own other requests. The retry itself stays azcore's.
+// service's limits. The per-scope limit depends on the scope's kind (DefaultPerKind: what the
+// service was observed to allow, 2 to 10 calls a minute, far below the documented 30). A 429 or
+// an exhausted remaining-quota header pauses the budget it concerns for everyone and halves its
+// rate, which then grows back by one call per window for each window of calls that went
+// through, so the process slows down to what the service actually grants (the portal and other
+// clients share the tenant's quota) instead of being throttled again by its own requests. The
+// retry itself stays azcore's.
 package ratelimit
 
 import (
+	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"golang.org/x/time/rate"
+
+	"github.com/usage-export/usage-export/internal/retryhint"
+	"github.com/usage-export/usage-export/internal/scope"
 )
+
+// DefaultPerKind is the calls a minute one scope of each kind is granted by default: the limits
+// Microsoft staff reported in 2023 (subscription 10; billing account, billing profile and
+// customer 6; department, enrollment account and management group 2; learn.microsoft.com Q&A
+// 1190190, "might change"). An MCA billing account counts as a billing account, and an invoice
+// section, which the report does not name, as its billing profile.
+var DefaultPerKind = map[scope.Kind]int{
+	scope.Subscription:      10,
+	scope.BillingAccount:    6,
+	scope.MCABillingAccount: 6,
+	scope.BillingProfile:    6,
+	scope.InvoiceSection:    6,
+	scope.Customer:          6,
+	scope.Department:        2,
+	scope.EnrollmentAccount: 2,
+	scope.ManagementGroup:   2,
+}
+
+// DefaultPerTenant is the documented tenant-wide limit, calls a minute.
+const DefaultPerTenant = 200
+
+// unknownKindRate is the per-minute rate of a request path whose scope kind is not recognised:
+// the lowest of DefaultPerKind, so an unknown scope is never the one that gets throttled.
+const unknownKindRate = 2
+
+// DefaultWindow is the window the rates count calls in.
+const DefaultWindow = time.Minute
+
+// lowQuota is the remaining-quota value at which a budget pauses for one call interval: the
+// next call would be the last one the service grants in its window.
+const lowQuota = 1
 
 // Options set the budget. Zero values mean the documented defaults.
 type Options struct {
-	PerScope  int           // calls per Window per scope; default 30
-	PerTenant int           // calls per Window for the tenant; default 200
-	Window    time.Duration // default one minute (benchmarks scale it down)
+	// PerKind sets the calls per Window of one scope, by scope kind. Kinds it does not name get
+	// PerScope when that is set, else DefaultPerKind.
+	PerKind map[scope.Kind]int
+	// PerScope, when positive, is the calls per Window of one scope of every kind that PerKind
+	// does not name.
+	PerScope  int
+	PerTenant int           // calls per Window for the tenant; default DefaultPerTenant
+	Window    time.Duration // default DefaultWindow (tests and benchmarks scale it down)
 	// Now is for tests.
 	Now func() time.Time
+}
+
+// Validate reports every invalid option at once.
+func (o *Options) Validate() error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(o.PerKind)) {
+		if _, known := DefaultPerKind[k]; !known {
+			errs = append(errs, fmt.Errorf("rate for scope kind %q: not a scope kind (%s)", k, kindNames()))
+		}
+		if o.PerKind[k] <= 0 {
+			errs = append(errs, fmt.Errorf("rate for scope kind %q: %d is not a positive number of calls", k, o.PerKind[k]))
+		}
+	}
+	if o.PerScope < 0 || o.PerTenant < 0 || o.Window < 0 {
+		errs = append(errs, errors.New("rate budget: negative rate or window"))
+	}
+	return errors.Join(errs...)
+}
+
+// kindNames lists the scope kinds that have a rate, for error messages.
+func kindNames() string {
+	names := make([]string, 0, len(DefaultPerKind))
+	for _, k := range slices.Sorted(maps.Keys(DefaultPerKind)) {
+		names = append(names, string(k))
+	}
+	return strings.Join(names, ", ")
+}
+
+// Rate returns the calls per Window one scope of kind k is granted under o.
+func (o *Options) Rate(k scope.Kind) int {
+	if n, ok := o.PerKind[k]; ok && n > 0 {
+		return n
+	}
+	if o.PerScope > 0 {
+		return o.PerScope
+	}
+	if n, ok := DefaultPerKind[k]; ok {
+		return n
+	}
+	return unknownKindRate
 }
 
 // Budget is a shared call budget. It is safe for concurrent use.
@@ -41,29 +129,38 @@ type Stats struct {
 	Throttled  int64         // 429 responses seen
 	Waited     time.Duration // total time attempts waited for a token
 	Pauses     int64         // pauses from 429s and low remaining-quota headers
+	Slowdowns  int64         // times a budget's rate was halved
 	ScopesSeen int
 }
 
+// bucket is one budget: a token bucket whose rate adapts, and a pause.
 type bucket struct {
-	lim   *rate.Limiter
-	mu    sync.Mutex
-	until time.Time // paused until (retry-after)
+	lim    *rate.Limiter
+	window time.Duration
+	max    float64 // the configured calls per window
+	mu     sync.Mutex
+	cur    float64   // the calls per window granted now, ≤ max
+	until  time.Time // paused until (retry-after)
 }
 
-// New returns a budget.
+// New returns a budget. Invalid options (see Options.Validate) are replaced by their defaults.
 func New(o *Options) *Budget {
 	var c Options
 	if o != nil {
 		c = *o
+		c.PerKind = maps.Clone(o.PerKind)
 	}
-	if c.PerScope <= 0 {
-		c.PerScope = 30
+	for k, n := range c.PerKind {
+		if n <= 0 {
+			delete(c.PerKind, k)
+		}
 	}
+	c.PerScope = max(c.PerScope, 0)
 	if c.PerTenant <= 0 {
-		c.PerTenant = 200
+		c.PerTenant = DefaultPerTenant
 	}
 	if c.Window <= 0 {
-		c.Window = time.Minute
+		c.Window = DefaultWindow
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -71,11 +168,48 @@ func New(o *Options) *Budget {
 	return &Budget{o: c, tenant: newBucket(c.PerTenant, c.Window), scopes: map[string]*bucket{}}
 }
 
-// newBucket spaces calls evenly (burst 1), slightly under the limit, so a sliding window on the
+// margin is how far under its limit a budget spaces calls: a call is counted by the service
+// when it arrives, not when the budget let it go, so the spacing leaves room for a call that
+// is delayed on its way (connection setup, a token refresh) while the next one is not.
+const margin = 1.05
+
+// newBucket spaces calls evenly (burst 1), a margin under the limit, so a sliding window on the
 // server never sees more than n calls.
 func newBucket(n int, window time.Duration) *bucket {
-	every := time.Duration(float64(window) / float64(n) * 1.01)
-	return &bucket{lim: rate.NewLimiter(rate.Every(every), 1)}
+	b := &bucket{window: window, max: float64(n), cur: float64(n)}
+	b.lim = rate.NewLimiter(b.limit(), 1)
+	return b
+}
+
+// limit is the token rate for cur calls per window, a margin under it.
+func (bk *bucket) limit() rate.Limit {
+	return rate.Every(time.Duration(float64(bk.window) / bk.cur * margin))
+}
+
+// interval is the time between two calls at the current rate.
+func (bk *bucket) interval() time.Duration {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	return time.Duration(float64(bk.window) / bk.cur)
+}
+
+// slowDown halves the rate, down to one call per window.
+func (bk *bucket) slowDown() {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	bk.cur = max(bk.cur/2, 1)
+	bk.lim.SetLimit(bk.limit())
+}
+
+// speedUp grows the rate back by one call per window over a window's worth of calls.
+func (bk *bucket) speedUp() {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	if bk.cur >= bk.max {
+		return
+	}
+	bk.cur = min(bk.cur+1/bk.cur, bk.max)
+	bk.lim.SetLimit(bk.limit())
 }
 
 // Stats returns a snapshot of the counters.
@@ -87,15 +221,33 @@ func (b *Budget) Stats() Stats {
 	return s
 }
 
+// ScopeRate returns the calls per Window the budget grants the scope of a request path now
+// (after any slowdown), and the configured rate.
+func (b *Budget) ScopeRate(p string) (now, configured float64) {
+	sc := b.scope(ScopeKey(p))
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.cur, sc.max
+}
+
 func (b *Budget) scope(key string) *bucket {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.scopes[key]
 	if s == nil {
-		s = newBucket(b.o.PerScope, b.o.Window)
+		s = newBucket(b.o.Rate(KindOf(key)), b.o.Window)
 		b.scopes[key] = s
 	}
 	return s
+}
+
+// KindOf returns the scope kind of a budget key (see ScopeKey), or "" when it is not a scope.
+func KindOf(key string) scope.Kind {
+	sc, err := scope.Parse(key)
+	if err != nil {
+		return ""
+	}
+	return sc.Kind
 }
 
 // ScopeKey returns the budget key of a request path: the scope part before the first
@@ -145,28 +297,47 @@ func (b *Budget) do(req *policy.Request) (*http.Response, error) {
 		return resp, err
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
-		d := RetryAfter(resp.Header)
-		if d <= 0 {
-			d = b.o.Window / time.Duration(b.o.PerScope)
-		}
-		// The scope header names the limit that was hit; without it, pause the scope.
+		body, _ := runtime.Payload(resp) // azcore has read the error body already
+		d := retryhint.Throttled(resp.Header, body)
+		// The tenant header names the limit that was hit; without it, the scope's.
 		target := sc
-		if resp.Header.Get("x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after") != "" {
+		if resp.Header.Get(retryhint.HeaderCostManagementTenantRetryAfter) != "" {
 			target = b.tenant
 		}
 		target.pause(b.o.Now().Add(d))
-		b.mu.Lock()
-		b.stats.Throttled++
-		b.stats.Pauses++
-		b.mu.Unlock()
-	} else if rem, ok := remaining(resp.Header); ok && rem <= 1 {
-		// Out of quota before being throttled: hold the tenant for one call interval.
-		b.tenant.pause(b.o.Now().Add(b.o.Window / time.Duration(b.o.PerTenant)))
-		b.mu.Lock()
-		b.stats.Pauses++
-		b.mu.Unlock()
+		target.slowDown()
+		b.count(func(s *Stats) { s.Throttled++; s.Pauses++; s.Slowdowns++ })
+		return resp, nil
+	}
+	low := false
+	for _, q := range quotas(resp.Header) {
+		target := b.tenant
+		if q.scope {
+			target = sc
+		}
+		if q.remaining <= lowQuota {
+			// Out of quota before being throttled: hold the budget for one call interval, and
+			// slow it down when the quota is gone (someone else shares it).
+			target.pause(b.o.Now().Add(target.interval()))
+			if q.remaining <= 0 {
+				target.slowDown()
+				b.count(func(s *Stats) { s.Slowdowns++ })
+			}
+			b.count(func(s *Stats) { s.Pauses++ })
+			low = true
+		}
+	}
+	if !low && resp.StatusCode < http.StatusBadRequest {
+		sc.speedUp()
+		b.tenant.speedUp()
 	}
 	return resp, nil
+}
+
+func (b *Budget) count(f func(*Stats)) {
+	b.mu.Lock()
+	f(&b.stats)
+	b.mu.Unlock()
 }
 
 func (bk *bucket) pause(until time.Time) {
@@ -201,55 +372,110 @@ func (canceledError) Error() string { return "rate budget: request canceled whil
 
 var errCanceled error = canceledError{}
 
-// retryHeaders are the throttling hints the billing APIs send, in seconds unless named -ms.
-var retryHeaders = []string{
-	"x-ms-ratelimit-microsoft.consumption-retry-after",
-	"x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after",
-	"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after",
-	"x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after",
-	"x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after",
-	"Retry-After",
+// RetryAfter returns the delay the throttling headers ask for (0 when none does); see
+// retryhint.Header.
+func RetryAfter(h http.Header) time.Duration { return retryhint.Header(h) }
+
+// Remaining-quota headers, seen in the field (webdevops/azure-resourcemanager-exporter
+// policy/cost_ratelimit.go) and in ARM's documentation: how many calls the service still grants
+// in its current window, per tenant or per entity (the scope).
+const (
+	HeaderRemainingConsumptionTenant    = "x-ms-ratelimit-remaining-microsoft.consumption-tenant-requests"
+	HeaderRemainingCostManagementEntity = "x-ms-ratelimit-remaining-microsoft.costmanagement-entity-requests"
+	HeaderRemainingCostManagementTenant = "x-ms-ratelimit-remaining-microsoft.costmanagement-tenant-requests"
+	headerRemainingSubscriptionReads    = "x-ms-ratelimit-remaining-subscription-reads"
+	headerRemainingTenantReads          = "x-ms-ratelimit-remaining-tenant-reads"
+)
+
+// remainingHeaders maps each remaining-quota header to whether it counts the scope (true) or
+// the tenant (false).
+var remainingHeaders = []struct {
+	name  string
+	scope bool
+}{
+	{HeaderRemainingConsumptionTenant, false},
+	{HeaderRemainingCostManagementEntity, true},
+	{HeaderRemainingCostManagementTenant, false},
+	{headerRemainingSubscriptionReads, false},
+	{headerRemainingTenantReads, false},
 }
 
-// RetryAfter returns the delay the throttling headers ask for (0 when none does): a
-// millisecond header when present (it is the precise one, as azcore reads it), else the largest
-// of the second-granular headers.
-func RetryAfter(h http.Header) time.Duration {
-	var d time.Duration
-	for _, k := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
-		if ms, err := strconv.ParseFloat(h.Get(k), 64); err == nil && ms > 0 {
-			d = max(d, time.Duration(ms*float64(time.Millisecond)))
-		}
-	}
-	if d > 0 {
-		return d
-	}
-	for _, k := range retryHeaders {
-		v := h.Get(k)
-		if v == "" {
-			continue
-		}
-		if s, err := strconv.ParseFloat(v, 64); err == nil && s > 0 {
-			d = max(d, time.Duration(s*float64(time.Second)))
-		} else if t, err := http.ParseTime(v); err == nil {
-			d = max(d, time.Until(t))
-		}
-	}
-	return d
+type quota struct {
+	remaining int
+	scope     bool
 }
 
-// remaining reads the remaining-quota headers of the Consumption and ARM read limits.
-func remaining(h http.Header) (int, bool) {
-	for _, k := range []string{
-		"x-ms-ratelimit-remaining-microsoft.consumption-tenant-requests",
-		"x-ms-ratelimit-remaining-subscription-reads",
-		"x-ms-ratelimit-remaining-tenant-reads",
-	} {
-		if v := h.Get(k); v != "" {
-			if n, err := strconv.Atoi(v); err == nil {
-				return n, true
+// quotas reads the remaining-quota headers of a response.
+func quotas(h http.Header) []quota {
+	var out []quota
+	for _, rh := range remainingHeaders {
+		if v := h.Get(rh.name); v != "" {
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				out = append(out, quota{remaining: n, scope: rh.scope})
 			}
 		}
 	}
-	return 0, false
+	return out
+}
+
+// ParseRates parses a per-scope rate setting into Options.PerScope and Options.PerKind: a
+// comma-separated list of "kind=calls" (kinds as scope.Kind names them, any case) and at most
+// one bare number, which applies to every kind not named. "" gives DefaultPerKind. Examples:
+// "30" (every kind 30), "department=4,subscription=20", "12,managementGroup=1".
+func ParseRates(s string) (perScope int, perKind map[scope.Kind]int, err error) {
+	kinds := map[string]scope.Kind{}
+	for k := range DefaultPerKind {
+		kinds[strings.ToLower(string(k))] = k
+	}
+	var errs []error
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, value, named := strings.Cut(item, "=")
+		if !named {
+			value = name
+		}
+		n, perr := strconv.Atoi(strings.TrimSpace(value))
+		if perr != nil || n < 1 || n > maxRate {
+			errs = append(errs, fmt.Errorf("%q: want a whole number of calls from 1 to %d", item, maxRate))
+			continue
+		}
+		if !named {
+			if perScope != 0 {
+				errs = append(errs, fmt.Errorf("%q: only one rate without a kind", item))
+			}
+			perScope = n
+			continue
+		}
+		k, ok := kinds[strings.ToLower(strings.TrimSpace(name))]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%q: unknown scope kind %q (%s)", item, strings.TrimSpace(name), kindNames()))
+			continue
+		}
+		if perKind == nil {
+			perKind = map[scope.Kind]int{}
+		}
+		perKind[k] = n
+	}
+	if len(errs) > 0 {
+		return 0, nil, errors.Join(errs...)
+	}
+	return perScope, perKind, nil
+}
+
+// maxRate bounds a configured rate (calls per window).
+const maxRate = 100000
+
+// FormatRates is the inverse of ParseRates, kinds in name order.
+func FormatRates(perScope int, perKind map[scope.Kind]int) string {
+	var parts []string
+	if perScope > 0 {
+		parts = append(parts, strconv.Itoa(perScope))
+	}
+	for _, k := range slices.Sorted(maps.Keys(perKind)) {
+		parts = append(parts, string(k)+"="+strconv.Itoa(perKind[k]))
+	}
+	return strings.Join(parts, ",")
 }

@@ -166,7 +166,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 		}
 		fault = ""
 	}
-	if !s.throttle(w, key, "Retry-After") {
+	if !s.throttle(w, key, sc.Kind, apiCostManagement) {
 		return
 	}
 	var body GenerateRequest

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usage-export/usage-export/internal/scope"
 )
 
 func TestThrottling(t *testing.T) {
@@ -375,4 +377,72 @@ func TestLogNeverShowsSecrets(t *testing.T) {
 	if strings.Contains(line, s.Token()) || strings.Contains(line, "secret") {
 		t.Errorf("log line %q leaks a secret", line)
 	}
+}
+
+// TestObservedRatesPerKind checks that with ObservedRates each scope kind gets its own limit
+// (a department 2 calls a window, a subscription 10, a billing account 6), that every answer
+// reports the quota left, and that ThrottleWithoutHeaders leaves only the message.
+func TestObservedRatesPerKind(t *testing.T) {
+	for _, bare := range []bool{false, true} {
+		clock := newFakeClock()
+		s, ts := newTestServer(t, &Options{RatePerKind: ObservedRates, RatePerTenant: DocumentedTenantRate, Clock: clock.Now, ThrottleWithoutHeaders: bare})
+		scopes := map[string]int{
+			"/providers/Microsoft.Billing/departments/301001":                       2,
+			"/providers/Microsoft.Billing/enrollmentAccounts/" + firstAccount(s):    2,
+			"/providers/Microsoft.Management/managementGroups/" + ManagementGroupID: 2,
+			"/providers/Microsoft.Billing/billingAccounts/" + EABillingAccount:      6,
+			"/subscriptions/" + s.w.subs[0].guid:                                    10,
+			"/providers/Microsoft.Billing/billingAccounts/" + MCABillingAccount:     6,
+		}
+		for sc, limit := range scopes {
+			u := usageURL(ts.URL, sc, "api-version=2024-08-01&$top=1")
+			for i := 0; i <= limit; i++ {
+				resp, body := get(t, s, u)
+				want := 200
+				if i == limit {
+					want = 429
+				}
+				if resp.StatusCode != want {
+					t.Fatalf("%s call %d: status %d, want %d: %s", sc, i+1, resp.StatusCode, want, body)
+				}
+				if resp.Header.Get(hdrTenantRemaining) == "" {
+					t.Errorf("%s call %d: no %s", sc, i+1, hdrTenantRemaining)
+				}
+				if want == 429 {
+					mustContain(t, string(body), "Please retry after 60 seconds.")
+					if got := resp.Header.Get(hdrConsumptionRetryAfter); (got == "") != bare {
+						t.Errorf("%s (without headers %v): %s = %q", sc, bare, hdrConsumptionRetryAfter, got)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCostManagementRemainingQuota checks the Cost Details POST's entity (scope) and tenant
+// remaining-quota headers.
+func TestCostManagementRemainingQuota(t *testing.T) {
+	clock := newFakeClock()
+	s, ts := newTestServer(t, &Options{Clock: clock.Now, RatePerKind: ObservedRates, RatePerTenant: DocumentedTenantRate})
+	dept := "/providers/Microsoft.Billing/departments/301003"
+	for i, want := range []string{"1", "0"} {
+		resp, _ := do(t, s, http.MethodPost, generateURL(ts.URL, dept), []byte(`{}`))
+		if resp.StatusCode != 202 || resp.Header.Get(hdrCMEntityRemaining) != want || resp.Header.Get(hdrCMTenantRemaining) == "" {
+			t.Errorf("POST %d: status %d, entity %q (want %s), tenant %q", i+1, resp.StatusCode,
+				resp.Header.Get(hdrCMEntityRemaining), want, resp.Header.Get(hdrCMTenantRemaining))
+		}
+	}
+	resp, _ := do(t, s, http.MethodPost, generateURL(ts.URL, dept), []byte(`{}`))
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "60" {
+		t.Errorf("third POST: status %d Retry-After %q, want 429 and 60", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func firstAccount(s *Server) string {
+	for _, sc := range s.Scopes() {
+		if sc.Kind == scope.EnrollmentAccount {
+			return sc.IDs[0]
+		}
+	}
+	return ""
 }

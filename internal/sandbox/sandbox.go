@@ -82,8 +82,15 @@ type Options struct {
 	// x-ms-ratelimit-remaining-microsoft.consumption-tenant-requests when RatePerTenant is set.
 	RatePerScope  int
 	RatePerTenant int
-	RateWindow    time.Duration // default 1 minute
-	PageLatency   time.Duration // added before each usageDetails page's first byte
+	// RatePerKind limits calls per RateWindow per scope by the scope's kind, over RatePerScope
+	// (ObservedRates holds the real service's). With a shortened RateWindow the same numbers
+	// run faster: a window of 2 s is the real service 30 times faster.
+	RatePerKind map[scope.Kind]int
+	RateWindow  time.Duration // default 1 minute
+	// ThrottleWithoutHeaders makes rate-limit 429s carry no retry header at all, only the
+	// message "Please retry after N seconds." (seen in the field, Azure/azure-sdk-for-python#22823).
+	ThrottleWithoutHeaders bool
+	PageLatency            time.Duration // added before each usageDetails page's first byte
 
 	// IgnoreDateFilter reproduces the field reports where the service ignores date ranges and
 	// returns whole months: the billing period when one is given, else every month the
@@ -206,6 +213,11 @@ func New(o *Options) (*Server, error) {
 	if opt.RatePerScope < 0 || opt.RatePerTenant < 0 {
 		return nil, errors.New("sandbox options: negative rate")
 	}
+	for k, n := range opt.RatePerKind {
+		if n < 0 {
+			return nil, fmt.Errorf("sandbox options: negative rate for %s", k)
+		}
+	}
 	if opt.Token == "" {
 		opt.Token = randomHex(24)
 	}
@@ -219,7 +231,7 @@ func New(o *Options) (*Server, error) {
 		o:      opt,
 		w:      newWorld(opt.Seed, opt.RecordsPerDay),
 		faults: opt.Faults,
-		lim:    newLimiter(opt.RatePerScope, opt.RatePerTenant, opt.RateWindow),
+		lim:    newLimiter(opt.RatePerScope, opt.RatePerKind, opt.RatePerTenant, opt.RateWindow),
 		ops:    map[string]*operation{},
 		closed: make(chan struct{}),
 	}
@@ -514,7 +526,9 @@ const (
 
 func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 	// Every ARM response reports the tenant budget when there is one; a counted call updates it.
-	setRemaining(w.Header(), s.lim.tenantRemaining(s.o.Clock()))
+	if a, ok := armAPI(r.URL.Path); ok {
+		setRemaining(w.Header(), a, s.lim.tenantRemaining(s.o.Clock()), -1)
+	}
 	if !s.authenticate(w, r) {
 		return
 	}
@@ -543,6 +557,18 @@ func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, "NotFound", "No HTTP resource was found that matches the request URI '"+r.URL.Path+"'.")
 	}
+}
+
+// armAPI tells which API an ARM path belongs to, for its remaining-quota headers.
+func armAPI(p string) (api, bool) {
+	l := strings.ToLower(p)
+	switch {
+	case strings.Contains(l, "/providers/microsoft.consumption/"):
+		return apiConsumption, true
+	case strings.Contains(l, "/providers/microsoft.costmanagement/"):
+		return apiCostManagement, true
+	}
+	return 0, false
 }
 
 // authenticate checks the bearer token and answers 401 like ARM when it is missing or wrong.

@@ -27,7 +27,7 @@ type Truth struct {
 	// Hash identifies the record set independently of its order: the lower-case hex SHA-256 of
 	// the concatenation, in ascending order, of each record's lower-case hex SHA-256 followed by
 	// "\n", where a record's bytes are its compact JSON exactly as the usageDetails API serves it
-	// in the given api-version without $expand. A client that keeps each record's raw bytes (or
+	// in the given api-version without $expand (GroundTruthExpand: with the given $expand). A client that keeps each record's raw bytes (or
 	// re-compacts them without HTML escaping) can recompute it. No rows: SHA-256 of "".
 	Hash string `json:"hash"`
 	// Kinds counts the rows by record kind: "legacy", "modern", or "" (2018-06-30 has no kind).
@@ -52,6 +52,13 @@ func (s *Server) GroundTruth(sc scope.Scope, p period.Period, metric string) (Tr
 // billing-period sub-scope, if any, is ignored: p selects the month. Cost Details reports for the
 // same scope, month and metric contain exactly these rows.
 func (s *Server) GroundTruthVersion(sc scope.Scope, p period.Period, metric, apiVersion string) (Truth, error) {
+	return s.GroundTruthExpand(sc, p, metric, apiVersion, "")
+}
+
+// GroundTruthExpand is GroundTruthVersion for records requested with $expand=expand: the Hash
+// covers the records as the API serves them for that $expand (meterDetails filled when it names
+// meterDetails). Rows, sums and kinds do not depend on it.
+func (s *Server) GroundTruthExpand(sc scope.Scope, p period.Period, metric, apiVersion, expand string) (Truth, error) {
 	v := lookupVersion(apiVersion)
 	if v == nil {
 		return Truth{}, fmt.Errorf("ground truth: unknown api-version %q", apiVersion)
@@ -69,7 +76,7 @@ func (s *Server) GroundTruthVersion(sc scope.Scope, p period.Period, metric, api
 	}
 	from, to := s.clipDays(p.Start(), p.End().AddDate(0, 0, -1))
 	dq := &dataQuery{w: s.w, subs: subs, from: from, to: to, metric: m, perDay: s.o.RecordsPerDay}
-	return s.truthOf(dq, v), nil
+	return s.truthOf(dq, v, expandsMeter(expand)), nil
 }
 
 // clipDays limits a day range to the days that have data.
@@ -77,7 +84,7 @@ func (s *Server) clipDays(from, to time.Time) (time.Time, time.Time) {
 	return later(from, s.firstMonth.Start()), earlier(to, dayOf(s.o.Now()))
 }
 
-func (s *Server) truthOf(dq *dataQuery, v *APIVersion) Truth {
+func (s *Server) truthOf(dq *dataQuery, v *APIVersion, expandMeter bool) Truth {
 	t := Truth{Sums: map[string]string{}, Kinds: map[string]int{}}
 	sums := map[string]*decSum{}
 	var usd *decSum
@@ -104,7 +111,7 @@ func (s *Server) truthOf(dq *dataQuery, v *APIVersion) Truth {
 			}
 		}
 		t.Kinds[kind]++
-		buf = appendRecord(buf[:0], v, &recCtx{r: r, open: r.month == cm})
+		buf = appendRecord(buf[:0], v, &recCtx{r: r, expandMeter: expandMeter, open: r.month == cm})
 		h := sha256.Sum256(buf)
 		digests = append(digests, hex.EncodeToString(h[:]))
 		if minDay.IsZero() || r.day.Before(minDay) {
@@ -167,7 +174,7 @@ func (s *Server) serveGroundTruth(w http.ResponseWriter, r *http.Request) {
 	if ver == "" {
 		ver = LatestAPIVersion
 	}
-	t, err := s.GroundTruthVersion(sc, p, q.Get("metric"), ver)
+	t, err := s.GroundTruthExpand(sc, p, q.Get("metric"), ver, q.Get("expand"))
 	switch {
 	case errors.Is(err, ErrUnknownScope):
 		writeError(w, http.StatusNotFound, "NotFound", err.Error())

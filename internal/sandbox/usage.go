@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -262,7 +263,7 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 	if fault != "" && s.respondFault(w, fault) {
 		return
 	}
-	if !s.throttle(w, key, hdrConsumptionRetryAfter) {
+	if !s.throttle(w, key, sc.Kind, apiConsumption) {
 		return
 	}
 
@@ -289,7 +290,7 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 		writeError(w, http.StatusBadRequest, "BadRequest", "$apply is not supported by the sandbox.")
 		return
 	}
-	expandMeter := strings.Contains(strings.ToLower(q.Get("$expand")), "meterdetails")
+	expandMeter := expandsMeter(q.Get("$expand"))
 	var f *filter
 	if fs := q.Get("$filter"); fs != "" {
 		f, err = parseFilter(fs, v.flat)
@@ -376,6 +377,18 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 	s.writeBody(w, r, body, fault)
 }
 
+// expandsMeter reports whether a $expand value asks for the meter details: "meterDetails" or
+// "properties/meterDetails" among its comma-separated terms, in any case.
+func expandsMeter(expand string) bool {
+	for _, term := range strings.Split(expand, ",") {
+		term = strings.ToLower(strings.TrimSpace(term))
+		if term == "meterdetails" || term == "properties/meterdetails" {
+			return true
+		}
+	}
+	return false
+}
+
 // currentMonth is Now's month as yyyymm.
 func (s *Server) currentMonth() int {
 	t := s.o.Now().UTC()
@@ -396,17 +409,25 @@ func foreignHost(link string) string {
 	return u.String()
 }
 
-// throttle applies the rate limits to a call on key; on 429 it writes the retry hint in
-// header (usageDetails: the consumption header only, no Retry-After).
-func (s *Server) throttle(w http.ResponseWriter, key, header string) bool {
-	ok, wait, remaining := s.lim.allow(s.o.Clock(), key)
-	setRemaining(w.Header(), remaining)
+// throttle applies the rate limits to a call on key, a scope of kind k, of API a, and writes
+// the remaining-quota headers. On 429 it writes the retry hint as the API does: usageDetails the
+// consumption header only (no Retry-After), Cost Details Retry-After; with
+// Options.ThrottleWithoutHeaders neither, only the "Please retry after N seconds." message.
+func (s *Server) throttle(w http.ResponseWriter, key string, k scope.Kind, a api) bool {
+	ok, wait, remaining, scopeLeft := s.lim.allow(s.o.Clock(), key, k)
+	setRemaining(w.Header(), a, remaining, scopeLeft)
 	if ok {
 		return true
 	}
 	s.stats.throttled.Add(1)
-	setRetryHeaders(w.Header(), header, wait)
-	secs := w.Header().Get(header)
+	secs := strconv.Itoa(max(int(math.Ceil(wait.Seconds())), 1))
+	if !s.o.ThrottleWithoutHeaders {
+		header := hdrConsumptionRetryAfter
+		if a == apiCostManagement {
+			header = "Retry-After"
+		}
+		setRetryHeaders(w.Header(), header, wait)
+	}
 	writeError(w, http.StatusTooManyRequests, "429", "Too many requests. Please retry after "+secs+" seconds.")
 	return false
 }
