@@ -231,6 +231,11 @@ func (a *app) exporter(executionType string, progress func(export.Progress), noD
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
 		RowKey: a.cfg.RowKey, ExecutionType: executionType, Progress: progress,
 		LeaseTTL: time.Duration(a.cfg.LeaseSeconds) * time.Second,
+		// Listings are sized from the scope's rate budget (export.Options.CallsPerMinute).
+		CallsPerMinute: func(sc scope.Scope) float64 {
+			o := ratelimit.Options{PerScope: a.cfg.RatePerScope, PerKind: a.cfg.RatePerKind}
+			return float64(o.Rate(sc.Kind)) * float64(time.Minute) / float64(a.cfg.RateWindow)
+		},
 	}
 	if a.cfg.Focus {
 		o.AfterRun = focus.New(a.store, &focus.Options{Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip,

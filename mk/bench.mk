@@ -1,10 +1,13 @@
 # Performance (docs/performance.md). `make bench` builds the handler as `make stage` does and
 # the harness, runs every scenario on this machine (the exporter at 100 k and 1 M records to a
 # local directory and to Azurite, the gzip-only and fetch + gzip floors, three times each for the
-# median; the SDK baseline, a rate-limited run and the handler's start-up), prints the table,
+# median; the SDK baseline, the plan table — calls and wall time against the floor under the
+# observed per-scope-kind limits, date ranges honoured and ignored —, a rate-limited run and the
+# handler's start-up), prints the table,
 # writes it as Markdown to $(BENCH_OUT), then runs the hot-path Go benchmarks. A few minutes;
 # the figures are only comparable within one run.
-# BENCH_FLAGS passes harness flags (for example -no-azurite, -only rate, -large 300000, -repeat 1).
+# BENCH_FLAGS passes harness flags (for example -no-azurite, -only rate, -large 300000, -repeat 1);
+# the plan table alone: make bench BENCH_FLAGS='-only plan' BENCH_GO=''.
 
 BENCH_OUT   ?= .build/bench.md
 BENCH_FLAGS ?=

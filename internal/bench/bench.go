@@ -71,17 +71,21 @@ type Options struct {
 	StartupRuns  int
 	Repeat       int // runs of each volume scenario except the SDK baseline (median CPU and wall, highest RSS)
 	// Only, when set, limits the run to these parts: "volumes" (the two export sizes with their
-	// baselines), "rate" (the rate-limited run), "startup".
+	// baselines), "plan" (calls and wall time against the floor under the observed per-scope-kind
+	// limits), "rate" (the rate-limited run), "startup".
 	Only []string
 
 	// Rate is the rate-limited scenario; nil = DefaultRateScenario.
 	Rate *RateScenario
+	// Plan lists the plan table's scenarios; nil = PlanScenarios.
+	Plan []PlanScenario
 
 	Logf func(format string, args ...any)
 }
 
 // Report is the outcome of Run.
 type Report struct {
+	Plan    []*PlanRow // the plan table (-only plan), printed first
 	Rows    []*Row
 	Startup Startup
 	Targets []Target
@@ -134,6 +138,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 		if large, err = r.volume(ctx, sizeLabel(o.Large), o.Large, prev, false); err != nil {
+			return nil, err
+		}
+	}
+	if o.runs("plan") {
+		if err := r.planTable(ctx, prev); err != nil {
 			return nil, err
 		}
 	}
@@ -450,6 +459,9 @@ func (r *runner) export(ctx context.Context, name string, sb *sandbox.Server, ex
 		"--api-version", APIVersion, "--expand", Expand,
 		"--rate-per-scope", strconv.Itoa(rate), "--rate-per-tenant", strconv.Itoa(tenant),
 		"--progress", "none", "--log-level", "warn",
+		// The scenarios measure the usageDetails data path; the source is not left to the
+		// automatic choice, which may pick Cost Details for an EA scope.
+		"--source", "usageDetails",
 	}
 	if ex.concurrency > 0 {
 		args = append(args, "--concurrency", strconv.Itoa(ex.concurrency))

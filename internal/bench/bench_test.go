@@ -418,6 +418,7 @@ func TestRunSmall(t *testing.T) {
 	rep, err := Run(context.Background(), Options{
 		Handler: handler, Self: os.Args[0], WorkDir: filepath.Join(dir, "work"),
 		Small: 1500, Large: 4500, NoAzurite: true, StartupRuns: 3, Repeat: 2, Rate: &rate, Logf: t.Logf,
+		Plan: []PlanScenario{{"small: department month", scope.MustParse("/providers/Microsoft.Billing/departments/301001"), 1, 1200}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -445,10 +446,43 @@ func TestRunSmall(t *testing.T) {
 	if got := strings.Join(names, "|"); got != wantNames {
 		t.Errorf("scenarios %q, want %q", got, wantNames)
 	}
+	if len(rep.Plan) != 2 || rep.Plan[1].DatesIgnore != true {
+		t.Fatalf("plan rows %+v, want the scenario with date ranges honoured and ignored", rep.Plan)
+	}
+	for _, p := range rep.Plan {
+		if p.Records <= 0 || p.Calls != p.FloorCalls || p.FloorWall <= 0 || p.Wall <= 0 || p.MaxRSS <= 0 {
+			t.Errorf("plan row %+v: want %d calls (the floor) and measured usage", p, p.FloorCalls)
+		}
+	}
 	if len(rep.Startup.Runs) != 3 || rep.Startup.Median <= 0 {
 		t.Errorf("start-up %+v, want 3 runs", rep.Startup)
 	}
 	if len(rep.Targets) == 0 {
 		t.Errorf("no targets")
+	}
+}
+
+// TestPlanTable: the plan table puts calls against the floor first, and the observed rates
+// follow the reference's per-scope-kind figures.
+func TestPlanTable(t *testing.T) {
+	for k, want := range map[scope.Kind]int{scope.Subscription: 10, scope.BillingAccount: 6, scope.BillingProfile: 6,
+		scope.Customer: 6, scope.Department: 2, scope.EnrollmentAccount: 2, scope.ManagementGroup: 2} {
+		if got := ObservedRate(k); got != want {
+			t.Errorf("ObservedRate(%s) = %d, want %d", k, got, want)
+		}
+	}
+	rep := &Report{Plan: []*PlanRow{{Scenario: "small", Kind: scope.Department, RatePerMin: 2, Partitions: 1, Records: 2482,
+		Calls: 3, FloorCalls: 3, FloorWall: 150 * time.Millisecond, Usage: Usage{Wall: 300 * time.Millisecond, CPU: time.Second}}}}
+	var b strings.Builder
+	if err := rep.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if !strings.HasPrefix(lines[0], "scenario") || !strings.Contains(lines[0], "calls / floor") ||
+		strings.Index(lines[0], "calls / floor") > strings.Index(lines[0], "wall / floor") {
+		t.Errorf("header %q: want calls / floor first", lines[0])
+	}
+	if !strings.Contains(lines[1], "1.00") || !strings.Contains(lines[1], "2.00") || !strings.Contains(lines[1], "3m0s") {
+		t.Errorf("row %q: want calls/floor 1.00, wall/floor 2.00, real wall 3m0s", lines[1])
 	}
 }

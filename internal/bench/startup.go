@@ -56,6 +56,8 @@ func startOnce(ctx context.Context, handler, dir string, env []string) (time.Dur
 		"USAGE_EXPORT_TOKEN=startup-probe",
 		"USAGE_EXPORT_MANAGEMENT_ENDPOINT=http://127.0.0.1:1",
 		"USAGE_EXPORT_LOG_LEVEL=warn",
+		// serve checks that a queue connection is configured; the probe never uses it.
+		"AzureWebJobsStorage=UseDevelopmentStorage=true",
 	)
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"

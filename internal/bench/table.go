@@ -103,6 +103,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // WriteMarkdown writes the report as Markdown: the table, the start-up line and the targets.
 func (rep *Report) WriteMarkdown(w io.Writer) error {
+	if err := rep.writePlan(w, true); err != nil {
+		return err
+	}
+	if len(rep.Rows) == 0 {
+		return nil
+	}
 	var b strings.Builder
 	b.WriteString("| scenario | records | JSON bytes | stored bytes | wall s | CPU s | CPU µs/record | peak RSS MiB | vs SDK | vs gzip-only | rate-limit use |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -136,6 +142,12 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 
 // WriteText writes the table aligned for a terminal.
 func (rep *Report) WriteText(w io.Writer) error {
+	if err := rep.writePlan(w, false); err != nil {
+		return err
+	}
+	if len(rep.Rows) == 0 {
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\trecords\tJSON bytes\tstored bytes\twall s\tCPU s\tCPU µs/rec\tpeak RSS MiB\tvs SDK\tvs gzip\trate use\t")
 	for _, r := range rep.Rows {

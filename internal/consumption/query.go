@@ -16,7 +16,7 @@ import (
 // the corresponding parameter out.
 type Query struct {
 	Scope scope.Scope
-	// BillingPeriod is the billing-period sub-scope name (yyyyMM or yyyyMMdd), or "" to use
+	// BillingPeriod is the billing-period sub-scope name (yyyyMM, yyyyMMdd or yyyyMM-N), or "" to use
 	// Scope.BillingPeriod (which may be "" too). MCA scopes have no billing-period sub-scope.
 	BillingPeriod string
 	// Metric is "" (the API default), "actualcost", "amortizedcost" or "usage" (matched without
@@ -85,7 +85,7 @@ const (
 const usagePath = "/providers/Microsoft.Consumption/usageDetails"
 
 // periodName bounds a billing-period sub-scope name, which goes into the path unescaped.
-var periodName = regexp.MustCompile(`^[0-9]{6}([0-9]{2})?$`)
+var periodName = regexp.MustCompile(`^[0-9]{6}([0-9]{2}|-[0-9]{1,3})?$`)
 
 // firstURL returns the URL of the first request of q: q.NextLink when set, otherwise the URL
 // built from the query.
@@ -120,7 +120,7 @@ func (c *Client) buildURL(q Query) (string, error) {
 	}
 	if period != "" {
 		if !periodName.MatchString(period) {
-			return fail("billing period %q is not yyyyMM", period)
+			return fail("billing period %q is not yyyyMM (or yyyyMM-N)", period)
 		}
 		if !q.Scope.SupportsBillingPeriod() {
 			return fail("%s scopes have no billing-period sub-scope; use From/To", q.Scope.Kind)

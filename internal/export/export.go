@@ -267,9 +267,10 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(e.opts.PartitionConcurrency)
 	var mu sync.Mutex
+	periods := &periodCache{subs: map[string]*periodList{}}
 	for i, p := range parts {
 		g.Go(func() error {
-			r := e.partition(gctx, p, chunkSlots)
+			r := e.partition(gctx, p, chunkSlots, periods)
 			mu.Lock()
 			sum.Partitions[i] = r
 			sum.Rows += r.Rows
@@ -300,7 +301,7 @@ type slots struct {
 	shared chan struct{}
 }
 
-func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots) Result {
+func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots, periods *periodCache) Result {
 	start := time.Now()
 	log := zerolog.Ctx(ctx).With().Str("scope", p.Scope.String()).Str("period", p.Period.String()).
 		Str("metric", p.Metric).Logger()
@@ -310,6 +311,16 @@ func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots) Resul
 	var err error
 	if e.opts.Pick == nil {
 		src, err = e.sources(p.Scope)
+	}
+	if err == nil {
+		if p, err = periods.resolve(ctx, src, p); err == nil && p.Period.String() != res.Period {
+			log = log.With().Str("billing_period", p.Period.String()).Logger()
+			ctx = log.WithContext(ctx)
+			log.Info().Str("first_day", p.Period.Start().Format(time.DateOnly)).
+				Str("last_day", p.Period.End().AddDate(0, 0, -1).Format(time.DateOnly)).
+				Msg("pay-as-you-go subscription: exporting its own billing period")
+			res.Partition, res.Period = p, p.Period.String()
+		}
 	}
 	if err == nil {
 		err = e.runPartition(ctx, p, src, sem, &res)

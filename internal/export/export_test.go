@@ -559,3 +559,47 @@ func TestRecordsOutsideTheMonth(t *testing.T) {
 		})
 	}
 }
+
+// cancelSource cancels the run during its first listing, as the end of an invocation would.
+type cancelSource struct {
+	*fakeSource
+	cancel func()
+	calls  int
+}
+
+func (c *cancelSource) Fetch(ctx context.Context, ch Chunk, h consumption.Handler) error {
+	c.calls++
+	if c.calls == 1 {
+		c.cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return c.fakeSource.Fetch(ctx, ch, h)
+}
+
+// TestInterruptedListingSplits: a listing stopped from outside (its run's context ended) is split
+// in two halves of whole parts by the next run, each listed from its first page.
+func TestInterruptedListingSplits(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &cancelSource{fakeSource: &fakeSource{perDay: 2}, cancel: cancel}
+	e := newTestExporter(t, st, src, Options{})
+	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
+	if sum, _ := e.Run(ctx, []Partition{p}); sum.Partitions[0].Status == StatusCommitted {
+		t.Fatal("the interrupted run committed")
+	}
+	sum, _ := e.Run(context.Background(), []Partition{p})
+	if r := sum.Partitions[0]; r.Status != StatusCommitted || !r.Resumed {
+		t.Fatalf("second run: %s resumed %v (%s)", r.Status, r.Resumed, r.Error)
+	}
+	want := map[string]int{"20240201-20240214": 1, "20240215-20240229": 1}
+	if fmt.Sprint(src.fetched) != fmt.Sprint(want) {
+		t.Errorf("second run listed %v, want the two halves %v", src.fetched, want)
+	}
+	if got := readLines(t, filepath.Join(st.Dir(), e.Dir(p))); len(got) != 29*2 {
+		t.Errorf("%d lines, want %d", len(got), 29*2)
+	}
+}

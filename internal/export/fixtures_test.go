@@ -110,8 +110,13 @@ func TestFixturesExportUnchanged(t *testing.T) {
 			body, _ := json.Marshal(map[string]any{"value": records})
 			var got []string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				got = append(got, r.URL.Path)
 				w.Header().Set("Content-Type", "application/json")
+				if strings.HasSuffix(r.URL.Path, "/providers/Microsoft.Billing/billingPeriods") {
+					// A subscription's billing periods: none listed, so the calendar month.
+					_, _ = w.Write([]byte(`{"value":[]}`))
+					return
+				}
+				got = append(got, r.URL.Path)
 				_, _ = w.Write(body)
 			}))
 			defer srv.Close()

@@ -52,6 +52,9 @@ type checkpoint struct {
 	Plan     []plannedListing        `json:"plan"`
 	Listings map[string]*listingDone `json:"listings"`
 	Parts    map[string]*partStats   `json:"parts"`
+	// Interrupted is the listing a run was stopped in (the invocation ended, the process was
+	// told to stop): the next run splits it in two before starting it again from its first page.
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
 // plannedListing is one listing of the plan.
@@ -180,6 +183,13 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 		pages += ld.Pages
 		records += ld.Records
 	}
+	if cp.Interrupted != "" {
+		if plan, ok := split(cp.Plan, cp.Interrupted, cp.PartDays); ok {
+			zerolog.Ctx(ctx).Info().Str("listing", cp.Interrupted).Msg("the listing did not finish in the last run: listing it in two halves")
+			cp.Plan = plan
+		}
+		cp.Interrupted = ""
+	}
 	for i := 0; i < len(cp.Plan); i++ {
 		pl := cp.Plan[i]
 		if _, ok := cp.Listings[pl.Key]; ok {
@@ -208,6 +218,14 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 		r, err := e.runListing(ctx, src, c, layout, e.runDir(cp.RunID, p), cp.Ext, meta, onPage)
 		<-sem.shared
 		if err != nil {
+			if ctx.Err() != nil && !e.ignoresRanges(context.WithoutCancel(ctx), p) {
+				// Stopped from outside: the listing may be too long for one invocation. The next
+				// run splits it (a scope that ignores date ranges cannot be split).
+				cp.Interrupted = pl.Key
+				if serr := e.saveCheckpoint(context.WithoutCancel(ctx), p, cp); serr != nil {
+					zerolog.Ctx(ctx).Warn().Err(serr).Msg("recording the interrupted listing")
+				}
+			}
 			return fmt.Errorf("listing %s: %w", c.Key(), err)
 		}
 		for _, ps := range r.Parts {
@@ -247,6 +265,32 @@ func (pl plannedListing) chunk(p Partition) (Chunk, error) {
 		return Chunk{}, fmt.Errorf("checkpoint plan: %w", err)
 	}
 	return Chunk{Partition: p, From: from, To: to, Whole: pl.Whole, ByPeriod: pl.ByPeriod}, nil
+}
+
+// split replaces the listing key of plan with its two halves (whole parts each; the halves list
+// by date range); false when it holds a single part.
+func split(plan []plannedListing, key string, partDays int) ([]plannedListing, bool) {
+	from, to, err := parseKey(key)
+	if err != nil {
+		return plan, false
+	}
+	width := max(1, partDays)
+	parts := (int(to.Sub(from).Hours()/24) + width) / width
+	if partDays <= 0 || parts < 2 {
+		return plan, false
+	}
+	mid := from.AddDate(0, 0, width*(parts/2)) // first day of the second half
+	var out []plannedListing
+	for _, pl := range plan {
+		if pl.Key != key {
+			out = append(out, pl)
+			continue
+		}
+		out = append(out,
+			plannedListing{Key: from.Format("20060102") + "-" + mid.AddDate(0, 0, -1).Format("20060102")},
+			plannedListing{Key: mid.Format("20060102") + "-" + to.Format("20060102")})
+	}
+	return out, true
 }
 
 // collapse replaces the unfinished listings of plan with one listing from the first unfinished

@@ -32,7 +32,10 @@ const DefaultListingTime = 30 * time.Minute
 func (e *Exporter) plan(ctx context.Context, p Partition, src Source, partDays int, live *manifest.Manifest) []plannedListing {
 	layout := layoutOf(p, partDays)
 	whole := plannedListing{Key: layout.first.Format("20060102") + "-" + layout.last.Format("20060102"), Whole: true}
-	whole.ByPeriod = src.Name() == SourceUsageDetails && p.Scope.SupportsBillingPeriod()
+	// The billing-period sub-scope for calendar periods only: a pay-as-you-go (Web Direct)
+	// subscription's period is refused there from api-version 2019-10-01 on, and its days are
+	// known, so it is listed by its date range.
+	whole.ByPeriod = src.Name() == SourceUsageDetails && p.Scope.SupportsBillingPeriod() && p.Period.Calendar()
 	steps := e.stepCount(ctx, p, live)
 	if steps <= 1 || layout.whole() {
 		return []plannedListing{whole}

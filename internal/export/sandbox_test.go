@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"testing"
@@ -362,5 +364,144 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 	}
 	if after, _, afterHash := partitionRecords(t, st, cost, p); after.RunInfo.RunID != before.RunInfo.RunID || afterHash != beforeHash {
 		t.Error("NoDataFound: the held run changed the live partition")
+	}
+}
+
+// TestPlanCallsAtTheFloor exports a department month and an MCA billing profile month with date
+// ranges honoured and ignored: each partition costs at most ⌈rows/1000⌉ + 1 listing calls, and
+// equals the ground truth. A CSP customer, whose date range the service answers with the current
+// period, fails naming the dates received instead of committing an empty partition.
+func TestPlanCallsAtTheFloor(t *testing.T) {
+	prev := period.Of(sandboxNow).Add(-1)
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ignoreDateFilter=%v", ignore), func(t *testing.T) {
+			sb := newSandbox(t, &sandbox.Options{RecordsPerDay: 20, IgnoreDateFilter: ignore})
+			st, err := store.NewLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newExporter(t, sb, st, "2024-08-01", export.Options{})
+			for _, sc := range pickScopes(t, sb, scope.Department, scope.BillingProfile) {
+				p := export.Partition{Scope: sc, Period: prev, Metric: "actualcost"}
+				before := sb.Stats().Requests
+				sum, err := e.Run(context.Background(), []export.Partition{p})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := sum.Partitions[0]
+				calls := sb.Stats().Requests - before
+				truth, _ := sb.GroundTruth(sc, prev, "actualcost")
+				floor := int64((truth.Rows+999)/1000) + 1
+				if r.Status != export.StatusCommitted || r.Rows != int64(truth.Rows) {
+					t.Fatalf("%s: %s rows %d (%s), want committed %d", sc.Kind, r.Status, r.Rows, r.Error, truth.Rows)
+				}
+				if calls > floor || r.Parts != prev.Days() {
+					t.Errorf("%s: %d calls for %d rows in %d parts, want at most %d calls and %d day parts", sc.Kind, calls, truth.Rows, r.Parts, floor, prev.Days())
+				}
+				if _, _, hash := partitionRecords(t, st, e, p); hash != truth.Hash {
+					t.Errorf("%s: record set differs from the ground truth", sc.Kind)
+				}
+			}
+			cust := pickScopes(t, sb, scope.Customer)[0]
+			sum, _ := e.Run(context.Background(), []export.Partition{{Scope: cust, Period: prev, Metric: "actualcost"}})
+			r := sum.Partitions[0]
+			if !ignore {
+				if r.Status != export.StatusCommitted {
+					t.Errorf("customer: %s %s", r.Status, r.Error)
+				}
+				return
+			}
+			cur := period.Of(sandboxNow)
+			want := fmt.Sprintf("usage dates received %s..%s", cur.Start().Format(time.DateOnly), sandboxNow.Format(time.DateOnly))
+			if r.Status != export.StatusFailed || !errors.Is(r.Err, export.ErrNothingBelongs) || !strings.Contains(r.Error, want) {
+				t.Errorf("customer answered with the current period: %s %q, want failed with %q", r.Status, r.Error, want)
+			}
+		})
+	}
+}
+
+// TestPayAsYouGoPeriods exports the pay-as-you-go subscriptions' billing periods: each partition
+// is the subscription's own period (Billing Periods API), named like 202610-1, listed by date
+// range (the billing-period path is refused for Web Direct on 2019-10-01 and later), equal to the
+// ground truth of those days, with status from the period's real end.
+func TestPayAsYouGoPeriods(t *testing.T) {
+	sb := newSandbox(t, &sandbox.Options{RecordsPerDay: 5})
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newExporter(t, sb, st, "2024-08-01", export.Options{})
+	var payg []scope.Scope
+	for _, sc := range sb.Scopes() {
+		if sc.Kind != scope.Subscription {
+			continue
+		}
+		if _, err := sb.BillingPeriod(sc, "202610-1"); err == nil {
+			payg = append(payg, sc)
+		}
+	}
+	if len(payg) != len(sandbox.PAYGAnchorDays) {
+		t.Fatalf("%d pay-as-you-go subscriptions, want %d", len(payg), len(sandbox.PAYGAnchorDays))
+	}
+	sep, oct := period.Period{Year: 2026, Month: time.September}, period.Period{Year: 2026, Month: time.October}
+	octNamed, _ := period.Parse("202610-1")
+	var parts []export.Partition
+	for _, sc := range payg {
+		for _, p := range []period.Period{sep, oct} {
+			parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: "actualcost"})
+		}
+	}
+	// sandboxNow is 14 Oct 2026: 202610-1 of the subscription anchored on the 5th ran 5 Sep –
+	// 4 Oct (final since the 9th); of the one anchored on the 24th, 24 Sep – 23 Oct (open).
+	wantStatus := map[string]string{"0/202609-1": "final", "0/202610-1": "final", "1/202609-1": "final", "1/202610-1": "open"}
+	before := sb.Stats().Requests
+	sum, err := e.Run(context.Background(), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows int64
+	for i, r := range sum.Partitions {
+		sc := parts[i].Scope
+		if r.Status != export.StatusCommitted {
+			t.Fatalf("%s %s: %s %s", sc, parts[i].Period, r.Status, r.Error)
+		}
+		bp, err := sb.BillingPeriod(sc, r.Period)
+		if err != nil {
+			t.Fatalf("result period %q: %v", r.Period, err)
+		}
+		truth, err := sb.GroundTruth(sc, bp, "actualcost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := r.Partition
+		if !strings.HasSuffix(p.RelPath(), "billingPeriod="+bp.String()) {
+			t.Errorf("folder %s, want billingPeriod=%s", p.RelPath(), bp)
+		}
+		m, n, hash := partitionRecords(t, st, e, p)
+		if n != truth.Rows || hash != truth.Hash {
+			t.Errorf("%s: %d lines, want the ground truth's %d (hash equal: %v)", p.RelPath(), n, truth.Rows, hash == truth.Hash)
+		}
+		key := fmt.Sprintf("%d/%s", i/2, bp)
+		if m.PeriodStatus != wantStatus[key] || m.BillingPeriod != bp.String() ||
+			m.RunInfo.StartDate != bp.Start().Format(time.DateOnly) || m.RunInfo.EndDate != bp.End().AddDate(0, 0, -1).Format(time.DateOnly) {
+			t.Errorf("%s: manifest period %s %s..%s status %s, want %s %s..%s %s", key, m.BillingPeriod, m.RunInfo.StartDate, m.RunInfo.EndDate,
+				m.PeriodStatus, bp, bp.Start().Format(time.DateOnly), bp.End().AddDate(0, 0, -1).Format(time.DateOnly), wantStatus[key])
+		}
+		if back, err := period.Parse(strings.TrimPrefix(path.Base(p.RelPath()), "billingPeriod=")); err != nil || back.String() != bp.String() {
+			t.Errorf("folder name %s does not parse back: %v", p.RelPath(), err)
+		}
+		rows += r.Rows
+	}
+	// One billing-periods call per subscription, then at most ⌈rows/1000⌉ + 1 per partition.
+	if calls := sb.Stats().Requests - before; calls > int64(len(payg))+int64(len(parts))*2 || sb.Stats().ByStatus[400] > 0 {
+		t.Errorf("%d calls (%d refused) for %d rows in %d partitions", calls, sb.Stats().ByStatus[400], rows, len(parts))
+	}
+	// The suffixed name selects the same partition: it is replaced, not duplicated.
+	sum, err = e.Run(context.Background(), []export.Partition{{Scope: payg[1], Period: octNamed, Metric: "actualcost"}})
+	if err != nil || sum.Partitions[0].Status != export.StatusCommitted || sum.Partitions[0].Period != "202610-1" {
+		t.Fatalf("export of 202610-1: %v %+v", err, sum.Partitions[0])
+	}
+	if m, _, _ := partitionRecords(t, st, e, sum.Partitions[0].Partition); m.Previous == nil || m.Previous.Delta.DataRowCount != 0 {
+		t.Errorf("re-export by the suffixed name: previous %+v, want a replacement with delta 0", m.Previous)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/scope"
 )
 
 // UsageDetails is the usageDetails source: one query per chunk, through the billing-period
@@ -33,4 +35,9 @@ func (u *UsageDetails) Fetch(ctx context.Context, c Chunk, h consumption.Handler
 		q.From, q.To = c.From, c.To
 	}
 	return u.Client.List(ctx, q, h)
+}
+
+// BillingPeriods implements PeriodLister.
+func (u *UsageDetails) BillingPeriods(ctx context.Context, sub scope.Scope) ([]period.Period, error) {
+	return u.Client.BillingPeriods(ctx, sub)
 }

@@ -1,34 +1,49 @@
-// Package period models billing periods (calendar months named YYYYMM, UTC), their status
+// Package period models billing periods — calendar months named YYYYMM (EA, MCA) and the
+// sign-up-anchored periods of pay-as-you-go subscriptions (named like 201702-1) — their status
 // (open, closing, final) and the plan of periods a scheduled export covers.
 package period
 
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 )
 
-// Period is a calendar month in UTC. The zero value is not valid.
+// Period is a billing period: a calendar month in UTC, or (pay-as-you-go) the subscription's own
+// period as the Billing Periods API defines it. The zero value is not valid.
 type Period struct {
 	Year  int
 	Month time.Month
+	// Suffix is the "-N" of a pay-as-you-go period's name without the '-' ("1" in 201702-1);
+	// "" for a calendar month.
+	Suffix string
+	// From and To are the period's first day and the day after its last, set for a period that
+	// is not the calendar month Year-Month (Anchored); zero for a calendar month.
+	From, To time.Time
 }
 
 // ErrInvalid is wrapped by every parse error.
 var ErrInvalid = errors.New("invalid billing period")
 
 // Earliest is the first month the usage-details API has data for (May 2014).
-var Earliest = Period{2014, time.May}
+var Earliest = Period{Year: 2014, Month: time.May}
 
-// Parse parses "YYYYMM" (also accepting "YYYY-MM").
+// nameRE is a billing-period name: YYYYMM, optionally with a "-N" suffix.
+var nameRE = regexp.MustCompile(`^([0-9]{6})(?:-([0-9]{1,3}))?$`)
+
+// Parse parses "YYYYMM" (also accepting "YYYY-MM") or a pay-as-you-go name "YYYYMM-N". A
+// suffixed period's days are unknown until Anchored gives them (Start and End are the calendar
+// month's until then).
 func Parse(s string) (Period, error) {
 	if len(s) == 7 && s[4] == '-' {
 		s = s[:4] + s[5:]
 	}
-	if len(s) != 6 {
-		return Period{}, fmt.Errorf("%w %q: want YYYYMM", ErrInvalid, s)
+	m := nameRE.FindStringSubmatch(s)
+	if m == nil {
+		return Period{}, fmt.Errorf("%w %q: want YYYYMM (or a pay-as-you-go name like 201702-1)", ErrInvalid, s)
 	}
-	t, err := time.Parse("200601", s)
+	t, err := time.Parse("200601", m[1])
 	if err != nil {
 		return Period{}, fmt.Errorf("%w %q: want YYYYMM", ErrInvalid, s)
 	}
@@ -36,29 +51,70 @@ func Parse(s string) (Period, error) {
 	if p.Before(Earliest) {
 		return Period{}, fmt.Errorf("%w %q: usage data starts in %s", ErrInvalid, s, Earliest)
 	}
+	p.Suffix = m[2]
 	return p, nil
 }
 
-// Of returns the period containing t (in UTC).
-func Of(t time.Time) Period {
-	t = t.UTC()
-	return Period{t.Year(), t.Month()}
+// Anchored returns the period named name (YYYYMM or YYYYMM-N) covering the days first..last
+// (inclusive), as the Billing Periods API lists them.
+func Anchored(name string, first, last time.Time) (Period, error) {
+	p, err := Parse(name)
+	if err != nil {
+		return Period{}, err
+	}
+	first, last = first.UTC().Truncate(24*time.Hour), last.UTC().Truncate(24*time.Hour)
+	if last.Before(first) {
+		return Period{}, fmt.Errorf("%w %q: ends (%s) before it starts (%s)", ErrInvalid, name,
+			last.Format(time.DateOnly), first.Format(time.DateOnly))
+	}
+	if p.Suffix == "" && first.Equal(p.Start()) && last.Equal(p.End().AddDate(0, 0, -1)) {
+		return p, nil // the calendar month
+	}
+	p.From, p.To = first, last.AddDate(0, 0, 1)
+	return p, nil
 }
 
-// String returns "YYYYMM".
-func (p Period) String() string { return fmt.Sprintf("%04d%02d", p.Year, int(p.Month)) }
+// Of returns the calendar month containing t (in UTC).
+func Of(t time.Time) Period {
+	t = t.UTC()
+	return Period{Year: t.Year(), Month: t.Month()}
+}
+
+// String returns the period's name: "YYYYMM", or "YYYYMM-N" for a suffixed one.
+func (p Period) String() string {
+	s := fmt.Sprintf("%04d%02d", p.Year, int(p.Month))
+	if p.Suffix != "" {
+		s += "-" + p.Suffix
+	}
+	return s
+}
+
+// Calendar reports whether p is the calendar month its name says (no suffix, no own days).
+func (p Period) Calendar() bool { return p.Suffix == "" && p.From.IsZero() }
 
 // Start is the first instant of the period.
-func (p Period) Start() time.Time { return time.Date(p.Year, p.Month, 1, 0, 0, 0, 0, time.UTC) }
+func (p Period) Start() time.Time {
+	if !p.From.IsZero() {
+		return p.From
+	}
+	return time.Date(p.Year, p.Month, 1, 0, 0, 0, 0, time.UTC)
+}
 
 // End is the first instant after the period.
-func (p Period) End() time.Time { return p.Start().AddDate(0, 1, 0) }
+func (p Period) End() time.Time {
+	if !p.To.IsZero() {
+		return p.To
+	}
+	return time.Date(p.Year, p.Month, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 1, 0)
+}
 
 // Days is the number of days in the period.
 func (p Period) Days() int { return int(p.End().Sub(p.Start()).Hours() / 24) }
 
-// Add returns the period n months later (n may be negative).
-func (p Period) Add(n int) Period { return Of(p.Start().AddDate(0, n, 0)) }
+// Add returns the calendar month n months after p's name month (n may be negative).
+func (p Period) Add(n int) Period {
+	return Of(time.Date(p.Year, p.Month, 1, 0, 0, 0, 0, time.UTC).AddDate(0, n, 0))
+}
 
 // Before reports whether p is earlier than q.
 func (p Period) Before(q Period) bool {

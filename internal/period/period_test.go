@@ -72,7 +72,7 @@ func TestScheduledNeverFinal(t *testing.T) {
 }
 
 func TestStatusAt(t *testing.T) {
-	feb := Period{2024, time.February}
+	feb := Period{Year: 2024, Month: time.February}
 	tests := []struct {
 		now  time.Time
 		want Status
@@ -96,19 +96,19 @@ func TestDays(t *testing.T) {
 		p    Period
 		want int
 	}{
-		{Period{2024, time.February}, 29},
-		{Period{2023, time.February}, 28},
-		{Period{2000, time.February}, 29}, // divisible by 400
-		{Period{2100, time.February}, 28}, // divisible by 100 only
-		{Period{2024, time.April}, 30},
-		{Period{2024, time.December}, 31},
+		{Period{Year: 2024, Month: time.February}, 29},
+		{Period{Year: 2023, Month: time.February}, 28},
+		{Period{Year: 2000, Month: time.February}, 29}, // divisible by 400
+		{Period{Year: 2100, Month: time.February}, 28}, // divisible by 100 only
+		{Period{Year: 2024, Month: time.April}, 30},
+		{Period{Year: 2024, Month: time.December}, 31},
 	}
 	for _, tt := range tests {
 		if got := tt.p.Days(); got != tt.want {
 			t.Errorf("%s.Days() = %d, want %d", tt.p, got, tt.want)
 		}
 	}
-	if got, want := (Period{2024, time.December}).End(), utc(2025, time.January, 1, 0, 0, 0); !got.Equal(want) {
+	if got, want := (Period{Year: 2024, Month: time.December}).End(), utc(2025, time.January, 1, 0, 0, 0); !got.Equal(want) {
 		t.Errorf("202412.End() = %s, want %s", got, want)
 	}
 }
@@ -129,6 +129,11 @@ func TestParse(t *testing.T) {
 		{"20240", "", true},
 		{"2024021", "", true},
 		{" 202402", "", true},
+		{"201702-1", "201702-1", false}, // pay-as-you-go names carry a suffix
+		{"201806-12", "201806-12", false},
+		{"201702-", "", true},
+		{"201702-x", "", true},
+		{"2017-02-1", "", true},
 		{"", "", true},
 	}
 	for _, tt := range tests {
@@ -151,12 +156,12 @@ func TestRange(t *testing.T) {
 		want        string
 		err         bool
 	}{
-		{Period{2023, time.November}, Period{2024, time.February}, 36, "202311,202312,202401,202402", false},
-		{Period{2024, time.February}, Period{2024, time.February}, 1, "202402", false},
-		{Period{2021, time.January}, Period{2023, time.December}, 36, "", false}, // exactly 36
-		{Period{2021, time.January}, Period{2024, time.January}, 36, "", true},   // 37
-		{Period{2024, time.March}, Period{2024, time.February}, 36, "", true},
-		{Period{2014, time.May}, Period{2024, time.January}, 0, "", false}, // no limit
+		{Period{Year: 2023, Month: time.November}, Period{Year: 2024, Month: time.February}, 36, "202311,202312,202401,202402", false},
+		{Period{Year: 2024, Month: time.February}, Period{Year: 2024, Month: time.February}, 1, "202402", false},
+		{Period{Year: 2021, Month: time.January}, Period{Year: 2023, Month: time.December}, 36, "", false}, // exactly 36
+		{Period{Year: 2021, Month: time.January}, Period{Year: 2024, Month: time.January}, 36, "", true},   // 37
+		{Period{Year: 2024, Month: time.March}, Period{Year: 2024, Month: time.February}, 36, "", true},
+		{Period{Year: 2014, Month: time.May}, Period{Year: 2024, Month: time.January}, 0, "", false}, // no limit
 	}
 	for _, tt := range tests {
 		got, err := Range(tt.first, tt.last, tt.max)
@@ -178,7 +183,7 @@ func TestRange(t *testing.T) {
 }
 
 func TestAdd(t *testing.T) {
-	p := Period{2024, time.January}
+	p := Period{Year: 2024, Month: time.January}
 	for _, tt := range []struct {
 		n    int
 		want string
@@ -188,7 +193,44 @@ func TestAdd(t *testing.T) {
 		}
 	}
 	// Add is month arithmetic, never day overflow (time.AddDate on the 31st would skip months).
-	if got := (Period{2024, time.January}).Add(1); got != (Period{2024, time.February}) {
+	if got := (Period{Year: 2024, Month: time.January}).Add(1); got != (Period{Year: 2024, Month: time.February}) {
 		t.Errorf("Add(1) from January = %s", got)
+	}
+}
+
+// TestAnchored: a pay-as-you-go period keeps its name (the folder's billingPeriod= value parses
+// back to it) and its own days; status and restatement follow its real end.
+func TestAnchored(t *testing.T) {
+	p, err := Anchored("202402-1", utc(2024, time.January, 24, 0, 0, 0), utc(2024, time.February, 23, 0, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.String() != "202402-1" || p.Calendar() || p.Days() != 31 ||
+		!p.Start().Equal(utc(2024, time.January, 24, 0, 0, 0)) || !p.End().Equal(utc(2024, time.February, 24, 0, 0, 0)) {
+		t.Errorf("Anchored = %s %s..%s (%d days)", p, p.Start(), p.End(), p.Days())
+	}
+	back, err := Parse(p.String())
+	if err != nil || back.String() != p.String() || back.Suffix != "1" {
+		t.Errorf("Parse(%q) = %+v, %v: the name does not round-trip", p.String(), back, err)
+	}
+	for _, tt := range []struct {
+		now  time.Time
+		want Status
+	}{
+		{utc(2024, time.January, 23, 12, 0, 0), Future},
+		{utc(2024, time.February, 23, 23, 0, 0), Open},   // the calendar month would be open too
+		{utc(2024, time.February, 26, 0, 0, 0), Closing}, // ended on the 23rd
+		{utc(2024, time.February, 29, 0, 0, 0), Final},   // 5 days after its real end, calendar February still open
+	} {
+		if got := p.StatusAt(tt.now, 5); got != tt.want {
+			t.Errorf("StatusAt(%s) = %s, want %s", tt.now.Format(time.DateOnly), got, tt.want)
+		}
+	}
+	cal, err := Anchored("202402", utc(2024, time.February, 1, 0, 0, 0), utc(2024, time.February, 29, 0, 0, 0))
+	if err != nil || !cal.Calendar() || cal != (Period{Year: 2024, Month: time.February}) {
+		t.Errorf("Anchored calendar month = %+v, %v; want the plain calendar period", cal, err)
+	}
+	if _, err := Anchored("202402-1", utc(2024, time.February, 3, 0, 0, 0), utc(2024, time.February, 1, 0, 0, 0)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Anchored ending before it starts: %v", err)
 	}
 }

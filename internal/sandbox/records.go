@@ -214,9 +214,19 @@ func resStr(get func(c *recCtx) string) func(c *recCtx) string {
 
 var (
 	fBillingPeriodStart = f("billingPeriodStartDate", func(e *enc, c *recCtx) {
+		if c.r.sub.anchor > 0 {
+			first, _, _ := c.r.sub.periodOf(c.r.day)
+			e.date(first.Year(), int(first.Month()), first.Day(), date7)
+			return
+		}
 		e.date(c.r.ymd[0], c.r.ymd[1], 1, date7)
 	})
 	fBillingPeriodEnd = f("billingPeriodEndDate", func(e *enc, c *recCtx) {
+		if c.r.sub.anchor > 0 {
+			_, last, _ := c.r.sub.periodOf(c.r.day)
+			e.date(last.Year(), int(last.Month()), last.Day(), date7)
+			return
+		}
 		e.date(c.r.ymd[0], c.r.ymd[1], lastDay(c.r.ymd[0], c.r.ymd[1]), date7)
 	})
 	fDate     = f("date", func(e *enc, c *recCtx) { e.date(c.r.ymd[0], c.r.ymd[1], c.r.ymd[2], date7) })
@@ -544,7 +554,8 @@ var modernFields = []field{
 // fields2018 is the 2018-06-30 UsageDetailProperties, in spec order.
 var fields2018 = []field{
 	fstr("billingPeriodId", func(c *recCtx) string {
-		return "/subscriptions/" + c.r.sub.guid + "/providers/Microsoft.Billing/billingPeriods/" + itoa(c.r.month)
+		_, _, name := c.r.sub.periodOf(c.r.day)
+		return "/subscriptions/" + c.r.sub.guid + "/providers/Microsoft.Billing/billingPeriods/" + name
 	}),
 	fstr("invoiceId", func(c *recCtx) string {
 		if c.open {

@@ -148,7 +148,7 @@ func TestWorldStructure(t *testing.T) {
 		}
 	}
 	want := map[scope.Kind]int{scope.BillingAccount: 2, scope.Department: 4, scope.EnrollmentAccount: 8, scope.ManagementGroup: 1,
-		scope.Subscription: 24, scope.MCABillingAccount: 1, scope.BillingProfile: 2, scope.InvoiceSection: 4, scope.Customer: 2}
+		scope.Subscription: 26, scope.MCABillingAccount: 1, scope.BillingProfile: 2, scope.InvoiceSection: 4, scope.Customer: 2}
 	for k, n := range want {
 		if counts[k] != n {
 			t.Errorf("%d %s scopes, want %d", counts[k], k, n)

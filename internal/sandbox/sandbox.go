@@ -10,6 +10,9 @@
 // and the Cost Details generate → poll → download flow with SAS-protected CSV blobs. Fault
 // injection (Faults, or POST /sandbox/faults) reproduces the failure modes of §12.
 //
+// It also serves the Billing Periods API of subscriptions (billingperiods.go), whose
+// pay-as-you-go periods are anchored on the sign-up day (world.go).
+//
 // Every response's rows can be checked against GroundTruth, which is computed from the same
 // generator: row count, exact per-currency sums, and a hash of the record set.
 //
@@ -94,7 +97,9 @@ type Options struct {
 
 	// IgnoreDateFilter reproduces the field reports where the service ignores date ranges and
 	// returns whole months: the billing period when one is given, else every month the
-	// requested range touches.
+	// requested range touches — except CSP scopes (customers and their subscriptions), whose
+	// date range returns the current period to date, another period altogether
+	// (Azure/azure-sdk-for-python#41864).
 	IgnoreDateFilter bool
 
 	Faults *Faults // fault injection; nil = an empty rule set (still controllable over HTTP)
@@ -541,6 +546,12 @@ func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveUsage(w, r, path[:len(path)-len(usageSuffix)])
+	case strings.HasSuffix(lower, billingPeriodsSuffix):
+		if r.Method != http.MethodGet {
+			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested resource does not support http method '"+r.Method+"'.")
+			return
+		}
+		s.serveBillingPeriods(w, r, path[:len(path)-len(billingPeriodsSuffix)])
 	case strings.HasSuffix(lower, generateSuffix):
 		if r.Method != http.MethodPost {
 			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The requested resource does not support http method '"+r.Method+"'.")

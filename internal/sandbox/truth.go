@@ -45,7 +45,8 @@ func (s *Server) GroundTruth(sc scope.Scope, p period.Period, metric string) (Tr
 	return s.GroundTruthVersion(sc, p, metric, LatestAPIVersion)
 }
 
-// GroundTruthVersion returns the truth of every row of scope sc in calendar month p (clipped to
+// GroundTruthVersion returns the truth of every row of scope sc in the days of p — a calendar
+// month, or a pay-as-you-go subscription's own period as BillingPeriod returns it — (clipped to
 // the data: FirstMonth to Now's day) for metric ("actualcost" when empty; "usage" has the same
 // rows as "actualcost"), with records in the shape of apiVersion. The row set and sums do not
 // depend on the api-version; Hash and Kinds do, through the record shape. The scope's
@@ -166,6 +167,9 @@ func (s *Server) serveGroundTruth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := period.Parse(q.Get("period"))
+	if err == nil && p.Suffix != "" {
+		p, err = s.BillingPeriod(sc, p.String())
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
 		return
@@ -194,4 +198,18 @@ func metricOf(cd string) (Metric, bool) {
 		return MetricAmortizedCost, true
 	}
 	return "", false
+}
+
+// BillingPeriod returns subscription sc's billing period called name, with its own days (a
+// pay-as-you-go period) or as the calendar month, as the Billing Periods API lists it.
+func (s *Server) BillingPeriod(sc scope.Scope, name string) (period.Period, error) {
+	subs, err := s.w.resolve(sc)
+	if err != nil || sc.Kind != scope.Subscription {
+		return period.Period{}, fmt.Errorf("billing period %s of %s: %w", name, sc, ErrUnknownScope)
+	}
+	first, last, ok := subs[0].periodNamed(name)
+	if !ok {
+		return period.Period{}, fmt.Errorf("billing period %s of %s: %w", name, sc, period.ErrInvalid)
+	}
+	return period.Anchored(name, first, last)
 }

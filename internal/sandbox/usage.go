@@ -71,12 +71,28 @@ func parseScope(p string) (scope.Scope, string, int, string, string) {
 	return sc, bp, 0, "", ""
 }
 
-// parseBillingPeriod accepts yyyyMM and yyyyMMdd names.
+// parseBillingPeriod accepts yyyyMM, yyyyMMdd and pay-as-you-go yyyyMM-N names.
 func parseBillingPeriod(bp string) (period.Period, error) {
-	if len(bp) != 6 && len(bp) != 8 {
-		return period.Period{}, fmt.Errorf("billing period %q: want yyyyMM", bp)
+	if len(bp) == 8 && !strings.Contains(bp, "-") {
+		bp = bp[:6]
 	}
-	return period.Parse(bp[:6])
+	return period.Parse(bp)
+}
+
+// billingPeriodDays returns the first and last day of the billing period named bp for the
+// subscriptions of a scope: a pay-as-you-go subscription's own period, else the calendar month.
+func billingPeriodDays(bp string, sc scope.Scope, subs []*subscription) (time.Time, time.Time, bool) {
+	if len(bp) == 8 && !strings.Contains(bp, "-") {
+		bp = bp[:6]
+	}
+	if sc.Kind == scope.Subscription && len(subs) == 1 {
+		return subs[0].periodNamed(bp)
+	}
+	p, err := period.Parse(bp)
+	if err != nil || p.Suffix != "" {
+		return time.Time{}, time.Time{}, false
+	}
+	return p.Start(), p.End().AddDate(0, 0, -1), true
 }
 
 func supportedVersions() string {
@@ -137,7 +153,7 @@ func (b *badRequest) Error() string { return b.msg }
 
 // selectRange picks the days a request covers (see the package comment of this file), clipped
 // to the data.
-func (s *Server) selectRange(bp string, f *filter, startDate, endDate string, d dialect) (time.Time, time.Time, error) {
+func (s *Server) selectRange(bp string, bpFirst, bpLast time.Time, f *filter, startDate, endDate string, d dialect, csp bool) (time.Time, time.Time, error) {
 	today := dayOf(s.o.Now())
 	var lo, hi time.Time
 	given := false
@@ -166,15 +182,17 @@ func (s *Server) selectRange(bp string, f *filter, startDate, endDate string, d 
 		return lo, hi, &badRequest{"BadRequest", fmt.Sprintf("The date range cannot exceed %d months.", maxRequestMonths)}
 	}
 	switch {
+	case s.o.IgnoreDateFilter && csp && given:
+		// A CSP scope with a date range "always returns the costs for the current period"
+		// (Azure/azure-sdk-for-python#41864): another period altogether.
+		lo, hi = monthStart(today), today
 	case s.o.IgnoreDateFilter && bp != "":
-		p, _ := parseBillingPeriod(bp)
-		lo, hi = p.Start(), p.End().AddDate(0, 0, -1)
+		lo, hi = bpFirst, bpLast
 	case s.o.IgnoreDateFilter && given:
 		lo, hi = monthStart(lo), monthEnd(hi)
 	case given:
 	case bp != "":
-		p, _ := parseBillingPeriod(bp)
-		lo, hi = p.Start(), p.End().AddDate(0, 0, -1)
+		lo, hi = bpFirst, bpLast
 	default:
 		lo, hi = monthStart(today), today
 	}
@@ -240,6 +258,11 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 			fmt.Sprintf("The api-version '%s' does not support Microsoft Customer Agreement scopes. Use 2019-10-01 or later.", v.Name))
 		return
 	}
+	if bp != "" && !v.flat && sc.Kind == scope.Subscription && subs[0].offer == OfferWebDirect {
+		writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Billing Period is not supported in (%s) API Version for "+
+			"Subscription Scope With Web Direct Offer. Please provide the UsageStart and UsageEnd dates in the $filter", v.Name))
+		return
+	}
 	key := strings.ToLower(sc.Path())
 	s.stats.scope(key)
 
@@ -300,7 +323,16 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 		}
 	}
 	d := dialectFor(sc, subs, v.flat)
-	from, to, err := s.selectRange(bp, f, q.Get("startDate"), q.Get("endDate"), d)
+	csp := sc.Kind == scope.Customer || (sc.Kind == scope.Subscription && subs[0].customer != nil)
+	var bpFirst, bpLast time.Time
+	if bp != "" {
+		var ok bool
+		if bpFirst, bpLast, ok = billingPeriodDays(bp, sc, subs); !ok {
+			writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid billing period '%s'.", bp))
+			return
+		}
+	}
+	from, to, err := s.selectRange(bp, bpFirst, bpLast, f, q.Get("startDate"), q.Get("endDate"), d, csp)
 	if err != nil {
 		br := err.(*badRequest)
 		writeError(w, http.StatusBadRequest, br.code, br.msg)

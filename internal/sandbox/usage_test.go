@@ -205,12 +205,22 @@ func TestEveryScopeFormAndVersion(t *testing.T) {
 			subs, _ := s.w.resolve(sc)
 			modern := sc.Channel() == scope.Modern || subs[0].modern
 			paths := []string{sc.Path()}
-			if sc.SupportsBillingPeriod() {
+			webDirect := sc.Kind == scope.Subscription && subs[0].offer == OfferWebDirect
+			switch {
+			case webDirect: // its own period names; refused from 2019-10-01 on
+				paths = append(paths, sc.PeriodPath("202402-1"))
+			case sc.SupportsBillingPeriod():
 				paths = append(paths, sc.PeriodPath("202402"), sc.PeriodPath("20240201"))
 			}
 			for _, p := range paths {
 				t.Run(v.Name+p, func(t *testing.T) {
 					resp, body := get(t, s, usageURL(ts.URL, p, "api-version="+v.Name+"&$top=3"))
+					if webDirect && p != sc.Path() && !v.flat {
+						if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "Web Direct Offer") {
+							t.Fatalf("status %d %s, want 400 for a Web Direct billing period", resp.StatusCode, body)
+						}
+						return
+					}
 					if v.Name == "2018-06-30" && modern {
 						if resp.StatusCode != http.StatusBadRequest || errorCode(t, body) != "InvalidApiVersionParameter" {
 							t.Fatalf("status %d %s, want 400 InvalidApiVersionParameter", resp.StatusCode, body)
@@ -546,7 +556,20 @@ func TestDateSelection(t *testing.T) {
 	ea := "/providers/Microsoft.Billing/departments/301001"
 	mca := "/providers/Microsoft.Billing/billingAccounts/" + MCABillingAccount + "/billingProfiles/AB12-CD34-BG7-TGB"
 	legacySub := "/subscriptions/" + s.w.subs[0].guid
-	modernSub := "/subscriptions/" + s.w.subs[len(s.w.subs)-1].guid
+	var modernSub string
+	for _, sub := range s.w.subs {
+		if sub.modern {
+			modernSub = "/subscriptions/" + sub.guid
+		}
+	}
+	cust := "/providers/Microsoft.Billing/billingAccounts/" + MCABillingAccount + "/customers/" + s.w.mca.customers[0].id
+	var cspSub string
+	for _, sub := range s.w.subs {
+		if sub.customer != nil {
+			cspSub = "/subscriptions/" + sub.guid
+			break
+		}
+	}
 	filter := func(lo, hi string) string {
 		return "$filter=" + url.QueryEscape("properties/usageStart ge '"+lo+"' and properties/usageEnd le '"+hi+"'")
 	}
@@ -576,6 +599,9 @@ func TestDateSelection(t *testing.T) {
 		{"IgnoreDateFilter returns whole month", ignoring, ts2.URL, ea, filter("2024-02-10", "2024-02-12"), "2024-02-01", "2024-02-29"},
 		{"IgnoreDateFilter MCA", ignoring, ts2.URL, mca, "startDate=2024-01-10&endDate=2024-02-12", "2024-01-01", "2024-02-29"},
 		{"IgnoreDateFilter billing period", ignoring, ts2.URL, legacySub + "/providers/Microsoft.Billing/billingPeriods/202401", filter("2024-02-10", "2024-02-12"), "2024-01-01", "2024-01-31"},
+		{"IgnoreDateFilter CSP customer: the current period", ignoring, ts2.URL, cust, "startDate=2024-01-10&endDate=2024-02-12", "2024-03-01", "2024-03-15"},
+		{"IgnoreDateFilter CSP subscription: the current period", ignoring, ts2.URL, cspSub, "startDate=2024-01-01&endDate=2024-01-31", "2024-03-01", "2024-03-15"},
+		{"CSP customer honours the range otherwise", s, ts.URL, cust, "startDate=2024-01-10&endDate=2024-01-12", "2024-01-10", "2024-01-12"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

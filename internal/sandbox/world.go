@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -24,6 +26,11 @@ import (
 //     EF56-GH78-BG7-TGB (EUR), each with 2 invoice sections of 2 subscriptions; the second section
 //     of each profile holds the subscriptions of a partner customer
 //     (9b3c1d2e-4f5a-4b6c-8d7e-0f1a2b3c4d5e, 2e4f6a8b-0c1d-4e3f-9a5b-7c9d1e3f5a7b).
+//   - Two pay-as-you-go subscriptions (offer MS-AZR-0003P, Web Direct), last in world order,
+//     outside every billing scope: their billing periods start on the sign-up day (PAYGAnchorDays)
+//     and are named like 202402-1 (the month after the period's first day). The Billing Periods
+//     API lists them; a billing-period usageDetails request on api-version 2019-10-01 or later
+//     is refused, as on the real service.
 //
 // EA subscriptions produce kind legacy records (offer MS-AZR-0017P), MCA ones kind modern
 // (MS-AZR-0017G). Every third subscription holds commitments and the other charges FOCUS needs
@@ -38,9 +45,14 @@ import (
 // quarterly payment makes the term invariant testable over three periods while actual and
 // amortized totals still differ month by month). Server.Scopes lists every scope path.
 
+// PAYGAnchorDays are the sign-up days of the pay-as-you-go subscriptions, in world order.
+var PAYGAnchorDays = []int{5, 24}
+
 // Fixed ids of the world.
 const (
 	EABillingAccount    = "8608480"               // EA enrollment billing in USD
+	PAYGBillingAccount  = "56780001"              // billing account id on the pay-as-you-go records
+	OfferWebDirect      = "MS-AZR-0003P"          // pay-as-you-go (Web Direct) offer
 	EABillingAccountEUR = "7712035"               // second EA enrollment, billing in EUR
 	ManagementGroupID   = "mg-contoso-prod"       // management group over part of EABillingAccount
 	MCABillingAccount   = "1234:56789_2019-05-31" // MCA billing account
@@ -106,6 +118,9 @@ type subscription struct {
 	name   string
 	modern bool
 	offer  string
+	// anchor is the sign-up day of a pay-as-you-go subscription, whose billing periods run from
+	// that day to the day before it next month; 0: calendar months.
+	anchor int
 	region *region
 	// currency is the billing currency of the subscription's rows.
 	currency string
@@ -320,10 +335,53 @@ func newWorld(seed int64, recordsPerDay int) *world {
 			}
 		}
 	}
+	// Pay-as-you-go (Web Direct) subscriptions: no enrollment, kind legacy records, billing
+	// periods anchored on the sign-up day (the 5th to the 4th, the 24th to the 23rd).
+	payg := &eaAccount{id: PAYGBillingAccount, name: "Fourth Coffee", currency: "USD"}
+	pd := &department{ea: payg}
+	pa := &enrollmentAccount{name: "Fourth Coffee", owner: "billing@fourthcoffee.example", dept: pd}
+	pd.accounts = []*enrollmentAccount{pa}
+	for _, anchor := range PAYGAnchorDays {
+		s := &subscription{
+			name:  fmt.Sprintf("fourthcoffee-payg-%02d", len(w.subs)+1),
+			offer: OfferWebDirect, currency: "USD", ea: payg, dept: pd, account: pa, anchor: anchor,
+		}
+		w.addSub(s)
+		s.hasReservation = false
+	}
 	for _, s := range w.subs {
 		w.buildResources(s)
 	}
 	return w
+}
+
+// periodOf returns the billing period holding day for s: its first and last day and its name
+// (YYYYMM for a calendar month; for an anchored period the month after its first day, with the
+// suffix "-1", as in the Billing Periods API's 201702-1).
+func (s *subscription) periodOf(day time.Time) (first, last time.Time, name string) {
+	y, m, d := day.Date()
+	if s.anchor == 0 {
+		first = time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+		return first, first.AddDate(0, 1, -1), first.Format("200601")
+	}
+	first = time.Date(y, m, s.anchor, 0, 0, 0, 0, time.UTC)
+	if d < s.anchor {
+		first = first.AddDate(0, -1, 0)
+	}
+	return first, first.AddDate(0, 1, -1), first.AddDate(0, 1, 0).Format("200601") + "-1"
+}
+
+// periodNamed returns the first and last day of s's billing period called name.
+func (s *subscription) periodNamed(name string) (first, last time.Time, ok bool) {
+	p, err := period.Parse(name)
+	if err != nil || (p.Suffix != "") != (s.anchor > 0) || (p.Suffix != "" && p.Suffix != "1") {
+		return first, last, false
+	}
+	if s.anchor == 0 {
+		return p.Start(), p.End().AddDate(0, 0, -1), true
+	}
+	first, last, _ = s.periodOf(time.Date(p.Year, p.Month, s.anchor, 0, 0, 0, 0, time.UTC).AddDate(0, -1, 0))
+	return first, last, true
 }
 
 func (w *world) addSub(s *subscription) {

@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string) error {
 	noAzurite := fs.Bool("no-azurite", false, "skip the Azurite exports")
 	noSDK := fs.Bool("no-sdk", false, "skip the SDK baseline")
 	out := fs.String("out", "", "also write the report as Markdown to this file")
-	only := fs.String("only", "", "run only these parts, comma-separated: volumes, rate, startup")
+	only := fs.String("only", "", "run only these parts, comma-separated: volumes, plan, rate, startup")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	repeat := fs.Int("repeat", bench.DefaultRepeat, "runs of each export, gzip-only and fetch + gzip scenario (median CPU and wall, highest RSS)")
 	profile := fs.String("cpuprofile", "", "instead of the table: export -large records in-process (as handler export builds it) to Azurite (local with -no-azurite) under the CPU profiler, writing the profile here")
