@@ -157,6 +157,13 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("The scope '%s' could not be found.", scopePath))
 		return
 	}
+	// EA and MCA only (cost-details-and-focus.md §1.1): a pay-as-you-go subscription is refused.
+	// The rule is documented; the wording is the sandbox's.
+	if sc.Kind == scope.Subscription && len(subs) > 0 && subs[0].anchor > 0 {
+		writeError(w, http.StatusBadRequest, "BadRequest",
+			"Cost details reports are supported for Enterprise Agreement and Microsoft Customer Agreement scopes only; use usage details or exports for this subscription.")
+		return
+	}
 	key := strings.ToLower(sc.Path())
 	s.stats.scope(key)
 	fault := s.faults.take(TargetCostDetails, 0, nil)
