@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
+	"github.com/usage-export/usage-export/internal/hostqueue"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/testutil"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // Scopes of the hostile table: the handler is configured with the first two (the allow-list);
@@ -160,18 +163,31 @@ func hostileCases(now time.Time) []hostileCase {
 
 // hostileHandler is the real handler binary serving the Functions host protocol.
 type hostileHandler struct {
-	base string
-	proc *proc
-	out  string // output directory
+	base  string
+	proc  *proc
+	out   string // output directory
+	queue *workqueue.Queue
 }
 
 // startServe starts `handler serve` with FUNCTIONS_CUSTOMHANDLER_PORT, configured with the
-// allow-list against sb, and waits for its readiness answer.
+// allow-list against sb and a work queue of its own on Azurite's Queue service (as the Functions
+// host's storage), and waits for its readiness answer.
 func startServe(t *testing.T, sb *sandbox.Server) *hostileHandler {
 	t.Helper()
 	port := testutil.FreePort(t)
 	out := t.TempDir()
+	az := azuritetest.Start(t)
+	qname := "hostile-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	q, err := workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: qname}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
+		workqueue.EnvConnection + "=" + az.ConnectionString(),
+		workqueue.EnvQueue + "=" + qname,
 		"FUNCTIONS_CUSTOMHANDLER_PORT=" + strconv.Itoa(port),
 		"USAGE_EXPORT_SCOPES=" + allowedDept + "," + allowedSub,
 		"USAGE_EXPORT_MANAGEMENT_ENDPOINT=" + sb.URL(),
@@ -182,7 +198,7 @@ func startServe(t *testing.T, sb *sandbox.Server) *hostileHandler {
 		"USAGE_EXPORT_RATE_PER_TENANT=100000",
 		"WEBSITE_INSTANCE_ID=faults-hostile",
 	}
-	h := &hostileHandler{base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: startHandler(t, testutil.HandlerBinary(t), env, []string{"serve"}), out: out}
+	h := &hostileHandler{base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: startHandler(t, testutil.HandlerBinary(t), env, []string{"serve"}), out: out, queue: q}
 	for deadline := time.Now().Add(time.Minute); ; {
 		if resp, err := http.Get(h.base + "/"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
@@ -378,6 +394,10 @@ func TestHostileInputs(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The job's partitions go through the work queue: a host delivers them to the worker
+	// function of the same handler, as the Functions host does.
+	host := hostqueue.New(hostqueue.Options{Work: h.queue.Work(), Poison: h.queue.Poison(), Function: "UsageExportWorker", Binding: "item", Logf: t.Logf})
+	go host.Listen(ctx, "faults-hostile", h.base)
 	for sb.Stats().Requests == 0 {
 		if ctx.Err() != nil || h.proc.exited() {
 			t.Fatalf("the accepted job never called the API: %s", h.proc.tail(2000))
