@@ -149,9 +149,9 @@ func hostileCases(now time.Time) []hostileCase {
 			headers: map[string][]string{"X-Forwarded-Host": {"management.azure.com"}, "X-Original-URL": {"/api/admin"}, "X-Ms-Client-Principal-Name": {"admin"}},
 			want:    403, code: "scope_not_allowed", hint: "configured scopes"},
 		{name: "PUT", method: "PUT", body: `{` + ok + `}`, want: 405, code: "method_not_allowed", hint: "POST /api/exports"},
-		{name: "DELETE a job", method: "DELETE", id: "20260101-000000-000000000000", want: 405, code: "method_not_allowed", hint: "not supported"},
+		{name: "DELETE (cancel) an unknown job", method: "DELETE", id: "20260101-000000-000000000000", want: 404, code: "not_found", hint: "no export job"},
 		{name: "TRACE", method: "TRACE", want: 405, code: "method_not_allowed", hint: "not supported"},
-		{name: "POST to a job id", id: "20260101-000000-000000000000", body: `{` + ok + `}`, want: 405, code: "method_not_allowed", hint: "without an id"},
+		{name: "POST to a job id", id: "20260101-000000-000000000000", body: `{` + ok + `}`, want: 405, code: "method_not_allowed", hint: "POST /api/exports creates"},
 		{name: "old host: body as a JSON value, foreign scope", rawBody: `{"scopes":["` + otherDept + `"],` + ok + `}`, want: 403, code: "scope_not_allowed", hint: "configured scopes"},
 		// Broken host payloads (only the host can send these; the handler must still answer 4xx).
 		{name: "invocation not JSON", invocation: []byte(`<xml/>`), want: 400, code: "invalid_invocation", hint: "decoding invocation"},
