@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/sharedbudget"
 	"github.com/usage-export/usage-export/internal/source"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -39,6 +41,8 @@ type app struct {
 	usage  *export.UsageDetails
 	cost   *costdetails.Client
 	budget *ratelimit.Budget
+	// shared is the budget shared by every instance (serve only; nil for the CLI).
+	shared *sharedbudget.Budget
 	// forceSource, when set, overrides the per-scope source choice (CLI --source).
 	forceSource string
 }
@@ -49,6 +53,13 @@ type app struct {
 // Azure CLI…). A static bearer token (USAGE_EXPORT_TOKEN / _TOKEN_FILE) is used for the billing
 // API only, never for storage.
 func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, error) {
+	return buildApp(ctx, cfg, log, false)
+}
+
+// buildApp is newApp; with shared, the billing clients also take every call from the
+// per-scope and per-tenant budgets that all instances share through the output store
+// (internal/sharedbudget), as the Functions app does when it runs on several instances.
+func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, shared bool) (*app, error) {
 	bridgeAzureLog(log)
 	azureCred, credErr := azureCredential(cfg)
 	var billingCred azcore.TokenCredential
@@ -66,12 +77,25 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, 
 	if err != nil {
 		return nil, err
 	}
-	budget := ratelimit.New(&ratelimit.Options{
+	st, err := openStore(ctx, cfg, azureCred, credErr)
+	if err != nil {
+		return nil, err
+	}
+	rates := ratelimit.Options{
 		PerScope: cfg.RatePerScope, PerKind: cfg.RatePerKind, PerTenant: cfg.RatePerTenant, Window: cfg.RateWindow,
-	})
+	}
+	budget := ratelimit.New(&rates)
+	perRetry := []policy.Policy{budget.Policy()}
+	var sb *sharedbudget.Budget
+	if shared {
+		// After the process's own spacing, right before the request leaves.
+		sb = sharedbudget.New(st, &sharedbudget.Options{Rates: rates,
+			Prefix: strings.TrimPrefix(strings.Trim(cfg.Prefix, "/")+"/_control/budget", "/")})
+		perRetry = append(perRetry, sb.Policy())
+	}
 	copts := policy.ClientOptions{
 		Transport:        transport,
-		PerRetryPolicies: []policy.Policy{budget.Policy(), arm.NewDiagnosePolicy()},
+		PerRetryPolicies: append(perRetry, arm.NewDiagnosePolicy()),
 		Logging:          policy.LogOptions{IncludeBody: false},
 		Telemetry:        policy.TelemetryOptions{ApplicationID: "usage-export"},
 	}
@@ -87,12 +111,8 @@ func newApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, 
 	if err != nil {
 		return nil, fmt.Errorf("cost details client: %w", err)
 	}
-	st, err := openStore(ctx, cfg, azureCred, credErr)
-	if err != nil {
-		return nil, err
-	}
 	return &app{
-		cfg: cfg, store: st, budget: budget, cost: cost,
+		cfg: cfg, store: st, budget: budget, shared: sb, cost: cost,
 		usage: &export.UsageDetails{Client: client, Version: cfg.APIVersion, Expand: cfg.Expand},
 	}, nil
 }
@@ -254,14 +274,20 @@ func bridgeAzureLog(log zerolog.Logger) {
 // redact removes query strings (skip tokens, SAS signatures) from URLs in a log message, and
 // any connection-string key.
 func redact(msg string) string {
-	fields := strings.Fields(msg)
-	for i, f := range fields {
-		if strings.Contains(f, "://") && strings.Contains(f, "?") {
-			fields[i] = consumption.RedactURL(f)
+	msg = urlInText.ReplaceAllStringFunc(msg, func(u string) string {
+		trimmed := strings.TrimRight(u, ".,:;)")
+		if !strings.Contains(trimmed, "?") {
+			return u
 		}
-	}
-	return store.RedactConnectionString(strings.Join(fields, " "))
+		return consumption.RedactURL(trimmed) + u[len(trimmed):]
+	})
+	return store.RedactConnectionString(msg)
 }
+
+// urlInText finds URLs in a message: up to whitespace or a quote, so that a URL quoted by a Go
+// error (Get "https://…": …) is redacted alone and the text around it, line breaks included,
+// stays as it was.
+var urlInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
 
 // durationSince is for summaries.
 func durationSince(t time.Time) float64 { return time.Since(t).Seconds() }

@@ -104,7 +104,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer cancel()
 		return srv.Shutdown(sctx)
 	}
-	a, err := newApp(ctx, cfg, log)
+	a, err := buildApp(ctx, cfg, log, true)
 	if err != nil {
 		_ = stopServer()
 		return err

@@ -1,7 +1,11 @@
 locals {
+  # A worker invocation exports one partition and resumes from its checkpoint when it is cut
+  # off, so no invocation needs long. 30 minutes stays inside what the plans guarantee a running
+  # execution: 60 minutes of grace on scale-in (Flex Consumption, Premium), 10 minutes in all on
+  # Consumption.
   default_function_timeout = {
-    flex        = "02:00:00"
-    premium     = "02:00:00"
+    flex        = "00:30:00"
+    premium     = "00:30:00"
     consumption = "00:10:00"
   }
   function_timeout = coalesce(var.function_timeout, local.default_function_timeout[var.hosting_plan])
@@ -10,8 +14,10 @@ locals {
     ((tonumber(coalesce(local.timeout_parts[0], "0")) * 24 + tonumber(local.timeout_parts[1])) * 60
     + tonumber(local.timeout_parts[2])) * 60 + tonumber(local.timeout_parts[3])
   )
-  # The Consumption plan stops a function after 10 minutes at most.
+  # The Consumption plan stops a function after 10 minutes at most; elsewhere a running
+  # execution gets 60 minutes of grace on scale-in, so a longer timeout is not honoured.
   consumption_max_timeout_seconds = 600
+  scale_in_grace_seconds          = 3600
 
   # Settings read by the handler (handler/ reads them from the environment).
   handler_settings = merge(
@@ -36,7 +42,10 @@ locals {
       USAGE_EXPORT_ROW_KEY             = tostring(var.row_key)
       USAGE_EXPORT_LOG_LEVEL           = var.log_level
       USAGE_EXPORT_EXPAND              = var.expand
-      AZURE_CLIENT_ID                  = azurerm_user_assigned_identity.app.client_id
+      # The worker's queueTrigger names its queue %USAGE_EXPORT_QUEUE%; the handler enqueues to
+      # the same setting through AzureWebJobsStorage__* (the host account, identity-based).
+      USAGE_EXPORT_QUEUE = azurerm_storage_queue.work.name
+      AZURE_CLIENT_ID    = azurerm_user_assigned_identity.app.client_id
     },
     length(var.costdetails_scopes) > 0 ? {
       USAGE_EXPORT_COSTDETAILS_SCOPES = join(",", var.costdetails_scopes)
@@ -121,12 +130,18 @@ resource "azurerm_function_app_flex_consumption" "main" {
       condition     = length(local.costdetails_outside_scopes) == 0
       error_message = "costdetails_scopes must be a subset of scopes; not in scopes: ${join(", ", local.costdetails_outside_scopes)}."
     }
+    precondition {
+      condition     = local.function_timeout_seconds <= local.scale_in_grace_seconds
+      error_message = "function_timeout ${local.function_timeout} exceeds the 60 minutes Flex Consumption grants a running execution on scale-in."
+    }
   }
 
   depends_on = [
     azurerm_role_assignment.host_blob,
+    azurerm_role_assignment.host_queue,
     azurerm_role_assignment.export_blob,
     azurerm_role_assignment.app_insights,
+    azurerm_storage_queue.poison,
   ]
 }
 
@@ -175,30 +190,36 @@ resource "azurerm_linux_function_app" "main" {
       condition     = var.hosting_plan != "consumption" || local.function_timeout_seconds <= local.consumption_max_timeout_seconds
       error_message = "function_timeout ${local.function_timeout} exceeds the Consumption plan's limit of 00:10:00."
     }
+    precondition {
+      condition     = local.function_timeout_seconds <= local.scale_in_grace_seconds
+      error_message = "function_timeout ${local.function_timeout} exceeds the 60 minutes the platform grants a running execution on scale-in."
+    }
   }
 
   depends_on = [
     azurerm_role_assignment.host_blob,
+    azurerm_role_assignment.host_queue,
     azurerm_role_assignment.export_blob,
     azurerm_role_assignment.app_insights,
+    azurerm_storage_queue.poison,
   ]
 }
 
 # azurerm 5.2 still writes AzureWebJobsStorage (and, on updates,
 # DEPLOYMENT_STORAGE_CONNECTION_STRING) as a connection string with an empty key even
 # when both host and deployment storage use the managed identity
-# (hashicorp/terraform-provider-azurerm#29693). The host prefers that value over the
-# AzureWebJobsStorage__* identity settings and fails. Remove them after every change of
-# the app; the provider filters them out of app_settings on read, so this causes no drift.
+# (hashicorp/terraform-provider-azurerm#33211, #29693). The host prefers that value over the
+# AzureWebJobsStorage__* identity settings and fails. The provider re-injects them on every
+# update of the app, not only when app_settings change, and hides them on read (no drift
+# shows). So the clean-up runs after EVERY apply: plantimestamp() is new at each plan, which
+# replaces this resource, and its provisioner runs after the app resource has been applied.
+# infra_test.go (TestStripRunsOnEveryApply) fails when that would no longer hold.
 resource "terraform_data" "strip_injected_settings" {
   count = local.is_flex && var.strip_provider_injected_settings ? 1 : 0
 
   triggers_replace = [
+    plantimestamp(),
     azurerm_function_app_flex_consumption.main[0].id,
-    sha256(jsonencode(azurerm_function_app_flex_consumption.main[0].app_settings)),
-    sha256(jsonencode(azurerm_function_app_flex_consumption.main[0].site_config)),
-    azurerm_function_app_flex_consumption.main[0].storage_container_endpoint,
-    azurerm_function_app_flex_consumption.main[0].tags,
   ]
 
   provisioner "local-exec" {
@@ -207,4 +228,6 @@ resource "terraform_data" "strip_injected_settings" {
       APP_ID = azurerm_function_app_flex_consumption.main[0].id
     }
   }
+
+  depends_on = [azurerm_function_app_flex_consumption.main]
 }

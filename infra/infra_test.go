@@ -31,6 +31,9 @@ var handlerRequired = []string{
 	"USAGE_EXPORT_SCOPES",
 	"USAGE_EXPORT_STORAGE_ACCOUNT_URL",
 	"AZURE_CLIENT_ID",
+	// The worker's queueTrigger resolves %USAGE_EXPORT_QUEUE%; without it the host cannot
+	// index the function.
+	"USAGE_EXPORT_QUEUE",
 }
 
 // handlerOptional are the settings the handler reads with a default; the template
@@ -593,7 +596,8 @@ func parseTimeout(s string) (int, error) {
 func TestDefaultFunctionTimeouts(t *testing.T) {
 	const (
 		consumptionMax = 10 * 60 // seconds; the Consumption plan's hard limit
-		longExport     = 60 * 60 // seconds; long exports need at least this elsewhere
+		scaleInGrace   = 60 * 60 // seconds a running execution gets on scale-in elsewhere
+		partition      = 10 * 60 // seconds; a worker invocation needs at least this for a large partition
 	)
 	m := loadModule(t)
 	expr, ok := m.locals["default_function_timeout"]
@@ -621,8 +625,8 @@ func TestDefaultFunctionTimeouts(t *testing.T) {
 		switch {
 		case plan == "consumption" && secs > consumptionMax:
 			t.Errorf("consumption timeout = %ds, want at most %ds", secs, consumptionMax)
-		case plan != "consumption" && secs < longExport:
-			t.Errorf("%s timeout = %ds, want at least %ds", plan, secs, longExport)
+		case plan != "consumption" && (secs < partition || secs > scaleInGrace):
+			t.Errorf("%s timeout = %ds, want %d..%ds (within the scale-in grace)", plan, secs, partition, scaleInGrace)
 		}
 	}
 }
@@ -659,5 +663,109 @@ func TestVariablesDocumentedAndTyped(t *testing.T) {
 		if err != nil || d.Type() != cty.String || len(strings.TrimSpace(d.AsString())) == 0 {
 			t.Errorf("variable %s has no description", name)
 		}
+	}
+}
+
+// TestStripRunsOnEveryApply: the provider re-injects AzureWebJobsStorage and
+// DEPLOYMENT_STORAGE_CONNECTION_STRING on every update of the Flex app, so the clean-up must be
+// replaced (and its provisioner run) at every apply, after the app: its triggers must hold a
+// value that is new at each plan, it must depend on the app, it must delete both settings, and
+// it must be on by default for flex.
+func TestStripRunsOnEveryApply(t *testing.T) {
+	m := loadModule(t)
+	r, ok := m.resources["terraform_data.strip_injected_settings"]
+	if !ok {
+		t.Fatal("terraform_data.strip_injected_settings is missing")
+	}
+	trig, ok := r.Body.Attributes["triggers_replace"]
+	if !ok {
+		t.Fatal("strip_injected_settings has no triggers_replace: it would run once, at create")
+	}
+	perPlan := false
+	hclsyntax.VisitAll(trig.Expr, func(n hclsyntax.Node) hcl.Diagnostics {
+		if f, ok := n.(*hclsyntax.FunctionCallExpr); ok && (f.Name == "plantimestamp" || f.Name == "timestamp") {
+			perPlan = true
+		}
+		return nil
+	})
+	if !perPlan {
+		t.Error("triggers_replace holds no plantimestamp()/timestamp(): the clean-up would run only when its other triggers change, not after every apply")
+	}
+	dependsOnApp := false
+	if a, ok := r.Body.Attributes["depends_on"]; ok {
+		for _, tr := range a.Expr.Variables() {
+			if strings.HasPrefix(hclTraversalString(tr), "azurerm_function_app_flex_consumption.main") {
+				dependsOnApp = true
+			}
+		}
+	}
+	for _, tr := range trig.Expr.Variables() {
+		if strings.HasPrefix(hclTraversalString(tr), "azurerm_function_app_flex_consumption.main") {
+			dependsOnApp = true
+		}
+	}
+	if !dependsOnApp {
+		t.Error("strip_injected_settings does not depend on the Flex app: it could run before the update that re-injects the settings")
+	}
+	var cmd string
+	for _, b := range r.Body.Blocks {
+		if b.Type == "provisioner" && len(b.Labels) == 1 && b.Labels[0] == "local-exec" {
+			if a, ok := b.Body.Attributes["command"]; ok {
+				if v, diags := a.Expr.Value(nil); !diags.HasErrors() && v.Type() == cty.String {
+					cmd = v.AsString()
+				}
+			}
+		}
+	}
+	for _, name := range []string{"AzureWebJobsStorage", "DEPLOYMENT_STORAGE_CONNECTION_STRING"} {
+		if !strings.Contains(cmd, "appsettings delete") || !strings.Contains(cmd, name) {
+			t.Errorf("the clean-up command %q does not delete %s", cmd, name)
+		}
+	}
+	v := m.variables["strip_provider_injected_settings"]
+	if v == nil {
+		t.Fatal("variable strip_provider_injected_settings is missing")
+	}
+	if d, ok := v.Body.Attributes["default"]; !ok {
+		t.Error("strip_provider_injected_settings has no default")
+	} else if val, diags := d.Expr.Value(nil); diags.HasErrors() || !val.RawEquals(cty.True) {
+		t.Error("strip_provider_injected_settings must default to true")
+	}
+}
+
+// hclTraversalString renders a traversal's root and attribute names, e.g. "a.b.c".
+func hclTraversalString(tr hcl.Traversal) string {
+	var parts []string
+	for _, s := range tr {
+		switch x := s.(type) {
+		case hcl.TraverseRoot:
+			parts = append(parts, x.Name)
+		case hcl.TraverseAttr:
+			parts = append(parts, x.Name)
+		}
+	}
+	return strings.Join(parts, ".")
+}
+
+// TestWorkQueue: the queues exist on the host account and the identity may use them.
+func TestWorkQueue(t *testing.T) {
+	m := loadModule(t)
+	for _, name := range []string{"azurerm_storage_queue.work", "azurerm_storage_queue.poison"} {
+		r, ok := m.resources[name]
+		if !ok {
+			t.Errorf("%s is missing", name)
+			continue
+		}
+		a, ok := r.Body.Attributes["storage_account_id"]
+		if !ok || !strings.Contains(hclTraversalString(a.Expr.Variables()[0]), "azurerm_storage_account.host") {
+			t.Errorf("%s is not on the host storage account", name)
+		}
+	}
+	role, ok := m.resources["azurerm_role_assignment.host_queue"]
+	if !ok {
+		t.Fatal("azurerm_role_assignment.host_queue is missing")
+	}
+	if v, err := literal(role, "role_definition_name"); err != nil || !v.RawEquals(cty.StringVal("Storage Queue Data Contributor")) {
+		t.Errorf("host_queue role = %v (%v), want Storage Queue Data Contributor", v, err)
 	}
 }

@@ -19,6 +19,15 @@ resource "azurerm_role_assignment" "host_blob" {
   principal_type       = "ServicePrincipal"
 }
 
+# The work queue and its poison queue live on the host account: the handler enqueues and
+# reads the poison queue, and the host's queue trigger receives, updates and deletes messages.
+resource "azurerm_role_assignment" "host_queue" {
+  scope                = azurerm_storage_account.host.id
+  role_definition_name = "Storage Queue Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 resource "azurerm_role_assignment" "host_table" {
   count = var.grant_host_table_access ? 1 : 0
 

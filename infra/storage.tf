@@ -23,6 +23,20 @@ resource "azurerm_storage_account" "host" {
   tags                            = local.tags
 }
 
+# The work queue on the host account: one message per partition, put by the timer and the
+# HTTP function and consumed by UsageExportWorker (queueTrigger, identity-based connection
+# AzureWebJobsStorage). The poison queue receives a message after maxDequeueCount (host.json)
+# failed deliveries; the timer reads it and records the partition as failed.
+resource "azurerm_storage_queue" "work" {
+  name               = var.work_queue_name
+  storage_account_id = azurerm_storage_account.host.id
+}
+
+resource "azurerm_storage_queue" "poison" {
+  name               = "${var.work_queue_name}-poison"
+  storage_account_id = azurerm_storage_account.host.id
+}
+
 # Flex Consumption: the container the platform deploys the app package into.
 resource "azurerm_storage_container" "deployment" {
   count = local.is_flex ? 1 : 0

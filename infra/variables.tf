@@ -89,7 +89,7 @@ variable "function_app_name" {
 }
 
 variable "function_timeout" {
-  description = "Function timeout ([d.]hh:mm:ss), set as AzureFunctionsJobHost__functionTimeout (overrides host.json). null: 02:00:00 on flex and premium, 00:10:00 (the maximum) on consumption."
+  description = "Function timeout ([d.]hh:mm:ss), set as AzureFunctionsJobHost__functionTimeout (overrides host.json). null: 00:30:00 on flex and premium, 00:10:00 (the maximum) on consumption. At most 01:00:00, the grace a running execution gets on scale-in; a partition cut off by the timeout resumes from its checkpoint on the message's next delivery."
   type        = string
   default     = null
 
@@ -111,9 +111,9 @@ variable "flex_instance_memory_mb" {
 }
 
 variable "flex_maximum_instance_count" {
-  description = "Flex Consumption scale-out limit. Exports are bounded by API rate limits, not by instances: keep it small."
+  description = "Flex Consumption scale-out limit (each function group: the queue worker scales by queue length / batchSize). Each worker instance runs up to 6 partitions at once (host.json batchSize 4 + newBatchThreshold 2); all instances share the per-scope and per-tenant API budgets through the storage account, so more instances than the budget can feed only wait. 4 instances run 24 partitions at once."
   type        = number
-  default     = 40
+  default     = 4
 
   validation {
     condition     = var.flex_maximum_instance_count >= 1 && var.flex_maximum_instance_count <= 1000 && floor(var.flex_maximum_instance_count) == var.flex_maximum_instance_count
@@ -464,5 +464,16 @@ variable "log_retention_days" {
   validation {
     condition     = var.log_retention_days >= 30 && var.log_retention_days <= 730
     error_message = "log_retention_days must be from 30 to 730."
+  }
+}
+
+variable "work_queue_name" {
+  description = "Name of the work queue (one message per partition) on the host storage account; its poison queue is <name>-poison. Set as USAGE_EXPORT_QUEUE."
+  type        = string
+  default     = "usage-export-partitions"
+
+  validation {
+    condition     = length(var.work_queue_name) >= 3 && length(var.work_queue_name) <= 56 && can(regex("^[a-z0-9]+(-[a-z0-9]+)*$", var.work_queue_name))
+    error_message = "work_queue_name must be 3-56 lower-case letters, digits and single hyphens (room is left for -poison)."
   }
 }

@@ -78,7 +78,7 @@ run "flex_settings" {
       "USAGE_EXPORT_METRIC", "USAGE_EXPORT_RESTATEMENT_DAYS", "USAGE_EXPORT_MANAGEMENT_ENDPOINT",
       "USAGE_EXPORT_GZIP", "USAGE_EXPORT_PART_DAYS", "USAGE_EXPORT_RATE_PER_SCOPE", "USAGE_EXPORT_RATE_PER_TENANT",
       "USAGE_EXPORT_DROP_GUARD", "USAGE_EXPORT_ROW_KEY", "USAGE_EXPORT_LOG_LEVEL", "USAGE_EXPORT_EXPAND",
-      "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
+      "USAGE_EXPORT_QUEUE", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
       "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "AzureFunctionsJobHost__functionTimeout",
     ], keys(azurerm_function_app_flex_consumption.main[0].app_settings))) == 0
     error_message = "Flex app settings lack: ${join(", ", setsubtract(["USAGE_EXPORT_SCOPES", "USAGE_EXPORT_STORAGE_ACCOUNT_URL", "AZURE_CLIENT_ID", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"], keys(azurerm_function_app_flex_consumption.main[0].app_settings)))} (or an optional USAGE_EXPORT_* setting)."
@@ -112,7 +112,8 @@ run "flex_settings" {
       azurerm_function_app_flex_consumption.main[0].app_settings["USAGE_EXPORT_RESTATEMENT_DAYS"] == "5" &&
       azurerm_function_app_flex_consumption.main[0].app_settings["USAGE_EXPORT_DROP_GUARD"] == "0.5" &&
       azurerm_function_app_flex_consumption.main[0].app_settings["USAGE_EXPORT_GZIP"] == "true" &&
-      azurerm_function_app_flex_consumption.main[0].app_settings["AzureFunctionsJobHost__functionTimeout"] == "02:00:00"
+      azurerm_function_app_flex_consumption.main[0].app_settings["USAGE_EXPORT_QUEUE"] == "usage-export-partitions" &&
+      azurerm_function_app_flex_consumption.main[0].app_settings["AzureFunctionsJobHost__functionTimeout"] == "00:30:00"
     )
     error_message = "Handler settings do not render as expected: ${jsonencode(azurerm_function_app_flex_consumption.main[0].app_settings)}"
   }
@@ -137,6 +138,9 @@ run "flex_settings" {
       azurerm_role_assignment.export_blob.scope == azurerm_storage_container.export.id &&
       azurerm_role_assignment.export_blob.role_definition_name == "Storage Blob Data Contributor" &&
       azurerm_role_assignment.host_blob.role_definition_name == "Storage Blob Data Owner" &&
+      azurerm_role_assignment.host_queue.role_definition_name == "Storage Queue Data Contributor" &&
+      azurerm_storage_queue.work.name == "usage-export-partitions" &&
+      azurerm_storage_queue.poison.name == "usage-export-partitions-poison" &&
       azurerm_role_assignment.app_insights.role_definition_name == "Monitoring Metrics Publisher" &&
       length(azurerm_role_assignment.host_table) == 0
     )
@@ -215,7 +219,7 @@ run "premium_plan" {
   }
 
   assert {
-    condition     = azurerm_service_plan.main.sku_name == "EP2" && azurerm_linux_function_app.main[0].app_settings["AzureFunctionsJobHost__functionTimeout"] == "02:00:00"
+    condition     = azurerm_service_plan.main.sku_name == "EP2" && azurerm_linux_function_app.main[0].app_settings["AzureFunctionsJobHost__functionTimeout"] == "00:30:00"
     error_message = "hosting_plan = premium must use the premium SKU with the long timeout."
   }
 }
@@ -274,4 +278,14 @@ run "consumption_timeout_over_limit" {
   }
 
   expect_failures = [azurerm_linux_function_app.main]
+}
+
+run "flex_timeout_over_scale_in_grace" {
+  command = plan
+
+  variables {
+    function_timeout = "02:00:00"
+  }
+
+  expect_failures = [azurerm_function_app_flex_consumption.main]
 }
