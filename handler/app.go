@@ -221,7 +221,7 @@ func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
 func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
 	d := source.Choose(source.Input{
 		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
-		Previous: live, Rate: float64(cfg.RatePerScope),
+		Previous: live, Rate: planBudget(cfg).PerScope(p.Scope), // the rate budget's per-kind rule
 	})
 	switch {
 	case forced != "" && forced != source.Auto:
@@ -235,7 +235,10 @@ func decideSource(cfg *config.Config, forced string, p export.Partition, live *m
 // pick is the export's Pick hook.
 func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, string, error) {
 	d := decideSource(a.cfg, a.forceSource, p, live, time.Now())
-	if d.Source == source.CostDetails {
+	switch {
+	case d.Source == source.CostDetails && d.InvoiceID != "":
+		return a.cost.ForInvoice(d.InvoiceID), d.Reason, nil
+	case d.Source == source.CostDetails:
 		return a.cost, d.Reason, nil
 	}
 	return a.usage, d.Reason, nil
