@@ -58,7 +58,7 @@ func col(header string, fs []field, prop string) field {
 }
 
 func meterCol(header string, get func(m *meter) string) field {
-	return f(header, func(e *enc, c *recCtx) { e.str(get(c.r.res.meter)) })
+	return fstr(header, meterStr(get)) // Marketplace and rounding rows have no meter
 }
 
 // tagsCol writes the resource tags as JSON members without the outer braces, the published CSV
