@@ -97,7 +97,9 @@ func TestPublishHeldRebuildsFocus(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("publish: exit %d: %s", code, stderr)
 		}
-		var out struct{ Focus struct{ Status, RunID string } }
+		var out struct {
+			Focus struct{ Status, RunID string }
+		}
 		if err := json.Unmarshal([]byte(stdout), &out); err != nil || out.Focus.Status != "committed" || out.Focus.RunID == first.Derived[0].RunID {
 			t.Fatalf("publish %s: output %s (%v): want the FOCUS partition rebuilt", metric, stdout, err)
 		}
