@@ -26,6 +26,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/focus"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -252,7 +253,7 @@ func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, 
 // exporter returns an exporter for one run.
 func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
 	partDays := a.cfg.PartDays
-	return export.New(a.store, nil, &export.Options{
+	o := &export.Options{
 		Pick:   a.pick,
 		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
@@ -263,7 +264,12 @@ func (a *app) exporter(executionType string, progress func(export.Progress), noD
 			o := ratelimit.Options{PerScope: a.cfg.RatePerScope, PerKind: a.cfg.RatePerKind}
 			return float64(o.Rate(sc.Kind)) * float64(time.Minute) / float64(a.cfg.RateWindow)
 		},
-	})
+	}
+	if a.cfg.Focus {
+		o.AfterRun = focus.New(a.store, &focus.Options{Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip,
+			LeaseTTL: o.LeaseTTL, ExecutionType: executionType}).AfterRun
+	}
+	return export.New(a.store, nil, o)
 }
 
 // bridgeAzureLog routes azcore's log events into zerolog at debug level. azcore logs request
