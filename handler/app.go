@@ -26,6 +26,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/focus"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -221,7 +222,7 @@ func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
 func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
 	d := source.Choose(source.Input{
 		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
-		Previous: live, Rate: float64(cfg.RatePerScope),
+		Previous: live, Rate: planBudget(cfg).PerScope(p.Scope), // the rate budget's per-kind rule
 	})
 	switch {
 	case forced != "" && forced != source.Auto:
@@ -235,7 +236,10 @@ func decideSource(cfg *config.Config, forced string, p export.Partition, live *m
 // pick is the export's Pick hook.
 func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, string, error) {
 	d := decideSource(a.cfg, a.forceSource, p, live, time.Now())
-	if d.Source == source.CostDetails {
+	switch {
+	case d.Source == source.CostDetails && d.InvoiceID != "":
+		return a.cost.ForInvoice(d.InvoiceID), d.Reason, nil
+	case d.Source == source.CostDetails:
 		return a.cost, d.Reason, nil
 	}
 	return a.usage, d.Reason, nil
@@ -244,7 +248,7 @@ func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, 
 // exporter returns an exporter for one run.
 func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
 	partDays := a.cfg.PartDays
-	return export.New(a.store, nil, &export.Options{
+	o := &export.Options{
 		Pick:   a.pick,
 		Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip, PartDays: partDays, Concurrency: a.cfg.Concurrency,
 		RestatementDays: a.cfg.RestatementDays, DropGuard: a.cfg.DropGuard, NoDropGuard: noDropGuard,
@@ -255,7 +259,12 @@ func (a *app) exporter(executionType string, progress func(export.Progress), noD
 			o := ratelimit.Options{PerScope: a.cfg.RatePerScope, PerKind: a.cfg.RatePerKind}
 			return float64(o.Rate(sc.Kind)) * float64(time.Minute) / float64(a.cfg.RateWindow)
 		},
-	})
+	}
+	if a.cfg.Focus {
+		o.AfterRun = focus.New(a.store, &focus.Options{Prefix: a.cfg.Prefix, NoGzip: !a.cfg.Gzip,
+			LeaseTTL: o.LeaseTTL, ExecutionType: executionType}).AfterRun
+	}
+	return export.New(a.store, nil, o)
 }
 
 // bridgeAzureLog routes azcore's log events into zerolog at debug level. azcore logs request

@@ -320,3 +320,69 @@ func TestInterruptedCounts(t *testing.T) {
 		t.Errorf("bar %q", bar)
 	}
 }
+
+// TestInterruptSavesParts presses Ctrl-C while a partition is listed in steps (its previous
+// export is too large for one listing at a slow budget: 4 calls an hour): the first step is
+// checkpointed, the summary and the screen count its parts and rows and say the next run
+// resumes after them, and the next run (same settings but a fast budget) resumes that
+// partition.
+func TestInterruptSavesParts(t *testing.T) {
+	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 20})
+	var sc string
+	for _, s := range sb.Scopes() {
+		if s.Kind == scope.EnrollmentAccount {
+			sc = s.String()
+			break
+		}
+	}
+	last := period.Of(time.Now()).Add(-1).String()
+	dir := t.TempDir()
+	env := []string{"USAGE_EXPORT_TOKEN=" + sb.Token()}
+	base := []string{"export", "--endpoint", sb.URL(), "--scopes", sc, "--periods", last, "--output-dir", dir, "--source", "usageDetails"}
+	fast := append(append([]string{}, base...), "--rate-per-scope", "100000")
+	if code := startPTY(t, env, fast...).wait(t); code != exitOK {
+		t.Fatalf("first export: exit %d", code)
+	}
+
+	slow := startPTY(t, env, append(append([]string{}, base...), "--rate-per-scope", "4", "--rate-window", "1h")...)
+	deadline := time.Now().Add(60 * time.Second)
+	for !regexp.MustCompile(`INF page .*more=false`).Match([]byte(stripCSI(string(slow.output())))) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first step did not finish:\n%s", slow.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // the step's parts are checkpointed right after its last page
+	if err := slow.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code := slow.wait(t)
+	var term terminal
+	term.feed(slow.output())
+	screen := term.screen()
+	t.Logf("screen after Ctrl-C:\n%s", screen)
+	if !strings.Contains(screen, "listing it in steps") {
+		t.Fatalf("the partition was not listed in steps")
+	}
+	var sum runSummary
+	if err := json.Unmarshal(slow.stdout.Bytes(), &sum); err != nil || sum.Interrupted == nil || code != exitFailed {
+		t.Fatalf("exit %d, summary %v\n%s", code, err, slow.stdout.String())
+	}
+	in := sum.Interrupted
+	if in.SavedParts == 0 || in.SavedRows == 0 || sum.Partitions[0].Parts != in.SavedParts ||
+		!strings.Contains(in.Message, "the next run with the same settings resumes after them") {
+		t.Errorf("interrupted %+v, partition parts %d: want saved parts and rows, the same in the row", in, sum.Partitions[0].Parts)
+	}
+	if !strings.Contains(screen, "interrupted: 0 partitions committed; "+plural(in.SavedParts, "part")) {
+		t.Errorf("the screen does not count the saved parts")
+	}
+
+	again := startPTY(t, env, fast...)
+	if code := again.wait(t); code != exitOK {
+		t.Fatalf("next run: exit %d\n%s", code, again.output())
+	}
+	var sum2 runSummary
+	if err := json.Unmarshal(again.stdout.Bytes(), &sum2); err != nil || !sum2.Partitions[0].Resumed {
+		t.Errorf("the next run did not resume the partition: %v %+v", err, sum2.Partitions)
+	}
+}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/usage-export/usage-export/functions"
 	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -46,7 +49,7 @@ func TestStatusHeldPublish(t *testing.T) {
 		t.Fatalf("re-export with a quarter of the rows: exit %d, want %d (held)", code, exitAttended)
 	}
 
-	status := func(args ...string) status.Report {
+	statusOf := func(args ...string) status.Report {
 		t.Helper()
 		code, stdout, stderr := runCLI(t, env, append([]string{"status", "--format", "json"}, args...)...)
 		if code != exitOK {
@@ -58,11 +61,11 @@ func TestStatusHeldPublish(t *testing.T) {
 		}
 		return rep
 	}
-	all := status()
+	all := statusOf()
 	if all.Count != 4 || all.Held != 2 {
 		t.Fatalf("status: %d partitions, %d held; want 4 and 2\n%+v", all.Count, all.Held, all)
 	}
-	one := status("--scope", scopes[0], "--periods", p1)
+	one := statusOf("--scope", scopes[0], "--periods", p1)
 	if one.Count != 1 || len(one.Partitions[0].Held) != 1 || one.Partitions[0].Scope != scopes[0] || one.Partitions[0].BillingPeriod != p1 {
 		t.Fatalf("filtered status: %+v", one)
 	}
@@ -112,18 +115,42 @@ func TestStatusHeldPublish(t *testing.T) {
 	if code, _, stderr := runCLI(t, env, "publish", ps.Held[0].RunID); code != exitOK {
 		t.Fatalf("publish: exit %d: %s", code, stderr)
 	}
-	after := status("--scope", scopes[0], "--periods", p1).Partitions[0]
+	after := statusOf("--scope", scopes[0], "--periods", p1).Partitions[0]
 	if after.LastRun.RunID != ps.Held[0].RunID || after.Rows != ps.Held[0].Rows || len(after.Held) != 0 {
 		t.Errorf("after publish: %+v", after)
 	}
-	other := status("--scope", scopes[0], "--periods", p2).Partitions[0]
+	other := statusOf("--scope", scopes[0], "--periods", p2).Partitions[0]
 	if code, _, stderr := runCLI(t, env, "discard", other.Held[0].RunID); code != exitOK {
 		t.Fatalf("discard: exit %d: %s", code, stderr)
 	}
-	if again := status(); again.Held != 0 || again.Count != 4 {
+	if again := statusOf(); again.Held != 0 || again.Count != 4 {
 		t.Errorf("after discard: %d held, %d partitions", again.Held, again.Count)
 	}
 	if code, _, stderr := runCLI(t, env, "verify"); code != exitOK {
 		t.Errorf("verify after publish and discard: exit %d: %s", code, stderr)
+	}
+
+	// The inventory the partitions API and dry runs use, over the same output.
+	cfg, err := config.Load(config.Lookup(map[string]string{config.EnvOutputDir: dir, config.EnvScopes: strings.Join(scopes, ",")}, func(string) (string, bool) { return "", false }), true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openReadStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := newInventory(cfg, st)
+	rep, err := inv.Status(context.Background(), status.Filter{})
+	if err != nil || rep.Count != 4 || rep.Held != 0 {
+		t.Errorf("inventory status: %v %+v", err, rep)
+	}
+	p1p, _ := period.Parse(p1)
+	parts := functions.Partitions(cfg.Scopes, []period.Period{p1p}, cfg.Metrics)
+	ipl, err := inv.Plan(context.Background(), parts, export.SourceUsageDetails)
+	if err != nil || len(ipl.Partitions) != 2 || ipl.Unknown != 0 || ipl.Partitions[0].Action != "replace" {
+		t.Errorf("inventory plan: %v %+v", err, ipl)
+	}
+	if removed, err := inv.Clean(context.Background()); err != nil || len(removed) != 0 {
+		t.Errorf("inventory clean: %v %v", removed, err)
 	}
 }

@@ -65,7 +65,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	bad := 0
 	var reports []*verify.Report
 	for _, n := range names {
-		rep, err := verify.Partition(ctx, st, n)
+		rep, err := verifyPartition(ctx, st, n)
 		if err != nil {
 			rep = &verify.Report{Manifest: n, Problems: []string{err.Error()}}
 		}

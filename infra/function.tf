@@ -40,6 +40,7 @@ locals {
       USAGE_EXPORT_MAX_MONTHS          = tostring(var.max_months)
       USAGE_EXPORT_DROP_GUARD          = tostring(var.drop_guard)
       USAGE_EXPORT_ROW_KEY             = tostring(var.row_key)
+      USAGE_EXPORT_FOCUS               = tostring(var.focus)
       USAGE_EXPORT_LOG_LEVEL           = var.log_level
       USAGE_EXPORT_EXPAND              = var.expand
       # The worker's queueTrigger names its queue %USAGE_EXPORT_QUEUE%; the handler enqueues to

@@ -428,6 +428,12 @@ variable "row_key" {
   default     = false
 }
 
+variable "focus" {
+  description = "Also build the FOCUS 1.2 dataset from the actual and amortized partitions; turns on both metrics (USAGE_EXPORT_FOCUS)."
+  type        = bool
+  default     = false
+}
+
 variable "log_level" {
   description = "Handler log level (USAGE_EXPORT_LOG_LEVEL)."
   type        = string

@@ -42,6 +42,7 @@ const (
 	EnvRateWindow         = "USAGE_EXPORT_RATE_WINDOW"
 	EnvDropGuard          = "USAGE_EXPORT_DROP_GUARD"
 	EnvRowKey             = "USAGE_EXPORT_ROW_KEY"
+	EnvFocus              = "USAGE_EXPORT_FOCUS"
 	EnvLogLevel           = "USAGE_EXPORT_LOG_LEVEL"
 	EnvExpand             = "USAGE_EXPORT_EXPAND"
 	EnvMaxMonths          = "USAGE_EXPORT_MAX_MONTHS"
@@ -113,6 +114,7 @@ type Config struct {
 	RateWindow         time.Duration
 	DropGuard          float64
 	RowKey             bool
+	Focus              bool // build the FOCUS dataset; implies the actualcost and amortizedcost metrics
 	LogLevel           string
 	Expand             string
 	MaxMonths          int
@@ -177,6 +179,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	}
 	c.Gzip = boolean(EnvGzip, true)
 	c.RowKey = boolean(EnvRowKey, false)
+	c.Focus = boolean(EnvFocus, false)
 	c.AllowCustomEndpoint = boolean(EnvAllowCustomEndpoint, false)
 	c.RestatementDays = atoi(EnvRestatementDays, DefaultRestatementDays, 0, 31)
 	c.PartDays = atoi(EnvPartDays, DefaultPartDays, 1, 31)
@@ -244,6 +247,13 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	}
 	if len(c.Metrics) == 0 {
 		c.Metrics = []string{DefaultMetric}
+	}
+	if c.Focus { // the FOCUS dataset is built from both cost views
+		for _, m := range []string{"actualcost", "amortizedcost"} {
+			if !oneOf(m, c.Metrics) {
+				c.Metrics = append(c.Metrics, m)
+			}
+		}
 	}
 	if c.APIVersion == "2018-06-30" && (len(c.Metrics) > 1 || c.Metrics[0] != "actualcost") {
 		bad(EnvMetric, "API version 2018-06-30 has no metric parameter; only actualcost is available")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,27 @@ func TestValidators(t *testing.T) {
 	}
 	if _, err := ParseScopes("/subscriptions/a,/subscriptions/A"); err == nil {
 		t.Error("duplicate scopes (ids compare case-insensitively) accepted")
+	}
+}
+
+func TestFocusImpliesBothCostMetrics(t *testing.T) {
+	for _, c := range []struct {
+		metric string
+		want   []string
+	}{
+		{"", []string{"actualcost", "amortizedcost"}},
+		{"usage", []string{"usage", "actualcost", "amortizedcost"}},
+		{"amortizedcost,actualcost", []string{"amortizedcost", "actualcost"}},
+	} {
+		env := map[string]string{EnvScopes: "/subscriptions/00000000-0000-0000-0000-000000000001", EnvOutputDir: "out",
+			EnvFocus: "true", EnvMetric: c.metric}
+		cfg, err := Load(lookup(env), true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cfg.Focus || !slices.Equal(cfg.Metrics, c.want) {
+			t.Errorf("metric %q: focus %v metrics %v, want %v", c.metric, cfg.Focus, cfg.Metrics, c.want)
+		}
 	}
 }
 

@@ -74,6 +74,7 @@ var Settings = []Setting{
 	{EnvRateWindow, "rate-window", "", UseRun, "the window the rates count calls in (default 1m; tests shorten it)"},
 	{EnvDropGuard, "drop-guard", "", UseRun, "hold a closed-period re-export that drops more than this fraction"},
 	{EnvRowKey, "row-key", "", UseRun, "add a _rowKey content hash to each line (true/false)"},
+	{EnvFocus, "focus", "", UseRun, "also build the FOCUS 1.2 dataset (implies actualcost and amortizedcost) (true/false)"},
 	{EnvLogLevel, "log-level", "", UseStore | UseRun, "trace, debug, info, warn or error"},
 	{EnvExpand, "expand", "", UseRun, "$expand value (default: meter details and additional info; none to send none)"},
 	{EnvMaxMonths, "max-months", "", UseRun, "most billing periods one request or range may cover"},

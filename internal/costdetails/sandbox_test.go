@@ -1,10 +1,18 @@
 package costdetails
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
@@ -155,6 +163,9 @@ func TestSandboxReportsMatchGroundTruth(t *testing.T) {
 		if sc.Kind == scope.ManagementGroup {
 			continue // refused before any call (TestInvalidRequestsMakeNoCall)
 		}
+		if s.Agreement(sc) == sandbox.AgreementPAYG {
+			continue // Cost Details serves EA and MCA only (the sandbox's TestCostDetailsValidation)
+		}
 		runs = append(runs, run{sc, "202405", "actualcost"})
 		if !kinds[sc.Kind] { // each kind once more: amortized cost, and the open month
 			kinds[sc.Kind] = true
@@ -220,5 +231,90 @@ func TestSandboxDayChunksAndGzip(t *testing.T) {
 	}
 	if len(tested) != 2 {
 		t.Fatalf("tested %v, want a billing profile and a department", tested)
+	}
+}
+
+// bodyRecorder is a Transporter that keeps the bodies of the POSTs it sends.
+type bodyRecorder struct {
+	mu    sync.Mutex
+	posts []string
+}
+
+func (b *bodyRecorder) Do(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		b.mu.Lock()
+		b.posts = append(b.posts, string(body))
+		b.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func TestSandboxInvoiceReport(t *testing.T) {
+	// A closed month of an MCA billing profile asked for by its invoice (the id its records
+	// carry) gives the month's rows; other chunks and scopes are asked for as before.
+	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
+	s := startSandbox(t, now, sandbox.Options{})
+	rec := &bodyRecorder{}
+	c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+		Now: func() time.Time { return now }, ClientOptions: policy.ClientOptions{Transport: rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	p, _ := period.Parse("202405")
+	var prof scope.Scope
+	for _, sc := range s.Scopes() {
+		if sc.Kind == scope.BillingProfile {
+			prof = sc
+			break
+		}
+	}
+	// The invoice id, as the previous export's records carry it.
+	var lines lineCollector
+	whole := export.Chunks(export.Partition{Scope: prof, Period: p, Metric: "actualcost"}, -1, now)[0]
+	if err := c.Fetch(context.Background(), whole, &lines); err != nil {
+		t.Fatal(err)
+	}
+	inv := ""
+	for _, l := range lines.lines {
+		var v struct {
+			Properties struct {
+				InvoiceID string `json:"invoiceId"`
+			} `json:"properties"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatal(err)
+		}
+		if inv == "" {
+			inv = v.Properties.InvoiceID
+		}
+		if v.Properties.InvoiceID != inv || inv == "" {
+			t.Fatalf("invoice ids %q and %q in one closed month", inv, v.Properties.InvoiceID)
+		}
+	}
+	want, err := s.GroundTruth(prof, p, "actualcost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &tally{t: t, from: whole.From, to: whole.To, sums: map[string]*decimal.Sum{}}
+	if err := c.ForInvoice(inv).Fetch(context.Background(), whole, h); err != nil {
+		t.Fatal(err)
+	}
+	h.check(t, want)
+	// A day chunk through the same source still asks for its days.
+	day := export.Chunks(export.Partition{Scope: prof, Period: p, Metric: "actualcost"}, 1, now)[3]
+	if err := c.ForInvoice(inv).Fetch(context.Background(), day, &lineCollector{}); err != nil {
+		t.Fatal(err)
+	}
+	wantPosts := []string{`{"metric":"ActualCost","timePeriod":{"start":"2024-05-01","end":"2024-05-31"}}`,
+		`{"metric":"ActualCost","invoiceId":"` + inv + `"}`,
+		`{"metric":"ActualCost","timePeriod":{"start":"2024-05-04","end":"2024-05-04"}}`}
+	if !slices.Equal(rec.posts, wantPosts) {
+		t.Errorf("requests\n%q\nwant\n%q", rec.posts, wantPosts)
 	}
 }

@@ -33,6 +33,32 @@ func (c *Client) Fetch(ctx context.Context, ch export.Chunk, h consumption.Handl
 	return c.Report(ctx, r, h)
 }
 
+// ForInvoice returns the Client as a Source that asks for a whole-period chunk of an MCA
+// billing profile or customer by its invoice ("invoiceId": the charges billed on it) instead of
+// by days; other chunks are asked for as Fetch asks. internal/source picks the invoice from the
+// previous export's records.
+func (c *Client) ForInvoice(invoiceID string) export.Source {
+	return &invoiceSource{Client: c, invoice: invoiceID}
+}
+
+// invoiceSource is a Client that asks for whole periods by invoice.
+type invoiceSource struct {
+	*Client
+	invoice string
+}
+
+// Fetch implements the exporter's Source.
+func (s *invoiceSource) Fetch(ctx context.Context, ch export.Chunk, h consumption.Handler) error {
+	r, err := s.requestFor(ch)
+	if err != nil {
+		return fmt.Errorf("cost details report: %w", err)
+	}
+	if ch.Whole && (ch.Scope.Kind == scope.BillingProfile || ch.Scope.Kind == scope.Customer) && s.invoice != "" {
+		r = Request{Scope: ch.Scope, Metric: r.Metric, InvoiceID: s.invoice}
+	}
+	return s.Report(ctx, r, h)
+}
+
 // requestFor builds the request of a chunk.
 func (c *Client) requestFor(ch export.Chunk) (Request, error) {
 	metric, err := MetricOf(ch.Metric)

@@ -103,6 +103,10 @@ type Options struct {
 	// Progress, when set, is called after every page and at the end of every partition.
 	// It must not block.
 	Progress func(Progress)
+	// AfterRun, when set, is called once every partition is done (not when ctx ended the run)
+	// and may append to Summary.Derived: the FOCUS dataset is rebuilt there from the committed
+	// partitions.
+	AfterRun func(ctx context.Context, sum *Summary)
 	// Pick, when set, chooses the source of each partition, given its live manifest (nil when
 	// there is none), and says why (internal/source decides for the "auto" setting). It
 	// replaces the per-scope choice given to New; the reason goes to the Result and manifest.
@@ -193,9 +197,23 @@ type Result struct {
 	subs []string // subscriptions seen, for overlap detection
 }
 
+// Derived is the outcome of building one partition of a dataset derived from committed
+// partitions (the FOCUS dataset, see Options.AfterRun).
+type Derived struct {
+	Dataset  string `json:"dataset"`
+	Scope    string `json:"scope"`
+	Period   string `json:"billingPeriod"`
+	Status   string `json:"status"` // committed | upToDate | waiting | busy | failed
+	RunID    string `json:"runId,omitempty"`
+	Rows     int64  `json:"rows"`
+	Manifest string `json:"manifest,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
 // Summary is the outcome of a run.
 type Summary struct {
 	Partitions []Result  `json:"partitions"`
+	Derived    []Derived `json:"derived,omitempty"`
 	Overlaps   []Overlap `json:"overlaps,omitempty"`
 	Rows       int64     `json:"rows"`
 	Bytes      int64     `json:"bytes"`
@@ -267,6 +285,9 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 		zerolog.Ctx(ctx).Warn().Str("scope_a", o.ScopeA).Str("scope_b", o.ScopeB).Str("period", o.Period).
 			Str("metric", o.Metric).Int("shared_subscriptions", o.SharedSubscriptions).Str("example", o.Example).
 			Msg("overlapping scopes: both exports contain the same subscriptions and will double-count in a lake")
+	}
+	if e.opts.AfterRun != nil && ctx.Err() == nil {
+		e.opts.AfterRun(ctx, sum)
 	}
 	sum.Seconds = time.Since(start).Seconds()
 	if err := ctx.Err(); err != nil {

@@ -448,6 +448,7 @@ func (e *Exporter) buildManifest(p Partition, src Source, cp *checkpoint, status
 	}
 	totals := map[string]map[string]*decimal.Sum{}
 	subs := map[string]struct{}{}
+	invoices := map[string]struct{}{}
 	var minDate, maxDate string
 	for _, k := range keys {
 		ps := cp.Parts[k]
@@ -456,6 +457,9 @@ func (e *Exporter) buildManifest(p Partition, src Source, cp *checkpoint, status
 		}
 		for _, s := range ps.Subs {
 			subs[s] = struct{}{}
+		}
+		for _, inv := range ps.Invoices {
+			invoices[inv] = struct{}{}
 		}
 		_ = addTotals(totals, ps.Totals) // values were produced by decimal.Sum
 		if ps.Rows == 0 {
@@ -489,6 +493,7 @@ func (e *Exporter) buildManifest(p Partition, src Source, cp *checkpoint, status
 	}
 	m.Coverage.SubscriptionIDs = sortedSet(subs, manifest.MaxCoverageIDs)
 	m.Coverage.Subscriptions = len(subs)
+	m.InvoiceIDs = sortedSet(invoices, maxInvoiceIDs)
 	var outside, other dropStats
 	lkeys := make([]string, 0, len(cp.Listings))
 	for k := range cp.Listings {

@@ -49,7 +49,13 @@ type partStats struct {
 	Totals  map[string]map[string]string `json:"totals,omitempty"`
 	Kinds   map[string]int64             `json:"kinds,omitempty"`
 	Subs    []string                     `json:"subs,omitempty"`
+	// Invoices are the MCA invoice ids of the part's records (at most maxInvoiceIDs).
+	Invoices []string `json:"invoices,omitempty"`
 }
+
+// maxInvoiceIDs bounds the invoice ids kept per part and per manifest: a billing profile has
+// one invoice a month, a few with credits or Marketplace charges.
+const maxInvoiceIDs = 50
 
 // tally counts records with their usage-day span and cost per currency: the written records of
 // a part, or the records a listing returned that it does not keep.
@@ -125,8 +131,9 @@ type partOut struct {
 	sum    hash.Hash
 	n      int64 // bytes of the stream so far
 	tally
-	kinds map[string]int64
-	subs  map[string]struct{}
+	kinds    map[string]int64
+	subs     map[string]struct{}
+	invoices map[string]struct{}
 }
 
 // Write implements io.Writer for the compressor: it collects the stream's bytes into blocks.
@@ -267,7 +274,7 @@ func (l *listing) part(d time.Time) (*partOut, error) {
 	p := l.byKey[key]
 	if p == nil {
 		p = &partOut{key: key, staged: l.runDir + "/" + partPrefix + key + l.ext + stagedSuffix, sum: sha256.New(),
-			kinds: map[string]int64{}, subs: map[string]struct{}{}}
+			kinds: map[string]int64{}, subs: map[string]struct{}{}, invoices: map[string]struct{}{}}
 		if !l.e.opts.NoGzip {
 			if lvl := l.e.opts.GzipLevel; lvl != 0 {
 				gz, err := gzip.NewWriterLevel(p, lvl)
@@ -343,6 +350,11 @@ func (l *listing) Record(raw []byte) error {
 	if len(f.SubscriptionID) > 0 && len(p.subs) < manifest.MaxCoverageIDs {
 		if _, ok := p.subs[string(f.SubscriptionID)]; !ok {
 			p.subs[string(f.SubscriptionID)] = struct{}{}
+		}
+	}
+	if len(f.InvoiceID) > 0 && len(p.invoices) < maxInvoiceIDs {
+		if _, ok := p.invoices[string(f.InvoiceID)]; !ok {
+			p.invoices[string(f.InvoiceID)] = struct{}{}
 		}
 	}
 	if err := l.writeLine(p, raw); err != nil {
@@ -428,7 +440,8 @@ func (l *listing) commit(p *partOut) (partStats, error) {
 		return partStats{}, fmt.Errorf("storing part %s: %w", p.key, err)
 	}
 	ps := partStats{Key: p.key, Staged: p.staged, Rows: p.rows, Bytes: p.n, SHA256: hex.EncodeToString(p.sum.Sum(nil)),
-		Totals: freezeTotals(p.totals), Subs: sortedSet(p.subs, manifest.MaxCoverageIDs)}
+		Totals: freezeTotals(p.totals), Subs: sortedSet(p.subs, manifest.MaxCoverageIDs),
+		Invoices: sortedSet(p.invoices, maxInvoiceIDs)}
 	ps.MinDate, ps.MaxDate = p.span()
 	for kind, n := range p.kinds {
 		if kind == "" {

@@ -51,8 +51,11 @@ type Manifest struct {
 	Totals         map[string]map[string]string `json:"totals"`         // cost field → currency → exact decimal sum
 	RecordKinds    map[string]int64             `json:"recordKinds"`    // legacy | modern | none | other kinds
 	Coverage       Coverage                     `json:"coverage"`
-	Previous       *Previous                    `json:"previous,omitempty"`
-	Blobs          []Blob                       `json:"blobs"`
+	// InvoiceIDs are the MCA invoice ids the records carry (sorted; absent when none): the
+	// auto source asks Cost Details for a closed billing-profile month by its invoice.
+	InvoiceIDs []string  `json:"invoiceIds,omitempty"`
+	Previous   *Previous `json:"previous,omitempty"`
+	Blobs      []Blob    `json:"blobs"`
 
 	// Listings and Pages are the queries (nextLink followed) and pages (calls) the export took.
 	Listings int `json:"listings"`

@@ -31,6 +31,7 @@ type Fields struct {
 	Account        []byte // accountName (EA enrollment account)
 	BillingProfile []byte // billingProfileId
 	InvoiceSection []byte // invoiceSectionId (modern)
+	InvoiceID      []byte // invoiceId (modern; empty until the period is invoiced)
 }
 
 // ErrNotObject is returned when the record is not a JSON object.
@@ -54,7 +55,7 @@ var MemberNames = []string{
 	FieldCost, FieldCostInBillingCurrency, FieldPretaxCost, FieldCostInUSD,
 	"subscriptionId", "subscriptionGuid",
 	"departmentName", "invoiceSection", "invoiceSectionName",
-	"accountName", "billingProfileId", "invoiceSectionId",
+	"accountName", "billingProfileId", "invoiceSectionId", "invoiceId",
 }
 
 // Reset empties f for the next record (Extract does it itself; Member callers do it first).
@@ -62,7 +63,7 @@ func (f *Fields) Reset() {
 	f.Kind, f.Date, f.Currency = f.Kind[:0], f.Date[:0], f.Currency[:0]
 	f.Cost, f.CostUSD, f.CostField = f.Cost[:0], f.CostUSD[:0], ""
 	f.SubscriptionID, f.Department, f.Account = f.SubscriptionID[:0], f.Department[:0], f.Account[:0]
-	f.BillingProfile, f.InvoiceSection = f.BillingProfile[:0], f.InvoiceSection[:0]
+	f.BillingProfile, f.InvoiceSection, f.InvoiceID = f.BillingProfile[:0], f.InvoiceSection[:0], f.InvoiceID[:0]
 }
 
 // Extract reads the fields of raw into f. Unknown members are skipped; missing ones stay empty.
@@ -171,6 +172,8 @@ func (f *Fields) field(key, v []byte) {
 		dst = &f.BillingProfile
 	case "invoiceSectionId":
 		dst = &f.InvoiceSection
+	case "invoiceId":
+		dst = &f.InvoiceID
 	}
 	if dst == nil || len(v) == 0 || v[0] == 'n' { // not ours, or null
 		return

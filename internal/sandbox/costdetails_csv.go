@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/usage-export/usage-export/internal/scope"
 )
 
 // The Cost Details CSV schema versions the sandbox writes. The column lists are the published
@@ -58,7 +60,7 @@ func col(header string, fs []field, prop string) field {
 }
 
 func meterCol(header string, get func(m *meter) string) field {
-	return f(header, func(e *enc, c *recCtx) { e.str(get(c.r.res.meter)) })
+	return fstr(header, meterStr(get)) // Marketplace and rounding rows have no meter
 }
 
 // tagsCol writes the resource tags as JSON members without the outer braces, the published CSV
@@ -303,3 +305,25 @@ func (s *Server) csvSchemaFor(requested string, modern bool) (*csvSchema, error)
 
 // byteOrderMark starts every CSV part, as in the published sample files.
 const byteOrderMark = "\ufeff"
+
+// Agreements of a scope (Server.Agreement).
+const (
+	AgreementEA   = "EA"
+	AgreementMCA  = "MCA"
+	AgreementPAYG = "PAYG" // pay-as-you-go (Web Direct): Cost Details refuses it
+)
+
+// Agreement returns the agreement of a scope's subscriptions (the first one's, for a scope
+// that spans several), or "" for an unknown scope.
+func (s *Server) Agreement(sc scope.Scope) string {
+	subs, err := s.w.resolve(sc)
+	switch {
+	case err != nil || len(subs) == 0:
+		return ""
+	case subs[0].anchor > 0:
+		return AgreementPAYG
+	case subs[0].modern:
+		return AgreementMCA
+	}
+	return AgreementEA
+}

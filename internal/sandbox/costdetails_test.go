@@ -293,6 +293,8 @@ func TestCostDetailsValidation(t *testing.T) {
 		{"management group", "/providers/Microsoft.Management/managementGroups/" + ManagementGroupID, "", `{}`, 400},
 		{"billing period sub-scope", ea + "/providers/Microsoft.Billing/billingPeriods/202402", "", `{}`, 400},
 		{"unknown scope", "/providers/Microsoft.Billing/departments/1", "", `{}`, 404},
+		{"pay-as-you-go subscription", paygPath(s), "", `{}`, 400},
+		{"EA subscription", "/subscriptions/" + worldSub(0), "", `{}`, 202},
 		{"bad api-version", ea, "2024-08-01", `{}`, 400},
 	}
 	for _, c := range cases {
@@ -538,4 +540,10 @@ func TestCSVSchemas(t *testing.T) {
 	if _, err := New(&Options{CostDetailsSchemaEA: CSVSchemaMCA20211001}); err == nil {
 		t.Error("an MCA schema for EA reports was accepted")
 	}
+}
+
+// paygPath is the path of the first pay-as-you-go subscription.
+func paygPath(s *Server) string {
+	paths, _ := paygSubs(s)
+	return paths[0]
 }

@@ -6,11 +6,12 @@ import (
 	"strings"
 )
 
-// dec is a non-negative decimal m × 10^-s. Usage-details costs are never negative (refunds and
-// credits are not in usage details), so the sandbox has no sign.
+// dec is a decimal (-1)^neg × m × 10^-s. Most amounts are non-negative; refunds and rounding
+// adjustments are not.
 type dec struct {
-	m uint64
-	s uint8
+	m   uint64
+	s   uint8
+	neg bool
 }
 
 // maxSig bounds significant digits: the API's decimals have at most 15 (they are doubles on the
@@ -41,13 +42,14 @@ func norm(d dec) dec {
 		d.s--
 	}
 	if d.m == 0 {
-		d.s = 0
+		d.s, d.neg = 0, false
 	}
 	return d
 }
 
 // mul returns a×b rounded to at most 15 significant digits.
 func mul(a, b dec) dec {
+	neg := a.neg != b.neg
 	hi, lo := bits.Mul64(a.m, b.m)
 	s := int(a.s) + int(b.s)
 	for hi != 0 {
@@ -71,7 +73,35 @@ func mul(a, b dec) dec {
 		lo = (lo + 5) / 10
 		s--
 	}
-	return norm(dec{m: lo, s: uint8(s)})
+	return norm(dec{m: lo, s: uint8(s), neg: neg})
+}
+
+// negate returns -d.
+func negate(d dec) dec {
+	d.neg = !d.neg
+	return norm(d)
+}
+
+// sub returns a-b for non-negative a ≥ b of at most maxScale decimals.
+func sub(a, b dec) dec {
+	for a.s < b.s {
+		a.m *= 10
+		a.s++
+	}
+	for b.s < a.s {
+		b.m *= 10
+		b.s++
+	}
+	if b.m > a.m {
+		return norm(dec{m: b.m - a.m, s: a.s, neg: true})
+	}
+	return norm(dec{m: a.m - b.m, s: a.s})
+}
+
+// less reports a < b for non-negative a, b.
+func less(a, b dec) bool {
+	d := sub(b, a)
+	return !d.neg && d.m != 0
 }
 
 // round returns d rounded to n decimals.
@@ -85,6 +115,9 @@ func round(d dec, n uint8) dec {
 
 // appendDec appends the canonical text: no exponent, no trailing zeros, "0" for zero.
 func appendDec(dst []byte, d dec) []byte {
+	if d.neg && d.m != 0 {
+		dst = append(dst, '-')
+	}
 	if d.s == 0 {
 		return appendUint(dst, d.m)
 	}
@@ -133,6 +166,9 @@ func (a *decSum) add(d dec) {
 	t.SetUint64(d.m)
 	if d.s < maxScale {
 		t.Mul(&t, new(big.Int).SetUint64(pow10[maxScale-d.s]))
+	}
+	if d.neg {
+		t.Neg(&t)
 	}
 	a.v.Add(&a.v, &t)
 }

@@ -230,17 +230,29 @@ var (
 		e.date(c.r.ymd[0], c.r.ymd[1], lastDay(c.r.ymd[0], c.r.ymd[1]), date7)
 	})
 	fDate     = f("date", func(e *enc, c *recCtx) { e.date(c.r.ymd[0], c.r.ymd[1], c.r.ymd[2], date7) })
-	fMeterID  = fstr("meterId", func(c *recCtx) string { return c.r.res.meter.id })
+	fMeterID  = fstr("meterId", meterStr(func(m *meter) string { return m.id }))
 	fQuantity = fnum("quantity", func(c *recCtx) dec { return c.r.quantity })
 	fProduct  = fstr("product", func(c *recCtx) string {
-		if c.r.hasResource() {
+		switch {
+		case c.r.hasResource():
 			return c.r.res.product
+		case c.r.kind == rkMarketplace:
+			return marketplaceProduct
+		case c.r.kind == rkRounding:
+			return "Rounding Adjustment"
+		case c.r.savingsPlanRow():
+			return c.r.sub.savingsPlan.orderName
 		}
 		return c.r.sub.reservation.orderName
 	})
 	fConsumedService = fstr("consumedService", func(c *recCtx) string {
-		if c.r.kind == rkPurchase {
+		switch c.r.kind {
+		case rkPurchase, rkRefund:
 			return "Microsoft.Capacity"
+		case rkSPPurchase, rkSPUnused:
+			return "Microsoft.BillingBenefits"
+		case rkMarketplace, rkRounding:
+			return ""
 		}
 		return c.r.res.meter.service
 	})
@@ -250,25 +262,96 @@ var (
 	fResourceGroup   = fstr("resourceGroup", resStr(func(c *recCtx) string { return c.r.res.group }))
 	fReservationID   = fstr("reservationId", reservationStr(func(rv *reservation) string { return rv.id }))
 	fReservationName = fstr("reservationName", reservationStr(func(rv *reservation) string { return rv.name }))
-	fProductOrderID  = fstr("productOrderId", reservationStr(func(rv *reservation) string { return rv.orderID }))
-	fProductOrderNm  = fstr("productOrderName", reservationStr(func(rv *reservation) string { return rv.orderName }))
-	fCreditEligible  = f("isAzureCreditEligible", func(e *enc, c *recCtx) { e.boolean(c.r.kind != rkPurchase) })
-	fTerm            = fstr("term", func(c *recCtx) string {
-		if c.r.kind == rkPurchase {
-			return "P1Y"
+	fProductOrderID  = fstr("productOrderId", commitmentStr(func(rv *reservation) string { return rv.orderID },
+		func(sp *savingsPlan) string { return sp.orderID }))
+	fProductOrderNm = fstr("productOrderName", commitmentStr(func(rv *reservation) string { return rv.orderName },
+		func(sp *savingsPlan) string { return sp.orderName }))
+	fCreditEligible = f("isAzureCreditEligible", func(e *enc, c *recCtx) {
+		e.boolean(!c.r.purchaseLike() && c.r.kind != rkMarketplace)
+	})
+	fTerm = fstr("term", func(c *recCtx) string {
+		switch c.r.kind {
+		case rkPurchase, rkRefund:
+			return "12"
+		case rkSPPurchase:
+			return "36"
 		}
 		return ""
 	})
-	fPublisherName = fconst("publisherName", "Microsoft")
-	fChargeType    = fstr("chargeType", func(c *recCtx) string { return c.r.chargeType() })
-	fFrequency     = fstr("frequency", func(c *recCtx) string { return c.r.frequency() })
-	fPayGPrice     = fnum("payGPrice", func(c *recCtx) dec { return c.r.payGPrice })
-	fBenefitID     = fstr("benefitId", reservationStr(func(rv *reservation) string { return rv.id }))
-	fBenefitName   = fstr("benefitName", reservationStr(func(rv *reservation) string { return rv.name }))
-	fPricingModel  = fstr("pricingModel", func(c *recCtx) string { return c.r.pricingModel })
-	fEffPrice      = fnum("effectivePrice", func(c *recCtx) dec { return c.r.effectivePrice })
-	fUnitPrice     = fnum("unitPrice", func(c *recCtx) dec { return c.r.unitPrice })
+	fPublisherName = fstr("publisherName", func(c *recCtx) string {
+		if c.r.kind == rkMarketplace {
+			return marketplacePublisher
+		}
+		return "Microsoft"
+	})
+	fChargeType = fstr("chargeType", func(c *recCtx) string { return c.r.chargeType() })
+	fFrequency  = fstr("frequency", func(c *recCtx) string { return c.r.frequency() })
+	fPayGPrice  = fnum("payGPrice", func(c *recCtx) dec { return c.r.payGPrice })
+	fBenefitID  = fstr("benefitId", func(c *recCtx) string {
+		switch {
+		case c.r.reserved() && c.r.purchaseLike():
+			return c.r.sub.reservation.orderBenefitID()
+		case c.r.reserved():
+			return c.r.sub.reservation.benefitID()
+		case c.r.kind == rkSPPurchase:
+			return c.r.sub.savingsPlan.orderBenefitID()
+		case c.r.savingsPlanRow():
+			return c.r.sub.savingsPlan.benefitID()
+		}
+		return ""
+	})
+	fBenefitName = fstr("benefitName", commitmentStr(func(rv *reservation) string { return rv.name },
+		func(sp *savingsPlan) string { return sp.name }))
+	fSubscriptionID   = fstr("subscriptionId", subStr(func(s *subscription) string { return s.guid }))
+	fSubscriptionGUID = fstr("subscriptionGuid", subStr(func(s *subscription) string { return s.guid }))
+	fSubscriptionName = fstr("subscriptionName", subStr(func(s *subscription) string { return s.name }))
+	fPricingModel     = fstr("pricingModel", func(c *recCtx) string { return c.r.pricingModel })
+	fEffPrice         = fnum("effectivePrice", func(c *recCtx) dec { return c.r.effectivePrice })
+	fUnitPrice        = fnum("unitPrice", func(c *recCtx) dec { return c.r.unitPrice })
 )
+
+// Marketplace purchase of the sandbox's commitment-holding subscriptions.
+const (
+	marketplaceProduct   = "Contoso NGFW - Standard Plan"
+	marketplacePublisher = "Contoso Software"
+)
+
+func publisherType(c *recCtx, first string) string {
+	if c.r.kind == rkMarketplace {
+		return "Marketplace"
+	}
+	return first
+}
+
+func meterStr(get func(m *meter) string) func(c *recCtx) string {
+	return func(c *recCtx) string {
+		if !c.r.hasMeter() {
+			return ""
+		}
+		return get(c.r.res.meter)
+	}
+}
+
+func subStr(get func(s *subscription) string) func(c *recCtx) string {
+	return func(c *recCtx) string {
+		if !c.r.hasSubscription() {
+			return ""
+		}
+		return get(c.r.sub)
+	}
+}
+
+func commitmentStr(rv func(rv *reservation) string, sp func(sp *savingsPlan) string) func(c *recCtx) string {
+	return func(c *recCtx) string {
+		switch {
+		case c.r.reserved():
+			return rv(&c.r.sub.reservation)
+		case c.r.savingsPlanRow():
+			return sp(&c.r.sub.savingsPlan)
+		}
+		return ""
+	}
+}
 
 func reservationStr(get func(rv *reservation) string) func(c *recCtx) string {
 	return func(c *recCtx) string {
@@ -292,17 +375,24 @@ func putMeterDetails(e *enc, c *recCtx) {
 		e.null()
 		return
 	}
-	m := c.r.res.meter
+	// Marketplace and rounding rows have no meter: the object's members are empty.
+	m, none := c.r.res.meter, !c.r.hasMeter()
+	pick := func(v string) string {
+		if none {
+			return ""
+		}
+		return v
+	}
 	e.b = append(e.b, `{"meterName":`...)
-	e.str(m.name)
+	e.str(pick(m.name))
 	e.b = append(e.b, `,"meterCategory":`...)
-	e.str(m.category)
+	e.str(pick(m.category))
 	e.b = append(e.b, `,"meterSubCategory":`...)
-	e.str(m.subCategory)
+	e.str(pick(m.subCategory))
 	e.b = append(e.b, `,"unitOfMeasure":`...)
-	e.str(m.unit)
+	e.str(pick(m.unit))
 	e.b = append(e.b, `,"serviceFamily":`...)
-	e.str(m.family)
+	e.str(pick(m.family))
 	e.b = append(e.b, '}')
 }
 
@@ -316,11 +406,11 @@ var legacyFields = []field{
 	fstr("billingProfileName", func(c *recCtx) string { return c.r.sub.ea.name }),
 	fstr("accountOwnerId", func(c *recCtx) string { return c.r.sub.account.owner }),
 	fstr("accountName", func(c *recCtx) string { return c.r.sub.account.name }),
-	fstr("subscriptionId", func(c *recCtx) string { return c.r.sub.guid }),
-	fstr("subscriptionName", func(c *recCtx) string { return c.r.sub.name }),
+	fSubscriptionID,
+	fSubscriptionName,
 	fDate,
 	fProduct,
-	fstr("partNumber", func(c *recCtx) string { return c.r.res.meter.partNumber }),
+	fstr("partNumber", meterStr(func(m *meter) string { return m.partNumber })),
 	fMeterID,
 	f("meterDetails", putMeterDetails),
 	fQuantity,
@@ -346,7 +436,7 @@ var legacyFields = []field{
 	fCreditEligible,
 	fTerm,
 	fPublisherName,
-	fconst("publisherType", "Azure"),
+	fstr("publisherType", func(c *recCtx) string { return publisherType(c, "Azure") }),
 	fconst("planName", ""),
 	fChargeType,
 	fFrequency,
@@ -375,18 +465,18 @@ var modernFields = []field{
 	fBillingPeriodEnd,
 	fstr("billingProfileId", func(c *recCtx) string { return c.r.sub.profile.id }),
 	fstr("billingProfileName", func(c *recCtx) string { return c.r.sub.profile.name }),
-	fstr("subscriptionGuid", func(c *recCtx) string { return c.r.sub.guid }),
-	fstr("subscriptionName", func(c *recCtx) string { return c.r.sub.name }),
+	fSubscriptionGUID,
+	fSubscriptionName,
 	fDate,
 	fProduct,
 	fMeterID,
-	fstr("meterName", func(c *recCtx) string { return c.r.res.meter.name }),
+	fstr("meterName", meterStr(func(m *meter) string { return m.name })),
 	fstr("meterRegion", func(c *recCtx) string { return c.r.sub.region.display }),
-	fstr("meterCategory", func(c *recCtx) string { return c.r.res.meter.category }),
-	fstr("meterSubCategory", func(c *recCtx) string { return c.r.res.meter.subCategory }),
-	fstr("serviceFamily", func(c *recCtx) string { return c.r.res.meter.family }),
+	fstr("meterCategory", meterStr(func(m *meter) string { return m.category })),
+	fstr("meterSubCategory", meterStr(func(m *meter) string { return m.subCategory })),
+	fstr("serviceFamily", meterStr(func(m *meter) string { return m.family })),
 	fQuantity,
-	fstr("unitOfMeasure", func(c *recCtx) string { return c.r.res.meter.unit }),
+	fstr("unitOfMeasure", meterStr(func(m *meter) string { return m.unit })),
 	fstr("instanceName", resStr(func(c *recCtx) string { return c.r.res.id })),
 	fnum("costInUSD", func(c *recCtx) dec { return c.r.costUSD }),
 	fUnitPrice,
@@ -407,7 +497,7 @@ var modernFields = []field{
 	fCreditEligible,
 	fTerm,
 	fPublisherName,
-	fconst("publisherType", "Microsoft"),
+	fstr("publisherType", func(c *recCtx) string { return publisherType(c, "Microsoft") }),
 	fChargeType,
 	fFrequency,
 	fnum("costInBillingCurrency", func(c *recCtx) dec { return c.r.costBilling }),
@@ -428,9 +518,14 @@ var modernFields = []field{
 		}
 		return invoiceID(c.r.sub.profile, c.r.month)
 	}),
-	fconst("previousInvoiceId", ""),
+	fstr("previousInvoiceId", func(c *recCtx) string {
+		if c.r.kind != rkRefund {
+			return ""
+		}
+		return invoiceID(c.r.sub.profile, c.r.month)
+	}),
 	fconst("pricingCurrencyCode", "USD"),
-	fstr("productIdentifier", func(c *recCtx) string { return c.r.res.meter.productID }),
+	fstr("productIdentifier", meterStr(func(m *meter) string { return m.productID })),
 	fstr("resourceLocationNormalized", resStr(func(c *recCtx) string { return c.r.sub.region.display })),
 	f("servicePeriodStartDate", func(e *enc, c *recCtx) { e.date(c.r.ymd[0], c.r.ymd[1], 1, dateZ) }),
 	f("servicePeriodEndDate", func(e *enc, c *recCtx) {

@@ -17,29 +17,29 @@ func TestDecimalText(t *testing.T) {
 		d    dec
 		want string
 	}{
-		{dec{0, 0}, "0"},
-		{dec{0, 5}, "0"},
-		{dec{1980949998, 15}, "0.000001980949998"},
-		{dec{125, 1}, "12.5"},
-		{dec{1250, 2}, "12.5"},
-		{dec{5000, 3}, "5"},
-		{dec{123456789012345, 12}, "123.456789012345"},
+		{dec{m: 0, s: 0}, "0"},
+		{dec{m: 0, s: 5}, "0"},
+		{dec{m: 1980949998, s: 15}, "0.000001980949998"},
+		{dec{m: 125, s: 1}, "12.5"},
+		{dec{m: 1250, s: 2}, "12.5"},
+		{dec{m: 5000, s: 3}, "5"},
+		{dec{m: 123456789012345, s: 12}, "123.456789012345"},
 	}
 	for _, c := range cases {
 		if got := c.d.String(); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.d, got, c.want)
 		}
 	}
-	if got := mul(dec{999999999, 6}, dec{999999, 6}).String(); got != "999.998999000001" {
+	if got := mul(dec{m: 999999999, s: 6}, dec{m: 999999, s: 6}).String(); got != "999.998999000001" {
 		t.Errorf("mul rounds to 15 digits: %s", got)
 	}
 	// 999999999.999999 × 9999.9999 = 9999999899999.9900000001 needs 128 bits before rounding.
-	if got := mul(dec{999999999999999, 6}, dec{99999999, 4}).String(); got != "9999999899999.99" {
+	if got := mul(dec{m: 999999999999999, s: 6}, dec{m: 99999999, s: 4}).String(); got != "9999999899999.99" {
 		t.Errorf("128-bit product: %s, want 9999999899999.99", got)
 	}
 	var sum decSum
-	sum.add(dec{125, 1})
-	sum.add(dec{875, 3})
+	sum.add(dec{m: 125, s: 1})
+	sum.add(dec{m: 875, s: 3})
 	if !sum.addText("-3.25") || sum.String() != "10.125" {
 		t.Errorf("sum %s, want 10.125", sum.String())
 	}
@@ -84,10 +84,14 @@ func TestGeneratedValues(t *testing.T) {
 						continue
 					}
 					txt := string(raw)
-					if strings.ContainsAny(txt, "-eE") {
+					if strings.ContainsAny(strings.TrimPrefix(txt, "-"), "-eE") {
 						t.Errorf("%s = %s", name, txt)
 					}
-					digits := strings.TrimLeft(strings.ReplaceAll(txt, ".", ""), "0")
+					// Only refunds and rounding adjustments are negative.
+					if strings.HasPrefix(txt, "-") && r.kind != rkRefund && r.kind != rkRounding {
+						t.Errorf("%s %s = %s", r.chargeType(), name, txt)
+					}
+					digits := strings.TrimLeft(strings.ReplaceAll(strings.TrimPrefix(txt, "-"), ".", ""), "0")
 					if len(digits) > 15 {
 						t.Errorf("%s = %s has more than 15 significant digits", name, txt)
 					}

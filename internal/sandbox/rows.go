@@ -46,34 +46,34 @@ var meters = func() []*meter {
 	ms := []*meter{
 		{name: "D2s v3", category: "Virtual Machines", subCategory: "Dsv3 Series", family: "Compute", unit: "1 Hour",
 			service: "Microsoft.Compute", resType: "virtualMachines", prefix: "vm", product: "Virtual Machines Dsv3 Series - D2s v3",
-			partNumber: "AAF-44619", productID: "DZH318Z0BQ4B00FV", price: dec{768, 4}, payG: dec{96, 3}, qtyMicros: 24_000000,
+			partNumber: "AAF-44619", productID: "DZH318Z0BQ4B00FV", price: dec{m: 768, s: 4}, payG: dec{m: 96, s: 3}, qtyMicros: 24_000000,
 			additionalInfo: `{  "UsageType": "ComputeHR",  "ImageType": "Canonical",  "ServiceType": "Standard_D2s_v3",  "VMName": null,  "VMProperties": null,  "VCPUs": 2,  "CPUs": 0}`,
 			serviceInfo2:   "Canonical"},
 		{name: "Hot LRS Data Stored", category: "Storage", subCategory: "Tiered Block Blob", family: "Storage", unit: "1 GB/Month",
 			service: "Microsoft.Storage", resType: "storageAccounts", prefix: "st", product: "Tiered Block Blob - Hot LRS Data Stored",
-			partNumber: "AAD-87204", productID: "DZH318Z0BJS6000C", price: dec{166, 4}, payG: dec{208, 4}, qtyMicros: 18_250000},
+			partNumber: "AAD-87204", productID: "DZH318Z0BJS6000C", price: dec{m: 166, s: 4}, payG: dec{m: 208, s: 4}, qtyMicros: 18_250000},
 		{name: "Standard IPv4 Static Public IP", category: "Virtual Network", subCategory: "IP Addresses", family: "Networking", unit: "1 Hour",
 			service: "Microsoft.Network", resType: "publicIPAddresses", prefix: "pip", product: "IP Addresses - Standard IPv4 Static Public IP",
-			partNumber: "AAH-18040", productID: "DZH318Z0BNVX002K", price: dec{4, 3}, payG: dec{5, 3}, qtyMicros: 24_000000},
+			partNumber: "AAH-18040", productID: "DZH318Z0BNVX002K", price: dec{m: 4, s: 3}, payG: dec{m: 5, s: 3}, qtyMicros: 24_000000},
 		{name: "Standard Data Transfer Out", category: "Bandwidth", subCategory: "Rtn Preference: MGN", family: "Networking", unit: "1 GB",
 			service: "Microsoft.Network", resType: "loadBalancers", prefix: "lb", product: "Rtn Preference: MGN - Standard Data Transfer Out",
-			partNumber: "AAA-01987", productID: "DZH318Z0BNVX0030", price: dec{696, 4}, payG: dec{87, 3}, qtyMicros: 42_500000,
+			partNumber: "AAA-01987", productID: "DZH318Z0BNVX0030", price: dec{m: 696, s: 4}, payG: dec{m: 87, s: 3}, qtyMicros: 42_500000,
 			additionalInfo: `{"DataTransferDirection":"DataTrOut"}`},
 		{name: "vCore", category: "SQL Database", subCategory: "General Purpose - Compute Gen5", family: "Databases", unit: "1 Hour",
 			service: "Microsoft.Sql", resType: "servers", prefix: "sql", product: "SQL Database Single/Elastic Pool General Purpose - Compute Gen5 - vCore",
-			partNumber: "AAD-93744", productID: "DZH318Z0BQ4K0009", price: dec{2018, 4}, payG: dec{2522, 4}, qtyMicros: 48_000000},
+			partNumber: "AAD-93744", productID: "DZH318Z0BQ4K0009", price: dec{m: 2018, s: 4}, payG: dec{m: 2522, s: 4}, qtyMicros: 48_000000},
 		{name: "P1 v2 App", category: "Azure App Service", subCategory: "Premium v2 Plan", family: "Compute", unit: "1 Hour",
 			service: "Microsoft.Web", resType: "serverfarms", prefix: "asp", product: "Azure App Service Premium v2 Plan - P1 v2 App",
-			partNumber: "AAD-62530", productID: "DZH318Z0BQ4H0014", price: dec{16, 2}, payG: dec{2, 1}, qtyMicros: 24_000000},
+			partNumber: "AAD-62530", productID: "DZH318Z0BQ4H0014", price: dec{m: 16, s: 2}, payG: dec{m: 2, s: 1}, qtyMicros: 24_000000},
 		{name: "Pay-as-you-go Data Ingestion", category: "Log Analytics", subCategory: "", family: "Management and Governance", unit: "1 GB",
 			service: "Microsoft.OperationalInsights", resType: "workspaces", prefix: "log", product: "Log Analytics - Pay-as-you-go Data Ingestion",
-			partNumber: "AAH-54203", productID: "DZH318Z0BQ5P000F", price: dec{2208, 3}, payG: dec{276, 2}, qtyMicros: 3_750000},
+			partNumber: "AAH-54203", productID: "DZH318Z0BQ5P000F", price: dec{m: 2208, s: 3}, payG: dec{m: 276, s: 2}, qtyMicros: 3_750000},
 		{name: "P10 LRS Disk", category: "Storage", subCategory: "Premium SSD Managed Disks", family: "Storage", unit: "1/Month",
 			service: "Microsoft.Compute", resType: "disks", prefix: "disk", product: "Premium SSD Managed Disks - P10 LRS Disk",
-			partNumber: "AAD-16902", productID: "DZH318Z0BP04000B", price: dec{15768, 3}, payG: dec{1971, 2}, qtyMicros: 32258},
+			partNumber: "AAD-16902", productID: "DZH318Z0BP04000B", price: dec{m: 15768, s: 3}, payG: dec{m: 1971, s: 2}, qtyMicros: 32258},
 		{name: "Operations", category: "Key Vault", subCategory: "", family: "Security", unit: "10K",
 			service: "Microsoft.KeyVault", resType: "vaults", prefix: "kv", product: "Key Vault - Operations",
-			partNumber: "AAA-95341", productID: "DZH318Z0BQPS000H", price: dec{24, 3}, payG: dec{3, 2}, qtyMicros: 2_400000},
+			partNumber: "AAA-95341", productID: "DZH318Z0BQPS000H", price: dec{m: 24, s: 3}, payG: dec{m: 3, s: 2}, qtyMicros: 2_400000},
 	}
 	for _, m := range ms {
 		m.id = guidFrom("meter", m.product)
@@ -156,10 +156,16 @@ const (
 type rowKind uint8
 
 const (
-	rkUsage    rowKind = iota // on-demand usage
-	rkReserved                // usage covered by a reservation: cost 0 in actual, amortized price in amortized
-	rkPurchase                // monthly reservation purchase (actual cost only), day 1
-	rkUnused                  // unused reservation hours (amortized cost only)
+	rkUsage       rowKind = iota // on-demand usage
+	rkReserved                   // usage covered by the reservation: cost 0 in actual, amortized price in amortized
+	rkPurchase                   // quarterly reservation payment (actual cost only), day 1
+	rkUnused                     // unused reservation hours of a day (amortized cost only), no subscription
+	rkRefund                     // refund of a duplicated reservation payment (actual cost only), day 2
+	rkSPCovered                  // usage covered by the savings plan
+	rkSPPurchase                 // quarterly savings-plan payment (actual cost only), day 1
+	rkSPUnused                   // unused savings-plan commitment of a day (amortized cost only), no subscription
+	rkMarketplace                // monthly Marketplace purchase (both metrics, not amortized), day 1
+	rkRounding                   // month-end rounding adjustment (both metrics)
 )
 
 // row is one generated usage record, independent of the API shape.
@@ -182,29 +188,103 @@ type row struct {
 // eurFactor converts the sandbox's USD price list to the EUR enrollment's price list.
 var eurFactor = dec{m: 9213, s: 4}
 
-// rowsOn returns how many rows a subscription has on a day for a metric.
-func (w *world) rowsOn(s *subscription, day time.Time, metric Metric, perDay int) int {
-	n := perDay
-	if s.hasReservation {
-		if metric == MetricAmortizedCost {
-			if w.unusedDay(s, day) {
-				n++
-			}
-		} else if day.Day() == 1 {
-			n++
+// maxExtras bounds the extra rows of a subscription's day.
+const maxExtras = 8
+
+// extras lists the rows a commitment-holding subscription has on a day beyond the perDay usage
+// rows, in order (row k = perDay + i is extras[i]). Only subscriptions with hasReservation have
+// any.
+func (w *world) extras(s *subscription, day time.Time, metric Metric, perDay int) (ks [maxExtras]rowKind, n int) {
+	if !s.hasReservation {
+		return
+	}
+	add := func(k rowKind) { ks[n] = k; n++ }
+	amortized := metric == MetricAmortizedCost
+	y, m, d := day.Date()
+	// Commitments are paid quarterly, on the 1st of January, April, July and October, each
+	// payment buying the quarter's hours; that day the reservation payment is also duplicated
+	// by mistake and refunded on the 2nd.
+	payday := termStart(m)
+	if d == 1 {
+		if !amortized && payday {
+			add(rkPurchase)
+			add(rkSPPurchase)
+			add(rkPurchase)
+		}
+		add(rkMarketplace)
+	}
+	if d == 2 && payday && !amortized {
+		add(rkRefund)
+	}
+	if amortized {
+		if less(w.reservedHours(s, day), hoursPerDay) {
+			add(rkUnused)
+		}
+		if less(w.spCovered(s, day, perDay), s.conv(s.savingsPlan.daily)) {
+			add(rkSPUnused)
 		}
 	}
-	return n
+	if d == lastDay(y, int(m)) {
+		add(rkRounding)
+	}
+	return
 }
 
-func (w *world) unusedDay(s *subscription, day time.Time) bool {
-	return mix(w.seed^mix(uint64(s.index)<<32|uint64(day.Unix()/86400)^0xabcdef))%4 == 0
+var hoursPerDay = dec{m: 24}
+
+// termMonths is how many months one commitment payment covers.
+const termMonths = 3
+
+// termStart reports whether a commitment payment falls in month m.
+func termStart(m time.Month) bool { return (int(m)-1)%termMonths == 0 }
+
+// termDays is the number of days a payment made in month (y, m) covers.
+func termDays(y int, m time.Month) dec {
+	n := 0
+	for i := 0; i < termMonths; i++ {
+		t := time.Date(y, m+time.Month(i), 1, 0, 0, 0, 0, time.UTC)
+		n += lastDay(t.Year(), int(t.Month()))
+	}
+	return dec{m: uint64(n)}
+}
+
+// conv converts a price-list (USD) amount to what a record carries: EA EUR rows are priced in
+// EUR (rounded to 6 places); modern rows carry pricing-currency (USD) prices.
+func (s *subscription) conv(d dec) dec {
+	if !s.modern && s.currency == "EUR" {
+		return round(mul(d, eurFactor), 6)
+	}
+	return d
+}
+
+// reservedHours is the quantity of the day's reservation-covered row (slot 0), at most 24.
+func (w *world) reservedHours(s *subscription, day time.Time) dec {
+	var r row
+	w.genRow(&r, s, day, 0, MetricActualCost, 1)
+	return r.quantity
+}
+
+// spCovered is the amortized cost, in the row's price currency (EA: billing currency, MCA:
+// USD), of the day's savings-plan covered row (slot 1); 0 when there is no slot 1.
+func (w *world) spCovered(s *subscription, day time.Time, perDay int) dec {
+	if perDay < 2 {
+		return dec{}
+	}
+	var r row
+	w.genRow(&r, s, day, 1, MetricAmortizedCost, perDay)
+	return r.cost
+}
+
+// rowsOn returns how many rows a subscription has on a day for a metric.
+func (w *world) rowsOn(s *subscription, day time.Time, metric Metric, perDay int) int {
+	_, n := w.extras(s, day, metric, perDay)
+	return perDay + n
 }
 
 // monthRate is the pricing (USD) → billing currency rate of a month.
 func monthRate(currency string, yyyymm int) dec {
 	if currency != "EUR" {
-		return dec{1, 0}
+		return dec{1, 0, false}
 	}
 	return dec{m: 8900 + mix(uint64(yyyymm))%600, s: 4}
 }
@@ -220,32 +300,57 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 	r.hi, r.lo = g.next(), g.next()
 	r.pricingModel = "On Demand"
 	switch {
-	case k >= perDay && metric == MetricAmortizedCost:
-		r.kind = rkUnused
 	case k >= perDay:
-		r.kind = rkPurchase
+		ks, _ := w.extras(s, day, metric, perDay)
+		r.kind = ks[k-perDay]
 	case k == 0 && s.hasReservation:
 		r.kind = rkReserved
+	case k == 1 && s.hasReservation:
+		r.kind = rkSPCovered
 	}
-	if r.kind != rkPurchase && r.kind != rkUnused {
+	if r.hasResource() {
 		r.res = s.resources[k%len(s.resources)]
 	} else {
 		r.res = s.resources[0]
 	}
 	m := r.res.meter
+	amortized := metric == MetricAmortizedCost
+	days := termDays(y, mo)
 	switch r.kind {
-	case rkPurchase:
-		r.quantity = dec{1, 0}
-		r.unitPrice = s.reservation.monthly
-		r.effectivePrice = s.reservation.monthly
-		r.payGPrice = s.reservation.monthly
+	case rkPurchase, rkRefund:
+		// One quarter of the reservation's hours, priced in the row's currency.
+		r.quantity = dec{m: 1}
+		if r.kind == rkRefund {
+			r.quantity = negate(r.quantity)
+		}
+		p := mul(mul(hoursPerDay, days), s.conv(s.reservation.hourly))
+		r.unitPrice, r.effectivePrice, r.payGPrice = p, p, dec{}
 		r.pricingModel = "Reservation"
 	case rkUnused:
-		r.quantity = norm(dec{m: 1_000000 + g.next()%12_000000, s: 6})
-		r.unitPrice = m.price
-		r.effectivePrice = s.reservation.hourly
-		r.payGPrice = m.payG
+		r.quantity = sub(hoursPerDay, w.reservedHours(s, day))
+		r.unitPrice = s.conv(m.price)
+		r.effectivePrice = s.conv(s.reservation.hourly)
 		r.pricingModel = "Reservation"
+	case rkSPPurchase:
+		r.quantity = dec{m: 1}
+		p := mul(days, s.conv(s.savingsPlan.daily))
+		r.unitPrice, r.effectivePrice = p, p
+		r.pricingModel = "SavingsPlan"
+	case rkSPUnused:
+		r.quantity = dec{m: 1}
+		p := sub(s.conv(s.savingsPlan.daily), w.spCovered(s, day, perDay))
+		r.unitPrice, r.effectivePrice = p, p
+		r.pricingModel = "SavingsPlan"
+	case rkMarketplace:
+		r.quantity = dec{m: 1}
+		p := s.conv(dec{m: 495, s: 1}) // 49.5 a month
+		r.unitPrice, r.effectivePrice = p, p
+	case rkRounding:
+		r.quantity = dec{m: 1}
+		// The same amount in both metrics (the row's k differs between them).
+		v := mix(w.seed ^ mix(uint64(s.index)<<32^uint64(r.month)^0x70d))
+		r.effectivePrice = dec{m: 1 + v%40, s: 4, neg: v&64 != 0}
+		r.pricingModel = ""
 	default:
 		q := m.qtyMicros
 		if m.unit == "1 Hour" && g.intn(5) != 0 {
@@ -255,28 +360,42 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 			q += g.next() % 1000
 		}
 		r.quantity = norm(dec{m: q, s: 6})
-		r.unitPrice = m.price
-		r.effectivePrice = m.price
-		r.payGPrice = m.payG
-		if r.kind == rkReserved {
-			r.pricingModel = "Reservation"
-			if metric == MetricAmortizedCost {
-				r.effectivePrice = s.reservation.hourly
-			} else {
-				r.effectivePrice = dec{}
+		r.unitPrice = s.conv(m.price)
+		r.effectivePrice = s.conv(m.price)
+		r.payGPrice = s.conv(m.payG)
+		switch r.kind {
+		case rkReserved:
+			// A reservation covers at most the day's 24 hours; hours are metered to 2 places.
+			r.quantity = round(r.quantity, 2)
+			if less(hoursPerDay, r.quantity) {
+				r.quantity = hoursPerDay
 			}
-		} else if g.intn(25) == 0 {
-			r.effectivePrice = dec{} // free tier / included quantity
+			r.pricingModel = "Reservation"
+			r.effectivePrice = dec{}
+			if amortized {
+				r.effectivePrice = s.conv(s.reservation.hourly)
+			}
+		case rkSPCovered:
+			r.quantity = round(r.quantity, 2)
+			r.pricingModel = "SavingsPlan"
+			r.effectivePrice = dec{}
+			if amortized {
+				r.effectivePrice = s.conv(spPrice(m.price))
+			}
+		default:
+			if g.intn(25) == 0 {
+				r.effectivePrice = dec{} // free tier / included quantity
+			}
 		}
-	}
-	if !s.modern && s.currency == "EUR" {
-		r.unitPrice = round(mul(r.unitPrice, eurFactor), 6)
-		r.effectivePrice = round(mul(r.effectivePrice, eurFactor), 6)
-		r.payGPrice = round(mul(r.payGPrice, eurFactor), 6)
 	}
 	r.cost = mul(r.quantity, r.effectivePrice)
 	if s.modern {
 		r.rate = monthRate(s.currency, r.month)
+		if r.reserved() || r.savingsPlanRow() {
+			// Commitment charges keep the rate of the quarter's payment, so that amortized
+			// Used + Unused equals the payment in the billing currency too.
+			r.rate = monthRate(s.currency, y*100+int(mo)-(int(mo)-1)%termMonths)
+		}
 		r.costUSD = r.cost
 		r.costBilling = mul(r.costUSD, r.rate)
 		r.paygUSD = mul(r.quantity, r.payGPrice)
@@ -284,28 +403,62 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 	}
 }
 
+// spPrice is the savings-plan rate of a meter: 20 % off its price.
+func spPrice(p dec) dec { return mul(p, dec{m: 8, s: 1}) }
+
 func (r *row) chargeType() string {
 	switch r.kind {
-	case rkPurchase:
+	case rkPurchase, rkSPPurchase, rkMarketplace:
 		return "Purchase"
+	case rkRefund:
+		return "Refund"
 	case rkUnused:
 		return "UnusedReservation"
+	case rkSPUnused:
+		return "UnusedSavingsPlan"
+	case rkRounding:
+		return "RoundingAdjustment"
 	}
 	return "Usage"
 }
 
 func (r *row) frequency() string {
-	if r.kind == rkPurchase {
+	switch r.kind {
+	case rkPurchase, rkSPPurchase, rkMarketplace:
 		return "Recurring"
+	case rkRefund, rkRounding:
+		return "OneTime"
 	}
 	return "UsageBased"
 }
 
-// hasResource reports whether the row is attributed to a resource (purchases and unused
-// reservation hours are not).
-func (r *row) hasResource() bool { return r.kind == rkUsage || r.kind == rkReserved }
+// hasResource reports whether the row is attributed to a resource (purchases, unused
+// commitments and adjustments are not).
+func (r *row) hasResource() bool {
+	return r.kind == rkUsage || r.kind == rkReserved || r.kind == rkSPCovered
+}
 
-func (r *row) reserved() bool { return r.kind != rkUsage }
+// hasMeter reports whether the row has a meter (Marketplace and rounding rows have none).
+func (r *row) hasMeter() bool { return r.kind != rkMarketplace && r.kind != rkRounding }
+
+// hasSubscription reports whether the row is attributed to a subscription (unused commitment
+// rows are not).
+func (r *row) hasSubscription() bool { return r.kind != rkUnused && r.kind != rkSPUnused }
+
+// reserved reports whether the row belongs to the reservation.
+func (r *row) reserved() bool {
+	return r.kind == rkReserved || r.kind == rkPurchase || r.kind == rkUnused || r.kind == rkRefund
+}
+
+// savingsPlanRow reports whether the row belongs to the savings plan.
+func (r *row) savingsPlanRow() bool {
+	return r.kind == rkSPCovered || r.kind == rkSPPurchase || r.kind == rkSPUnused
+}
+
+// purchaseLike reports whether the row is a commitment purchase or refund.
+func (r *row) purchaseLike() bool {
+	return r.kind == rkPurchase || r.kind == rkRefund || r.kind == rkSPPurchase
+}
 
 // billingCost is the ground-truth cost of the row: legacy `cost`, modern
 // `costInBillingCurrency`, 2018-06-30 `pretaxCost` (all the same amount).

@@ -33,10 +33,17 @@ import (
 //     is refused, as on the real service.
 //
 // EA subscriptions produce kind legacy records (offer MS-AZR-0017P), MCA ones kind modern
-// (MS-AZR-0017G). Every third subscription has a D2s v3 reservation: its first resource's usage
-// is covered (cost 0 in actual cost, the amortized rate in amortized cost), actual cost has a
-// monthly Purchase row on day 1, amortized cost has UnusedReservation rows on some days. Server.
-// Scopes lists every scope path.
+// (MS-AZR-0017G). Every third subscription holds commitments and the other charges FOCUS needs
+// (rows.go, extras): a D2s v3 reservation covering its first resource's usage and a savings plan
+// covering its second (cost 0 in actual cost, the amortized rate in amortized cost), paid
+// quarterly (Purchase rows on the 1st of January, April, July and October in actual cost only;
+// that day the reservation payment is duplicated and refunded on the 2nd), UnusedReservation /
+// UnusedSavingsPlan rows without a subscription in amortized cost for the hours and spend not
+// used, a monthly Marketplace purchase and a month-end RoundingAdjustment (in both metrics).
+// Each payment buys exactly its quarter's commitment, so per commitment the amortized Used +
+// Unused cost of a calendar quarter equals its purchases (Azure bills upfront or monthly; the
+// quarterly payment makes the term invariant testable over three periods while actual and
+// amortized totals still differ month by month). Server.Scopes lists every scope path.
 
 // PAYGAnchorDays are the sign-up days of the pay-as-you-go subscriptions, in world order.
 var PAYGAnchorDays = []int{5, 24}
@@ -117,11 +124,11 @@ type subscription struct {
 	region *region
 	// currency is the billing currency of the subscription's rows.
 	currency string
-	// hasReservation: slot 0 of every day is a reservation-covered VM, and the subscription
-	// buys the reservation monthly (a Purchase row on day 1 in actual cost; UnusedReservation
-	// rows in amortized cost).
+	// hasReservation: slot 0 of every day is a reservation-covered VM, slot 1 savings-plan
+	// covered usage, and the subscription has the extra charges of rows.go (extras).
 	hasReservation bool
 	reservation    reservation
+	savingsPlan    savingsPlan
 
 	ea      *eaAccount
 	dept    *department
@@ -137,8 +144,31 @@ type subscription struct {
 
 type reservation struct {
 	id, name, orderID, orderName string
-	hourly                       dec // amortized hourly price
-	monthly                      dec // monthly recurring purchase
+	hourly                       dec // amortized hourly price (price-list currency)
+}
+
+// benefitID is the reservation's ARM id, as usage and unused rows carry it in benefitId.
+func (rv *reservation) benefitID() string {
+	return "/providers/Microsoft.Capacity/reservationOrders/" + rv.orderID + "/reservations/" + rv.id
+}
+
+// orderBenefitID is what purchase and refund rows carry in benefitId (the order, empty tail).
+func (rv *reservation) orderBenefitID() string {
+	return "/providers/Microsoft.Capacity/reservationOrders/" + rv.orderID + "/reservations/"
+}
+
+// savingsPlan is a compute savings plan with an hourly commitment.
+type savingsPlan struct {
+	id, name, orderID, orderName string
+	daily                        dec // commitment per day (price-list currency)
+}
+
+func (sp *savingsPlan) benefitID() string {
+	return "/providers/Microsoft.BillingBenefits/savingsPlanOrders/" + sp.orderID + "/savingsPlans/" + sp.id
+}
+
+func (sp *savingsPlan) orderBenefitID() string {
+	return "/providers/Microsoft.BillingBenefits/savingsPlanOrders/" + sp.orderID
 }
 
 type world struct {
@@ -368,8 +398,14 @@ func (w *world) addSub(s *subscription) {
 			name:      "RI_D2s_v3_" + s.region.name,
 			orderID:   guidFrom("reservationOrder", s.guid),
 			orderName: "Reserved VM Instance, Standard_D2s_v3, " + s.region.display + ", 1 Year",
-			hourly:    dec{m: 5712, s: 5},   // 0.05712 an hour
-			monthly:   dec{m: 416976, s: 4}, // 41.6976 a month (0.05712 × 730)
+			hourly:    dec{m: 5712, s: 5}, // 0.05712 an hour
+		}
+		s.savingsPlan = savingsPlan{
+			id:        guidFrom("savingsPlan", s.guid),
+			name:      "SP_Compute_" + s.region.name,
+			orderID:   guidFrom("savingsPlanOrder", s.guid),
+			orderName: "Compute Savings Plan, 3 Years",
+			daily:     dec{m: 12}, // 0.50 an hour
 		}
 	}
 	w.subs = append(w.subs, s)

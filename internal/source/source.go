@@ -66,6 +66,11 @@ type Input struct {
 type Decision struct {
 	Source string `json:"source"` // UsageDetails or CostDetails
 	Reason string `json:"reason"` // one sentence, for the job status, run summary and manifest
+	// InvoiceID, with Cost Details, asks for the whole period by its MCA invoice: set for a
+	// billing profile whose period has ended when the previous export's records name exactly one
+	// invoice (an invoice holds the period's billed charges; the API takes invoiceId at billing
+	// profile and customer scopes only).
+	InvoiceID string `json:"invoiceId,omitempty"`
 	// The estimates compared (zero when the choice did not need them).
 	UsageDetailsCalls int           `json:"usageDetailsCalls,omitempty"`
 	CostDetailsCalls  int           `json:"costDetailsCalls,omitempty"`
@@ -149,6 +154,10 @@ func Choose(in Input) Decision {
 	est += fmt.Sprintf(", Cost Details %d report(s), %d ARM calls (%s)", steps, d.CostDetailsCalls, d.CostDetailsTime.Round(time.Second))
 	if d.CostDetailsCalls < d.UsageDetailsCalls || (d.CostDetailsCalls == d.UsageDetailsCalls && in.Rate > 0 && d.CostDetailsTime < d.UsageDetailsTime) {
 		d.Source, d.Reason = CostDetails, "fewer ARM calls by Cost Details: "+est
+		if in.Scope.Kind == scope.BillingProfile && ended && steps == 1 && len(in.Previous.InvoiceIDs) == 1 {
+			d.InvoiceID = in.Previous.InvoiceIDs[0]
+			d.Reason += "; by invoice " + d.InvoiceID
+		}
 	} else {
 		d.Source, d.Reason = UsageDetails, "fewer ARM calls by usageDetails: "+est
 	}

@@ -58,6 +58,12 @@ func TestChoose(t *testing.T) {
 			UsageDetails, "about 3000 rows in 10 days: usageDetails 4 ARM calls", 4, 4, 0},
 		{"open month, day 10, 5k rows a day", Input{Scope: dept, Period: jun, Previous: prev(45_000, "2024-06-09", nil)},
 			CostDetails, "about 50000 rows in 10 days", 51, 4, 0},
+		{"closed MCA billing-profile month re-exported: by its invoice", Input{Scope: profile, Period: may,
+			Previous: &manifest.Manifest{DataRowCount: 9000, UsageDateRange: &manifest.DateRange{Min: "2024-05-01", Max: "2024-05-31"}, InvoiceIDs: []string{"G1000001"}}},
+			CostDetails, "; by invoice G1000001", 10, 4, 0},
+		{"two invoices: by days", Input{Scope: profile, Period: may,
+			Previous: &manifest.Manifest{DataRowCount: 9000, UsageDateRange: &manifest.DateRange{Min: "2024-05-01", Max: "2024-05-31"}, InvoiceIDs: []string{"G1", "G2"}}},
+			CostDetails, "Cost Details 1 report(s), 4 ARM calls (3m0s)", 10, 4, 0},
 		{"equal calls, the report is slower", Input{Scope: dept, Period: jun, Rate: 6, Previous: prev(2700, "2024-06-09", nil)},
 			UsageDetails, "usageDetails 4 ARM calls (40s at 6/min)", 4, 4, 40 * time.Second},
 	}
@@ -75,6 +81,9 @@ func TestChoose(t *testing.T) {
 			}
 			if d.UsageDetailsCalls != tt.udCalls || d.CostDetailsCalls != tt.cdCalls {
 				t.Errorf("calls: usageDetails %d, Cost Details %d; want %d, %d (%s)", d.UsageDetailsCalls, d.CostDetailsCalls, tt.udCalls, tt.cdCalls, d.Reason)
+			}
+			if wantInv := strings.Contains(tt.reasonHas, "by invoice"); wantInv != (d.InvoiceID != "") || strings.Contains(d.Reason, "by invoice") != wantInv {
+				t.Errorf("invoice %q (%s)", d.InvoiceID, d.Reason)
 			}
 			if tt.wantTimeUD != 0 && d.UsageDetailsTime != tt.wantTimeUD {
 				t.Errorf("usageDetails time %s, want %s", d.UsageDetailsTime, tt.wantTimeUD)
