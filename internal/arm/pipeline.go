@@ -2,6 +2,7 @@ package arm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -110,13 +111,7 @@ func (e *permanentError) NonRetriable() {}
 // any other per-retry policies. Plain http endpoints get the token too; ParseEndpoint accepts
 // http only on a loopback address.
 func TokenPolicies(cred azcore.TokenCredential, endpoint Origin, idle time.Duration) []policy.Policy {
-	return []policy.Policy{
-		NewHostGuardPolicy(endpoint),
-		runtime.NewBearerTokenPolicy(cred, []string{TokenScope(endpoint)}, &policy.BearerTokenOptions{
-			InsecureAllowCredentialWithHTTP: endpoint.scheme == "http",
-		}),
-		NewIdleTimeoutPolicy(idle),
-	}
+	return append(GuardPolicies(cred, endpoint), NewIdleTimeoutPolicy(idle))
 }
 
 // NewHostGuardPolicy returns a policy that fails, without sending it, any request whose scheme
@@ -211,4 +206,98 @@ func (b *idleBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
 	return err
+}
+
+// ErrBrokenBody is wrapped by every error reading a response body through GuardTransport other
+// than its clean end: a connection reset, an idle timeout, a body shorter than its length.
+var ErrBrokenBody = errors.New("response body broke off")
+
+// ErrBodyTooLarge means a response body exceeded the limit its client reads whole (a page of
+// usage records is at most 8 MB); it is not retried.
+var ErrBodyTooLarge = errors.New("response body too large")
+
+// GuardPolicies returns the per-retry policies that end a management pipeline whose transport
+// is wrapped with GuardTransport: the host guard for endpoint, then the bearer-token policy for
+// cred (see TokenPolicies, which adds the idle watchdog as a policy instead).
+func GuardPolicies(cred azcore.TokenCredential, endpoint Origin) []policy.Policy {
+	return []policy.Policy{
+		NewHostGuardPolicy(endpoint),
+		runtime.NewBearerTokenPolicy(cred, []string{TokenScope(endpoint)}, &policy.BearerTokenOptions{
+			InsecureAllowCredentialWithHTTP: endpoint.scheme == "http",
+		}),
+	}
+}
+
+// GuardTransport wraps t (see NoRedirects) with the idle watchdog and, when maxBody is positive,
+// a limit on the bytes of a response body. Unlike NewIdleTimeoutPolicy, it sits below azcore's
+// body download, so a body that azcore reads whole (the default, without SkipBodyDownload) is
+// watched read by read: a server silent for idle while sending headers or body fails that try
+// with an error wrapping ErrIdleTimeout, which azcore's retry policy retries like any broken
+// body of a GET. A body longer than maxBody fails with a Permanent error wrapping
+// ErrBodyTooLarge. idle must be positive.
+func GuardTransport(t policy.Transporter, idle time.Duration, maxBody int64) policy.Transporter {
+	return &guardTransport{next: t, idle: idle, maxBody: maxBody}
+}
+
+type guardTransport struct {
+	next    policy.Transporter
+	idle    time.Duration
+	maxBody int64
+}
+
+func (g *guardTransport) Do(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(req.Context())
+	w := newIdleWatch(g.idle, cancel)
+	resp, err := g.next.Do(req.WithContext(ctx))
+	fired := w.stop()
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		cancel()
+		if fired {
+			return nil, fmt.Errorf("%w: no response from the server within %s", ErrIdleTimeout, g.idle)
+		}
+		return nil, err
+	}
+	var body io.ReadCloser = brokenBody{&idleBody{rc: resp.Body, w: w, cancel: cancel}}
+	if g.maxBody > 0 {
+		body = &cappedBody{ReadCloser: body, left: g.maxBody, max: g.maxBody}
+	}
+	resp.Body = body
+	return resp, nil
+}
+
+// brokenBody marks read errors other than io.EOF with ErrBrokenBody.
+type brokenBody struct{ io.ReadCloser }
+
+func (b brokenBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", ErrBrokenBody, err)
+	}
+	return n, err
+}
+
+// cappedBody fails a read past max bytes.
+type cappedBody struct {
+	io.ReadCloser
+	left, max int64
+}
+
+func (c *cappedBody) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One more byte tells a body of exactly max bytes from a longer one.
+		var one [1]byte
+		if n, err := c.ReadCloser.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		return 0, Permanent(fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, c.max))
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
 }

@@ -41,6 +41,11 @@ const apiVersionNoMetric = "2018-06-30"
 // means a stalled connection.
 const DefaultBodyIdleTimeout = 2 * time.Minute
 
+// MaxPageBytes bounds the body of one page, which the client reads whole before handing on any
+// of its records: the API answers with at most 8 MB (Azure/azure-cli#14079), so four times that
+// is room to spare while bounding memory (a page per chunk in flight).
+const MaxPageBytes = 32 << 20
+
 // maxUserAgent is azcore's limit for the application id it puts in front of the User-Agent.
 const maxUserAgent = 24
 
@@ -144,17 +149,21 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if co.Telemetry.ApplicationID == "" {
 		co.Telemetry.ApplicationID = o.UserAgent
 	}
-	co.Transport = arm.NoRedirects(co.Transport)
+	co.Transport = arm.GuardTransport(arm.NoRedirects(co.Transport), idle, MaxPageBytes)
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// Order matters. The pipeline runs per-call, retry, then the per-retry policies in order:
 	// the retry hint policy first so it rewrites the hint last, just before the retry policy
 	// reads it (and waits out a hint longer than MaxRetryDelay);
-	// the caller's policies (a rate budget); then arm.TokenPolicies: the host guard and the bearer
-	// token, so the token is attached at the last moment and only after the host check, and the
-	// idle timeout last, so time waiting in the caller's policies is not counted as a stall.
+	// the caller's policies (a rate budget), so every try of a page, a retry of a broken body
+	// included, spends the budget; then arm.GuardPolicies: the host guard and the bearer token,
+	// so the token is attached at the last moment and only after the host check; then
+	// pagePolicy, which checks the page azcore read whole below it. The idle watchdog and the
+	// page size limit wrap the transport, under azcore's body download, so that time waiting
+	// in the caller's policies is not counted as a stall.
 	perRetry := []policy.Policy{retryhint.NewPolicy(co.Retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
-	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
+	perRetry = append(perRetry, arm.GuardPolicies(cred, org)...)
+	perRetry = append(perRetry, pagePolicy{})
 	co.PerRetryPolicies = perRetry
 	co.APIVersion = ""
 

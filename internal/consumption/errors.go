@@ -21,6 +21,11 @@ var (
 	ErrIdleTimeout = arm.ErrIdleTimeout
 	// ErrInvalidQuery is wrapped by every Query validation error.
 	ErrInvalidQuery = errors.New("invalid usage query")
+	// ErrIncompletePage means a page's body was not a complete, valid page (it ended early, or
+	// is not JSON); the page is requested again, and none of its records is delivered.
+	ErrIncompletePage = errors.New("incomplete usage page")
+	// ErrBodyTooLarge means a page was longer than MaxPageBytes; it is not retried.
+	ErrBodyTooLarge = arm.ErrBodyTooLarge
 )
 
 // HeaderRequestID is the response header ARM uses for the request id support asks for.
@@ -39,13 +44,15 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &ae) {
 		return ae.Permanent()
 	}
-	return errors.Is(err, ErrForeignHost) || errors.Is(err, ErrNextLinkLoop) || errors.Is(err, ErrInvalidQuery)
+	return errors.Is(err, ErrForeignHost) || errors.Is(err, ErrNextLinkLoop) || errors.Is(err, ErrInvalidQuery) ||
+		errors.Is(err, ErrBodyTooLarge)
 }
 
-// PageError is a page that failed after its response had been accepted: the body broke off,
-// stalled or was not valid JSON. RecordsDelivered records of the page were already handed to
-// Handler.Record and cannot be taken back, so the caller must discard what it did with them and
-// restart the page (or its whole chunk). List does not retry mid-body.
+// PageError is a page whose body could not be read whole and valid: it broke off, stalled or
+// was not a complete JSON page on every try azcore made. List delivers a page's records only
+// after the whole page was read and checked, so RecordsDelivered is 0 for List (a Cost Details
+// blob that fails after its resumes may have delivered rows: see internal/costdetails); a
+// caller must discard what it did with those and restart the page (or its whole chunk).
 type PageError struct {
 	Index            int // page index within the List call, from 0
 	RecordsDelivered int
@@ -55,7 +62,10 @@ type PageError struct {
 
 // Error implements error.
 func (e *PageError) Error() string {
-	s := fmt.Sprintf("usage page %d broke off after %d records were delivered (discard them and restart the page)", e.Index, e.RecordsDelivered)
+	s := fmt.Sprintf("usage page %d could not be read whole", e.Index)
+	if e.RecordsDelivered > 0 {
+		s = fmt.Sprintf("usage page %d broke off after %d records were delivered (discard them and restart the page)", e.Index, e.RecordsDelivered)
+	}
 	if e.RequestID != "" {
 		s += " (request id " + e.RequestID + ")"
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
@@ -15,13 +14,18 @@ import (
 // List streams every record of q to h, page by page, following nextLink until the API returns
 // none. Page N+1 is requested only after page N has been read and h.PageDone has returned.
 //
-// Each request goes through the azcore pipeline, whose retry policy covers failures before a
-// response body is handed over (throttling, 5xx, connection errors, a silent server). A body
-// that breaks off, stalls for Options.BodyIdleTimeout or is not valid JSON is not retried: List
-// returns a *PageError saying how many of the page's records were already delivered. Other
-// errors: *APIError for a status other than 200/204 (it wraps *azcore.ResponseError), and
-// ErrForeignHost, ErrNextLinkLoop or ErrInvalidQuery, all checked with errors.Is/As. Errors
-// returned by h are returned wrapped. No error message contains a continuation token.
+// Each page is all or nothing for h: its body is read whole inside the azcore pipeline (at most
+// MaxPageBytes) and parsed once as a complete page before any of its records reaches h.Record.
+// So azcore's retry policy, the one retry layer, covers everything that can go wrong with a
+// page: throttling, 5xx, connection errors and a silent server before the response, and also a
+// body that breaks off (connection reset), stalls for Options.BodyIdleTimeout or ends early with
+// incomplete JSON: the same link is requested again (bounded attempts with backoff, through the
+// caller's per-retry policies, a rate budget among them), and the broken attempt's records were
+// never delivered. A page still broken when the retries are spent is a *PageError (no record of
+// it delivered). Other errors: *APIError for a status other than 200/204 (it wraps
+// *azcore.ResponseError), and ErrForeignHost, ErrNextLinkLoop, ErrInvalidQuery or
+// ErrBodyTooLarge, all checked with errors.Is/As. Errors returned by h are returned wrapped. No
+// error message contains a continuation token.
 func (c *Client) List(ctx context.Context, q Query, h Handler) error {
 	link, err := c.firstURL(q)
 	if err != nil {
@@ -53,18 +57,25 @@ func (c *Client) List(ctx context.Context, q Query, h Handler) error {
 	}
 }
 
-// page requests one page and streams its records to h.
+// page requests one page, read whole and checked by pagePolicy, and hands its records to h.
 func (c *Client) page(ctx context.Context, index int, link string, h Handler) (Page, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	req, err := runtime.NewRequest(ctx, http.MethodGet, link)
+	rec := newPageRecorder(h)
+	defer rec.release()
+	req, err := runtime.NewRequest(withRecorder(ctx, rec), http.MethodGet, link)
 	if err != nil {
 		return Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), arm.RedactURLError(err))
 	}
 	req.Raw().Header.Set("Accept", "application/json")
-	runtime.SkipBodyDownload(req) // stream the body; azcore would otherwise read it all first
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
+		rid := ""
+		if resp != nil {
+			rid = resp.Header.Get(HeaderRequestID)
+			resp.Body.Close()
+		}
+		if errors.Is(err, ErrIncompletePage) || isBrokenBody(err) {
+			return Page{}, &PageError{Index: index, RequestID: rid, Err: fmt.Errorf("GET %s: %w", RedactURL(link), arm.RedactURLError(err))}
+		}
 		return Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), arm.RedactURLError(err))
 	}
 	defer resp.Body.Close()
@@ -77,28 +88,14 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 	default:
 		return Page{}, fmt.Errorf("page %d: %w", index, arm.NewAPIError(resp))
 	}
-
-	body := &countingReader{r: resp.Body}
-	next, n, err := ParsePage(body, h)
-	p.Records, p.Bytes, p.NextLink = n, body.n, next
+	n, err := rec.replay(h)
+	p.Records, p.Bytes, p.NextLink = n, int64(len(*rec.body)), rec.next
 	if err != nil {
-		var he *handlerError
-		if errors.As(err, &he) {
-			return Page{}, fmt.Errorf("page %d: %w", index, he.err)
-		}
-		return Page{}, &PageError{Index: index, RecordsDelivered: n, RequestID: p.RequestID, Err: arm.RedactURLError(err)}
+		return Page{}, fmt.Errorf("page %d: %w", index, err)
 	}
 	return p, nil
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
+// isBrokenBody reports whether a pipeline error is a body that broke off or stalled (after the
+// retries), as opposed to a request that got no response.
+func isBrokenBody(err error) bool { return errors.Is(err, arm.ErrBrokenBody) }

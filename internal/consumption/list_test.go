@@ -527,36 +527,19 @@ func TestListRefusesRedirects(t *testing.T) {
 
 func TestListBrokenBodies(t *testing.T) {
 	page := `{"value":[` + records(0, 2) + `,` + records(2, 1)
+	good := reply(`{"value":[` + records(10, 3) + `]}`)
 	tests := []struct {
-		name      string
-		step      step
-		delivered int
-		wantIs    error
+		name   string
+		step   func() step
+		wantIs error
 	}{
-		{
-			name:      "truncated JSON",
-			step:      reply(page[:len(page)-10]),
-			delivered: 2,
-			wantIs:    io.ErrUnexpectedEOF,
-		},
-		{
-			name:      "garbage after a record",
-			step:      reply(`{"value":[` + records(0, 1) + `,<html>`),
-			delivered: 1,
-		},
-		{
-			name:      "record is not an object",
-			step:      reply(`{"value":[` + records(0, 1) + `,"x"]}`),
-			delivered: 1,
-		},
-		{
-			name:      "data after the page",
-			step:      reply(`{"value":[` + records(0, 1) + `]}{"value":[]}`),
-			delivered: 1,
-		},
-		{
-			name: "connection reset",
-			step: func(w http.ResponseWriter, _ *http.Request) {
+		{name: "truncated JSON", step: func() step { return reply(page[:len(page)-10]) }, wantIs: io.ErrUnexpectedEOF},
+		{name: "cut after a whole record", step: func() step { return reply(`{"value":[` + records(0, 2)) }, wantIs: io.ErrUnexpectedEOF},
+		{name: "garbage after a record", step: func() step { return reply(`{"value":[` + records(0, 1) + `,<html>`) }},
+		{name: "record is not an object", step: func() step { return reply(`{"value":[` + records(0, 1) + `,"x"]}`) }},
+		{name: "data after the page", step: func() step { return reply(`{"value":[` + records(0, 1) + `]}{"value":[]}`) }},
+		{name: "connection reset", step: func() step {
+			return func(w http.ResponseWriter, _ *http.Request) {
 				conn, buf, err := w.(http.Hijacker).Hijack()
 				if err != nil {
 					t.Errorf("hijack: %v", err)
@@ -566,34 +549,48 @@ func TestListBrokenBodies(t *testing.T) {
 				_ = buf.Flush()
 				_ = conn.(*net.TCPConn).SetLinger(0) // close with RST
 				_ = conn.Close()
-			},
-			delivered: 2,
-		},
+			}
+		}, wantIs: arm.ErrBrokenBody},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			srv := newScript(t, tt.step)
+		// Broken once: azcore requests the same link again, and only the good page's records
+		// reach the handler, each once.
+		t.Run(tt.name+"/retried", func(t *testing.T) {
+			srv := newScript(t, tt.step(), good)
 			c := newTestClient(t, srv.URL, nil)
+			var got collector
+			if err := c.List(context.Background(), Query{Scope: subScope}, &got); err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			if len(got.records) != 3 || !strings.Contains(string(got.records[0]), `"r10"`) || len(got.pages) != 1 || srv.count() != 2 {
+				t.Errorf("records %d (first %.40s), pages %d, requests %d; want the 3 records of the second answer, 1 page, 2 requests",
+					len(got.records), got.records, len(got.pages), srv.count())
+			}
+			if srv.request(1).RequestURI != srv.request(0).RequestURI {
+				t.Errorf("retry went to %q, want the same link %q", srv.request(1).RequestURI, srv.request(0).RequestURI)
+			}
+		})
+		// Broken on every try: a *PageError, and nothing of the page was delivered.
+		t.Run(tt.name+"/every try", func(t *testing.T) {
+			srv := newScript(t, tt.step(), tt.step())
+			c := newTestClient(t, srv.URL, func(o *Options) { o.ClientOptions.Retry.MaxRetries = 1 })
 			var got collector
 			err := c.List(context.Background(), Query{Scope: subScope}, &got)
 			var pe *PageError
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v, want *PageError", err)
 			}
-			if pe.Index != 0 || pe.RecordsDelivered != tt.delivered || len(got.records) != tt.delivered {
-				t.Errorf("PageError %+v with %d records handled, want index 0 and %d delivered", pe, len(got.records), tt.delivered)
+			if pe.Index != 0 || pe.RecordsDelivered != 0 || len(got.records) != 0 || len(got.pages) != 0 {
+				t.Errorf("PageError %+v with %d records and %d pages handled, want index 0 and nothing delivered", pe, len(got.records), len(got.pages))
 			}
 			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
 				t.Errorf("err = %v, want it to wrap %v", err, tt.wantIs)
 			}
-			if !strings.Contains(err.Error(), fmt.Sprintf("after %d records were delivered", tt.delivered)) {
-				t.Errorf("error %q does not say how many records were delivered", err)
-			}
 			if IsPermanent(err) {
 				t.Errorf("IsPermanent = true, want false")
 			}
-			if srv.count() != 1 || len(got.pages) != 0 {
-				t.Errorf("requests = %d, pages done = %d; want 1 and 0 (no retry mid-body)", srv.count(), len(got.pages))
+			if srv.count() != 2 {
+				t.Errorf("requests = %d, want 2 (retried once)", srv.count())
 			}
 		})
 	}
@@ -625,8 +622,12 @@ func guard(t *testing.T) context.Context {
 }
 
 func TestListStalledBody(t *testing.T) {
-	srv := newScript(t, stall(t, `{"value":[`+records(0, 1)+`,`, true))
-	c := newTestClient(t, srv.URL, func(o *Options) { o.BodyIdleTimeout = 50 * time.Millisecond })
+	// Stalled on every try: a *PageError wrapping ErrIdleTimeout, nothing delivered.
+	srv := newScript(t, stall(t, `{"value":[`+records(0, 1)+`,`, true), stall(t, `{"value":[`+records(0, 1)+`,`, true))
+	c := newTestClient(t, srv.URL, func(o *Options) {
+		o.BodyIdleTimeout = 50 * time.Millisecond
+		o.ClientOptions.Retry.MaxRetries = 1
+	})
 	var got collector
 	err := c.List(guard(t), Query{Scope: subScope}, &got)
 	var pe *PageError
@@ -636,8 +637,19 @@ func TestListStalledBody(t *testing.T) {
 	if errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v wraps context.Canceled; an idle timeout must not look like the caller's cancellation", err)
 	}
-	if pe.RecordsDelivered != 1 || srv.count() != 1 {
-		t.Errorf("delivered %d after %d requests, want 1 and 1", pe.RecordsDelivered, srv.count())
+	if pe.RecordsDelivered != 0 || len(got.records) != 0 || srv.count() != 2 {
+		t.Errorf("delivered %d/%d after %d requests, want 0 and 2", pe.RecordsDelivered, len(got.records), srv.count())
+	}
+
+	// Stalled once: retried from the same link, the second answer's records delivered once.
+	srv = newScript(t, stall(t, `{"value":[`+records(0, 1)+`,`, true), reply(`{"value":[`+records(0, 2)+`]}`))
+	c = newTestClient(t, srv.URL, func(o *Options) { o.BodyIdleTimeout = 50 * time.Millisecond })
+	got = collector{}
+	if err := c.List(guard(t), Query{Scope: subScope}, &got); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(got.records) != 2 || srv.count() != 2 {
+		t.Errorf("records %d after %d requests, want 2 and 2", len(got.records), srv.count())
 	}
 }
 

@@ -124,6 +124,22 @@ func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
 	return p.page(h)
 }
 
+// ParsePageBytes is ParsePage over a page held whole in memory: the same decoder, scanning body
+// in place, so each record handed to h is a slice of body (still valid only during the call, by
+// the Handler contract).
+func ParsePageBytes(body []byte, h Handler) (nextLink string, n int, err error) {
+	p := parsers.Get().(*pageParser)
+	own := p.buf
+	p.reset(nil)
+	p.buf, p.eof = body[:len(body):len(body)], true // fill never reads or grows past the end
+	defer func() {
+		p.reset(nil)
+		p.buf = own[:0]
+		parsers.Put(p)
+	}()
+	return p.page(h)
+}
+
 // pageParser reads a page through a window on the body: buf[pos:] is read but not consumed.
 // Every value is scanned from its first byte at pos; when the window ends inside it, the window
 // is refilled (the value moved to the front) and the scan resumes where it stopped.

@@ -318,6 +318,9 @@ func TestFixtureFlows(t *testing.T) {
 			blobs[0].(map[string]any)["blobLink"] = rehost(t, link, f.blob.URL)
 			lu, _ := url.Parse(link)
 			f.blobs[lu.Path] = []byte(sampleCSV)
+			// The served blob replaces the published one, and so does its size: the client
+			// resumes a blob that ends before the manifest's byteCount.
+			blobs[0].(map[string]any)["byteCount"] = len(sampleCSV)
 			body, _ := json.Marshal(res)
 			f.poll = func(n int, w http.ResponseWriter, r *http.Request) {
 				if n == 0 { // still running once, as the API does

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/rs/zerolog"
@@ -71,7 +72,7 @@ func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *conv
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	body := &blobReader{ctx: ctx, c: c, link: u.String()}
+	body := &blobReader{ctx: ctx, c: c, link: u.String(), want: b.ByteCount}
 	defer body.close()
 	n, err := conv.convert(body, func(obj []byte) error {
 		if err := h.Record(obj); err != nil {
@@ -110,20 +111,28 @@ func checkBlobLink(link string) (*url.URL, error) {
 	return u, nil
 }
 
-// blobReader reads a blob body through the credential-free pipeline. When the body breaks off
-// or stalls, it asks for the rest with a Range request from the byte where it stopped (and
-// If-Match on the blob's ETag, so the rest belongs to the same blob), at most maxResumes times,
-// so a broken connection late in a 2 GB blob does not cost the whole report.
+// blobReader reads a blob body through the credential-free pipeline. When the body breaks off,
+// stalls, or ends before the byte count the report's manifest gives it (a truncated body with
+// a consistent Content-Length), it waits a backoff and asks for the rest with a Range request
+// from the byte where it stopped (and If-Match on the blob's ETag, so the rest belongs to the
+// same blob), at most maxResumes times, so a broken connection late in a 2 GB blob does not cost
+// the whole report. The converter reads one continuous stream of the blob's bytes: every row
+// is delivered once, whole, whatever the breaks. azcore's retry policy retries each request
+// (the first and every resume) before its body is handed over.
 type blobReader struct {
-	ctx       context.Context
-	c         *Client
-	link      string // secret: never logged or put in an error as is
-	body      io.ReadCloser
-	opened    bool  // a response was accepted (bytes may have been delivered)
-	off       int64 // bytes delivered
-	etag      string
-	resumes   int
-	requestID string
+	ctx    context.Context
+	c      *Client
+	link   string // secret: never logged or put in an error as is
+	body   io.ReadCloser
+	opened bool  // a response was accepted (bytes may have been delivered)
+	off    int64 // bytes delivered
+	want   int64 // the blob's size from the report manifest; 0 when unknown
+	// resumedAtManifest is the offset of a resume asked for only because the body ended before
+	// want: a 416 answer there means the manifest overstated the size, not a broken body.
+	resumedAtManifest int64
+	etag              string
+	resumes           int
+	requestID         string
 }
 
 func (r *blobReader) Read(p []byte) (int, error) {
@@ -135,6 +144,10 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		}
 		n, err := r.body.Read(p)
 		r.off += int64(n)
+		if err == io.EOF && r.want > 0 && r.off < r.want {
+			err = fmt.Errorf("%w: the body ended at byte %d of the %d the manifest gives", io.ErrUnexpectedEOF, r.off, r.want)
+			r.resumedAtManifest = r.off
+		}
 		if err == nil || err == io.EOF {
 			return n, err
 		}
@@ -148,6 +161,9 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		r.resumes++
 		zerolog.Ctx(r.ctx).Warn().Str("error", arm.RedactURLError(err).Error()).Int64("offset", r.off).Int("resume", r.resumes).
 			Msg("cost details blob broke off; resuming")
+		if err := r.c.sleep(r.ctx, resumeDelay(r.resumes)); err != nil {
+			return n, err
+		}
 		if n > 0 {
 			return n, nil // the next Read reopens from r.off
 		}
@@ -178,6 +194,13 @@ func (r *blobReader) open() error {
 	if r.off > 0 {
 		want = http.StatusPartialContent
 	}
+	if r.off > 0 && r.off == r.resumedAtManifest && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		// Resumed only because the manifest promised more bytes, and the blob has no more: it
+		// is the manifest that is wrong (download warns about the size); the body ended whole.
+		resp.Body.Close()
+		r.want, r.body = 0, http.NoBody
+		return nil
+	}
 	if resp.StatusCode != want {
 		defer resp.Body.Close()
 		if r.off > 0 && resp.StatusCode == http.StatusOK {
@@ -200,6 +223,12 @@ func (r *blobReader) open() error {
 	}
 	r.body, r.opened = resp.Body, true
 	return nil
+}
+
+// resumeDelay is the wait before the n-th resume of a blob (from 1): 1 s, 2 s, 4 s, … at most
+// 30 s, like azcore's backoff, so a storage host that is briefly gone gets time to come back.
+func resumeDelay(n int) time.Duration {
+	return min(time.Second<<(n-1), 30*time.Second)
 }
 
 // rangeStart returns the first byte of a Content-Range value "bytes first-last/size".

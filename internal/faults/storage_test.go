@@ -46,7 +46,7 @@ func TestFaultAzuriteStopped(t *testing.T) {
 	var arm func()
 	var armOnce sync.Once
 	e := newExporter(t, sb, st, clientOptions{}, export.Options{PartDays: 1, Progress: func(pr export.Progress) {
-		if arm != nil && pr.ChunksDone >= armAfterChunks {
+		if arm != nil && armed(pr) {
 			armOnce.Do(arm)
 		}
 	}})

@@ -557,6 +557,42 @@ func (c *cutWriter) Write(p []byte) (int, error) {
 	return k, err
 }
 
+// skipWriter drops the first skip bytes written to it (a ranged download from byte skip).
+type skipWriter struct {
+	w    io.Writer
+	skip int64
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.skip > 0 {
+		d := min(int64(len(p)), s.skip)
+		s.skip -= d
+		p = p[d:]
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	if _, err := s.w.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// rangeFrom parses a Range header of the form "bytes=N-" (an open range from byte N).
+func rangeFrom(v string) (int64, bool) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
+	if !ok {
+		return 0, false
+	}
+	first, last, ok := strings.Cut(rest, "-")
+	if !ok || last != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(first, 10, 64)
+	return n, err == nil && n >= 0
+}
+
 // serveBlob serves a report part: GET or HEAD /sandbox-storage/armreports/{op}/part_{i}.csv[.gz]
 // with the SAS query. No bearer token is needed; the signature must match and se must not have
 // passed (403 AuthenticationFailed otherwise, as Azure Storage answers).
@@ -612,24 +648,46 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	size := op.blobBytes[idx]
+	etag := fmt.Sprintf(`"0x%016X"`, mix(uint64(len(op.id))^uint64(idx)^s.w.seed))
 	h := w.Header()
+	h.Set("x-ms-blob-type", "BlockBlob")
+	h.Set("x-ms-version", storageVersion)
+	h.Set("ETag", etag)
+	h.Set("Accept-Ranges", "bytes")
+	if im := r.Header.Get("If-Match"); im != "" && im != "*" && im != etag {
+		storageError(w, http.StatusPreconditionFailed, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.", "")
+		return
+	}
+	// Range: bytes=N- (the form a resuming download sends) gives 206 from byte N.
+	off, ranged := int64(0), false
+	if rg := r.Header.Get("Range"); rg != "" {
+		o, ok := rangeFrom(rg)
+		if !ok || o >= size {
+			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			storageError(w, http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The range specified is invalid for the current size of the resource.", "")
+			return
+		}
+		off, ranged = o, true
+	}
 	h.Set("Content-Type", "text/csv")
 	if s.o.CompressCSV {
 		h.Set("Content-Type", "application/x-gzip")
 	}
-	h.Set("x-ms-blob-type", "BlockBlob")
-	h.Set("x-ms-version", storageVersion)
-	h.Set("ETag", fmt.Sprintf(`"0x%016X"`, mix(uint64(len(op.id))^uint64(idx)^s.w.seed)))
-	h.Set("Accept-Ranges", "none")
-	limit := size
+	length := size - off
+	limit := length
 	switch fault {
 	case TruncatedJSON:
-		limit = size / 2
+		limit = length / 2
 		h.Set("Content-Length", strconv.FormatInt(limit, 10))
 	default:
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Content-Length", strconv.FormatInt(length, 10))
 	}
-	w.WriteHeader(http.StatusOK)
+	if ranged {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, size-1, size))
+		w.WriteHeader(http.StatusPartialContent)
+	} else {
+		w.WriteHeader(http.StatusOK)
+	}
 	if r.Method == http.MethodHead {
 		return
 	}
@@ -638,10 +696,10 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request) {
 	start := int64(idx) * per
 	end := min(start+per, op.rows)
 	if fault == ResetMidBody || fault == StalledBody {
-		limit = size / 2
+		limit = length / 2
 	}
 	bw := bufio.NewWriterSize(w, partFlush)
-	cut := &cutWriter{w: bw, n: limit}
+	cut := &cutWriter{w: &skipWriter{w: bw, skip: off}, n: off + limit}
 	err = s.writePart(r.Context(), cut, op, start, end)
 	_ = bw.Flush()
 	if err == nil || !errors.Is(err, errCut) {

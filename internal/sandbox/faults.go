@@ -38,6 +38,9 @@ const (
 	// StalledBody sends the headers and part of the body, then stalls until the client gives up,
 	// the server closes, or Options.StallMax passes (then the connection is closed).
 	StalledBody Fault = "stalled-body"
+	// BodyMix is a body fault of each kind in turn: ResetMidBody, TruncatedJSON, StalledBody,
+	// ResetMidBody, … (counted under the kind that fired).
+	BodyMix Fault = "body-mix"
 	// NextLinkLoop returns a page whose nextLink is the URL of the request that returned it.
 	NextLinkLoop Fault = "nextlink-loop"
 	// NextLinkForeign returns a page whose nextLink points at another host (127.0.0.2, same port
@@ -62,6 +65,9 @@ const (
 	ReportExpired Fault = "report-expired"
 )
 
+// bodyKinds are the body faults BodyMix takes in turn.
+var bodyKinds = []Fault{ResetMidBody, TruncatedJSON, StalledBody}
+
 // Target selects which requests a fault rule applies to.
 type Target string
 
@@ -73,18 +79,21 @@ const (
 )
 
 // Rule is one fault injection rule. A request matches when its target matches, and Page (when
-// set) equals its page index; a matching request fires the rule with Probability (0 means
-// always), and at most Count times (0 means no limit).
+// set) equals its page index; a matching request fires the rule on every Every-th matching
+// request when Every is set (deterministic), else with Probability (0 means always), and at
+// most Count times (0 means no limit).
 type Rule struct {
 	Fault       Fault   `json:"fault"`
 	Target      Target  `json:"target,omitempty"`
 	Count       int     `json:"count,omitempty"`
 	Probability float64 `json:"probability,omitempty"`
+	Every       int     `json:"every,omitempty"`
 	// Page is the 0-based page index of a usageDetails request (0 = the request without
 	// $skiptoken, n = the n-th nextLink) or the blob index of a report download; nil = any.
 	Page *int `json:"page,omitempty"`
 
 	fired int
+	seen  int // matching requests, for Every
 }
 
 // Faults holds fault rules. The zero value has no rules; it is safe for concurrent use. The
@@ -109,7 +118,7 @@ func (f *Faults) Add(r Rule) {
 	if r.Target == "" {
 		r.Target = defaultTarget(r.Fault)
 	}
-	r.fired = 0
+	r.fired, r.seen = 0, 0
 	f.rules = append(f.rules, &r)
 }
 
@@ -128,6 +137,12 @@ func (f *Faults) Inject(fault Fault, n int) { f.Add(Rule{Fault: fault, Count: n}
 // Rate makes each usageDetails request fail with fault with probability p, drawn from the
 // seeded generator.
 func (f *Faults) Rate(fault Fault, p float64) { f.Add(Rule{Fault: fault, Probability: p}) }
+
+// Every makes every n-th matching request of target fail with fault: the n-th, the 2n-th, …
+// (BodyMix: a body fault of each kind in turn).
+func (f *Faults) Every(fault Fault, target Target, n int) {
+	f.Add(Rule{Fault: fault, Target: target, Every: n})
+}
 
 // OnPage makes the next request for usageDetails page pageIndex fail with fault (once).
 func (f *Faults) OnPage(fault Fault, pageIndex int) {
@@ -175,7 +190,12 @@ func (f *Faults) take(t Target, page int, accept func(Fault) bool) Fault {
 		if r.Target != t || (r.Page != nil && *r.Page != page) || (accept != nil && !accept(r.Fault)) {
 			continue
 		}
-		if r.Probability > 0 {
+		if r.Every > 0 {
+			r.seen++
+			if r.seen%r.Every != 0 {
+				continue
+			}
+		} else if r.Probability > 0 {
 			if f.rnd == nil {
 				f.rnd = rand.New(rand.NewPCG(1, 0x5eed))
 			}
@@ -183,15 +203,19 @@ func (f *Faults) take(t Target, page int, accept func(Fault) bool) Fault {
 				continue
 			}
 		}
+		fault := r.Fault
+		if fault == BodyMix {
+			fault = bodyKinds[r.fired%len(bodyKinds)]
+		}
 		r.fired++
 		if f.fired == nil {
 			f.fired = map[Fault]int{}
 		}
-		f.fired[r.Fault]++
+		f.fired[fault]++
 		if r.Count > 0 && r.fired >= r.Count {
 			f.rules = append(f.rules[:i:i], f.rules[i+1:]...)
 		}
-		return r.Fault
+		return fault
 	}
 	return ""
 }
@@ -211,7 +235,7 @@ var knownFaults = map[Fault]bool{
 	Throttle429Consumption: true, Throttle429RetryAfter: true, Unavailable503: true, Internal500: true,
 	Gateway504: true, ResetMidBody: true, TruncatedJSON: true, StalledBody: true, NextLinkLoop: true,
 	NextLinkForeign: true, TokenExpired401: true, NewRecordShape: true, NonJSONError: true,
-	ReportFailed: true, ReportNoData: true, ReportExpired: true,
+	ReportFailed: true, ReportNoData: true, ReportExpired: true, BodyMix: true,
 }
 
 // serveFaults handles GET (state) and POST (clear and/or add rules) on /sandbox/faults.

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -445,4 +446,26 @@ func firstAccount(s *Server) string {
 		}
 	}
 	return ""
+}
+
+// TestEveryNth checks the deterministic rate: every third matching request fires, and BodyMix
+// takes the body fault kinds in turn.
+func TestEveryNth(t *testing.T) {
+	f := NewFaults(1)
+	f.Every(BodyMix, TargetUsage, 3)
+	f.Every(Internal500, TargetBlob, 2)
+	var got []Fault
+	for i := 0; i < 9; i++ {
+		got = append(got, f.take(TargetUsage, i, nil))
+	}
+	want := []Fault{"", "", ResetMidBody, "", "", TruncatedJSON, "", "", StalledBody}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("usage faults %q, want %q", got, want)
+	}
+	if a, b := f.take(TargetBlob, 0, nil), f.take(TargetBlob, 0, nil); a != "" || b != Internal500 {
+		t.Errorf("blob faults %q %q, want none then 500", a, b)
+	}
+	if fired := f.Fired(); fired[ResetMidBody] != 1 || fired[TruncatedJSON] != 1 || fired[StalledBody] != 1 || fired[BodyMix] != 0 {
+		t.Errorf("fired %v, want each kind once, counted under its own name", fired)
+	}
 }
