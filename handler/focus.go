@@ -5,11 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/focus"
+	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/period"
+	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/verify"
 )
+
+// rebuildFocus rebuilds the FOCUS partition of a raw partition committed outside a run (handler
+// publish of a held run) when USAGE_EXPORT_FOCUS is on; nil when it is off or m is not an
+// actual or amortized partition.
+func rebuildFocus(ctx context.Context, cfg *config.Config, st export.Store, m *manifest.Manifest) *focus.Result {
+	if !cfg.Focus || (m.Metric != focus.FromActual && m.Metric != focus.FromAmortized) {
+		return nil
+	}
+	sc, err := scope.Parse(m.Scope)
+	if err != nil {
+		return &focus.Result{Scope: m.Scope, Period: m.BillingPeriod, Status: focus.StatusFailed, Reason: err.Error()}
+	}
+	p, err := period.Parse(m.BillingPeriod)
+	if err != nil {
+		return &focus.Result{Scope: m.Scope, Period: m.BillingPeriod, Status: focus.StatusFailed, Reason: err.Error()}
+	}
+	r := focus.New(st, &focus.Options{Prefix: cfg.Prefix, NoGzip: !cfg.Gzip,
+		LeaseTTL: time.Duration(cfg.LeaseSeconds) * time.Second}).Build(ctx, sc, p, false)
+	return &r
+}
 
 // verifyPartition verifies a raw partition (verify.Partition) or a FOCUS partition
 // (focus.Verify), whichever its manifest describes.

@@ -225,6 +225,9 @@ func cmdHeld(ctx context.Context, action string, args []string, stdout, stderr i
 			return heldError(err)
 		}
 		out["scope"], out["billingPeriod"], out["metric"], out["rows"] = m.Scope, m.BillingPeriod, m.Metric, m.DataRowCount
+		if r := rebuildFocus(ctx, cfg, st, m); r != nil {
+			out["focus"] = r
+		}
 		log.Info().Str("run_id", id).Int64("rows", m.DataRowCount).Msg("held run published")
 	} else {
 		if err := e.DiscardHeld(ctx, id); err != nil {

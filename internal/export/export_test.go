@@ -603,3 +603,57 @@ func TestInterruptedListingSplits(t *testing.T) {
 		t.Errorf("%d lines, want %d", len(got), 29*2)
 	}
 }
+
+// TestFinishedTime: the manifest's finishedTime is when it is written, after submittedTime.
+func TestFinishedTime(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	clock := testNow
+	o := Options{Prefix: "usage", Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Second) // every reading is a second later
+		return clock
+	}}
+	e := New(st, func(scope.Scope) (Source, error) { return &fakeSource{perDay: 1}, nil }, &o)
+	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
+	if sum, _ := e.Run(context.Background(), []Partition{p}); sum.Partitions[0].Status != StatusCommitted {
+		t.Fatalf("%+v", sum.Partitions[0])
+	}
+	m := liveManifest(t, st, e, p)
+	if !m.RunInfo.FinishedTime.After(m.RunInfo.SubmittedTime) {
+		t.Errorf("finishedTime %s not after submittedTime %s", m.RunInfo.FinishedTime, m.RunInfo.SubmittedTime)
+	}
+	mu.Lock()
+	last := clock
+	mu.Unlock()
+	if m.RunInfo.FinishedTime.Before(last.Add(-2 * time.Second)) {
+		t.Errorf("finishedTime %s is not the time the manifest was written (clock at the end %s)", m.RunInfo.FinishedTime, last)
+	}
+}
+
+// TestFirstExportSizedFromPreviousMonth: a partition never exported before is sized from the
+// month before it: at one call a minute and 30 s a listing, January's 2 pages make February a
+// listing in steps from its first run.
+func TestFirstExportSizedFromPreviousMonth(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{perDay: 3}
+	e := newTestExporter(t, st, src, Options{CallsPerMinute: func(scope.Scope) float64 { return 1 }, ListingTime: 30 * time.Second})
+	jan := period.Period{Year: 2024, Month: time.January}
+	for _, per := range []period.Period{jan, feb2024} {
+		src.fetched = nil
+		sum, _ := e.Run(context.Background(), []Partition{{Scope: testScope, Period: per, Metric: "actualcost"}})
+		if r := sum.Partitions[0]; r.Status != StatusCommitted {
+			t.Fatalf("%s: %s %s", per, r.Status, r.Error)
+		}
+	}
+	if len(src.fetched) != 4 {
+		t.Errorf("February's first export listed %v, want 4 steps sized from January's rows", src.fetched)
+	}
+}
