@@ -134,7 +134,6 @@ type testEnv struct {
 	stderr   *testutil.SyncBuffer
 	cfg      *config.Config
 	now      time.Time
-	jobID    string // for hooks that look at the job under test
 }
 
 func testConfig(t *testing.T, settings map[string]string) *config.Config {
@@ -394,14 +393,6 @@ func checkSchema(t *testing.T, cr callerResponse) {
 
 // jobListSchema is the schema of GET /api/exports.
 const jobListSchema = "job-list.schema.json"
-
-// httptestRequest is a timer invocation request bound to ctx.
-func httptestRequest(ctx context.Context, payload []byte) *http.Request {
-	r := httptest.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:40000/"+TimerFunction, bytes.NewReader(payload))
-	r.Header.Set("X-Azure-Functions-InvocationId", "i3")
-	r.Header.Set("Content-Type", "application/json; charset=utf-8")
-	return r
-}
 
 func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()

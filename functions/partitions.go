@@ -110,7 +110,8 @@ func (s *Server) partitionStatus(ctx context.Context, req *httpRequest) apiReply
 		return replyError(http.StatusBadRequest, "conflicting_periods", "give period or from/to, not both")
 	}
 	if from != "" || to != "" {
-		first, last := period.Period{}, period.Of(s.now())
+		var first period.Period
+		last := period.Of(s.now())
 		var err error
 		if from == "" {
 			return replyError(http.StatusBadRequest, "invalid_period", "to needs from")

@@ -86,7 +86,12 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 		PerScope: cfg.RatePerScope, PerKind: cfg.RatePerKind, PerTenant: cfg.RatePerTenant, Window: cfg.RateWindow,
 	}
 	budget := ratelimit.New(&rates)
-	perRetry := []policy.Policy{budget.Policy()}
+	// A one-shot run (the CLI) stops its other calls after a failure that holds for the whole
+	// endpoint (refused, unknown host, untrusted certificate, 401): they could only fail the same
+	// way, after waiting for the budget. The Functions app keeps calling: the endpoint or the
+	// credential may be fixed while it runs.
+	diag := arm.NewDiagnoser(&arm.DiagnoseOptions{StopAfterPermanent: !shared})
+	perRetry := []policy.Policy{diag.Guard(), budget.Policy()}
 	var sb *sharedbudget.Budget
 	if shared {
 		// After the process's own spacing, right before the request leaves.
@@ -96,7 +101,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 	}
 	copts := policy.ClientOptions{
 		Transport:        transport,
-		PerRetryPolicies: append(perRetry, arm.NewDiagnosePolicy()),
+		PerRetryPolicies: append(perRetry, diag.Policy()),
 		Logging:          policy.LogOptions{IncludeBody: false},
 		Telemetry:        policy.TelemetryOptions{ApplicationID: "usage-export"},
 	}

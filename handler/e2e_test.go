@@ -752,28 +752,6 @@ func TestHostedJobAcrossInstances(t *testing.T) {
 		time.Since(begin).Seconds(), id, len(workers), resumed, st)
 }
 
-// storedJob reads the job document straight from Azurite (the handler is not running).
-func storedJob(t *testing.T, w *world, id string) e2eJob {
-	t.Helper()
-	rc, _, err := w.st.Get(context.Background(), config.DefaultPrefix+"/_control/jobs/"+id+".json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := schemas.Validate(schemas.Job, b); err != nil {
-		t.Errorf("stored job: %v", err)
-	}
-	var j e2eJob
-	if err := json.Unmarshal(b, &j); err != nil {
-		t.Fatal(err)
-	}
-	return j
-}
-
 // TestHostedBadSettings: a bad setting stops the handler before it listens, with every problem
 // in one message on stderr (the host shows its last lines) and a non-zero exit.
 func TestHostedBadSettings(t *testing.T) {

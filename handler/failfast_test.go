@@ -91,6 +91,11 @@ func TestFailFast(t *testing.T) {
 			if w.at > failFastLimit {
 				t.Errorf("first error line after %v, want within %v", w.at, failFastLimit)
 			}
+			// The second partition waits for the scope's budget (2 calls a minute for an
+			// enrollment account) unless the first failure stops the run's other calls.
+			if total > failFastLimit {
+				t.Errorf("the run ended after %v, want within %v: the other partition's call was not stopped", total, failFastLimit)
+			}
 			if !strings.Contains(w.line, `"cause":"`+tc.cause+`"`) || !strings.Contains(w.line, tc.check) {
 				t.Errorf("first error line %s: want cause %s and a check naming %s", w.line, tc.cause, tc.check)
 			}

@@ -303,3 +303,79 @@ func TestRedactURLError(t *testing.T) {
 		t.Errorf("RedactURLError = %v, want the cause kept", got)
 	}
 }
+
+// trickle is a body that sends one byte every gap, n bytes in all.
+type trickle struct {
+	ctx context.Context
+	gap time.Duration
+	n   int
+}
+
+func (b *trickle) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, io.EOF
+	}
+	select {
+	case <-b.ctx.Done():
+		return 0, b.ctx.Err()
+	case <-time.After(b.gap):
+	}
+	b.n--
+	p[0] = 'x'
+	return 1, nil
+}
+func (b *trickle) Close() error { return nil }
+
+// TestGuardTransport checks the transport-level watchdog under azcore's own body download:
+// a stalled body is an ErrIdleTimeout (and ErrBrokenBody) error of the try, a slow but steady
+// body is not (the watchdog is re-armed for every read, not a deadline for the whole body),
+// and a body over the limit is a permanent ErrBodyTooLarge.
+func TestGuardTransport(t *testing.T) {
+	const idle = 50 * time.Millisecond
+	tests := []struct {
+		name    string
+		tr      transportFunc
+		max     int64
+		wantErr []error
+		permErr bool
+	}{
+		{"stalled body", func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: stall{r.Context()}, Request: r, Header: http.Header{}}, nil
+		}, 0, []error{ErrIdleTimeout, ErrBrokenBody}, false},
+		{"slow but steady body, 10 reads of 20 ms", func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{ctx: r.Context(), gap: 20 * time.Millisecond, n: 10}, Request: r, Header: http.Header{}}, nil
+		}, 0, nil, false},
+		{"body over the limit", func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(strings.Repeat("x", 101))), Request: r, Header: http.Header{}}, nil
+		}, 100, []error{ErrBodyTooLarge}, true},
+		{"body at the limit", func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(strings.Repeat("x", 100))), Request: r, Header: http.Header{}}, nil
+		}, 100, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, err := runtime.NewRequest(ctx, http.MethodGet, "https://h/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := pipeline(GuardTransport(tt.tr, idle, tt.max)).Do(req) // azcore reads the body whole
+			if err == nil {
+				resp.Body.Close()
+			}
+			for _, want := range tt.wantErr {
+				if !errors.Is(err, want) {
+					t.Errorf("err = %v, want it to wrap %v", err, want)
+				}
+			}
+			if tt.wantErr == nil && err != nil {
+				t.Errorf("err = %v, want none", err)
+			}
+			var nr interface{ NonRetriable() }
+			if got := errors.As(err, &nr); got != tt.permErr {
+				t.Errorf("non-retriable = %v, want %v (%v)", got, tt.permErr, err)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package arm
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -99,35 +100,153 @@ func (e *permanentDiagnosed) NonRetriable() {}
 // occurrence is said at once, repeats within this time go to debug.
 const diagnoseRepeat = time.Minute
 
-// NewDiagnosePolicy returns a per-retry policy that says why a try failed, so that a person sees
-// the cause within seconds instead of after the retries: a permanent cause (connection refused,
+// DiagnoseOptions configure a Diagnoser.
+type DiagnoseOptions struct {
+	// StopAfterPermanent ends every other call of the Diagnoser's lifetime once a call has
+	// failed for a reason that holds for the whole endpoint (connection refused, unknown host,
+	// untrusted certificate, 401): later calls fail at once without a request, and calls
+	// waiting in the policies between Guard and Policy (a rate budget) stop waiting. For
+	// one-shot runs (the CLI); a long-lived server leaves it off, since the endpoint or the
+	// credential may be fixed while it runs.
+	StopAfterPermanent bool
+}
+
+// Diagnoser says why calls fail (Policy) and, with StopAfterPermanent, stops a run's other
+// calls after an endpoint-wide permanent failure (Guard). It is safe for concurrent use.
+type Diagnoser struct {
+	stopAfter bool
+	mu        sync.Mutex
+	last      map[string]time.Time
+	stop      *DiagnosedError
+	waiting   map[uint64]context.CancelCauseFunc
+	nextID    uint64
+}
+
+// NewDiagnoser returns a Diagnoser; nil options mean none.
+func NewDiagnoser(o *DiagnoseOptions) *Diagnoser {
+	d := &Diagnoser{last: map[string]time.Time{}, waiting: map[uint64]context.CancelCauseFunc{}}
+	if o != nil {
+		d.stopAfter = o.StopAfterPermanent
+	}
+	return d
+}
+
+// NewDiagnosePolicy returns a Diagnoser's Policy without the stop (a long-lived server's).
+func NewDiagnosePolicy() policy.Policy { return NewDiagnoser(nil).Policy() }
+
+// Policy returns the per-retry policy that says why a try failed, so that a person sees the
+// cause within seconds instead of after the retries: a permanent cause (connection refused,
 // unknown host, untrusted certificate, 401, 403) is logged at error level with what to check, and
 // a transport error of that kind is made permanent so that azcore does not retry it; a transient
 // cause (429, 5xx, timeout, reset) keeps its retries and its first occurrence is logged at info.
 // Each cause is logged again at most once per minute; repeats go to debug. The logger is the
-// request context's (zerolog.Ctx). Put it among the caller's per-retry policies.
-func NewDiagnosePolicy() policy.Policy { return &diagnosePolicy{last: map[string]time.Time{}} }
+// request context's (zerolog.Ctx). Put it among the caller's per-retry policies, after any that
+// wait (a rate budget), so that it sees each try's own outcome.
+func (d *Diagnoser) Policy() policy.Policy { return diagnosePolicy{d} }
 
-type diagnosePolicy struct {
-	mu   sync.Mutex
-	last map[string]time.Time
+// Guard returns the per-retry policy to put before the waiting ones: with StopAfterPermanent it
+// fails a call at once when the run has stopped, and lets a stop end the call's wait.
+func (d *Diagnoser) Guard() policy.Policy { return guardPolicy{d} }
+
+// endpointWide says whether a permanent cause holds for every call to the endpoint (403 is
+// about one scope, so it stops nothing).
+func endpointWide(cause string) bool {
+	switch cause {
+	case "connection_refused", "dns", "tls_trust", "unauthorized":
+		return true
+	}
+	return false
 }
 
-func (p *diagnosePolicy) Do(req *policy.Request) (*http.Response, error) {
+// stopped returns the error of a call made after the run stopped, or nil.
+func (d *Diagnoser) stopped() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stop == nil {
+		return nil
+	}
+	return &permanentDiagnosed{&DiagnosedError{
+		Err:       fmt.Errorf("not called: an earlier call failed for good: %w", d.stop.Err),
+		Diagnosis: d.stop.Diagnosis,
+	}}
+}
+
+// halt stops the run and ends the waits of the other guarded calls (not the caller's own: its
+// response body is still to be read).
+func (d *Diagnoser) halt(e *DiagnosedError, self uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stop != nil {
+		return
+	}
+	d.stop = e
+	for id, cancel := range d.waiting {
+		if id != self {
+			cancel(e)
+		}
+	}
+}
+
+type guardKey struct{}
+
+type guardPolicy struct{ d *Diagnoser }
+
+func (g guardPolicy) Do(req *policy.Request) (*http.Response, error) {
+	if !g.d.stopAfter {
+		return req.Next()
+	}
+	if err := g.d.stopped(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(req.Raw().Context())
+	defer cancel(nil)
+	g.d.mu.Lock()
+	g.d.nextID++
+	id := g.d.nextID
+	g.d.waiting[id] = cancel
+	g.d.mu.Unlock()
+	defer func() {
+		g.d.mu.Lock()
+		delete(g.d.waiting, id)
+		g.d.mu.Unlock()
+	}()
+	resp, err := req.WithContext(context.WithValue(ctx, guardKey{}, id)).Next()
+	if err != nil && ctx.Err() != nil {
+		if serr := g.d.stopped(); serr != nil {
+			return nil, serr
+		}
+	}
+	return resp, err
+}
+
+type diagnosePolicy struct{ d *Diagnoser }
+
+func (p diagnosePolicy) Do(req *policy.Request) (*http.Response, error) {
+	if err := p.d.stopped(); err != nil {
+		return nil, err
+	}
 	resp, err := req.Next()
 	d, ok := Diagnose(resp, err)
 	if !ok {
 		return resp, err
 	}
 	raw := req.Raw()
-	p.log(zerolog.Ctx(raw.Context()), d, raw, resp, err)
+	p.d.log(zerolog.Ctx(raw.Context()), d, raw, resp, err)
+	if d.Permanent && p.d.stopAfter && endpointWide(d.Cause) {
+		cause := err
+		if cause == nil {
+			cause = fmt.Errorf("%s %s", raw.Method, resp.Status)
+		}
+		self, _ := raw.Context().Value(guardKey{}).(uint64)
+		p.d.halt(&DiagnosedError{Err: cause, Diagnosis: d}, self)
+	}
 	if err != nil && d.Permanent {
 		return resp, &permanentDiagnosed{&DiagnosedError{Err: err, Diagnosis: d}}
 	}
 	return resp, err
 }
 
-func (p *diagnosePolicy) log(log *zerolog.Logger, d Diagnosis, req *http.Request, resp *http.Response, err error) {
+func (p *Diagnoser) log(log *zerolog.Logger, d Diagnosis, req *http.Request, resp *http.Response, err error) {
 	p.mu.Lock()
 	now := time.Now()
 	repeat := now.Sub(p.last[d.Cause]) < diagnoseRepeat

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -121,5 +122,79 @@ func TestDiagnose(t *testing.T) {
 	}
 	if _, ok := Diagnose(nil, context.Canceled); ok {
 		t.Error("a cancelled context diagnosed")
+	}
+}
+
+// waitPolicy stands in for a rate budget: the first call passes, later ones wait for their
+// context.
+type waitPolicy struct{ calls *atomic.Int32 }
+
+func (w waitPolicy) Do(req *policy.Request) (*http.Response, error) {
+	if w.calls.Add(1) > 1 {
+		<-req.Raw().Context().Done()
+		return nil, req.Raw().Context().Err()
+	}
+	return req.Next()
+}
+
+// TestStopAfterPermanent: with StopAfterPermanent, a 401 ends the call waiting in the budget at
+// once and fails later calls without a request; 403 stops nothing; without the option nothing
+// stops.
+func TestStopAfterPermanent(t *testing.T) {
+	var hits atomic.Int32
+	status := atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	run := func(stop bool, code int) (first *http.Response, waited error, later error) {
+		hits.Store(0)
+		status.Store(int32(code))
+		d := NewDiagnoser(&DiagnoseOptions{StopAfterPermanent: stop})
+		var budget atomic.Int32
+		pl := runtime.NewPipeline("test", "v0", runtime.PipelineOptions{}, &policy.ClientOptions{
+			Retry:            policy.RetryOptions{MaxRetries: -1},
+			PerRetryPolicies: []policy.Policy{d.Guard(), waitPolicy{&budget}, d.Policy()},
+		})
+		do := func(ctx context.Context) (*http.Response, error) {
+			req, err := runtime.NewRequest(ctx, http.MethodGet, srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pl.Do(req)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		budget.Store(0)
+		first, _ = do(ctx)
+		go func() { _, err := do(ctx); done <- err }() // waits in the budget
+		select {
+		case waited = <-done:
+		case <-time.After(300 * time.Millisecond):
+			waited = errors.New("still waiting")
+		}
+		budget.Store(-100) // the budget lets everything through now
+		_, later = do(ctx)
+		return first, waited, later
+	}
+
+	first, waited, later := run(true, http.StatusUnauthorized)
+	var de *DiagnosedError
+	if first == nil || first.StatusCode != 401 {
+		t.Fatalf("first call: %v, want the 401 itself", first)
+	}
+	if !errors.As(waited, &de) || de.Diagnosis.Cause != "unauthorized" || !strings.Contains(waited.Error(), "not called") {
+		t.Errorf("waiting call: %v, want it stopped with the 401's diagnosis", waited)
+	}
+	if !errors.As(later, &de) || hits.Load() != 1 {
+		t.Errorf("later call: %v after %d requests, want it stopped without a request", later, hits.Load())
+	}
+	if _, waited, later := run(true, http.StatusForbidden); waited == nil || !strings.Contains(waited.Error(), "still waiting") || later != nil {
+		t.Errorf("403: waiting %v, later %v: a scope's 403 must stop nothing", waited, later)
+	}
+	if _, waited, later := run(false, http.StatusUnauthorized); !strings.Contains(fmt.Sprint(waited), "still waiting") || later != nil {
+		t.Errorf("without the option: waiting %v, later %v", waited, later)
 	}
 }

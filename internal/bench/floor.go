@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 )
@@ -30,7 +29,7 @@ type FetchOptions struct {
 	From, To   time.Time
 	Expand     string
 	APIVersion string
-	GzipLevel  int // klauspost level; 0 = its default, as the exporter uses
+	GzipLevel  int // export.NewCompressor level; 0 = the exporter's default (stateless day-split stream)
 }
 
 // FetchResult counts what FetchGzip read and wrote.
@@ -52,12 +51,8 @@ const tailSize = 16 << 10
 // reading the manifest's fields, staging, hashing and storing the parts.
 func FetchGzip(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	var res FetchResult
-	level := o.GzipLevel
-	if level == 0 {
-		level = gzip.DefaultCompression
-	}
 	var cw countWriter
-	gz, err := gzip.NewWriterLevel(&cw, level)
+	gz, err := export.NewCompressor(&cw, o.GzipLevel) // as the exporter compresses its parts
 	if err != nil {
 		return res, fmt.Errorf("fetch + gzip: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/usage-export/usage-export/internal/export"
 )
 
 // GzipResult is what the gzip-only child reports.
@@ -21,14 +23,12 @@ type GzipResult struct {
 	Out int64 `json:"out"` // gzip bytes written
 }
 
-// GzipOnly compresses r with klauspost gzip at level (0 = its default, as the exporter uses)
-// and discards the output: the physical floor of the exporter's work on the same bytes.
+// GzipOnly compresses r as the exporter's parts are compressed (export.NewCompressor: level 0
+// is the exporter's default, the day split's stateless stream) and discards the output: the
+// physical floor of the exporter's work on the same bytes.
 func GzipOnly(r io.Reader, level int) (GzipResult, error) {
-	if level == 0 {
-		level = gzip.DefaultCompression
-	}
 	var cw countWriter
-	gz, err := gzip.NewWriterLevel(&cw, level)
+	gz, err := export.NewCompressor(&cw, level)
 	if err != nil {
 		return GzipResult{}, fmt.Errorf("gzip only: %w", err)
 	}

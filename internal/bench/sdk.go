@@ -15,7 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/consumption/armconsumption"
-	"github.com/klauspost/compress/gzip"
+
+	"github.com/usage-export/usage-export/internal/export"
 )
 
 // SDKOptions configure SDKBaseline.
@@ -26,7 +27,7 @@ type SDKOptions struct {
 	From, To   time.Time
 	Expand     string // $expand, e.g. additionalInfo
 	APIVersion string // api-version to request instead of the SDK's own (so both read the same bytes); "" keeps the SDK's
-	GzipLevel  int    // klauspost level; 0 = its default
+	GzipLevel  int    // export.NewCompressor level; 0 = the exporter's default
 }
 
 // SDKResult counts what SDKBaseline wrote.
@@ -65,12 +66,8 @@ func SDKBaseline(ctx context.Context, o SDKOptions, w io.Writer) (SDKResult, err
 	if o.Expand != "" {
 		lo.Expand = &o.Expand
 	}
-	level := o.GzipLevel
-	if level == 0 {
-		level = gzip.DefaultCompression
-	}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	gz, err := gzip.NewWriterLevel(bw, level)
+	gz, err := export.NewCompressor(bw, o.GzipLevel) // as the exporter compresses its parts
 	if err != nil {
 		return res, fmt.Errorf("sdk baseline: %w", err)
 	}

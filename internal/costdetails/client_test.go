@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -890,6 +891,45 @@ func TestBlobResume(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "resuming") || strings.Contains(logs.String(), secretSig) {
 		t.Errorf("logs: want a resume line and no SAS:\n%s", logs.String())
+	}
+}
+
+func TestTruncatedBlobIsResumed(t *testing.T) {
+	// The storage host ends the first response cleanly after a third of the blob, with a
+	// Content-Length that matches (so HTTP sees nothing wrong), in the middle of a row. The
+	// manifest's byteCount tells the body is short: the client resumes with a Range request,
+	// and every row comes out whole and once.
+	big := []byte(sampleCSV + strings.Repeat("03/04/2020,2,EUR,2.2,\"x, y\",True"+samplePad+"\n", 2000))
+	f := newFakeAPI(t)
+	f.post = func(w http.ResponseWriter, _ *http.Request) {
+		result(w, f.resultBody(StatusCompleted, date("2024-06-11").Format(time.RFC3339), map[string][]byte{"/r/a.csv": big}))
+	}
+	var ranges []string
+	f.blobHandler = func(w http.ResponseWriter, r *http.Request) {
+		ranges = append(ranges, r.Header.Get("Range"))
+		w.Header().Set("ETag", `"v1"`)
+		if len(ranges) == 1 {
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)/3))
+			w.WriteHeader(http.StatusOK)
+			w.Write(big[:len(big)/3])
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(big))
+	}
+	c, waits := testClient(t, f, date("2024-06-10"), nil)
+	var h collector
+	req := Request{Scope: scope.MustParse("/subscriptions/s"), Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-02")}
+	if err := c.Report(context.Background(), req, &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.rows) != 2003 || len(h.pages) != 1 || h.pages[0].Bytes != int64(len(big)) {
+		t.Errorf("rows = %d, pages = %+v; want 2003 rows in one blob of %d bytes", len(h.rows), h.pages, len(big))
+	}
+	if want := []string{"", fmt.Sprintf("bytes=%d-", len(big)/3)}; !reflect.DeepEqual(ranges, want) {
+		t.Errorf("Range headers = %q, want %q", ranges, want)
+	}
+	if !slices.Contains(*waits, time.Second) {
+		t.Errorf("waits = %v, want the 1 s backoff before the resume", *waits)
 	}
 }
 

@@ -317,9 +317,11 @@ var (
 		"costInBillingCurrency", "costInPricingCurrency", "costInUSD", "paygCostInBillingCurrency",
 		"paygCostInUSD", "marketPrice", "exchangeRatePricingToBilling", "partnerEarnedCreditRate")
 	booleanProperties = setOf("isAzureCreditEligible")
-	// The API writes these date-times with seven fractional digits (2019-04-09T00:00:00.0000000Z)…
+	// date7Properties are date-times the API writes with seven fractional digits
+	// (2019-04-09T00:00:00.0000000Z).
 	date7Properties = setOf("date", "billingPeriodStartDate", "billingPeriodEndDate")
-	// …and these without (2019-09-30T00:00:00Z), as in the published examples.
+	// dateZProperties are date-times it writes without them (2019-09-30T00:00:00Z), as in the
+	// published examples.
 	dateZProperties = setOf("exchangeRateDate", "servicePeriodStartDate", "servicePeriodEndDate")
 )
 

@@ -634,3 +634,26 @@ func TestFinishedTime(t *testing.T) {
 		t.Errorf("finishedTime %s is not the time the manifest was written (clock at the end %s)", m.RunInfo.FinishedTime, last)
 	}
 }
+
+// TestFirstExportSizedFromPreviousMonth: a partition never exported before is sized from the
+// month before it: at one call a minute and 30 s a listing, January's 2 pages make February a
+// listing in steps from its first run.
+func TestFirstExportSizedFromPreviousMonth(t *testing.T) {
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fakeSource{perDay: 3}
+	e := newTestExporter(t, st, src, Options{CallsPerMinute: func(scope.Scope) float64 { return 1 }, ListingTime: 30 * time.Second})
+	jan := period.Period{Year: 2024, Month: time.January}
+	for _, per := range []period.Period{jan, feb2024} {
+		src.fetched = nil
+		sum, _ := e.Run(context.Background(), []Partition{{Scope: testScope, Period: per, Metric: "actualcost"}})
+		if r := sum.Partitions[0]; r.Status != StatusCommitted {
+			t.Fatalf("%s: %s %s", per, r.Status, r.Error)
+		}
+	}
+	if len(src.fetched) != 4 {
+		t.Errorf("February's first export listed %v, want 4 steps sized from January's rows", src.fetched)
+	}
+}

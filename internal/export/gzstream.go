@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
 )
 
 // statelessDict is how much of a part's previous lines the next deflate call may refer back to
@@ -63,3 +64,37 @@ func (z *statelessGzip) write(p []byte, end bool) error {
 	}
 	return nil
 }
+
+// NewCompressor returns the compressor a part's lines go through, writing gzip to w: level 0
+// is the day split's stateless stream (lines compressed lineFlush bytes at a time), any other
+// level a klauspost gzip.Writer at that level. For baselines that must compress as the
+// exporter does (internal/bench).
+func NewCompressor(w io.Writer, level int) (io.WriteCloser, error) {
+	if level != 0 {
+		return gzip.NewWriterLevel(w, level)
+	}
+	return &bufferedStateless{z: newStatelessGzip(w), buf: make([]byte, 0, lineFlush)}, nil
+}
+
+// bufferedStateless feeds a statelessGzip in chunks of lineFlush bytes, as a part does.
+type bufferedStateless struct {
+	z   *statelessGzip
+	buf []byte
+}
+
+func (b *bufferedStateless) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), lineFlush-len(b.buf))
+		b.buf, p = append(b.buf, p[:k]...), p[k:]
+		if len(b.buf) == lineFlush {
+			if err := b.z.write(b.buf, false); err != nil {
+				return 0, err
+			}
+			b.buf = b.buf[:0]
+		}
+	}
+	return n, nil
+}
+
+func (b *bufferedStateless) Close() error { return b.z.write(b.buf, true) }

@@ -1,6 +1,8 @@
 package export
 
 import (
+	"bytes"
+	stdgzip "compress/gzip"
 	"context"
 	"io"
 	"runtime"
@@ -80,5 +82,40 @@ func TestCompressorMemory(t *testing.T) {
 	t.Logf("day split: %d KiB per partition of 31 open day parts (%d KiB per part)", per>>10, per/31>>10)
 	if limit := int64(100<<20) / int64(2*DefaultPartitionConcurrency); per > limit {
 		t.Errorf("a listing with 31 open parts holds %d KiB, want at most %d KiB (half of 100 MiB over the default partitions in flight)", per>>10, limit>>10)
+	}
+}
+
+// TestNewCompressorRoundTrip: both compressors write standard gzip that decompresses to the input.
+func TestNewCompressorRoundTrip(t *testing.T) {
+	recs, err := benchdata.Records(benchdata.Modern, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []byte
+	for _, r := range recs {
+		in = append(append(in, r...), '\n')
+	}
+	for _, level := range []int{0, gzip.BestSpeed} {
+		var out bytes.Buffer
+		w, err := NewCompressor(&out, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(in); i += 5000 { // uneven writes
+			if _, err := w.Write(in[i:min(len(in), i+5000)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		zr, err := stdgzip.NewReader(&out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(got, in) {
+			t.Errorf("level %d: round trip lost data (%v): %d bytes, want %d", level, err, len(got), len(in))
+		}
 	}
 }

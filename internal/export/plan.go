@@ -58,10 +58,20 @@ func (e *Exporter) plan(ctx context.Context, p Partition, src Source, partDays i
 }
 
 // stepCount returns how many listings p needs so that each fits in ListingTime at the scope's
-// rate, judged from the previous export's rows; 1 when nothing is known or the scope ignores
-// date ranges.
+// rate, judged from the previous export's rows (of p, else of the month before p); 1 when
+// nothing is known or the scope ignores date ranges.
 func (e *Exporter) stepCount(ctx context.Context, p Partition, live *manifest.Manifest) int {
-	if live == nil || live.DataRowCount == 0 || e.opts.CallsPerMinute == nil {
+	if e.opts.CallsPerMinute == nil {
+		return 1
+	}
+	if live == nil {
+		// A first export: the previous month of the same scope and metric is the best guess.
+		prev := Partition{Scope: p.Scope, Period: p.Period.Add(-1), Metric: p.Metric}
+		if m, err := e.readManifest(ctx, e.ManifestName(prev)); err == nil && m != nil {
+			live = m
+		}
+	}
+	if live == nil || live.DataRowCount == 0 {
 		return 1
 	}
 	rate := e.opts.CallsPerMinute(p.Scope)

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
+	"github.com/usage-export/usage-export/internal/hostqueue"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/testutil"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // Scopes of the hostile table: the handler is configured with the first two (the allow-list);
@@ -146,9 +149,9 @@ func hostileCases(now time.Time) []hostileCase {
 			headers: map[string][]string{"X-Forwarded-Host": {"management.azure.com"}, "X-Original-URL": {"/api/admin"}, "X-Ms-Client-Principal-Name": {"admin"}},
 			want:    403, code: "scope_not_allowed", hint: "configured scopes"},
 		{name: "PUT", method: "PUT", body: `{` + ok + `}`, want: 405, code: "method_not_allowed", hint: "POST /api/exports"},
-		{name: "DELETE a job", method: "DELETE", id: "20260101-000000-000000000000", want: 405, code: "method_not_allowed", hint: "not supported"},
+		{name: "DELETE (cancel) an unknown job", method: "DELETE", id: "20260101-000000-000000000000", want: 404, code: "not_found", hint: "no export job"},
 		{name: "TRACE", method: "TRACE", want: 405, code: "method_not_allowed", hint: "not supported"},
-		{name: "POST to a job id", id: "20260101-000000-000000000000", body: `{` + ok + `}`, want: 405, code: "method_not_allowed", hint: "without an id"},
+		{name: "POST to a job id", id: "20260101-000000-000000000000", body: `{` + ok + `}`, want: 405, code: "method_not_allowed", hint: "POST /api/exports creates"},
 		{name: "old host: body as a JSON value, foreign scope", rawBody: `{"scopes":["` + otherDept + `"],` + ok + `}`, want: 403, code: "scope_not_allowed", hint: "configured scopes"},
 		// Broken host payloads (only the host can send these; the handler must still answer 4xx).
 		{name: "invocation not JSON", invocation: []byte(`<xml/>`), want: 400, code: "invalid_invocation", hint: "decoding invocation"},
@@ -160,18 +163,31 @@ func hostileCases(now time.Time) []hostileCase {
 
 // hostileHandler is the real handler binary serving the Functions host protocol.
 type hostileHandler struct {
-	base string
-	proc *proc
-	out  string // output directory
+	base  string
+	proc  *proc
+	out   string // output directory
+	queue *workqueue.Queue
 }
 
 // startServe starts `handler serve` with FUNCTIONS_CUSTOMHANDLER_PORT, configured with the
-// allow-list against sb, and waits for its readiness answer.
+// allow-list against sb and a work queue of its own on Azurite's Queue service (as the Functions
+// host's storage), and waits for its readiness answer.
 func startServe(t *testing.T, sb *sandbox.Server) *hostileHandler {
 	t.Helper()
 	port := testutil.FreePort(t)
 	out := t.TempDir()
+	az := azuritetest.Start(t)
+	qname := "hostile-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	q, err := workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: qname}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	env := []string{
+		workqueue.EnvConnection + "=" + az.ConnectionString(),
+		workqueue.EnvQueue + "=" + qname,
 		"FUNCTIONS_CUSTOMHANDLER_PORT=" + strconv.Itoa(port),
 		"USAGE_EXPORT_SCOPES=" + allowedDept + "," + allowedSub,
 		"USAGE_EXPORT_MANAGEMENT_ENDPOINT=" + sb.URL(),
@@ -182,7 +198,7 @@ func startServe(t *testing.T, sb *sandbox.Server) *hostileHandler {
 		"USAGE_EXPORT_RATE_PER_TENANT=100000",
 		"WEBSITE_INSTANCE_ID=faults-hostile",
 	}
-	h := &hostileHandler{base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: startHandler(t, testutil.HandlerBinary(t), env, []string{"serve"}), out: out}
+	h := &hostileHandler{base: fmt.Sprintf("http://127.0.0.1:%d", port), proc: startHandler(t, testutil.HandlerBinary(t), env, []string{"serve"}), out: out, queue: q}
 	for deadline := time.Now().Add(time.Minute); ; {
 		if resp, err := http.Get(h.base + "/"); err == nil {
 			b, _ := io.ReadAll(resp.Body)
@@ -378,6 +394,10 @@ func TestHostileInputs(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// The job's partitions go through the work queue: a host delivers them to the worker
+	// function of the same handler, as the Functions host does.
+	host := hostqueue.New(hostqueue.Options{Work: h.queue.Work(), Poison: h.queue.Poison(), Function: "UsageExportWorker", Binding: "item", Logf: t.Logf})
+	go host.Listen(ctx, "faults-hostile", h.base)
 	for sb.Stats().Requests == 0 {
 		if ctx.Err() != nil || h.proc.exited() {
 			t.Fatalf("the accepted job never called the API: %s", h.proc.tail(2000))

@@ -580,7 +580,7 @@ func (b *Builder) readPart(ctx context.Context, st *inputState, bl manifest.Blob
 		return fmt.Errorf("part is from run %q, the manifest from %q: %w", id, st.RunID, ErrInputChanged)
 	}
 	h := sha256.New()
-	var r io.Reader = io.TeeReader(rc, h)
+	r := io.Reader(io.TeeReader(rc, h))
 	if st.m.Compression == "gzip" {
 		zr, err := gzip.NewReader(r)
 		if err != nil {

@@ -106,7 +106,7 @@ func Verify(ctx context.Context, st Reader, manifestName string, b []byte) (*Ver
 		}
 		h := sha256.New()
 		cw := &countWriter{w: h}
-		var r io.Reader = io.TeeReader(rc, cw)
+		r := io.Reader(io.TeeReader(rc, cw))
 		var zr *gzip.Reader
 		if m.Compression == "gzip" {
 			if zr, err = gzip.NewReader(r); err != nil {

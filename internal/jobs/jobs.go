@@ -177,6 +177,7 @@ type Backend interface {
 type Store struct {
 	be  Backend
 	dir string
+	now func() time.Time // the clock View judges heartbeats by
 }
 
 // controlDir is the control tree beside the data tree; lake engines skip "_" folders.
@@ -188,7 +189,14 @@ func New(be Backend, prefix string) *Store {
 	if p := strings.Trim(prefix, "/"); p != "" {
 		dir = path.Join(p, dir)
 	}
-	return &Store{be: be, dir: dir}
+	return &Store{be: be, dir: dir, now: time.Now}
+}
+
+// WithClock returns a Store over the same documents whose View judges heartbeats by now.
+func (s *Store) WithClock(now func() time.Time) *Store {
+	c := *s
+	c.now = now
+	return &c
 }
 
 // Name returns the blob name of job id.

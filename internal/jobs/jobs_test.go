@@ -251,3 +251,31 @@ func TestBackendErrorsWrapped(t *testing.T) {
 		t.Errorf("Name without prefix = %q", got)
 	}
 }
+
+// TestDeriveStaleWorker: GET judges a running record by its heartbeat: a dead worker's
+// partition shows retrying (its message comes back), or failed after the last delivery.
+func TestDeriveStaleWorker(t *testing.T) {
+	t0 := time.Date(2024, 1, 15, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name     string
+		attempts int
+		age      time.Duration
+		part     string
+		state    State
+	}{
+		{"fresh heartbeat", 5, time.Minute, PartRunning, Running},
+		{"stale, deliveries left", 2, 10 * time.Minute, PartRetrying, Running},
+		{"stale on the last delivery", 5, 10 * time.Minute, export.StatusFailed, Failed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &Job{Partitions: make([]Partition, 1)}
+			DeriveAt(j, []*Record{{Status: PartRunning, Attempts: tt.attempts, Started: t0, Heartbeat: t0}}, t0.Add(tt.age))
+			if j.Partitions[0].Status != tt.part || j.State != tt.state {
+				t.Errorf("partition %s, job %s; want %s, %s", j.Partitions[0].Status, j.State, tt.part, tt.state)
+			}
+			if tt.part != PartRunning && j.Partitions[0].Error == "" {
+				t.Error("no error says why")
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // Record is what a worker writes about one partition of a job: the status of its last attempt,
@@ -117,14 +118,20 @@ func (s *Store) View(ctx context.Context, id string) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading job %s: %w", id, err)
 	}
-	Derive(j, recs)
+	DeriveAt(j, recs, s.now())
 	return j, nil
 }
 
-// Derive fills j's partitions from their records (nil: not started) and sets its state, start,
-// end and error. A cancelled job's unstarted partitions show as cancelled (the workers skip
-// them).
-func Derive(j *Job, recs []*Record) {
+// Derive is DeriveAt without judging heartbeats (every running record counts as running).
+func Derive(j *Job, recs []*Record) { DeriveAt(j, recs, time.Time{}) }
+
+// DeriveAt fills j's partitions from their records (nil: not started) and sets its state,
+// start, end and error. A cancelled job's unstarted partitions show as cancelled (the workers
+// skip them). When now is set, a running record whose heartbeat is older than DefaultStaleAfter
+// belongs to a worker that died: the partition shows as retrying (its message comes back), or as
+// failed when that was its last delivery (the message is on the poison queue; the timer records
+// the failure for good).
+func DeriveAt(j *Job, recs []*Record, now time.Time) {
 	counts := map[string]int{}
 	var started, finished *time.Time
 	running := 0
@@ -147,6 +154,16 @@ func Derive(j *Job, recs []*Record) {
 		p.Source, p.SourceReason = r.Source, r.SourceReason
 		hb := r.Heartbeat
 		p.UpdatedTime = &hb
+		if p.Status == PartRunning && !now.IsZero() && now.Sub(hb) > DefaultStaleAfter {
+			p.Status = PartRetrying
+			p.Error = fmt.Sprintf("the worker of delivery %d stopped without an outcome (no heartbeat since %s); the message comes back", r.Attempts, hb.Format(time.RFC3339))
+			if r.Attempts >= workqueue.MaxDequeueCount {
+				p.Status = export.StatusFailed
+				p.Error = fmt.Sprintf("the worker of the last delivery (%d) stopped without an outcome; the message is on the poison queue", r.Attempts)
+				fin := hb
+				r = &Record{Finished: &fin, Started: r.Started}
+			}
+		}
 		if p.Status == PartRunning || p.Status == PartRetrying {
 			running++
 		}

@@ -137,6 +137,7 @@ func NewRunner(d Deps) *Runner {
 	if r.now == nil {
 		r.now = time.Now
 	}
+	r.store = r.store.WithClock(r.now)
 	if r.redact == nil {
 		r.redact = func(s string) string { return s }
 	}

@@ -179,3 +179,29 @@ func Scheduled(now time.Time, restatementDays int) []Period {
 	}
 	return []Period{cur}
 }
+
+// ScheduledAmong is Scheduled over a subscription's own billing periods (a pay-as-you-go
+// subscription's, from the Billing Periods API): the period containing now and, while it is
+// inside its restatement window, the one before it, earlier first.
+func ScheduledAmong(now time.Time, restatementDays int, periods []Period) []Period {
+	var cur, prev *Period
+	for i := range periods {
+		p := &periods[i]
+		switch p.StatusAt(now, restatementDays) {
+		case Open:
+			cur = p
+		case Closing:
+			if prev == nil || prev.End().Before(p.End()) {
+				prev = p
+			}
+		}
+	}
+	var out []Period
+	if prev != nil {
+		out = append(out, *prev)
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}

@@ -234,3 +234,31 @@ func TestAnchored(t *testing.T) {
 		t.Errorf("Anchored ending before it starts: %v", err)
 	}
 }
+
+// TestScheduledAmong: a pay-as-you-go subscription anchored on the 24th is scheduled by its own
+// periods: on 26 December the period that ended on the 23rd is still closing, the one from the
+// 24th is open — which calendar months (Scheduled) would not give.
+func TestScheduledAmong(t *testing.T) {
+	var ps []Period
+	for _, r := range [][3]string{{"202612-1", "2026-11-24", "2026-12-23"}, {"202701-1", "2026-12-24", "2027-01-23"}, {"202611-1", "2026-10-24", "2026-11-23"}} {
+		first, _ := time.Parse(time.DateOnly, r[1])
+		last, _ := time.Parse(time.DateOnly, r[2])
+		p, err := Anchored(r[0], first, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for _, tt := range []struct {
+		now  time.Time
+		want string
+	}{
+		{utc(2026, time.December, 26, 9, 0, 0), "202612-1,202701-1"},
+		{utc(2026, time.December, 29, 9, 0, 0), "202701-1"},
+		{utc(2026, time.December, 10, 9, 0, 0), "202612-1"},
+	} {
+		if got := names(ScheduledAmong(tt.now, 5, ps)); got != tt.want {
+			t.Errorf("ScheduledAmong(%s) = %s, want %s", tt.now.Format(time.DateOnly), got, tt.want)
+		}
+	}
+}

@@ -93,15 +93,6 @@ func (e *enc) null() {
 	}
 }
 
-// object writes a JSON object text: raw in JSON, one quoted cell in CSV.
-func (e *enc) object(jsonText string) {
-	if e.csv {
-		e.b = appendCSV(e.b, jsonText)
-		return
-	}
-	e.b = append(e.b, jsonText...)
-}
-
 func append2(b []byte, v int) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
 
 func appendYMD(b []byte, y, m, d int) []byte {
@@ -613,8 +604,6 @@ var fields2018 = []field{
 	fstr("location", resStr(func(c *recCtx) string { return c.r.sub.region.display })),
 	f("additionalProperties", putAdditionalInfo),
 }
-
-func itoa(v int) string { return string(appendUint(nil, uint64(v))) }
 
 func without(fs []field, drop ...string) []field {
 	return slices.DeleteFunc(slices.Clone(fs), func(f field) bool { return slices.Contains(drop, f.name) })

@@ -87,7 +87,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("starting Azurite (run make deps): %w", err)
 	}
-	defer az.Stop()
+	defer func() { _ = az.Stop() }()
 
 	res, err := scenario(ctx, az, p, p.instances, true, "scale")
 	if err != nil {
@@ -192,7 +192,7 @@ func scenario(ctx context.Context, az *azurite.Server, p params, n int, kill boo
 		return nil, err
 	}
 	srv := &http.Server{Handler: calls.wrap(sb.Handler())}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	endpoint := "http://" + ln.Addr().String()
 
