@@ -21,6 +21,8 @@ const (
 	Job      = "job.schema.json"
 	Error    = "error.schema.json"
 	Summary  = "summary.schema.json"
+	// FocusManifest is the manifest of a FOCUS partition (dataset=focus).
+	FocusManifest = "focus-manifest.schema.json"
 )
 
 var (

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/decimal"
@@ -123,6 +124,9 @@ func (w *world) manifest(t *testing.T, sc scope.Scope, p period.Period) *Manifes
 	b, err := w.b.readBlob(context.Background(), w.b.ManifestName(sc, p))
 	if err != nil || b == nil {
 		t.Fatalf("focus manifest %s %s: %v (exists: %v)", sc, p, err, b != nil)
+	}
+	if err := schemas.Validate(schemas.FocusManifest, b); err != nil {
+		t.Errorf("focus manifest %s %s: %v", sc, p, err)
 	}
 	m, err := ParseManifest(b)
 	if err != nil {

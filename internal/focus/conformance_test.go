@@ -103,6 +103,13 @@ func TestConvert(t *testing.T) {
 			"Tags": `{"env":"prod"}`, "InvoiceId": "<null>", "PublisherName": "Microsoft", "x_SourceMetric": "amortizedcost",
 		}},
 		{"covered usage is not read from actual", legacyCovered, FromActual, false, nil},
+		{"covered usage without pricingModel (api-versions before 2021-10-01)", strings.Replace(legacyCovered, `,"pricingModel":"Reservation"`, "", 1),
+			FromAmortized, true, map[string]string{"PricingCategory": "Committed", "BilledCost": "0", "EffectiveCost": "1.37088",
+				"CommitmentDiscountStatus": "Used", "x_AmortizationClass": "Amortized Charge", "CommitmentDiscountType": "Reservation"}},
+		{"on-demand usage without pricingModel", strings.NewReplacer(`,"pricingModel":"Reservation"`, "", `"reservationId":"r1"`, `"reservationId":""`,
+			`"benefitId":"/providers/Microsoft.Capacity/reservationOrders/o1/reservations/r1"`, `"benefitId":""`).Replace(legacyCovered),
+			FromAmortized, true, map[string]string{"PricingCategory": "Standard", "BilledCost": "1.37088", "EffectiveCost": "1.37088",
+				"CommitmentDiscountStatus": "<null>", "CommitmentDiscountId": "<null>", "x_AmortizationClass": "<null>"}},
 		{"refund from actual", modernRefund, FromActual, true, map[string]string{
 			"BilledCost": "-38.25", "EffectiveCost": "0", "ChargeCategory": "Purchase", "ChargeClass": "Correction",
 			"ChargeFrequency": "One-Time", "CommitmentDiscountStatus": "<null>", "x_AmortizationClass": "Principal",

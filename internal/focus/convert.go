@@ -206,13 +206,6 @@ func isCommitmentModel(pm string) bool {
 	return n == "reservation" || n == "savingsplan"
 }
 
-// IsCommitmentPurchase reports whether a record's charge is a commitment purchase or refund:
-// the rows the dataset takes from the actual partition (§2.1).
-func IsCommitmentPurchase(chargeType, pricingModel string) bool {
-	ct := norm(chargeType)
-	return (ct == "purchase" || ct == "refund") && isCommitmentModel(pricingModel)
-}
-
 // Period bounds a partition's billing period, for rows whose billing-period dates are empty.
 type Period struct{ Start, End time.Time } // End exclusive
 
@@ -225,7 +218,12 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 		return nil, false, err
 	}
 	chargeType, pm := rec.get("chargeType"), rec.get("pricingModel")
-	purchase := IsCommitmentPurchase(chargeType, pm)
+	benefitID := rec.first("benefitId", "reservationId")
+	// Records of api-versions before 2021-10-01 have no pricingModel: a charge with a
+	// reservation or benefit id is then taken as a commitment's.
+	committed := isCommitmentModel(pm) || (strings.TrimSpace(pm) == "" && benefitID != "")
+	ct := norm(chargeType)
+	purchase := committed && (ct == "purchase" || ct == "refund")
 	if purchase != (from == FromActual) {
 		return nil, false, nil
 	}
@@ -241,13 +239,12 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	if _, err := decimal.Parse(cost); err != nil {
 		return nil, false, fmt.Errorf("cost %q: %w", cost, err)
 	}
-	ct := norm(chargeType)
 	unused := ct == "unusedreservation" || ct == "unusedsavingsplan"
 	billed, effective := cost, cost
 	switch {
 	case purchase:
 		effective = "0"
-	case unused, ct == "usage" && isCommitmentModel(pm):
+	case unused, ct == "usage" && committed:
 		billed = "0" // §2.5 #1: unused commitment rows are billed through the purchase
 	}
 	r.Billed, r.Effective = billed, effective
@@ -306,10 +303,18 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	}
 	r.str("ChargeDescription", rec.get("product"))
 	r.str("ChargeFrequency", chargeFrequency(rec.get("frequency"), ct))
-	r.str("PricingCategory", pricingCategory(pm))
+	pc := pricingCategory(pm)
+	if cat := chargeCategory(ct); pc == "" && ct != "refund" && (cat == "Usage" || cat == "Purchase") {
+		// No pricingModel (api-versions before 2021-10-01): committed when a commitment's,
+		// else a list or negotiated price.
+		pc = "Standard"
+		if committed {
+			pc = "Committed"
+		}
+	}
+	r.str("PricingCategory", pc)
 
 	// Commitment.
-	benefitID := rec.first("benefitId", "reservationId")
 	lb := strings.ToLower(benefitID)
 	switch {
 	case strings.Contains(lb, "/microsoft.capacity/"):
@@ -318,7 +323,7 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	case strings.Contains(lb, "/microsoft.billingbenefits/"):
 		r.str("CommitmentDiscountCategory", "Spend")
 		r.str("CommitmentDiscountType", "Savings Plan")
-	case benefitID != "" && norm(pm) == "reservation":
+	case benefitID != "" && (norm(pm) == "reservation" || norm(pm) == ""):
 		r.str("CommitmentDiscountCategory", "Usage")
 		r.str("CommitmentDiscountType", "Reservation")
 	case benefitID != "" && norm(pm) == "savingsplan":
@@ -330,7 +335,7 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	switch {
 	case unused:
 		r.Status = "Unused"
-	case ct == "usage" && isCommitmentModel(pm) && benefitID != "":
+	case ct == "usage" && committed && benefitID != "":
 		r.Status = "Used"
 	}
 	r.str("CommitmentDiscountStatus", r.Status)
