@@ -220,7 +220,7 @@ type Summary struct {
 	Seconds    float64   `json:"seconds"`
 }
 
-// Failed counts the partitions that failed.
+// Failed counts the partitions that failed, derived ones (a FOCUS build) included.
 func (s *Summary) Failed() int {
 	n := 0
 	for _, r := range s.Partitions {
@@ -228,15 +228,25 @@ func (s *Summary) Failed() int {
 			n++
 		}
 	}
+	for _, d := range s.Derived {
+		if d.Status == StatusFailed {
+			n++
+		}
+	}
 	return n
 }
 
-// Err joins the errors of the failed partitions, or returns nil.
+// Err joins the errors of the failed partitions, derived ones included, or returns nil.
 func (s *Summary) Err() error {
 	var errs []error
 	for _, r := range s.Partitions {
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("%s %s %s: %w", r.Scope, r.Period, r.Metric, r.Err))
+		}
+	}
+	for _, d := range s.Derived {
+		if d.Status == StatusFailed {
+			errs = append(errs, fmt.Errorf("%s %s dataset=%s: %s", d.Scope, d.Period, d.Dataset, d.Error))
 		}
 	}
 	return errors.Join(errs...)
