@@ -341,6 +341,9 @@ func TestCostDetailsOutcomesAndSAS(t *testing.T) {
 	u, _ := url.Parse(link)
 	q := u.Query()
 	sig := q.Get("sig")
+	if sig == "" {
+		t.Fatalf("blob link without a signature: %s", link)
+	}
 	withQuery := func(k, v string) string {
 		q2 := u.Query()
 		if v == "" {
@@ -350,8 +353,13 @@ func TestCostDetailsOutcomesAndSAS(t *testing.T) {
 		}
 		return u.Scheme + "://" + u.Host + u.Path + "?" + q2.Encode()
 	}
+	// The tamper changes the signature's first character whatever it is ('A' → 'B', else 'A').
+	tampered := "A" + sig[1:]
+	if sig[0] == 'A' {
+		tampered = "B" + sig[1:]
+	}
 	forbidden := map[string]string{
-		"tampered sig":    withQuery("sig", "A"+sig[1:]),
+		"tampered sig":    withQuery("sig", tampered),
 		"no sig":          withQuery("sig", ""),
 		"extended expiry": withQuery("se", clock.Now().Add(48*time.Hour).UTC().Format(time.RFC3339)),
 		"other blob":      strings.Replace(link, "part_0.csv", "part_1.csv", 1),
