@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +119,117 @@ func TestBlobExistingContainer(t *testing.T) {
 		if _, err := st.Put(ctx, "x", strings.NewReader("x"), nil); err != nil {
 			t.Fatalf("Put %d: %v", i, err)
 		}
+	}
+}
+
+// getFaults is a transport to Azurite that disturbs downloads of one blob: before the first
+// one it runs overwrite (a concurrent writer between Get's HEAD and its download), and it gives
+// the answers of the first relabel downloads another ETag (what Azurite's download that
+// overlaps a block-list commit answers: the old body with the new ETag and metadata).
+type getFaults struct {
+	path      string
+	overwrite func()
+	relabel   int
+
+	mu        sync.Mutex
+	downloads int
+}
+
+func (f *getFaults) Do(req *http.Request) (*http.Response, error) {
+	download := req.Method == http.MethodGet && req.URL.Query().Get("comp") == "" && strings.HasSuffix(req.URL.Path, f.path)
+	f.mu.Lock()
+	n := f.downloads
+	if download {
+		f.downloads++
+	}
+	f.mu.Unlock()
+	if download && n == 0 && f.overwrite != nil {
+		f.overwrite()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil && download && n < f.relabel && resp.StatusCode == http.StatusOK {
+		resp.Header.Set("ETag", `"0x1D00000000TORN"`)
+	}
+	return resp, err
+}
+
+// TestBlobGetRereadsChangedBlob checks that Get returns body and properties of one version
+// when the blob changes under it: it reads again after a 412 and after an answer whose ETag is
+// not the one it pinned, and gives up with an error after five reads.
+func TestBlobGetRereadsChangedBlob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := azuritetest.Start(t)
+	container := randomContainer(t)
+	plain, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: srv.ConnectionString(), Container: container})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(name, body string) store.Props {
+		t.Helper()
+		p, err := plain.Put(ctx, name, strings.NewReader(body), &store.PutOptions{Metadata: map[string]string{"v": body}})
+		if err != nil {
+			t.Fatalf("Put %s: %v", name, err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name      string
+		overwrite bool
+		relabel   int
+		want      string // the body (and metadata v) Get returns; "" = an error
+		downloads int
+	}{
+		{name: "overwritten before the download", overwrite: true, want: "new", downloads: 2},
+		{name: "answer of another version once", relabel: 1, want: "old", downloads: 2},
+		{name: "another version every time", relabel: 100, downloads: 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			name := "get/" + strings.ReplaceAll(c.name, " ", "-")
+			put(name, "old")
+			f := &getFaults{path: "/" + name, relabel: c.relabel}
+			var last store.Props
+			if c.overwrite {
+				f.overwrite = func() { last = put(name, "new") }
+			}
+			st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: srv.ConnectionString(), Container: container,
+				ClientOptions: &azblob.ClientOptions{ClientOptions: policy.ClientOptions{Transport: f}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, p, err := st.Get(ctx, name)
+			if c.want == "" {
+				if err == nil {
+					rc.Close()
+					t.Fatalf("Get: err = nil, want an error")
+				}
+				if !strings.Contains(err.Error(), "changed during each of 5 reads") {
+					t.Errorf("Get: err = %v, want it to say the blob changed during each of 5 reads", err)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("Get: %v", err)
+				}
+				body, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cur, err := plain.Props(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(body) != c.want || p.Metadata["v"] != c.want || p.ETag != cur.ETag || p.Size != int64(len(c.want)) {
+					t.Errorf("Get = %q, props %+v; want %q with v=%s, ETag %s", body, p, c.want, c.want, cur.ETag)
+				}
+				if c.overwrite && p.ETag != last.ETag {
+					t.Errorf("Get's ETag %s, want the overwrite's %s", p.ETag, last.ETag)
+				}
+			}
+			if f.downloads != c.downloads {
+				t.Errorf("%d downloads, want %d", f.downloads, c.downloads)
+			}
+		})
 	}
 }
 
