@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/workqueue"
 )
@@ -73,6 +74,10 @@ type Deps struct {
 	Now func() time.Time
 	// Inventory answers the partitions API and dry runs (partitions.go); nil answers them 503.
 	Inventory Inventory
+	// Periods lists a subscription's billing periods (the Billing Periods API, through the
+	// billing client's rate budget) for the timer's plan; nil plans calendar months for every
+	// scope.
+	Periods export.PeriodLister
 }
 
 // Server is the http.Handler of the functions. It is safe for concurrent use and keeps no work
@@ -86,12 +91,13 @@ type Server struct {
 	redact func(string) string
 	now    func() time.Time
 	inv    Inventory
+	bp     export.PeriodLister
 	mux    *http.ServeMux
 }
 
 // New returns a Server.
 func New(d Deps) *Server {
-	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, redact: d.Redact, now: d.Now, inv: d.Inventory}
+	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, redact: d.Redact, now: d.Now, inv: d.Inventory, bp: d.Periods}
 	if s.errw == nil {
 		s.errw = io.Discard
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,12 +45,13 @@ func Partitions(scopes []scope.Scope, periods []period.Period, metrics []string)
 	return out
 }
 
-// serveTimer plans the scheduled export: every configured scope × the scheduled periods (the
-// current month and, inside the restatement window, the previous one) × the configured metrics,
-// as one job with one queue message per partition; the workers export them. A past-due run
-// (IsPastDue) plans the same way: the plan depends only on the clock. While the previous
-// scheduled job with the same plan is still open, no second one is made. The timer then moves
-// the poison queue's partitions to failed in their jobs.
+// serveTimer plans the scheduled export: every configured scope × its scheduled periods (the
+// period open now and, inside its restatement window, the previous one: calendar months, or a
+// subscription's own billing periods, see scheduledPeriods) × the configured metrics, as one job
+// with one queue message per partition; the workers export them. A past-due run (IsPastDue)
+// plans the same way: the plan depends only on the clock and the subscriptions' billing periods.
+// While the previous scheduled job with the same plan is still open, no second one is made. The
+// timer then moves the poison queue's partitions to failed in their jobs.
 //
 // The reply is 200 with {"Outputs":{},"Logs":[…],"ReturnValue":null} once every message is on
 // the queue. It is 500 only when the job could not be stored or enqueued, so a host retry never
@@ -94,14 +96,30 @@ func (s *Server) serveTimer(w http.ResponseWriter, r *http.Request) {
 // planTimer submits the scheduled job. Its error means "could not enqueue".
 func (s *Server) planTimer(ctx context.Context) ([]string, error) {
 	now := s.now()
-	periods := period.Scheduled(now, s.cfg.RestatementDays)
-	parts := Partitions(s.cfg.Scopes, periods, s.cfg.Metrics)
-	names := make([]string, len(periods))
-	for i, p := range periods {
-		names[i] = p.String()
+	calendar := period.Scheduled(now, s.cfg.RestatementDays)
+	var (
+		parts []export.Partition
+		names []string
+		notes []string
+	)
+	seen := map[string]bool{}
+	for _, sc := range s.cfg.Scopes {
+		periods, note := s.scheduledPeriods(ctx, sc, now, calendar)
+		if note != "" {
+			notes = append(notes, note)
+		}
+		for _, p := range periods {
+			if !seen[p.String()] {
+				seen[p.String()] = true
+				names = append(names, p.String())
+			}
+		}
+		parts = append(parts, Partitions([]scope.Scope{sc}, periods, s.cfg.Metrics)...)
 	}
+	sort.Strings(names)
 	logs := []string{fmt.Sprintf("planned %d partition(s): %d scope(s) × periods %s × metrics %s",
 		len(parts), len(s.cfg.Scopes), strings.Join(names, ","), strings.Join(s.cfg.Metrics, ","))}
+	logs = append(logs, notes...)
 	req := jobs.Request{Periods: names, Metrics: s.cfg.Metrics}
 	for _, sc := range s.cfg.Scopes {
 		req.Scopes = append(req.Scopes, sc.String())
@@ -117,6 +135,54 @@ func (s *Server) planTimer(ctx context.Context) ([]string, error) {
 	}
 	zerolog.Ctx(ctx).Info().Str("job_id", j.ID).Bool("created", created).Int("partitions", len(j.Partitions)).Msg("scheduled export planned")
 	return logs, nil
+}
+
+// scheduledPeriods returns the periods the timer exports for sc at now, and a line for the
+// invocation's log when they are not the calendar months. For a subscription (without a
+// billing-period sub-scope) it reads the subscription's billing periods once (the Billing
+// Periods API, through the billing client and its rate budget) and plans among them
+// (period.ScheduledAmong): a pay-as-you-go subscription's period open now, named like 202702-1,
+// and, inside its restatement window, the one before it. Every other scope, and a subscription
+// whose billing periods cannot be read or include none open now (a warning is logged), gets the
+// calendar months, as the exporter does.
+func (s *Server) scheduledPeriods(ctx context.Context, sc scope.Scope, now time.Time, calendar []period.Period) ([]period.Period, string) {
+	if s.bp == nil || sc.Kind != scope.Subscription || sc.BillingPeriod != "" {
+		return calendar, ""
+	}
+	log := zerolog.Ctx(ctx)
+	listed, err := s.bp.BillingPeriods(ctx, sc)
+	if err != nil {
+		msg := s.redact(err.Error())
+		log.Warn().Str("scope", sc.String()).Str("error", msg).Msg("cannot read the subscription's billing periods: planning calendar months")
+		return calendar, fmt.Sprintf("%s: cannot read its billing periods (%s): calendar months planned", sc, msg)
+	}
+	own := period.ScheduledAmong(now, s.cfg.RestatementDays, listed)
+	if len(own) == 0 {
+		log.Warn().Str("scope", sc.String()).Int("listed", len(listed)).Msg("no billing period of the subscription is open now: planning calendar months")
+		return calendar, fmt.Sprintf("%s: none of its %d billing period(s) is open now: calendar months planned", sc, len(listed))
+	}
+	if samePeriods(own, calendar) {
+		return own, ""
+	}
+	names := make([]string, len(own))
+	for i, p := range own {
+		names[i] = fmt.Sprintf("%s (%s..%s)", p, p.Start().Format(time.DateOnly), p.End().AddDate(0, 0, -1).Format(time.DateOnly))
+	}
+	log.Info().Str("scope", sc.String()).Strs("periods", names).Msg("the subscription's own billing periods planned")
+	return own, fmt.Sprintf("%s: its own billing periods %s", sc, strings.Join(names, ", "))
+}
+
+// samePeriods reports whether a and b name the same periods in the same order.
+func samePeriods(a, b []period.Period) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].String() != b[i].String() || !a[i].Start().Equal(b[i].Start()) || !a[i].End().Equal(b[i].End()) {
+			return false
+		}
+	}
+	return true
 }
 
 // poisonBatch bounds the poison messages one timer run handles.

@@ -47,7 +47,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	usageFunc(fs, "demo [flags]\n\nStart the sandbox and Azurite, run this binary as the Functions host would, print where the data landed.")
 	perDay := fs.Int("records-per-day", 20, "sandbox records per subscription per day")
-	months := fs.Int("months", 3, "billing periods the on-demand export covers (ending last month)")
+	months := fs.Int("months", 4, "billing periods the on-demand export covers (ending last month); more partitions than one instance takes at once (host.json: batchSize 4 + newBatchThreshold 2), so the job fans out")
 	keep := fs.Bool("keep", false, "keep Azurite and the sandbox running until Ctrl-C")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err

@@ -121,6 +121,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := functions.New(functions.Deps{
 		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr, Redact: redact,
 		Inventory: newInventory(cfg, a.store),
+		// The timer plans a subscription's own billing periods (pay-as-you-go periods are not
+		// calendar months) with the same client and rate budget as the exports.
+		Periods: a.usage,
 	})
 	g.open(fs)
 	log.Info().Msg("ready")

@@ -78,29 +78,9 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 	if err != nil {
 		return fmt.Errorf("taking partition lease: %w", err)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	renewDone := make(chan struct{})
-	go func() {
-		defer close(renewDone)
-		t := time.NewTicker(e.opts.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := lease.Renew(ctx); err != nil {
-					cancel(fmt.Errorf("partition lease lost: %w", err))
-					return
-				}
-			}
-		}
-	}()
+	ctx, stop := lease.Keep(ctx)
 	defer func() {
-		cancel(nil)
-		<-renewDone
-		if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+		if rerr := stop(); rerr != nil {
 			log.Warn().Err(rerr).Msg("releasing partition lease")
 		}
 	}()

@@ -173,28 +173,9 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 	if err != nil {
 		return fmt.Errorf("taking focus partition lease: %w", err)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	renewDone := make(chan struct{})
-	go func() {
-		defer close(renewDone)
-		t := time.NewTicker(b.o.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := lease.Renew(ctx); err != nil {
-					cancel(fmt.Errorf("focus partition lease lost: %w", err))
-					return
-				}
-			}
-		}
-	}()
+	ctx, stop := lease.Keep(ctx)
 	defer func() {
-		cancel(nil)
-		<-renewDone
-		if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+		if rerr := stop(); rerr != nil {
 			zerolog.Ctx(ctx).Warn().Err(rerr).Msg("releasing focus partition lease")
 		}
 	}()

@@ -136,6 +136,40 @@ func (l *Lease) Renew(ctx context.Context) error {
 	return l.renew(ctx)
 }
 
+// Keep renews the lease every third of its TTL until the returned stop is called. The returned
+// context is ctx, cancelled with the renewal's error as its cause when a renewal fails (the lease
+// was lost, so the holder must stop writing). stop ends the renewals and releases the lease; it
+// returns the release's error.
+func (l *Lease) Keep(ctx context.Context) (context.Context, func() error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if l.ttl <= 0 {
+			<-ctx.Done()
+			return
+		}
+		t := time.NewTicker(l.ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := l.Renew(ctx); err != nil {
+					cancel(fmt.Errorf("lease on %q lost: %w", l.name, err))
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() error {
+		cancel(nil)
+		<-done
+		return l.Release(context.WithoutCancel(ctx))
+	}
+}
+
 // Release gives the lease up. A second Release is a no-op.
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
