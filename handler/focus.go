@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/usage-export/usage-export/internal/config"
@@ -40,15 +39,10 @@ func rebuildFocus(ctx context.Context, cfg *config.Config, st export.Store, m *m
 // verifyPartition verifies a raw partition (verify.Partition) or a FOCUS partition
 // (focus.Verify), whichever its manifest describes.
 func verifyPartition(ctx context.Context, st verify.Reader, name string) (*verify.Report, error) {
-	rc, _, err := st.Get(ctx, name)
+	b, err := store.ReadSmall(ctx, st, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return verify.Partition(ctx, st, name) // reports the missing manifest its way
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
-	rc.Close()
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
 	}

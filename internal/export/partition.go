@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strconv"
@@ -378,15 +377,10 @@ func (e *Exporter) saveCheckpoint(ctx context.Context, p Partition, cp *checkpoi
 
 // readBlob returns the blob's bytes, or nil when it does not exist.
 func (e *Exporter) readBlob(ctx context.Context, name string) ([]byte, error) {
-	rc, _, err := e.st.Get(ctx, name)
+	b, err := store.ReadSmall(ctx, e.st, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}

@@ -654,15 +654,10 @@ func (b *Builder) publish(ctx context.Context, rel, staged, partName, ext, runDi
 }
 
 func (b *Builder) readBlob(ctx context.Context, name string) ([]byte, error) {
-	rc, _, err := b.st.Get(ctx, name)
+	body, err := store.ReadSmall(ctx, b.st, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	defer rc.Close()
-	body, err := io.ReadAll(io.LimitReader(rc, 64<<20))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}

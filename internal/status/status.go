@@ -6,7 +6,6 @@ package status
 import (
 	"context"
 	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strings"
@@ -229,12 +228,7 @@ func splitRelPath(rel string) (metric, sc, p string, ok bool) {
 func roundSeconds(d time.Duration) float64 { return float64(d.Round(time.Second) / time.Second) }
 
 func readManifestFile(ctx context.Context, st export.Store, name string) (*manifest.Manifest, error) {
-	rc, _, err := st.Get(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
+	b, err := store.ReadSmall(ctx, st, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}

@@ -391,3 +391,23 @@ func checkMove(src, dst string, o *PutOptions) (*PutOptions, error) {
 	}
 	return o, nil
 }
+
+// MaxSmallObject bounds the objects read whole with ReadSmall: manifests, checkpoints and other
+// control documents.
+const MaxSmallObject = 64 << 20
+
+// Getter is what ReadSmall needs from a store.
+type Getter interface {
+	Get(ctx context.Context, name string) (io.ReadCloser, Props, error)
+}
+
+// ReadSmall reads a whole small object (at most MaxSmallObject bytes). Get's errors, ErrNotFound
+// among them, are returned as they are, for the caller to wrap.
+func ReadSmall(ctx context.Context, st Getter, name string) ([]byte, error) {
+	rc, _, err := st.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, MaxSmallObject))
+}

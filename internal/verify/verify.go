@@ -50,12 +50,7 @@ const maxLine = 16 << 20
 // Partition verifies the partition whose manifest is manifestName ("…/_manifest.json").
 func Partition(ctx context.Context, st Reader, manifestName string) (*Report, error) {
 	rep := &Report{Manifest: manifestName}
-	rc, _, err := st.Get(ctx, manifestName)
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	b, err := io.ReadAll(io.LimitReader(rc, 64<<20))
-	rc.Close()
+	b, err := store.ReadSmall(ctx, st, manifestName)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest: %w", err)
 	}
