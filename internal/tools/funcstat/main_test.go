@@ -1,0 +1,48 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"testing"
+)
+
+func TestMeasure(t *testing.T) {
+	const src = `package p
+
+func flat() {}
+
+func deep(xs []int) {
+	for _, x := range xs {
+		if x > 0 {
+			switch x {
+			case 1:
+				func() {
+					if x == 1 {
+						println(x)
+					}
+				}()
+			}
+		}
+	}
+}
+
+type T[K any] struct{}
+
+func (t *T[K]) M() { if true {} }
+`
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "p.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := measure(fset, "p.go", f)
+	want := []Func{{"p.go:flat", 1, 0}, {"p.go:deep", 14, 5}, {"p.go:T.M", 1, 1}}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("got %+v, want %+v", got[i], want[i])
+		}
+	}
+}
