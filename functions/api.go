@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -182,7 +184,7 @@ func (m *metricList) UnmarshalJSON(b []byte) error {
 type plan struct {
 	scopes  []scope.Scope
 	periods []period.Period
-	metrics []string
+	metrics []metric.Metric
 	source  string
 	force   bool
 	parts   []export.Partition
@@ -280,15 +282,15 @@ func (s *Server) parseRequest(text string) (*plan, *apiReply) {
 	if len(in.Metric) == 0 {
 		p.metrics = append(p.metrics, s.cfg.Metrics...)
 	}
-	for _, m := range in.Metric {
-		m = strings.ToLower(strings.TrimSpace(m))
-		if !contains(config.Metrics, m) {
-			return fail(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(config.Metrics, ", "))
+	for _, ms := range in.Metric {
+		m := metric.Metric(strings.ToLower(strings.TrimSpace(ms)))
+		if !slices.Contains(metric.All, m) {
+			return fail(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(metric.Strings(metric.All), ", "))
 		}
-		if s.cfg.APIVersion == "2018-06-30" && m != "actualcost" {
+		if s.cfg.APIVersion == "2018-06-30" && m != metric.ActualCost {
 			return fail(http.StatusBadRequest, "invalid_metric", "metric %q: the configured API version 2018-06-30 has actualcost only", m)
 		}
-		if !contains(p.metrics, m) {
+		if !slices.Contains(p.metrics, m) {
 			p.metrics = append(p.metrics, m)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -162,7 +163,7 @@ func TestAcceptAndGet(t *testing.T) {
 			}
 			if strings.Join(j.Request.Scopes, ",") != strings.Join(tt.scopes, ",") ||
 				strings.Join(j.Request.Periods, ",") != strings.Join(tt.periods, ",") ||
-				strings.Join(j.Request.Metrics, ",") != strings.Join(tt.metrics, ",") {
+				strings.Join(metric.Strings(j.Request.Metrics), ",") != strings.Join(tt.metrics, ",") {
 				t.Errorf("request %+v, want scopes %v periods %v metrics %v", j.Request, tt.scopes, tt.periods, tt.metrics)
 			}
 			if want := len(tt.scopes) * len(tt.periods) * len(tt.metrics); len(j.Partitions) != want {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	runplan "github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/status"
@@ -140,13 +142,13 @@ func (s *Server) partitionStatus(ctx context.Context, req *httpRequest) apiReply
 		}
 		f.Periods[pr.String()] = true
 	}
-	for _, m := range splitQuery(q["metric"]) {
-		m = strings.ToLower(m)
-		if !contains(config.Metrics, m) {
-			return replyError(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(config.Metrics, ", "))
+	for _, ms := range splitQuery(q["metric"]) {
+		m := metric.Metric(strings.ToLower(ms))
+		if !slices.Contains(metric.All, m) {
+			return replyError(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(metric.Strings(metric.All), ", "))
 		}
 		if f.Metrics == nil {
-			f.Metrics = map[string]bool{}
+			f.Metrics = map[metric.Metric]bool{}
 		}
 		f.Metrics[m] = true
 	}

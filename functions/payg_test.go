@@ -169,7 +169,7 @@ func TestTimerPlansPayAsYouGoPeriods(t *testing.T) {
 		} else if bp, err = period.Parse(r.Period); err != nil {
 			t.Fatal(err)
 		}
-		truth, err := sb.GroundTruth(sc, bp, r.Metric)
+		truth, err := sb.GroundTruth(sc, bp, string(r.Metric))
 		if err != nil {
 			t.Fatal(err)
 		}

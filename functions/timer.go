@@ -13,6 +13,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/workqueue"
@@ -30,7 +31,7 @@ type timerInfo struct {
 // Partitions crosses scopes, periods and metrics, scope by scope. A scope configured with a
 // billing-period sub-scope covers its own period only: it joins where periods include that
 // period and is left out otherwise.
-func Partitions(scopes []scope.Scope, periods []period.Period, metrics []string) []export.Partition {
+func Partitions(scopes []scope.Scope, periods []period.Period, metrics []metric.Metric) []export.Partition {
 	var out []export.Partition
 	for _, sc := range scopes {
 		for _, p := range periods {
@@ -118,7 +119,7 @@ func (s *Server) planTimer(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(names)
 	logs := []string{fmt.Sprintf("planned %d partition(s): %d scope(s) × periods %s × metrics %s",
-		len(parts), len(s.cfg.Scopes), strings.Join(names, ","), strings.Join(s.cfg.Metrics, ","))}
+		len(parts), len(s.cfg.Scopes), strings.Join(names, ","), strings.Join(metric.Strings(s.cfg.Metrics), ","))}
 	logs = append(logs, notes...)
 	req := jobs.Request{Periods: names, Metrics: s.cfg.Metrics}
 	for _, sc := range s.cfg.Scopes {

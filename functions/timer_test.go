@@ -11,6 +11,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -110,13 +111,13 @@ func TestTimerPlan(t *testing.T) {
 			}
 			var got []string
 			for _, it := range env.queue.take() {
-				got = append(got, it.Scope+" "+it.Period+" "+it.Metric)
+				got = append(got, it.Scope+" "+it.Period+" "+string(it.Metric))
 			}
 			var want []string
 			for _, sc := range env.cfg.Scopes {
 				for _, p := range tt.periods {
 					for _, m := range env.cfg.Metrics {
-						want = append(want, sc.String()+" "+p+" "+m)
+						want = append(want, sc.String()+" "+p+" "+string(m))
 					}
 				}
 			}
@@ -219,8 +220,8 @@ func TestPartitionsSubScope(t *testing.T) {
 		scope.MustParse(subA),
 	}
 	var got []string
-	for _, p := range Partitions(scopes, periods, []string{"actualcost", "usage"}) {
-		got = append(got, p.Scope.String()+" "+p.Period.String()+" "+p.Metric)
+	for _, p := range Partitions(scopes, periods, []metric.Metric{metric.ActualCost, metric.Usage}) {
+		got = append(got, p.Scope.String()+" "+p.Period.String()+" "+string(p.Metric))
 	}
 	want := []string{
 		eaAcct + "/providers/Microsoft.Billing/billingPeriods/202402 202402 actualcost",

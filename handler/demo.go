@@ -284,7 +284,7 @@ func printPartitions(ctx context.Context, w io.Writer, st *store.Blob, where str
 		truth := "?"
 		if sc, err := scope.Parse(m.Scope); err == nil {
 			if p, err := period.Parse(m.BillingPeriod); err == nil {
-				if gt, err := sb.GroundTruth(sc, p, m.Metric); err == nil {
+				if gt, err := sb.GroundTruth(sc, p, string(m.Metric)); err == nil {
 					truth = strconv.Itoa(gt.Rows)
 				}
 			}

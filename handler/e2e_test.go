@@ -34,6 +34,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/hostqueue"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -421,10 +422,10 @@ func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[
 // checkExact compares the live partition with the sandbox's ground truth: a clean verify
 // report, a committed manifest, row count, per-currency sums and the record-set hash of the
 // lines. It returns the manifest.
-func (w *world) checkExact(t *testing.T, sc scope.Scope, p period.Period, metric string) *manifest.Manifest {
+func (w *world) checkExact(t *testing.T, sc scope.Scope, p period.Period, mt metric.Metric) *manifest.Manifest {
 	t.Helper()
 	ctx := context.Background()
-	part := export.Partition{Scope: sc, Period: p, Metric: metric}
+	part := export.Partition{Scope: sc, Period: p, Metric: mt}
 	name := config.DefaultPrefix + "/" + part.RelPath() + "/" + manifest.FileName
 	rep, err := verify.Partition(ctx, w.st, name)
 	if err != nil {
@@ -446,7 +447,7 @@ func (w *world) checkExact(t *testing.T, sc scope.Scope, p period.Period, metric
 	if err != nil {
 		t.Fatal(err)
 	}
-	truth, err := w.sb.GroundTruth(sc, p, metric)
+	truth, err := w.sb.GroundTruth(sc, p, string(mt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,8 +621,8 @@ func TestHostedTimerAndOnDemand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := w.checkExact(t, sc, p, jp.Metric)
-		part := export.Partition{Scope: sc, Period: p, Metric: jp.Metric}
+		m := w.checkExact(t, sc, p, metric.Metric(jp.Metric))
+		part := export.Partition{Scope: sc, Period: p, Metric: metric.Metric(jp.Metric)}
 		wantManifest := config.DefaultPrefix + "/" + part.RelPath() + "/" + manifest.FileName
 		if jp.Status != "committed" || jp.Rows != m.DataRowCount || m.RunInfo.ExecutionType != "OnDemand" || jp.Manifest != wantManifest {
 			t.Errorf("job partition %+v, manifest %d rows %s", jp, m.DataRowCount, m.RunInfo.ExecutionType)

@@ -10,6 +10,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/focus"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -20,7 +21,7 @@ import (
 // publish of a held run) when USAGE_EXPORT_FOCUS is on; nil when it is off or m is not an
 // actual or amortized partition.
 func rebuildFocus(ctx context.Context, cfg *config.Config, st export.Store, m *manifest.Manifest) *focus.Result {
-	if !cfg.Focus || (m.Metric != focus.FromActual && m.Metric != focus.FromAmortized) {
+	if !cfg.Focus || (m.Metric != metric.ActualCost && m.Metric != metric.AmortizedCost) {
 		return nil
 	}
 	sc, err := scope.Parse(m.Scope)

@@ -86,7 +86,7 @@ func TestPublishHeldRebuildsFocus(t *testing.T) {
 	held := map[string]string{}
 	for _, r := range second.Partitions {
 		if r.Status == export.StatusHeld {
-			held[r.Metric] = r.RunID
+			held[string(r.Metric)] = r.RunID
 		}
 	}
 	if len(held) != 2 || len(second.Derived) != 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/status"
@@ -125,9 +126,9 @@ func parseStatusFilter(scopes, periods, from, to, metrics string, cfg *config.Co
 	for _, m := range strings.Split(metrics, ",") {
 		if m = strings.TrimSpace(strings.ToLower(m)); m != "" {
 			if f.Metrics == nil {
-				f.Metrics = map[string]bool{}
+				f.Metrics = map[metric.Metric]bool{}
 			}
-			f.Metrics[m] = true
+			f.Metrics[metric.Metric(m)] = true
 		}
 	}
 	return f, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/usage-export/usage-export/internal/azurite"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -88,7 +89,7 @@ func RunProfileMode(ctx context.Context, args []string, token, storageConn strin
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return fmt.Errorf("%s: %w", ModeProfile, err)
 	}
-	sum, err := e.Run(log.WithContext(ctx), []export.Partition{{Scope: s, Period: p, Metric: "actualcost"}})
+	sum, err := e.Run(log.WithContext(ctx), []export.Partition{{Scope: s, Period: p, Metric: metric.ActualCost}})
 	pprof.StopCPUProfile()
 	if err != nil {
 		return fmt.Errorf("%s: %w", ModeProfile, err)

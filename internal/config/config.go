@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -60,7 +62,7 @@ const (
 	DefaultPrefix             = "usage"
 	DefaultSchedule           = "0 0 4 * * *"
 	DefaultAPIVersion         = "2024-08-01"
-	DefaultMetric             = "actualcost"
+	DefaultMetric             = metric.ActualCost
 	DefaultSource             = "auto" // per partition, the source with the fewest ARM calls (docs/sources.md)
 	DefaultRestatementDays    = 5
 	DefaultManagementEndpoint = "https://management.azure.com"
@@ -85,9 +87,6 @@ var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01
 // any other endpoint but loopback needs EnvAllowCustomEndpoint.
 var ManagementHosts = []string{"management.azure.com", "management.chinacloudapi.cn", "management.usgovcloudapi.net"}
 
-// Metrics lists the accepted metric values.
-var Metrics = []string{"actualcost", "amortizedcost", "usage"}
-
 // Config is the validated configuration.
 type Config struct {
 	Scopes             []scope.Scope
@@ -100,7 +99,7 @@ type Config struct {
 	Prefix             string
 	Schedule           string
 	APIVersion         string
-	Metrics            []string
+	Metrics            []metric.Metric
 	RestatementDays    int
 	ManagementEndpoint string
 	Token              string // secret: never logged
@@ -230,32 +229,33 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	if !oneOf(c.APIVersion, APIVersions) {
 		bad(EnvAPIVersion, "%q is not supported; use one of %s", c.APIVersion, strings.Join(APIVersions, ", "))
 	}
-	metrics := get(EnvMetric, DefaultMetric)
+	metrics := get(EnvMetric, string(DefaultMetric))
+	all := metric.Strings(metric.All)
 	for _, m := range splitList(metrics) {
 		m = strings.ToLower(m)
-		if !oneOf(m, Metrics) {
-			if near := Suggest(m, Metrics); near != "" {
-				bad(EnvMetric, "%q is not one of %s; did you mean %s?", m, strings.Join(Metrics, ", "), near)
+		if !oneOf(m, all) {
+			if near := Suggest(m, all); near != "" {
+				bad(EnvMetric, "%q is not one of %s; did you mean %s?", m, strings.Join(all, ", "), near)
 			} else {
-				bad(EnvMetric, "%q is not one of %s", m, strings.Join(Metrics, ", "))
+				bad(EnvMetric, "%q is not one of %s", m, strings.Join(all, ", "))
 			}
 			continue
 		}
-		if !oneOf(m, c.Metrics) {
-			c.Metrics = append(c.Metrics, m)
+		if !slices.Contains(c.Metrics, metric.Metric(m)) {
+			c.Metrics = append(c.Metrics, metric.Metric(m))
 		}
 	}
 	if len(c.Metrics) == 0 {
-		c.Metrics = []string{DefaultMetric}
+		c.Metrics = []metric.Metric{DefaultMetric}
 	}
 	if c.Focus { // the FOCUS dataset is built from both cost views
-		for _, m := range []string{"actualcost", "amortizedcost"} {
-			if !oneOf(m, c.Metrics) {
+		for _, m := range []metric.Metric{metric.ActualCost, metric.AmortizedCost} {
+			if !slices.Contains(c.Metrics, m) {
 				c.Metrics = append(c.Metrics, m)
 			}
 		}
 	}
-	if c.APIVersion == "2018-06-30" && (len(c.Metrics) > 1 || c.Metrics[0] != "actualcost") {
+	if c.APIVersion == "2018-06-30" && (len(c.Metrics) > 1 || c.Metrics[0] != metric.ActualCost) {
 		bad(EnvMetric, "API version 2018-06-30 has no metric parameter; only actualcost is available")
 	}
 	if err := ValidateEndpoint(c.ManagementEndpoint); err != nil {

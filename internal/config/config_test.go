@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -104,11 +105,11 @@ func TestValidators(t *testing.T) {
 func TestFocusImpliesBothCostMetrics(t *testing.T) {
 	for _, c := range []struct {
 		metric string
-		want   []string
+		want   []metric.Metric
 	}{
-		{"", []string{"actualcost", "amortizedcost"}},
-		{"usage", []string{"usage", "actualcost", "amortizedcost"}},
-		{"amortizedcost,actualcost", []string{"amortizedcost", "actualcost"}},
+		{"", []metric.Metric{"actualcost", "amortizedcost"}},
+		{"usage", []metric.Metric{"usage", "actualcost", "amortizedcost"}},
+		{"amortizedcost,actualcost", []metric.Metric{"amortizedcost", "actualcost"}},
 	} {
 		env := map[string]string{EnvScopes: "/subscriptions/00000000-0000-0000-0000-000000000001", EnvOutputDir: "out",
 			EnvFocus: "true", EnvMetric: c.metric}

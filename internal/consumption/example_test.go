@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -49,7 +50,7 @@ func ExampleClient_List() {
 	q := consumption.Query{
 		Scope:         scope.MustParse("/providers/Microsoft.Billing/billingAccounts/1234"),
 		BillingPeriod: "202401",
-		Metric:        consumption.MetricActualCost,
+		Metric:        metric.ActualCost,
 		Top:           consumption.MaxTop,
 	}
 	if err := c.List(context.Background(), q, printer{c.Endpoint()}); err != nil {

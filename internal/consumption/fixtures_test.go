@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -122,7 +123,7 @@ func runFixture(t *testing.T, version string, f fixture, status string, body jso
 		wantPath += "/providers/Microsoft.Billing/billingPeriods/" + period
 	}
 	wantPath += "/providers/Microsoft.Consumption/usageDetails"
-	q := Query{Scope: sc, BillingPeriod: period, Metric: f.param("metric"), Expand: f.param("$expand"), Filter: f.param("$filter")}
+	q := Query{Scope: sc, BillingPeriod: period, Metric: metric.Metric(f.param("metric")), Expand: f.param("$expand"), Filter: f.param("$filter")}
 	if top := f.param("$top"); top != "" {
 		q.Top = must(strconv.Atoi(top))
 	}
@@ -132,7 +133,7 @@ func runFixture(t *testing.T, version string, f fixture, status string, body jso
 	}
 	wantQuery := map[string]string{"api-version": version, "$filter": q.Filter, "$expand": wantExpand, "$top": f.param("$top")}
 	if version != apiVersionNoMetric {
-		wantQuery["metric"] = q.Metric
+		wantQuery["metric"] = string(q.Metric)
 	}
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -19,9 +20,9 @@ type Query struct {
 	// BillingPeriod is the billing-period sub-scope name (yyyyMM, yyyyMMdd or yyyyMM-N), or "" to use
 	// Scope.BillingPeriod (which may be "" too). MCA scopes have no billing-period sub-scope.
 	BillingPeriod string
-	// Metric is "" (the API default), "actualcost", "amortizedcost" or "usage" (matched without
-	// regard to case, sent in lower case). 2018-06-30 has no metric: only "" or "actualcost".
-	Metric string
+	// Metric is "" (the API default) or one of metric.All (matched without regard to case, sent
+	// in lower case). 2018-06-30 has no metric: only "" or metric.ActualCost.
+	Metric metric.Metric
 	// Expand is sent as $expand. "" sends DefaultExpand(api-version): the meter details and the
 	// additional info, in the api-version's own spelling. ExpandNone sends no $expand.
 	Expand string
@@ -55,13 +56,6 @@ func DefaultExpand(apiVersion string) string {
 
 // MaxTop is the largest page size the API accepts for $top.
 const MaxTop = 1000
-
-// Metric values of the usageDetails API (2019-10-01 and later).
-const (
-	MetricActualCost    = "actualcost"
-	MetricAmortizedCost = "amortizedcost"
-	MetricUsage         = "usage"
-)
 
 // Query parameter names, exactly as the API spells them.
 const (
@@ -126,17 +120,17 @@ func (c *Client) buildURL(q Query) (string, error) {
 			return fail("%s scopes have no billing-period sub-scope; use From/To", q.Scope.Kind)
 		}
 	}
-	metric := strings.ToLower(q.Metric)
-	switch metric {
-	case "", MetricActualCost, MetricAmortizedCost, MetricUsage:
+	m := metric.Metric(strings.ToLower(string(q.Metric)))
+	switch m {
+	case "", metric.ActualCost, metric.AmortizedCost, metric.Usage:
 	default:
-		return fail("metric %q: want %q, %q or %q", q.Metric, MetricActualCost, MetricAmortizedCost, MetricUsage)
+		return fail("metric %q: want %q, %q or %q", q.Metric, metric.ActualCost, metric.AmortizedCost, metric.Usage)
 	}
 	if legacyVersion {
-		if metric != "" && metric != MetricActualCost {
+		if m != "" && m != metric.ActualCost {
 			return fail("api version %s has no metric parameter: only actual cost is available, not %q", c.apiVersion, q.Metric)
 		}
-		metric = ""
+		m = ""
 	}
 	if q.Top < 0 || q.Top > MaxTop {
 		return fail("top %d: want 1..%d, or 0 to leave it out", q.Top, MaxTop)
@@ -195,8 +189,8 @@ func (c *Client) buildURL(q Query) (string, error) {
 	if q.Top > 0 {
 		add(paramTop, strconv.Itoa(q.Top))
 	}
-	if metric != "" {
-		add(paramMetric, metric)
+	if m != "" {
+		add(paramMetric, string(m))
 	}
 	if dateParams {
 		add(paramStartDate, from)

@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -117,7 +118,7 @@ func TestBudgetMeetsObservedLimits(t *testing.T) {
 	p := period.Period{Year: 2024, Month: 2}
 	type job struct {
 		sc     scope.Scope
-		metric string
+		metric metric.Metric
 	}
 	dept := scope.MustParse("/providers/Microsoft.Billing/departments/301001")
 	sub := sb.Scopes()[0]
@@ -133,7 +134,7 @@ func TestBudgetMeetsObservedLimits(t *testing.T) {
 	pages := make([]int, len(jobs))
 	start := time.Now()
 	for i, j := range jobs {
-		truth, err := sb.GroundTruth(j.sc, p, j.metric)
+		truth, err := sb.GroundTruth(j.sc, p, string(j.metric))
 		if err != nil {
 			t.Fatal(err)
 		}

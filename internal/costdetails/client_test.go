@@ -25,6 +25,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -706,7 +707,7 @@ func TestFetchChunks(t *testing.T) {
 	dept := scope.MustParse("/providers/Microsoft.Billing/departments/42")
 	profile := scope.MustParse("/providers/Microsoft.Billing/billingAccounts/12345:6789_2019-05-31/billingProfiles/P1")
 	mg := scope.MustParse("/providers/Microsoft.Management/managementGroups/mg1")
-	chunk := func(sc scope.Scope, per, metric string, partDays int) export.Chunk {
+	chunk := func(sc scope.Scope, per string, metric metric.Metric, partDays int) export.Chunk {
 		p := export.Partition{Scope: sc, Period: mustPeriod(per), Metric: metric}
 		return export.Chunks(p, partDays, date("2024-06-10"))[0]
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -52,17 +53,17 @@ func Earliest(now time.Time) time.Time {
 
 // MetricOf maps the exporter's metric names (actualcost, amortizedcost; any letter case) to the
 // API's. The usage metric has no Cost Details equivalent and is an error.
-func MetricOf(metric string) (string, error) {
-	switch strings.ToLower(metric) {
-	case "actualcost":
+func MetricOf(m metric.Metric) (string, error) {
+	switch metric.Metric(strings.ToLower(string(m))) {
+	case metric.ActualCost:
 		return MetricActualCost, nil
-	case "amortizedcost":
+	case metric.AmortizedCost:
 		return MetricAmortizedCost, nil
-	case "usage":
+	case metric.Usage:
 		return "", fmt.Errorf("%w: metric %q: Cost Details has no usage metric (only ActualCost and AmortizedCost); use the usageDetails source for it",
-			ErrInvalidRequest, metric)
+			ErrInvalidRequest, m)
 	default:
-		return "", fmt.Errorf("%w: metric %q: want actualcost or amortizedcost", ErrInvalidRequest, metric)
+		return "", fmt.Errorf("%w: metric %q: want %s or %s", ErrInvalidRequest, m, metric.ActualCost, metric.AmortizedCost)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -176,7 +177,7 @@ func TestSandboxReportsMatchGroundTruth(t *testing.T) {
 	for _, r := range runs {
 		t.Run(fmt.Sprintf("%s/%s/%s", r.sc.Kind, r.sc.IDs[len(r.sc.IDs)-1], r.per+"-"+r.metric), func(t *testing.T) {
 			p, _ := period.Parse(r.per)
-			ch := export.Chunks(export.Partition{Scope: r.sc, Period: p, Metric: r.metric}, -1, today)[0]
+			ch := export.Chunks(export.Partition{Scope: r.sc, Period: p, Metric: metric.Metric(r.metric)}, -1, today)[0]
 			want, err := s.GroundTruth(r.sc, p, r.metric)
 			if err != nil {
 				t.Fatal(err)

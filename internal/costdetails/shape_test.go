@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -87,7 +88,7 @@ func TestSameLinesBothSources(t *testing.T) {
 	}
 	total := 0
 	for _, sc := range scopes {
-		for _, metric := range []string{"actualcost", "amortizedcost"} {
+		for _, metric := range []metric.Metric{metric.ActualCost, metric.AmortizedCost} {
 			ud := &lineCollector{}
 			q := consumption.Query{Scope: sc, Metric: metric, Expand: "properties/meterDetails,properties/additionalInfo",
 				From: p.Start(), To: p.End().AddDate(0, 0, -1)}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -77,7 +78,7 @@ type Source interface {
 type Partition struct {
 	Scope  scope.Scope
 	Period period.Period
-	Metric string // actualcost | amortizedcost | usage
+	Metric metric.Metric
 }
 
 // Options configure a run. The zero value (or nil) means the documented defaults.
@@ -176,23 +177,23 @@ const (
 
 // Result is the outcome of one partition.
 type Result struct {
-	Partition Partition `json:"-"`
-	Scope     string    `json:"scope"`
-	Period    string    `json:"billingPeriod"`
-	Metric    string    `json:"metric"`
-	Source    string    `json:"source,omitempty"`       // the source that exported (or tried) the partition
-	Reason    string    `json:"sourceReason,omitempty"` // why that source (Options.Pick)
-	Status    string    `json:"status"`
-	RunID     string    `json:"runId,omitempty"`
-	Rows      int64     `json:"rows"`
-	Bytes     int64     `json:"bytes"`
-	Pages     int       `json:"pages"`
-	Parts     int       `json:"parts"`
-	Resumed   bool      `json:"resumed"`
-	Seconds   float64   `json:"seconds"`
-	Manifest  string    `json:"manifest,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	Err       error     `json:"-"`
+	Partition Partition     `json:"-"`
+	Scope     string        `json:"scope"`
+	Period    string        `json:"billingPeriod"`
+	Metric    metric.Metric `json:"metric"`
+	Source    string        `json:"source,omitempty"`       // the source that exported (or tried) the partition
+	Reason    string        `json:"sourceReason,omitempty"` // why that source (Options.Pick)
+	Status    string        `json:"status"`
+	RunID     string        `json:"runId,omitempty"`
+	Rows      int64         `json:"rows"`
+	Bytes     int64         `json:"bytes"`
+	Pages     int           `json:"pages"`
+	Parts     int           `json:"parts"`
+	Resumed   bool          `json:"resumed"`
+	Seconds   float64       `json:"seconds"`
+	Manifest  string        `json:"manifest,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	Err       error         `json:"-"`
 
 	subs []string // subscriptions seen, for overlap detection
 }
@@ -293,7 +294,7 @@ func (e *Exporter) Run(ctx context.Context, parts []Partition) (*Summary, error)
 	sum.Overlaps = overlaps(sum.Partitions)
 	for _, o := range sum.Overlaps {
 		zerolog.Ctx(ctx).Warn().Str("scope_a", o.ScopeA).Str("scope_b", o.ScopeB).Str("period", o.Period).
-			Str("metric", o.Metric).Int("shared_subscriptions", o.SharedSubscriptions).Str("example", o.Example).
+			Str("metric", string(o.Metric)).Int("shared_subscriptions", o.SharedSubscriptions).Str("example", o.Example).
 			Msg("overlapping scopes: both exports contain the same subscriptions and will double-count in a lake")
 	}
 	if e.opts.AfterRun != nil && ctx.Err() == nil {
@@ -314,7 +315,7 @@ type slots struct {
 func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots, periods *periodCache) Result {
 	start := time.Now()
 	log := zerolog.Ctx(ctx).With().Str("scope", p.Scope.String()).Str("period", p.Period.String()).
-		Str("metric", p.Metric).Logger()
+		Str("metric", string(p.Metric)).Logger()
 	ctx = log.WithContext(ctx)
 	res := Result{Partition: p, Scope: p.Scope.String(), Period: p.Period.String(), Metric: p.Metric}
 	var src Source
@@ -364,12 +365,12 @@ func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots, perio
 // Overlap is evidence from the data that two exported scopes share records: the same
 // subscriptions appear in both partitions of one period and metric.
 type Overlap struct {
-	ScopeA              string `json:"scopeA"`
-	ScopeB              string `json:"scopeB"`
-	Period              string `json:"billingPeriod"`
-	Metric              string `json:"metric"`
-	SharedSubscriptions int    `json:"sharedSubscriptions"`
-	Example             string `json:"example"`
+	ScopeA              string        `json:"scopeA"`
+	ScopeB              string        `json:"scopeB"`
+	Period              string        `json:"billingPeriod"`
+	Metric              metric.Metric `json:"metric"`
+	SharedSubscriptions int           `json:"sharedSubscriptions"`
+	Example             string        `json:"example"`
 }
 
 // overlaps compares the subscriptions seen by every pair of partitions of the same period and

@@ -24,6 +24,7 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -207,7 +208,7 @@ func TestSandboxExportsEqualGroundTruth(t *testing.T) {
 						if r.Status != export.StatusCommitted {
 							t.Fatalf("run %d %s: %s %s", run, p.RelPath(), r.Status, r.Error)
 						}
-						truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, v.version)
+						truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), v.version)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -279,7 +280,7 @@ func TestFailedRunLeavesPartitionIntact(t *testing.T) {
 			if r := sum.Partitions[0]; r.Status != export.StatusCommitted || !r.Resumed {
 				t.Fatalf("next run: status %s resumed %v (%s)", r.Status, r.Resumed, r.Error)
 			}
-			truth, _ := sb.GroundTruth(p.Scope, p.Period, p.Metric)
+			truth, _ := sb.GroundTruth(p.Scope, p.Period, string(p.Metric))
 			if _, n, hash := partitionRecords(t, st, e, p); n != truth.Rows || hash != truth.Hash {
 				t.Fatalf("after resume: %d rows (want %d), hash match %v", n, truth.Rows, hash == truth.Hash)
 			}
@@ -308,7 +309,7 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 	var parts []export.Partition
 	for _, sc := range pickScopes(t, sb, scope.BillingAccount, scope.Department, scope.BillingProfile, scope.Customer) {
 		for _, m := range []string{"actualcost", "amortizedcost"} {
-			parts = append(parts, export.Partition{Scope: sc, Period: period.Of(sandboxNow).Add(-1), Metric: m})
+			parts = append(parts, export.Partition{Scope: sc, Period: period.Of(sandboxNow).Add(-1), Metric: metric.Metric(m)})
 		}
 	}
 	ctx := context.Background()
@@ -319,7 +320,7 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 		}
 	}
 	for _, p := range parts {
-		truth, _ := sb.GroundTruth(p.Scope, p.Period, p.Metric)
+		truth, _ := sb.GroundTruth(p.Scope, p.Period, string(p.Metric))
 		mu, nu, _ := partitionRecords(t, st, usage, p)
 		mc, nc, _ := partitionRecords(t, st, cost, p)
 		if mc.Source != export.SourceCostDetails || mu.Source != export.SourceUsageDetails {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -26,7 +27,7 @@ func (u *UsageDetails) APIVersion() string { return u.Version }
 // Fetch implements Source.
 func (u *UsageDetails) Fetch(ctx context.Context, c Chunk, h consumption.Handler) error {
 	q := consumption.Query{Scope: c.Scope, Metric: c.Metric, Expand: u.Expand, Top: u.Top}
-	if u.Version == "2018-06-30" && c.Metric == "actualcost" {
+	if u.Version == "2018-06-30" && c.Metric == metric.ActualCost {
 		q.Metric = "" // 2018-06-30 has no metric parameter; its records are actual cost
 	}
 	if c.ByPeriod {

@@ -88,7 +88,7 @@ func bodyFaultRun(t *testing.T, fault sandbox.Fault, src string) (string, error)
 		RowsPerBlob: bodyRowsPerBlob, PollInterval: 100 * time.Millisecond,
 	})
 	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestBodyFaultsCLI(t *testing.T) {
 				return
 			}
 			expand := consumption.DefaultExpand(apiVersion)
-			truth, err := sb.GroundTruthExpand(part.Scope, part.Period, part.Metric, apiVersion, expand)
+			truth, err := sb.GroundTruthExpand(part.Scope, part.Period, string(part.Metric), apiVersion, expand)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +251,7 @@ func TestBodyFaultsCLI(t *testing.T) {
 				}
 				// The default $expand is what made the records these: without it the API
 				// serves other bytes (no meter details), a different record set.
-				if bare, err := sb.GroundTruthExpand(part.Scope, part.Period, part.Metric, apiVersion, ""); err != nil || bare.Hash == truth.Hash {
+				if bare, err := sb.GroundTruthExpand(part.Scope, part.Period, string(part.Metric), apiVersion, ""); err != nil || bare.Hash == truth.Hash {
 					t.Fatalf("the ground truth without $expand has the same hash (%v): the check cannot tell", err)
 				}
 			} else if s, err := readPartition(context.Background(), st, name); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -139,7 +140,7 @@ func newWorld(t *testing.T, bin string) (*crashWorld, error) {
 	}
 	w.chunks = w.period.Days()
 	for _, m := range crashMetrics {
-		p := export.Partition{Scope: w.scope, Period: w.period, Metric: m}
+		p := export.Partition{Scope: w.scope, Period: w.period, Metric: metric.Metric(m)}
 		w.dirs[m] = w.prefix + "/" + p.RelPath()
 	}
 	// The sandboxes use the real clock: the handler plans with time.Now.
@@ -308,8 +309,8 @@ func readCheckpoint(ctx context.Context, st storeView, name string) (*checkpoint
 	return &cp, nil
 }
 
-func (w *crashWorld) checkpointName(metric string) string {
-	p := export.Partition{Scope: w.scope, Period: w.period, Metric: metric}
+func (w *crashWorld) checkpointName(m string) string {
+	p := export.Partition{Scope: w.scope, Period: w.period, Metric: metric.Metric(m)}
 	return w.prefix + "/_control/checkpoints/" + p.RelPath() + "/checkpoint.json"
 }
 

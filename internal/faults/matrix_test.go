@@ -158,7 +158,7 @@ func runFaultCase(t *testing.T, fc faultCase) {
 	e := newExporter(t, sb, st, co, opts)
 	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
 	parts := []export.Partition{p}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestFaultRedirect(t *testing.T) {
 	}})
 	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
 	parts := []export.Partition{p}
-	truth, err := gw.sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	truth, err := gw.sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func TestFaultAzuriteStopped(t *testing.T) {
 	}})
 	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
 	parts := []export.Partition{p}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestFaultRateLimited(t *testing.T) {
 	st := newLocal(t)
 	e := newExporter(t, sb, st, clientOptions{budget: budget}, export.Options{PartDays: 1})
 	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, p.Metric, apiVersion)
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -49,7 +50,7 @@ func TestBuildOnAzurite(t *testing.T) {
 		&export.Options{Prefix: "usage", PartDays: -1, LeaseTTL: 15 * time.Second, Now: func() time.Time { return testNow }, AfterRun: b.AfterRun})
 	sc := scope.MustParse("/providers/Microsoft.Billing/departments/301001")
 	p := period.Of(testNow).Add(-3) // a commitment payment month
-	sum, err := e.Run(ctx, []export.Partition{{Scope: sc, Period: p, Metric: FromActual}, {Scope: sc, Period: p, Metric: FromAmortized}})
+	sum, err := e.Run(ctx, []export.Partition{{Scope: sc, Period: p, Metric: metric.ActualCost}, {Scope: sc, Period: p, Metric: metric.AmortizedCost}})
 	if err != nil || sum.Failed() > 0 {
 		t.Fatalf("export: %v %v", err, sum.Err())
 	}
@@ -64,8 +65,8 @@ func TestBuildOnAzurite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actual, _ := sb.GroundTruth(sc, p, FromActual)
-	amort, _ := sb.GroundTruth(sc, p, FromAmortized)
+	actual, _ := sb.GroundTruth(sc, p, string(metric.ActualCost))
+	amort, _ := sb.GroundTruth(sc, p, string(metric.AmortizedCost))
 	for cur, want := range actual.Sums {
 		if !sameDec(m.Totals["BilledCost"][cur], want) {
 			t.Errorf("BilledCost %s %s, ground truth %s", cur, m.Totals["BilledCost"][cur], want)
@@ -85,5 +86,5 @@ func TestBuildOnAzurite(t *testing.T) {
 		t.Fatalf("verify: %v %v", err, v)
 	}
 	t.Logf("Azurite: %d FOCUS rows (%d amortized + %d actual), %d bytes; BilledCost %v, EffectiveCost %v",
-		m.DataRowCount, m.RowsFrom[FromAmortized], m.RowsFrom[FromActual], m.ByteCount, m.Totals["BilledCost"], m.Totals["EffectiveCost"])
+		m.DataRowCount, m.RowsFrom[metric.AmortizedCost], m.RowsFrom[metric.ActualCost], m.ByteCount, m.Totals["BilledCost"], m.Totals["EffectiveCost"])
 }

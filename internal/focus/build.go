@@ -23,6 +23,7 @@ import (
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -97,7 +98,7 @@ type Result struct {
 var ErrInputChanged = errors.New("an input partition changed while it was read")
 
 // inputs are the metrics the dataset is built from, in reading order.
-var inputs = []string{FromAmortized, FromActual}
+var inputs = []metric.Metric{metric.AmortizedCost, metric.ActualCost}
 
 func (b *Builder) join(elems ...string) string {
 	if b.o.Prefix != "" {
@@ -116,8 +117,8 @@ func (b *Builder) ManifestName(sc scope.Scope, p period.Period) string {
 	return b.join(RelPath(sc, p), manifest.FileName)
 }
 
-func (b *Builder) inputManifest(sc scope.Scope, p period.Period, metric string) string {
-	return b.join(export.Partition{Scope: sc, Period: p, Metric: metric}.RelPath(), manifest.FileName)
+func (b *Builder) inputManifest(sc scope.Scope, p period.Period, m metric.Metric) string {
+	return b.join(export.Partition{Scope: sc, Period: p, Metric: m}.RelPath(), manifest.FileName)
 }
 
 // AfterRun rebuilds the FOCUS partition of every scope and period whose actualcost or
@@ -128,7 +129,7 @@ func (b *Builder) AfterRun(ctx context.Context, sum *export.Summary) {
 	seen := map[key]bool{}
 	var todo []export.Partition
 	for _, r := range sum.Partitions {
-		if r.Status != export.StatusCommitted || (r.Metric != FromActual && r.Metric != FromAmortized) {
+		if r.Status != export.StatusCommitted || (r.Metric != metric.ActualCost && r.Metric != metric.AmortizedCost) {
 			continue
 		}
 		k := key{r.Partition.Scope.String(), r.Partition.Period.String()}
@@ -181,9 +182,9 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 	}()
 
 	// The inputs, as committed now.
-	in := map[string]*inputState{}
-	for _, metric := range inputs {
-		st, why, err := b.readInput(ctx, sc, p, metric)
+	in := map[metric.Metric]*inputState{}
+	for _, mt := range inputs {
+		st, why, err := b.readInput(ctx, sc, p, mt)
 		if err != nil {
 			return err
 		}
@@ -191,7 +192,7 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 			res.Status, res.Reason = StatusWaiting, why
 			return nil
 		}
-		in[metric] = st
+		in[mt] = st
 	}
 	liveName := b.ManifestName(sc, p)
 	liveBytes, err := b.readBlob(ctx, liveName)
@@ -224,15 +225,15 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 		return err
 	}
 	// Never from a half-committed pair: both inputs must still be the committed ones read.
-	for _, metric := range inputs {
-		now, err := b.readBlob(ctx, in[metric].name)
+	for _, mt := range inputs {
+		now, err := b.readBlob(ctx, in[mt].name)
 		if err != nil {
 			b.deleteTree(ctx, runDir+"/")
 			return err
 		}
-		if !bytes.Equal(now, in[metric].raw) {
+		if !bytes.Equal(now, in[mt].raw) {
 			b.deleteTree(ctx, runDir+"/")
-			return fmt.Errorf("%s: %w", in[metric].name, ErrInputChanged)
+			return fmt.Errorf("%s: %w", in[mt].name, ErrInputChanged)
 		}
 	}
 
@@ -241,13 +242,13 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 		RunInfo: manifest.RunInfo{RunID: runID, ExecutionType: b.o.ExecutionType, SubmittedTime: submitted,
 			FinishedTime: b.o.Now().UTC(), StartDate: p.Start().Format(time.DateOnly), EndDate: last.Format(time.DateOnly)},
 		Scope: sc.String(), ScopeFolder: sc.Folder(), BillingPeriod: p.String(), Format: "jsonl", Compression: "none",
-		DataRowCount: acc.rows, RowsFrom: acc.from, Inputs: map[string]Input{}, Blobs: []manifest.Blob{},
+		DataRowCount: acc.rows, RowsFrom: acc.from, Inputs: map[metric.Metric]Input{}, Blobs: []manifest.Blob{},
 	}
 	if !b.o.NoGzip {
 		m.Compression = "gzip"
 	}
-	for _, metric := range inputs {
-		m.Inputs[metric] = in[metric].Input
+	for _, mt := range inputs {
+		m.Inputs[mt] = in[mt].Input
 	}
 	m.Totals = acc.totals()
 	m.Commitments = acc.commitmentSums()
@@ -279,21 +280,21 @@ type inputState struct {
 }
 
 // readInput reads the live manifest of an input; why is set when the input is not usable.
-func (b *Builder) readInput(ctx context.Context, sc scope.Scope, p period.Period, metric string) (*inputState, string, error) {
-	name := b.inputManifest(sc, p, metric)
+func (b *Builder) readInput(ctx context.Context, sc scope.Scope, p period.Period, mt metric.Metric) (*inputState, string, error) {
+	name := b.inputManifest(sc, p, mt)
 	raw, err := b.readBlob(ctx, name)
 	if err != nil {
 		return nil, "", err
 	}
 	if raw == nil {
-		return nil, "no committed " + metric + " partition", nil
+		return nil, "no committed " + string(mt) + " partition", nil
 	}
 	m, err := manifest.Parse(raw)
 	if err != nil {
 		return nil, "", fmt.Errorf("input %s: %w", name, err)
 	}
 	if m.Status != manifest.StatusCommitted {
-		return nil, "the " + metric + " partition is " + m.Status, nil
+		return nil, "the " + string(mt) + " partition is " + m.Status, nil
 	}
 	sum := sha256.Sum256(raw)
 	in := &inputState{name: name, raw: raw, m: m, Input: Input{Manifest: name, RunID: m.RunInfo.RunID,
@@ -319,10 +320,10 @@ func costTotals(t map[string]map[string]string) map[string]string {
 	return out
 }
 
-func sameInputs(a map[string]Input, in map[string]*inputState) bool {
-	for _, metric := range inputs {
-		x, ok := a[metric]
-		if !ok || x.RunID != in[metric].RunID || x.ManifestSHA256 != in[metric].ManifestSHA256 {
+func sameInputs(a map[metric.Metric]Input, in map[metric.Metric]*inputState) bool {
+	for _, mt := range inputs {
+		x, ok := a[mt]
+		if !ok || x.RunID != in[mt].RunID || x.ManifestSHA256 != in[mt].ManifestSHA256 {
 			return false
 		}
 	}
@@ -333,7 +334,7 @@ func sameInputs(a map[string]Input, in map[string]*inputState) bool {
 type accum struct {
 	rows, bytes int64
 	sha         string
-	from        map[string]int64
+	from        map[metric.Metric]int64
 	billed      map[string]*decimal.Sum
 	effective   map[string]*decimal.Sum
 	commit      map[string]map[string]*[3]decimal.Sum // order → currency → used, unused, purchases
@@ -341,7 +342,7 @@ type accum struct {
 	firstBad    string
 }
 
-func (a *accum) add(r *Row, from string, ck *Checker) {
+func (a *accum) add(r *Row, from metric.Metric, ck *Checker) {
 	a.rows++
 	a.from[from]++
 	sum := func(m map[string]*decimal.Sum, v string) {
@@ -406,10 +407,10 @@ func (a *accum) commitmentSums() map[string]map[string]Commitment {
 // checks are the invariants of a built partition: Σ BilledCost = the actual partition's cost and
 // Σ EffectiveCost = the amortized partition's cost, per currency, exactly; every row conforms to
 // the column table.
-func (a *accum) checks(in map[string]*inputState) []Check {
+func (a *accum) checks(in map[metric.Metric]*inputState) []Check {
 	return []Check{
-		reconcile("BilledCost = actualcost cost", strs(a.billed), in[FromActual].Cost),
-		reconcile("EffectiveCost = amortizedcost cost", strs(a.effective), in[FromAmortized].Cost),
+		reconcile("BilledCost = actualcost cost", strs(a.billed), in[metric.ActualCost].Cost),
+		reconcile("EffectiveCost = amortizedcost cost", strs(a.effective), in[metric.AmortizedCost].Cost),
 		{Name: "rows conform to the FOCUS " + Version + " column table", OK: a.bad == 0, Detail: badDetail(a.bad, a.firstBad)},
 	}
 }
@@ -452,7 +453,7 @@ func reconcile(name string, got, want map[string]string) Check {
 
 // write streams the FOCUS rows of both inputs into the staged part (nothing is written when
 // there are no rows). Memory: one line and the gzip and upload buffers.
-func (b *Builder) write(ctx context.Context, p period.Period, in map[string]*inputState, staged string, gz bool) (*accum, error) {
+func (b *Builder) write(ctx context.Context, p period.Period, in map[metric.Metric]*inputState, staged string, gz bool) (*accum, error) {
 	spec, err := LoadSpec()
 	if err != nil {
 		return nil, err
@@ -461,7 +462,7 @@ func (b *Builder) write(ctx context.Context, p period.Period, in map[string]*inp
 	if err != nil {
 		return nil, err
 	}
-	acc := &accum{from: map[string]int64{}, billed: map[string]*decimal.Sum{}, effective: map[string]*decimal.Sum{},
+	acc := &accum{from: map[metric.Metric]int64{}, billed: map[string]*decimal.Sum{}, effective: map[string]*decimal.Sum{},
 		commit: map[string]map[string]*[3]decimal.Sum{}}
 	pr, pw := io.Pipe()
 	h := sha256.New()
@@ -486,18 +487,18 @@ func (b *Builder) write(ctx context.Context, p period.Period, in map[string]*inp
 	var line []byte
 	per := Period{Start: p.Start(), End: p.End()}
 	werr := func() error {
-		for _, metric := range inputs {
-			st := in[metric]
+		for _, mt := range inputs {
+			st := in[mt]
 			for _, bl := range st.m.Blobs {
 				err := b.readPart(ctx, st, bl, func(raw []byte) error {
-					row, ok, err := Convert(raw, metric, per)
+					row, ok, err := Convert(raw, mt, per)
 					if err != nil || !ok {
 						return err
 					}
 					if !put {
 						startPut()
 					}
-					acc.add(row, metric, ck)
+					acc.add(row, mt, ck)
 					line = append(row.AppendJSON(line[:0]), '\n')
 					_, err = bw.Write(line)
 					return err

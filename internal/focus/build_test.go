@@ -23,6 +23,7 @@ import (
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -84,7 +85,7 @@ func newWorldFrom(t *testing.T, source string) *world {
 		t.Fatal(err)
 	}
 	pick := func(p export.Partition, _ *manifest.Manifest) (export.Source, string, error) {
-		if source == "costDetails" || (source == "mixed" && p.Metric == FromAmortized) {
+		if source == "costDetails" || (source == "mixed" && p.Metric == metric.AmortizedCost) {
 			return cd, "test", nil
 		}
 		return ud, "test", nil
@@ -103,7 +104,7 @@ func (w *world) partitions(metrics ...string) []export.Partition {
 	for _, sc := range w.scopes {
 		for _, p := range w.periods {
 			for _, m := range metrics {
-				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: m})
+				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: metric.Metric(m)})
 			}
 		}
 	}
@@ -194,7 +195,7 @@ func TestBuildInvariants(t *testing.T) {
 
 func testBuildInvariants(t *testing.T, source string) {
 	w := newWorldFrom(t, source)
-	sum := w.run(t, FromActual, FromAmortized)
+	sum := w.run(t, string(metric.ActualCost), string(metric.AmortizedCost))
 	built := 0
 	for _, r := range sum.Derived {
 		if r.Status != StatusCommitted {
@@ -221,11 +222,11 @@ func testBuildInvariants(t *testing.T, source string) {
 	for _, sc := range w.scopes {
 		for _, p := range w.periods {
 			m := w.manifest(t, sc, p)
-			actual, err := w.sb.GroundTruth(sc, p, FromActual)
+			actual, err := w.sb.GroundTruth(sc, p, string(metric.ActualCost))
 			if err != nil {
 				t.Fatal(err)
 			}
-			amort, err := w.sb.GroundTruth(sc, p, FromAmortized)
+			amort, err := w.sb.GroundTruth(sc, p, string(metric.AmortizedCost))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -249,8 +250,8 @@ func testBuildInvariants(t *testing.T, source string) {
 			if int64(len(rows)) != m.DataRowCount {
 				t.Errorf("%s %s: %d lines, manifest says %d", sc.Kind, p, len(rows), m.DataRowCount)
 			}
-			if m.RowsFrom[FromAmortized] != int64(amort.Rows) {
-				t.Errorf("%s %s: %d rows from amortized, it has %d", sc.Kind, p, m.RowsFrom[FromAmortized], amort.Rows)
+			if m.RowsFrom[metric.AmortizedCost] != int64(amort.Rows) {
+				t.Errorf("%s %s: %d rows from amortized, it has %d", sc.Kind, p, m.RowsFrom[metric.AmortizedCost], amort.Rows)
 			}
 			if m.DataRowCount < int64(max(actual.Rows, amort.Rows)) || m.DataRowCount >= int64(actual.Rows+amort.Rows) {
 				t.Errorf("%s %s: %d FOCUS rows, want at least as many as either input (%d, %d) and fewer than their sum",
@@ -301,7 +302,7 @@ func testBuildInvariants(t *testing.T, source string) {
 				}
 			}
 			t.Logf("%-58s %s  actual %5d rows  amortized %5d rows  focus %5d rows (%d amortized + %d actual)  BilledCost %v = actual %v  EffectiveCost %v = amortized %v",
-				sc.Folder(), p, actual.Rows, amort.Rows, m.DataRowCount, m.RowsFrom[FromAmortized], m.RowsFrom[FromActual],
+				sc.Folder(), p, actual.Rows, amort.Rows, m.DataRowCount, m.RowsFrom[metric.AmortizedCost], m.RowsFrom[metric.ActualCost],
 				m.Totals["BilledCost"], actual.Sums, m.Totals["EffectiveCost"], amort.Sums)
 		}
 	}
@@ -345,25 +346,25 @@ func TestRebuild(t *testing.T) {
 	w := newWorld(t)
 	w.scopes, w.periods = w.scopes[:1], w.periods[:1]
 	sc, p := w.scopes[0], w.periods[0]
-	sum := w.run(t, FromActual)
+	sum := w.run(t, string(metric.ActualCost))
 	if got := w.b.Build(context.Background(), sc, p, false); got.Status != StatusWaiting {
 		t.Fatalf("only actualcost committed: %s %s, want waiting", got.Status, got.Reason)
 	}
 	if len(sum.Derived) != 1 || sum.Derived[0].Status != StatusWaiting {
 		t.Errorf("hook with one input: %+v, want one waiting", sum.Derived)
 	}
-	w.run(t, FromAmortized)
+	w.run(t, string(metric.AmortizedCost))
 	first := w.manifest(t, sc, p)
 	if got := w.b.Build(context.Background(), sc, p, false); got.Status != StatusUpToDate {
 		t.Fatalf("same inputs: %s, want upToDate", got.Status)
 	}
-	w.run(t, FromActual)
+	w.run(t, string(metric.ActualCost))
 	second := w.manifest(t, sc, p)
-	if second.RunInfo.RunID == first.RunInfo.RunID || second.Inputs[FromActual].RunID == first.Inputs[FromActual].RunID {
+	if second.RunInfo.RunID == first.RunInfo.RunID || second.Inputs[metric.ActualCost].RunID == first.Inputs[metric.ActualCost].RunID {
 		t.Errorf("re-committed actualcost did not rebuild: runs %s → %s", first.RunInfo.RunID, second.RunInfo.RunID)
 	}
-	if second.Inputs[FromAmortized].RunID != first.Inputs[FromAmortized].RunID {
-		t.Errorf("amortized input changed: %+v → %+v", first.Inputs[FromAmortized], second.Inputs[FromAmortized])
+	if second.Inputs[metric.AmortizedCost].RunID != first.Inputs[metric.AmortizedCost].RunID {
+		t.Errorf("amortized input changed: %+v → %+v", first.Inputs[metric.AmortizedCost], second.Inputs[metric.AmortizedCost])
 	}
 	if second.Totals["BilledCost"]["USD"] != first.Totals["BilledCost"]["USD"] {
 		t.Errorf("rebuild changed totals: %v → %v", first.Totals, second.Totals)
@@ -398,9 +399,9 @@ func TestNeverFromAHalfCommittedPair(t *testing.T) {
 	w := newWorld(t)
 	w.scopes, w.periods = w.scopes[:1], w.periods[:1]
 	sc, p := w.scopes[0], w.periods[0]
-	w.run(t, FromActual, FromAmortized)
+	w.run(t, string(metric.ActualCost), string(metric.AmortizedCost))
 	before := w.manifest(t, sc, p)
-	cs := &changingStore{Local: w.st, manifest: w.b.inputManifest(sc, p, FromActual)}
+	cs := &changingStore{Local: w.st, manifest: w.b.inputManifest(sc, p, metric.ActualCost)}
 	b := New(cs, &Options{Prefix: "usage"})
 	got := b.Build(context.Background(), sc, p, true)
 	if got.Status != StatusFailed || !errors.Is(got.Err, ErrInputChanged) {
@@ -428,7 +429,7 @@ func TestVerify(t *testing.T) {
 	w := newWorld(t)
 	w.scopes, w.periods = w.scopes[:1], w.periods[:1]
 	sc, p := w.scopes[0], w.periods[0]
-	w.run(t, FromActual, FromAmortized)
+	w.run(t, string(metric.ActualCost), string(metric.AmortizedCost))
 	ctx := context.Background()
 	name := w.b.ManifestName(sc, p)
 	verifyNow := func() *Verification {
@@ -490,8 +491,8 @@ func TestVerify(t *testing.T) {
 	if v := verifyNow(); len(v.Problems) != 0 {
 		t.Fatalf("rebuilt: %v", v.Problems)
 	}
-	raw, _ := w.b.readBlob(ctx, w.b.inputManifest(sc, p, FromAmortized))
-	if _, err := w.st.Put(ctx, w.b.inputManifest(sc, p, FromAmortized), strings.NewReader(string(raw)+"\n"), nil); err != nil {
+	raw, _ := w.b.readBlob(ctx, w.b.inputManifest(sc, p, metric.AmortizedCost))
+	if _, err := w.st.Put(ctx, w.b.inputManifest(sc, p, metric.AmortizedCost), strings.NewReader(string(raw)+"\n"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if v := verifyNow(); !hasProblem(v, "re-committed") {

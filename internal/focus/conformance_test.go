@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usage-export/usage-export/internal/metric"
 )
 
 // TestColumnTable checks the dataset's columns against the FOCUS column table kept in
@@ -89,7 +91,7 @@ func TestConvert(t *testing.T) {
 		take            bool
 		want            map[string]string // column → value ("<null>" for null)
 	}{
-		{"covered usage from amortized", legacyCovered, FromAmortized, true, map[string]string{
+		{"covered usage from amortized", legacyCovered, string(metric.AmortizedCost), true, map[string]string{
 			"BilledCost": "0", "EffectiveCost": "1.37088", "ChargeCategory": "Usage", "ChargeClass": "<null>",
 			"CommitmentDiscountStatus": "Used", "CommitmentDiscountType": "Reservation", "CommitmentDiscountCategory": "Usage",
 			"PricingCategory": "Committed", "ChargeFrequency": "Usage-Based", "x_AmortizationClass": "Amortized Charge",
@@ -102,15 +104,15 @@ func TestConvert(t *testing.T) {
 			"SubAccountId": "/subscriptions/s1", "SkuMeter": "D2s v3", "SkuPriceDetails": `{"x_ServiceType":"Standard_D2s_v3","x_VCPUs":2}`,
 			"Tags": `{"env":"prod"}`, "InvoiceId": "<null>", "PublisherName": "Microsoft", "x_SourceMetric": "amortizedcost",
 		}},
-		{"covered usage is not read from actual", legacyCovered, FromActual, false, nil},
+		{"covered usage is not read from actual", legacyCovered, string(metric.ActualCost), false, nil},
 		{"covered usage without pricingModel (api-versions before 2021-10-01)", strings.Replace(legacyCovered, `,"pricingModel":"Reservation"`, "", 1),
-			FromAmortized, true, map[string]string{"PricingCategory": "Committed", "BilledCost": "0", "EffectiveCost": "1.37088",
+			string(metric.AmortizedCost), true, map[string]string{"PricingCategory": "Committed", "BilledCost": "0", "EffectiveCost": "1.37088",
 				"CommitmentDiscountStatus": "Used", "x_AmortizationClass": "Amortized Charge", "CommitmentDiscountType": "Reservation"}},
 		{"on-demand usage without pricingModel", strings.NewReplacer(`,"pricingModel":"Reservation"`, "", `"reservationId":"r1"`, `"reservationId":""`,
 			`"benefitId":"/providers/Microsoft.Capacity/reservationOrders/o1/reservations/r1"`, `"benefitId":""`).Replace(legacyCovered),
-			FromAmortized, true, map[string]string{"PricingCategory": "Standard", "BilledCost": "1.37088", "EffectiveCost": "1.37088",
+			string(metric.AmortizedCost), true, map[string]string{"PricingCategory": "Standard", "BilledCost": "1.37088", "EffectiveCost": "1.37088",
 				"CommitmentDiscountStatus": "<null>", "CommitmentDiscountId": "<null>", "x_AmortizationClass": "<null>"}},
-		{"refund from actual", modernRefund, FromActual, true, map[string]string{
+		{"refund from actual", modernRefund, string(metric.ActualCost), true, map[string]string{
 			"BilledCost": "-38.25", "EffectiveCost": "0", "ChargeCategory": "Purchase", "ChargeClass": "Correction",
 			"ChargeFrequency": "One-Time", "CommitmentDiscountStatus": "<null>", "x_AmortizationClass": "Principal",
 			"BillingAccountId":   "/providers/Microsoft.Billing/billingAccounts/1234:56789_2019-05-31/billingProfiles/AB12",
@@ -118,8 +120,8 @@ func TestConvert(t *testing.T) {
 			"ContractedUnitPrice": "38.25", "ContractedCost": "-38.25", "ConsumedQuantity": "<null>", "x_BilledCostInUsd": "-42.5",
 			"ServiceName": "Reservations", "ServiceCategory": "Other", "SubAccountId": "/subscriptions/s2", "RegionId": "<null>",
 		}},
-		{"refund is not read from amortized", modernRefund, FromAmortized, false, nil},
-		{"unused savings plan without a subscription", modernUnusedSP, FromAmortized, true, map[string]string{
+		{"refund is not read from amortized", modernRefund, string(metric.AmortizedCost), false, nil},
+		{"unused savings plan without a subscription", modernUnusedSP, string(metric.AmortizedCost), true, map[string]string{
 			"BilledCost": "0", "EffectiveCost": "3.15", "ChargeCategory": "Usage", "CommitmentDiscountStatus": "Unused",
 			"CommitmentDiscountType": "Savings Plan", "CommitmentDiscountCategory": "Spend", "ChargeFrequency": "Usage-Based",
 			"SubAccountId": "<null>", "SubAccountType": "<null>", "x_AmortizationClass": "<null>", "x_EffectiveCostInUsd": "3.5",
@@ -127,7 +129,7 @@ func TestConvert(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			row, ok, err := Convert([]byte(c.rec), c.from, feb)
+			row, ok, err := Convert([]byte(c.rec), metric.Metric(c.from), feb)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +161,7 @@ func TestConvert(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := Convert([]byte(`{"properties":{}}`), FromAmortized, feb); err == nil {
+	if _, _, err := Convert([]byte(`{"properties":{}}`), metric.AmortizedCost, feb); err == nil {
 		t.Error("a record without kind was accepted")
 	}
 }

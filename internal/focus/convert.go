@@ -13,12 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/usage-export/usage-export/internal/decimal"
-)
-
-// Input metrics a row can come from.
-const (
-	FromActual    = "actualcost"
-	FromAmortized = "amortizedcost"
+	"github.com/usage-export/usage-export/internal/metric"
 )
 
 // Columns is the order of the columns of every line: the FOCUS columns the dataset fills, then
@@ -209,10 +204,10 @@ func isCommitmentModel(pm string) bool {
 // Period bounds a partition's billing period, for rows whose billing-period dates are empty.
 type Period struct{ Start, End time.Time } // End exclusive
 
-// Convert turns one record of the from partition (FromActual or FromAmortized) into a FOCUS row.
+// Convert turns one record of the from partition (metric.ActualCost or metric.AmortizedCost) into a FOCUS row.
 // It returns ok false for a record the dataset does not take from that partition (§2.1: from
 // actual only commitment purchases and refunds; from amortized everything else).
-func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
+func Convert(raw []byte, from metric.Metric, p Period) (row *Row, ok bool, err error) {
 	rec, err := parseRecord(raw)
 	if err != nil {
 		return nil, false, err
@@ -224,7 +219,7 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	committed := isCommitmentModel(pm) || (strings.TrimSpace(pm) == "" && benefitID != "")
 	ct := norm(chargeType)
 	purchase := committed && (ct == "purchase" || ct == "refund")
-	if purchase != (from == FromActual) {
+	if purchase != (from == metric.ActualCost) {
 		return nil, false, nil
 	}
 	r := &Row{Purchase: purchase, cells: make([]cell, len(Columns))}
@@ -250,7 +245,7 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	r.Billed, r.Effective = billed, effective
 	r.num("BilledCost", billed)
 	r.num("EffectiveCost", effective)
-	r.str("x_SourceMetric", from)
+	r.str("x_SourceMetric", string(from))
 
 	// Billing account: EA billing account / MCA billing profile.
 	ba, bp := rec.get("billingAccountId"), rec.get("billingProfileId")
@@ -365,7 +360,7 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 		}
 		r.num("x_BillingExchangeRate", rate)
 		usd := rec.get("costInUSD")
-		if from == FromActual {
+		if from == metric.ActualCost {
 			r.num("x_BilledCostInUsd", usd)
 			r.num("x_EffectiveCostInUsd", "0")
 		} else {
@@ -388,7 +383,7 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 		lc = mulText(lup, qty)
 	}
 	r.num("ListCost", orZero(lc))
-	if from == FromAmortized {
+	if from == metric.AmortizedCost {
 		r.num("x_EffectiveUnitPrice", mulText(rec.get("effectivePrice"), rate))
 	}
 

@@ -11,6 +11,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/usage-export/usage-export/internal/decimal"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -45,7 +46,7 @@ func readmeQuery(t *testing.T, dir string) string {
 // manifests, exactly; then runs the README query and checks it adds up to the manifests.
 func TestDuckDBReadsFocus(t *testing.T) {
 	w := newWorld(t)
-	w.run(t, FromActual, FromAmortized)
+	w.run(t, string(metric.ActualCost), string(metric.AmortizedCost))
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)

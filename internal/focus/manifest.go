@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 )
 
 // Manifest is the `_manifest.json` of a FOCUS partition. It shares the raw trees' field names
@@ -27,9 +28,9 @@ type Manifest struct {
 	// Totals: "BilledCost" and "EffectiveCost" → BillingCurrency → exact decimal sum.
 	Totals map[string]map[string]string `json:"totals"`
 	// RowsFrom counts the rows taken from each input (actualcost, amortizedcost).
-	RowsFrom map[string]int64 `json:"rowsFrom"`
+	RowsFrom map[metric.Metric]int64 `json:"rowsFrom"`
 	// Inputs are the committed partitions the dataset was built from, by metric.
-	Inputs map[string]Input `json:"inputs"`
+	Inputs map[metric.Metric]Input `json:"inputs"`
 	// Commitments sums, per commitment order (lower-cased CommitmentDiscountId without the
 	// instance), the EffectiveCost of its Used and Unused rows and the BilledCost of its
 	// purchases and refunds in this period, per currency: over a commitment's term, used +

@@ -16,6 +16,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -23,12 +24,12 @@ import (
 
 // putInput commits an input partition of n copies of rec (one part) the way export does: part
 // metadata runid, manifest with the part's SHA-256 and the cost total.
-func putInput(t *testing.T, st *store.Local, sc scope.Scope, p period.Period, metric string, n int, rec string, cost string) {
+func putInput(t *testing.T, st *store.Local, sc scope.Scope, p period.Period, metric metric.Metric, n int, rec string, cost string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := "usage/" + export.Partition{Scope: sc, Period: p, Metric: metric}.RelPath()
 	m := &manifest.Manifest{ManifestVersion: manifest.Version, Status: manifest.StatusCommitted, BillingPeriod: p.String(),
-		Metric: metric, Source: "usageDetails", Compression: "gzip", RunInfo: manifest.RunInfo{RunID: "run-" + metric},
+		Metric: metric, Source: "usageDetails", Compression: "gzip", RunInfo: manifest.RunInfo{RunID: "run-" + string(metric)},
 		Totals: map[string]map[string]string{"cost": {"USD": "0"}}, Blobs: []manifest.Blob{}}
 	if n > 0 {
 		var buf bytes.Buffer
@@ -69,8 +70,8 @@ func TestBuildMemoryIsBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		putInput(t, st, sc, p, FromAmortized, n, legacyCovered, "1.37088")
-		putInput(t, st, sc, p, FromActual, 0, "", "0")
+		putInput(t, st, sc, p, metric.AmortizedCost, n, legacyCovered, "1.37088")
+		putInput(t, st, sc, p, metric.ActualCost, 0, "", "0")
 		runtime.GC()
 		var base runtime.MemStats
 		runtime.ReadMemStats(&base)

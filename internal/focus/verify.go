@@ -192,10 +192,10 @@ func Verify(ctx context.Context, st Reader, manifestName string, b []byte) (*Ver
 	if err != nil {
 		return nil, fmt.Errorf("listing partition: %w", err)
 	}
-	for _, metric := range inputs {
-		in, ok := m.Inputs[metric]
+	for _, mt := range inputs {
+		in, ok := m.Inputs[mt]
 		if !ok {
-			problem("inputs: no %s input recorded", metric)
+			problem("inputs: no %s input recorded", mt)
 			continue
 		}
 		rc, _, err := st.Get(ctx, in.Manifest)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -67,9 +68,9 @@ const (
 // Request is what the job was asked to do, normalised: scopes as configured, the full list of
 // billing periods (a month range expanded), and the metrics.
 type Request struct {
-	Scopes  []string `json:"scopes"`
-	Periods []string `json:"periods"`
-	Metrics []string `json:"metrics"`
+	Scopes  []string        `json:"scopes"`
+	Periods []string        `json:"periods"`
+	Metrics []metric.Metric `json:"metrics"`
 	// Source forces auto, usageDetails or costDetails for every scope; empty means per scope
 	// from the settings.
 	Source string `json:"source,omitempty"`
@@ -79,15 +80,15 @@ type Request struct {
 
 // Partition is the progress and outcome of one scope × billing period × metric.
 type Partition struct {
-	Scope         string `json:"scope"`
-	BillingPeriod string `json:"billingPeriod"`
-	Metric        string `json:"metric"`
-	Status        string `json:"status"`
-	Pages         int    `json:"pages"`
-	Rows          int64  `json:"rows"`
-	Bytes         int64  `json:"bytes"`
-	Manifest      string `json:"manifest,omitempty"`
-	Error         string `json:"error,omitempty"`
+	Scope         string        `json:"scope"`
+	BillingPeriod string        `json:"billingPeriod"`
+	Metric        metric.Metric `json:"metric"`
+	Status        string        `json:"status"`
+	Pages         int           `json:"pages"`
+	Rows          int64         `json:"rows"`
+	Bytes         int64         `json:"bytes"`
+	Manifest      string        `json:"manifest,omitempty"`
+	Error         string        `json:"error,omitempty"`
 	// Attempts is the delivery count of the partition's message at its last attempt.
 	Attempts int `json:"attempts"`
 	// Worker is the process that last worked on the partition.
@@ -151,7 +152,7 @@ func (j *Job) Clone() *Job {
 	c := *j
 	c.Request.Scopes = append([]string(nil), j.Request.Scopes...)
 	c.Request.Periods = append([]string(nil), j.Request.Periods...)
-	c.Request.Metrics = append([]string(nil), j.Request.Metrics...)
+	c.Request.Metrics = append([]metric.Metric(nil), j.Request.Metrics...)
 	c.Partitions = append([]Partition(nil), j.Partitions...)
 	return &c
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -24,7 +25,7 @@ func newStore(t *testing.T) (*Store, *store.Local) {
 func sampleJob(now time.Time) *Job {
 	return &Job{
 		ID: NewID(now), State: Queued, CreatedTime: now,
-		Request: Request{Scopes: []string{"/subscriptions/s1"}, Periods: []string{"202401"}, Metrics: []string{"actualcost"}},
+		Request: Request{Scopes: []string{"/subscriptions/s1"}, Periods: []string{"202401"}, Metrics: []metric.Metric{"actualcost"}},
 		Partitions: []Partition{{
 			Scope: "/subscriptions/s1", BillingPeriod: "202401", Metric: "actualcost", Status: PartQueued,
 		}},

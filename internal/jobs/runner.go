@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/workqueue"
@@ -175,7 +176,7 @@ func RequestKey(execType string, req Request) string {
 		sort.Strings(out)
 		return out
 	}
-	b, _ := json.Marshal([]any{execType, norm(req.Scopes, true), norm(req.Periods, false), norm(req.Metrics, false), req.Source, req.Force})
+	b, _ := json.Marshal([]any{execType, norm(req.Scopes, true), norm(req.Periods, false), norm(metric.Strings(req.Metrics), false), req.Source, req.Force})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
@@ -319,7 +320,7 @@ var errCancelled = errors.New("job cancelled")
 // Work runs the partition of one delivery synchronously and records its progress and outcome.
 func (r *Runner) Work(ctx context.Context, it workqueue.Item, d Delivery) Outcome {
 	log := zerolog.Ctx(ctx).With().Str("job_id", it.Job).Int("partition", it.Index).
-		Str("scope", it.Scope).Str("billing_period", it.Period).Str("metric", it.Metric).Int("dequeue_count", d.DequeueCount).Logger()
+		Str("scope", it.Scope).Str("billing_period", it.Period).Str("metric", string(it.Metric)).Int("dequeue_count", d.DequeueCount).Logger()
 	ctx = log.WithContext(ctx)
 	retry := func(format string, a ...any) Outcome {
 		return Outcome{Message: fmt.Sprintf(format, a...)}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/workqueue"
@@ -65,7 +66,7 @@ func newRunnerEnv(t *testing.T, o *Options) *runnerEnv {
 func (e *runnerEnv) submit(t *testing.T, n int) *Job {
 	t.Helper()
 	var parts []export.Partition
-	req := Request{Metrics: []string{"actualcost"}}
+	req := Request{Metrics: []metric.Metric{"actualcost"}}
 	for i := 0; i < n; i++ {
 		sc := scope.MustParse(fmt.Sprintf("/subscriptions/%08d-1111-1111-1111-111111111111", i))
 		parts = append(parts, export.Partition{Scope: sc, Period: period.Period{Year: 2024, Month: 1}, Metric: "actualcost"})
@@ -217,14 +218,14 @@ func TestSubmitKeyAndBound(t *testing.T) {
 		}
 	}
 	e.submit(t, 2)
-	if _, _, err := e.r.Submit(ctx, ExecOnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []string{"usage"}}, parts); !errors.Is(err, ErrTooManyOpen) {
+	if _, _, err := e.r.Submit(ctx, ExecOnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []metric.Metric{"usage"}}, parts); !errors.Is(err, ErrTooManyOpen) {
 		t.Fatalf("third open job: %v, want ErrTooManyOpen", err)
 	}
 	// Finishing a job frees its slot; a scheduled job is never refused.
 	if out := e.r.Work(ctx, itemOf(a, 0), Delivery{"m", 1}); !out.Done {
 		t.Fatal(out)
 	}
-	if _, created, err := e.r.Submit(ctx, ExecOnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []string{"usage"}}, parts); err != nil || !created {
+	if _, created, err := e.r.Submit(ctx, ExecOnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []metric.Metric{"usage"}}, parts); err != nil || !created {
 		t.Fatalf("after one job ended: created %v, %v", created, err)
 	}
 	if _, created, err := e.r.Submit(ctx, ExecScheduled, req, parts); err != nil || !created {

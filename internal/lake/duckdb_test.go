@@ -20,6 +20,7 @@ import (
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -66,7 +67,7 @@ func TestDuckDBReadsPartitions(t *testing.T) {
 	for _, sc := range scopes {
 		for _, p := range periods {
 			for _, m := range []string{"actualcost", "amortizedcost"} {
-				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: m})
+				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: metric.Metric(m)})
 			}
 		}
 	}
@@ -114,7 +115,7 @@ func TestDuckDBReadsPartitions(t *testing.T) {
 	var truthTable []string
 	kinds := map[string]bool{}
 	for _, p := range parts {
-		truth, err := sb.GroundTruth(p.Scope, p.Period, p.Metric)
+		truth, err := sb.GroundTruth(p.Scope, p.Period, string(p.Metric))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +125,7 @@ func TestDuckDBReadsPartitions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k := key{p.Metric, col, p.Period.String()}
+		k := key{string(p.Metric), col, p.Period.String()}
 		if gotRows[k] != truth.Rows {
 			t.Errorf("%v: DuckDB counts %d rows, ground truth %d (partitions read: %v)", k, gotRows[k], truth.Rows, keys(gotRows))
 		}

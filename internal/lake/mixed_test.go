@@ -15,6 +15,7 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -73,7 +74,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 	for _, sc := range scopes {
 		for _, p := range periods {
 			for _, m := range []string{"actualcost", "amortizedcost"} {
-				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: m})
+				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: metric.Metric(m)})
 			}
 		}
 	}
@@ -131,7 +132,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 	t.Logf("README query on the mixed tree:\n%s", strings.Join(table, "\n"))
 	for _, r := range sum.Partitions {
 		p := r.Partition
-		truth, err := sb.GroundTruth(p.Scope, p.Period, p.Metric)
+		truth, err := sb.GroundTruth(p.Scope, p.Period, string(p.Metric))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k := key{p.Metric, col, p.Period.String()}
+		k := key{string(p.Metric), col, p.Period.String()}
 		if gotRows[k] != truth.Rows || truth.Rows == 0 {
 			t.Errorf("%v (%s): README query counts %d rows, ground truth %d", k, r.Source, gotRows[k], truth.Rows)
 		}

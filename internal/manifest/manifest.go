@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/usage-export/usage-export/internal/metric"
 )
 
 // Version is the manifestVersion this package writes.
@@ -34,18 +36,18 @@ type Manifest struct {
 	DataRowCount    int64   `json:"dataRowCount"`
 	RunInfo         RunInfo `json:"runInfo"`
 
-	Scope         string `json:"scope"`         // the scope path as configured
-	ScopeFolder   string `json:"scopeFolder"`   // the scope=… partition value
-	BillingPeriod string `json:"billingPeriod"` // YYYYMM
-	PeriodStatus  string `json:"periodStatus"`  // open | closing | final, when exported
-	Metric        string `json:"metric"`
-	Source        string `json:"source"`                 // usageDetails | costDetails
-	SourceReason  string `json:"sourceReason,omitempty"` // why that source (the "auto" setting's choice, or the setting that forced it)
-	APIVersion    string `json:"apiVersion"`
-	Format        string `json:"format"`      // jsonl
-	Compression   string `json:"compression"` // gzip | none
-	PartDays      int    `json:"partDays"`
-	RowKey        bool   `json:"rowKey"` // lines carry the _rowKey field
+	Scope         string        `json:"scope"`         // the scope path as configured
+	ScopeFolder   string        `json:"scopeFolder"`   // the scope=… partition value
+	BillingPeriod string        `json:"billingPeriod"` // YYYYMM
+	PeriodStatus  string        `json:"periodStatus"`  // open | closing | final, when exported
+	Metric        metric.Metric `json:"metric"`
+	Source        string        `json:"source"`                 // usageDetails | costDetails
+	SourceReason  string        `json:"sourceReason,omitempty"` // why that source (the "auto" setting's choice, or the setting that forced it)
+	APIVersion    string        `json:"apiVersion"`
+	Format        string        `json:"format"`      // jsonl
+	Compression   string        `json:"compression"` // gzip | none
+	PartDays      int           `json:"partDays"`
+	RowKey        bool          `json:"rowKey"` // lines carry the _rowKey field
 
 	UsageDateRange *DateRange                   `json:"usageDateRange"` // null when no rows
 	Totals         map[string]map[string]string `json:"totals"`         // cost field → currency → exact decimal sum

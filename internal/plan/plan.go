@@ -13,6 +13,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -74,11 +75,11 @@ type Budget struct {
 
 // Partition is one partition of a plan.
 type Partition struct {
-	Scope         string       `json:"scope"`
-	Metric        string       `json:"metric"`
-	BillingPeriod string       `json:"billingPeriod"`
-	PeriodStatus  string       `json:"periodStatus"`
-	Source        SourceChoice `json:"source"`
+	Scope         string        `json:"scope"`
+	Metric        metric.Metric `json:"metric"`
+	BillingPeriod string        `json:"billingPeriod"`
+	PeriodStatus  string        `json:"periodStatus"`
+	Source        SourceChoice  `json:"source"`
 	// Action is export (nothing committed), replace (a committed export is re-exported; the
 	// drop guard may hold the new one) or resume (an unfinished run continues).
 	Action    string `json:"action"`

@@ -167,7 +167,7 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 	for _, r := range sum.Partitions {
 		n[r.Source]++
 		if r.Status == export.StatusCommitted {
-			truth, err := sb.GroundTruth(r.Partition.Scope, r.Partition.Period, r.Partition.Metric)
+			truth, err := sb.GroundTruth(r.Partition.Scope, r.Partition.Period, string(r.Partition.Metric))
 			if err != nil {
 				t.Fatal(err)
 			}

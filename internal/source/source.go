@@ -12,6 +12,7 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -50,7 +51,7 @@ type Input struct {
 	Setting string
 	Scope   scope.Scope
 	Period  period.Period
-	Metric  string // actualcost | amortizedcost | usage
+	Metric  metric.Metric
 	Now     time.Time
 	// Previous is the live manifest of the partition, nil when there is none. Its row count
 	// sizes the partition; its record kinds tell an MCA subscription.
@@ -100,7 +101,7 @@ func Choose(in Input) Decision {
 	ud := func(why string, args ...any) Decision {
 		return Decision{Source: UsageDetails, Reason: fmt.Sprintf(why, args...)}
 	}
-	if strings.EqualFold(in.Metric, "usage") {
+	if strings.EqualFold(string(in.Metric), string(metric.Usage)) {
 		return ud("Cost Details has no usage metric")
 	}
 	switch {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -22,9 +23,9 @@ import (
 // Partition is one partition of `handler status` and GET /api/partitions: what is live,
 // and what waits in the control tree.
 type Partition struct {
-	Scope         string `json:"scope"`
-	Metric        string `json:"metric"`
-	BillingPeriod string `json:"billingPeriod"`
+	Scope         string        `json:"scope"`
+	Metric        metric.Metric `json:"metric"`
+	BillingPeriod string        `json:"billingPeriod"`
 	// PeriodStatus is the period's status now (open, closing, final); ExportedAs its status when
 	// the live export was written.
 	PeriodStatus string `json:"periodStatus"`
@@ -70,14 +71,14 @@ type Report struct {
 type Filter struct {
 	Scopes  []scope.Scope
 	Periods map[string]bool
-	Metrics map[string]bool
+	Metrics map[metric.Metric]bool
 }
 
-func (f Filter) match(sc, p, metric string) bool {
+func (f Filter) match(sc, p string, m metric.Metric) bool {
 	if len(f.Periods) > 0 && !f.Periods[p] {
 		return false
 	}
-	if len(f.Metrics) > 0 && !f.Metrics[metric] {
+	if len(f.Metrics) > 0 && !f.Metrics[m] {
 		return false
 	}
 	if len(f.Scopes) == 0 {
@@ -120,10 +121,10 @@ func Collect(ctx context.Context, st export.Store, e *export.Exporter, prefix st
 		root = prefix + "/"
 	}
 	byPath := map[string]*Partition{}
-	get := func(relPath, sc, p, metric string) *Partition {
+	get := func(relPath, sc, p string, m metric.Metric) *Partition {
 		ps := byPath[relPath]
 		if ps == nil {
-			ps = &Partition{Scope: sc, Metric: metric, BillingPeriod: p}
+			ps = &Partition{Scope: sc, Metric: m, BillingPeriod: p}
 			if per, err := period.Parse(p); err == nil {
 				ps.PeriodStatus = string(per.StatusAt(now, restatementDays))
 			}
@@ -182,11 +183,11 @@ func Collect(ctx context.Context, st export.Store, e *export.Exporter, prefix st
 		}
 		// An unfinished first run: the partition has no manifest yet; its names come from the
 		// folder (scope=… is the escaped folder name, not the scope path).
-		metric, sc, p, ok := splitRelPath(rel)
-		if !ok || (len(f.Scopes) > 0) || (len(f.Periods) > 0 && !f.Periods[p]) || (len(f.Metrics) > 0 && !f.Metrics[metric]) {
+		m, sc, p, ok := splitRelPath(rel)
+		if !ok || (len(f.Scopes) > 0) || (len(f.Periods) > 0 && !f.Periods[p]) || (len(f.Metrics) > 0 && !f.Metrics[m]) {
 			continue
 		}
-		get(rel, sc, p, metric).Unfinished = true
+		get(rel, sc, p, m).Unfinished = true
 	}
 	rep := &Report{Partitions: []Partition{}}
 	for _, ps := range byPath {
@@ -211,18 +212,18 @@ func Collect(ctx context.Context, st export.Store, e *export.Exporter, prefix st
 	return rep, nil
 }
 
-func splitRelPath(rel string) (metric, sc, p string, ok bool) {
+func splitRelPath(rel string) (m metric.Metric, sc, p string, ok bool) {
 	segs := strings.Split(rel, "/")
 	if len(segs) != 3 {
 		return "", "", "", false
 	}
-	metric, ok1 := strings.CutPrefix(segs[0], "metric=")
+	ms, ok1 := strings.CutPrefix(segs[0], "metric=")
 	sc, ok2 := strings.CutPrefix(segs[1], "scope=")
 	p, ok3 := strings.CutPrefix(segs[2], "billingPeriod=")
 	if u, err := scope.UnescapePathName(sc); err == nil {
 		sc = u
 	}
-	return metric, sc, p, ok1 && ok2 && ok3
+	return metric.Metric(ms), sc, p, ok1 && ok2 && ok3
 }
 
 func roundSeconds(d time.Duration) float64 { return float64(d.Round(time.Second) / time.Second) }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/usage-export/usage-export/internal/config"
+	"github.com/usage-export/usage-export/internal/metric"
 )
 
 // DefaultQueue is the work queue's name when USAGE_EXPORT_QUEUE is not set. The worker's
@@ -43,10 +44,10 @@ type Item struct {
 	Version int    `json:"v"`
 	Job     string `json:"job"`
 	// Index is the partition's position in the job's plan.
-	Index  int    `json:"index"`
-	Scope  string `json:"scope"`
-	Period string `json:"billingPeriod"`
-	Metric string `json:"metric"`
+	Index  int           `json:"index"`
+	Scope  string        `json:"scope"`
+	Period string        `json:"billingPeriod"`
+	Metric metric.Metric `json:"metric"`
 }
 
 // Encode returns the message text of it: base64 of its JSON, as the queue trigger's default

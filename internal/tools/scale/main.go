@@ -35,6 +35,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/hostqueue"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -348,7 +349,7 @@ func scenario(ctx context.Context, az *azurite.Server, p params, n int, kill boo
 		if err != nil {
 			return nil, err
 		}
-		ok, dups, err := exact(ctx, st, sb, export.Partition{Scope: sc, Period: per, Metric: pt.Metric})
+		ok, dups, err := exact(ctx, st, sb, export.Partition{Scope: sc, Period: per, Metric: metric.Metric(pt.Metric)})
 		if err != nil {
 			return nil, err
 		}
@@ -386,7 +387,7 @@ func exact(ctx context.Context, st *store.Blob, sb *sandbox.Server, part export.
 	if err != nil {
 		return false, 0, err
 	}
-	truth, err := sb.GroundTruth(part.Scope, part.Period, part.Metric)
+	truth, err := sb.GroundTruth(part.Scope, part.Period, string(part.Metric))
 	if err != nil {
 		return false, 0, err
 	}
