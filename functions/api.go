@@ -18,6 +18,7 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -150,13 +151,13 @@ func (s *Server) api(ctx context.Context, req *httpRequest) apiReply {
 // exportRequest is the body of POST /api/exports. Unknown fields, duplicate fields and wrong
 // types are refused.
 type exportRequest struct {
-	Scopes  []string   `json:"scopes"`
-	Periods []string   `json:"periods"`
-	From    string     `json:"from"`
-	To      string     `json:"to"`
-	Metric  metricList `json:"metric"`
-	Source  string     `json:"source"`
-	Force   bool       `json:"force"`
+	Scopes  []string        `json:"scopes"`
+	Periods []string        `json:"periods"`
+	From    string          `json:"from"`
+	To      string          `json:"to"`
+	Metric  metricList      `json:"metric"`
+	Source  manifest.Source `json:"source"`
+	Force   bool            `json:"force"`
 }
 
 // requestFields lists the accepted fields, for error messages.
@@ -185,7 +186,7 @@ type plan struct {
 	scopes  []scope.Scope
 	periods []period.Period
 	metrics []metric.Metric
-	source  string
+	source  manifest.Source
 	force   bool
 	parts   []export.Partition
 }
@@ -217,7 +218,7 @@ func (s *Server) createJob(ctx context.Context, req *httpRequest) apiReply {
 	for _, pr := range p.periods {
 		req2.Periods = append(req2.Periods, pr.String())
 	}
-	j, created, err := s.jobs.Submit(ctx, jobs.ExecOnDemand, req2, p.parts)
+	j, created, err := s.jobs.Submit(ctx, manifest.OnDemand, req2, p.parts)
 	switch {
 	case errors.Is(err, jobs.ErrTooManyOpen):
 		rep := replyError(http.StatusTooManyRequests, "too_many_jobs",
@@ -273,10 +274,10 @@ func (s *Server) parseRequest(text string) (*plan, *apiReply) {
 	p := &plan{source: in.Source, force: in.Force}
 
 	switch in.Source {
-	case "", "auto", export.SourceUsageDetails, export.SourceCostDetails:
+	case "", manifest.SourceAuto, manifest.SourceUsageDetails, manifest.SourceCostDetails:
 	default:
-		return fail(http.StatusBadRequest, "invalid_source", "source %q: want \"auto\", %q or %q (or leave it out)",
-			in.Source, export.SourceUsageDetails, export.SourceCostDetails)
+		return fail(http.StatusBadRequest, "invalid_source", "source %q: want %q, %q or %q (or leave it out)",
+			in.Source, manifest.SourceAuto, manifest.SourceUsageDetails, manifest.SourceCostDetails)
 	}
 
 	if len(in.Metric) == 0 {

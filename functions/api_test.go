@@ -13,6 +13,7 @@ import (
 	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -158,7 +159,7 @@ func TestAcceptAndGet(t *testing.T) {
 			if want := "/api/exports/" + j.ID; got.Headers["Location"] != want {
 				t.Errorf("Location %q, want %q", got.Headers["Location"], want)
 			}
-			if j.State != jobs.Queued || !j.CreatedTime.Equal(testNow) || j.ExecutionType != jobs.ExecOnDemand {
+			if j.State != jobs.Queued || !j.CreatedTime.Equal(testNow) || j.ExecutionType != manifest.OnDemand {
 				t.Errorf("job %+v, want queued at %s", j, testNow)
 			}
 			if strings.Join(j.Request.Scopes, ",") != strings.Join(tt.scopes, ",") ||

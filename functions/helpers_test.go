@@ -44,7 +44,7 @@ type fakeExport struct {
 	runs  []jobs.Run
 	calls map[string]int // per partition RelPath
 	// hook decides a partition's outcome; it may block (it gets the run's ctx).
-	hook func(ctx context.Context, p export.Partition, call int) string
+	hook func(ctx context.Context, p export.Partition, call int) export.Status
 }
 
 func (f *fakeExport) Export(ctx context.Context, r jobs.Run) (*export.Summary, error) {

@@ -36,7 +36,7 @@ type Inventory interface {
 	// DiscardHeld deletes a held run (export.ErrNoHeldRun, ErrRunActive).
 	DiscardHeld(ctx context.Context, runID string) error
 	// Plan says what exporting parts (with source forced when not empty) would do.
-	Plan(ctx context.Context, parts []export.Partition, source string) (*runplan.Plan, error)
+	Plan(ctx context.Context, parts []export.Partition, source manifest.Source) (*runplan.Plan, error)
 	// Clean removes the run folders the cleanup rule expires (export.Clean) and returns them.
 	Clean(ctx context.Context) ([]export.RunFolder, error)
 }

@@ -36,9 +36,9 @@ func (v *storeInventory) PublishHeld(ctx context.Context, id string) (*manifest.
 func (v *storeInventory) DiscardHeld(ctx context.Context, id string) error {
 	return v.e.DiscardHeld(ctx, id)
 }
-func (v *storeInventory) Plan(ctx context.Context, parts []export.Partition, source string) (*runplan.Plan, error) {
+func (v *storeInventory) Plan(ctx context.Context, parts []export.Partition, source manifest.Source) (*runplan.Plan, error) {
 	choose := func(export.Partition, *manifest.Manifest) runplan.SourceChoice {
-		return runplan.SourceChoice{Source: export.SourceUsageDetails, Reason: "test"}
+		return runplan.SourceChoice{Source: manifest.SourceUsageDetails, Reason: "test"}
 	}
 	return runplan.Make(ctx, emptyPlanReader{v.e}, parts, choose,
 		runplan.Budget{PerScope: func(scope.Scope) float64 { return 10 }, PerTenant: 200}, v.now, 5)
@@ -117,7 +117,7 @@ func TestPartitionsAPI(t *testing.T) {
 	_ = env
 	const rel = "metric=actualcost/scope=subscription-11111111-1111-1111-1111-111111111111/billingPeriod=202401"
 	live := manifest.Manifest{Status: manifest.StatusCommitted, Scope: subA, BillingPeriod: "202401", Metric: "actualcost",
-		Source: export.SourceUsageDetails, DataRowCount: 10, PeriodStatus: "final",
+		Source: manifest.SourceUsageDetails, DataRowCount: 10, PeriodStatus: "final",
 		RunInfo: manifest.RunInfo{RunID: "run-live", FinishedTime: testNow.Add(-time.Hour)},
 		Totals:  map[string]map[string]string{"costInBillingCurrency": {"USD": "12.5"}}}
 	putManifest(t, st, "usage/"+rel+"/_manifest.json", live)

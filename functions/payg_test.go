@@ -22,6 +22,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -94,7 +95,7 @@ func TestTimerPlansPayAsYouGoPeriods(t *testing.T) {
 	}
 	now := func() time.Time { return paygNow }
 	ex := export.New(st, func(scope.Scope) (export.Source, error) { return src, nil },
-		&export.Options{Prefix: cfg.Prefix, RestatementDays: cfg.RestatementDays, ExecutionType: jobs.ExecScheduled, Now: now})
+		&export.Options{Prefix: cfg.Prefix, RestatementDays: cfg.RestatementDays, ExecutionType: manifest.Scheduled, Now: now})
 	var (
 		mu      sync.Mutex
 		results []export.Result

@@ -13,6 +13,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -125,7 +126,7 @@ func (s *Server) planTimer(ctx context.Context) ([]string, error) {
 	for _, sc := range s.cfg.Scopes {
 		req.Scopes = append(req.Scopes, sc.String())
 	}
-	j, created, err := s.jobs.Submit(ctx, jobs.ExecScheduled, req, parts)
+	j, created, err := s.jobs.Submit(ctx, manifest.Scheduled, req, parts)
 	if err != nil {
 		return logs, fmt.Errorf("could not enqueue the scheduled export: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -48,10 +49,10 @@ func TestTimerFixtureInvocation(t *testing.T) {
 		}
 	}
 	runs := env.fake.allRuns()
-	if len(runs) != 6 || runs[0].ExecutionType != jobs.ExecScheduled || runs[0].Force || runs[0].Source != "" || len(runs[0].Partitions) != 1 {
+	if len(runs) != 6 || runs[0].ExecutionType != manifest.Scheduled || runs[0].Force || runs[0].Source != "" || len(runs[0].Partitions) != 1 {
 		t.Fatalf("runs = %+v, want six Scheduled runs of one partition", runs)
 	}
-	if j := readJob(t, env, items[0].Job); j.State != jobs.Succeeded || j.ExecutionType != jobs.ExecScheduled {
+	if j := readJob(t, env, items[0].Job); j.State != jobs.Succeeded || j.ExecutionType != manifest.Scheduled {
 		t.Errorf("job %s %s, want a succeeded Scheduled job", j.ID, j.State)
 	}
 	// The export's own log lines carry the invocation id (the logger travels in ctx).

@@ -86,7 +86,7 @@ func (s *Server) serveWorker(w http.ResponseWriter, r *http.Request) {
 		s.failed(w, r, WorkerFunction, http.StatusInternalServerError, fmt.Errorf("%s", out.Message), []string{line})
 		return
 	}
-	log.Info().Str("status", out.Status).Msg(out.Message)
+	log.Info().Str("status", string(out.Status)).Msg(out.Message)
 	writeJSON(w, http.StatusOK, invokeResponse{Outputs: map[string]any{}, Logs: []string{line}})
 }
 

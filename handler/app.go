@@ -45,7 +45,7 @@ type app struct {
 	// shared is the budget shared by every instance (serve only; nil for the CLI).
 	shared *sharedbudget.Budget
 	// forceSource, when set, overrides the per-scope source choice (CLI --source).
-	forceSource string
+	forceSource manifest.Source
 }
 
 // newApp builds the credential, clients and store from cfg. Managed identity comes first: on
@@ -212,7 +212,7 @@ func openStoreOpts(ctx context.Context, cfg *config.Config, cred azcore.TokenCre
 // sourceSetting is the source setting of a scope: the run's override (CLI --source, the HTTP
 // request's "source"), else costDetails for a scope listed in USAGE_EXPORT_COSTDETAILS_SCOPES,
 // else USAGE_EXPORT_SOURCE (default auto).
-func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
+func sourceSetting(cfg *config.Config, forced manifest.Source, sc scope.Scope) manifest.Source {
 	switch {
 	case forced != "":
 		return forced
@@ -224,7 +224,7 @@ func sourceSetting(cfg *config.Config, forced string, sc scope.Scope) string {
 
 // decideSource is the one source decision of a run: the export's Pick hook and handler plan
 // both ask it (internal/source.Choose for the auto setting).
-func decideSource(cfg *config.Config, forced string, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
+func decideSource(cfg *config.Config, forced manifest.Source, p export.Partition, live *manifest.Manifest, now time.Time) source.Decision {
 	d := source.Choose(source.Input{
 		Setting: sourceSetting(cfg, forced, p.Scope), Scope: p.Scope, Period: p.Period, Metric: p.Metric, Now: now,
 		Previous: live, Rate: planBudget(cfg).PerScope(p.Scope), // the rate budget's per-kind rule
@@ -251,7 +251,7 @@ func (a *app) pick(p export.Partition, live *manifest.Manifest) (export.Source, 
 }
 
 // exporter returns an exporter for one run.
-func (a *app) exporter(executionType string, progress func(export.Progress), noDropGuard bool) *export.Exporter {
+func (a *app) exporter(executionType manifest.ExecutionType, progress func(export.Progress), noDropGuard bool) *export.Exporter {
 	partDays := a.cfg.PartDays
 	o := &export.Options{
 		Pick:   a.pick,

@@ -14,6 +14,7 @@ import (
 	"github.com/usage-export/usage-export/functions"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -40,7 +41,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
-	if !sourcepkg.Valid(*source) {
+	if !sourcepkg.Valid(manifest.Source(*source)) {
 		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want auto, usageDetails or costDetails", *source)}
 	}
 	plan, err := planPeriods(*periods, *from, *to, cfg, time.Now())
@@ -64,9 +65,9 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	a.forceSource = *source
+	a.forceSource = manifest.Source(*source)
 	start := time.Now()
-	sum, err := a.exporter("OnDemand", bar.update, *force).Run(ctx, parts)
+	sum, err := a.exporter(manifest.OnDemand, bar.update, *force).Run(ctx, parts)
 	if err == nil {
 		log.Info().Int("partitions", len(parts)).Int64("rows", sum.Rows).Int64("bytes", sum.Bytes).
 			Float64("seconds", durationSince(start)).Msg("export finished")

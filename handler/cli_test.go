@@ -15,7 +15,7 @@ import (
 	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/config"
-	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -132,7 +132,7 @@ func TestExportSummaryAndLogs(t *testing.T) {
 		}
 	}
 	last := period.Of(time.Now()).Add(-1).String()
-	for _, source := range []string{export.SourceUsageDetails, export.SourceCostDetails} {
+	for _, source := range []string{string(manifest.SourceUsageDetails), string(manifest.SourceCostDetails)} {
 		t.Run(source, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, map[string]string{config.EnvToken: sb.Token()}, "export",
 				"--endpoint", sb.URL(), "--scopes", dept, "--output-dir", t.TempDir(), "--periods", last,

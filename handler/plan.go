@@ -23,7 +23,7 @@ import (
 
 // sourceChoice is the per-partition source decision of a run as planning shows it: the same
 // decideSource the export's Pick hook asks, at now.
-func sourceChoice(cfg *config.Config, forced string, now time.Time) plan.SourceFunc {
+func sourceChoice(cfg *config.Config, forced manifest.Source, now time.Time) plan.SourceFunc {
 	return func(p export.Partition, prev *manifest.Manifest) plan.SourceChoice {
 		d := decideSource(cfg, forced, p, prev, now)
 		return plan.SourceChoice{Source: d.Source, Reason: d.Reason}
@@ -100,7 +100,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
-	if *source != "" && *source != export.SourceUsageDetails && *source != export.SourceCostDetails {
+	if s := manifest.Source(*source); s != "" && s != manifest.SourceUsageDetails && s != manifest.SourceCostDetails {
 		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want usageDetails or costDetails", *source)}
 	}
 	now := time.Now()
@@ -123,7 +123,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	pl, err := plan.Make(ctx, reader, parts, sourceChoice(cfg, *source, now), planBudget(cfg), now, cfg.RestatementDays)
+	pl, err := plan.Make(ctx, reader, parts, sourceChoice(cfg, manifest.Source(*source), now), planBudget(cfg), now, cfg.RestatementDays)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func writeStatusTable(w io.Writer, rep *status.Report) {
 		age, last := "-", "-"
 		if p.LastRun != nil {
 			age = humanAge(time.Duration(p.LastRun.AgeSeconds) * time.Second)
-			last = p.LastRun.ExecutionType + " " + shortID(p.LastRun.RunID)
+			last = string(p.LastRun.ExecutionType) + " " + shortID(p.LastRun.RunID)
 		}
 		var waiting []string
 		for _, h := range p.Held {
@@ -54,7 +54,7 @@ func writeStatusTable(w io.Writer, rep *status.Report) {
 			rows = "not committed"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Scope, p.Metric, p.BillingPeriod, p.PeriodStatus,
-			orDash(p.Source), rows, orDash(strings.Join(totals, ", ")), age, last, strings.Join(waiting, "; "))
+			orDash(string(p.Source)), rows, orDash(strings.Join(totals, ", ")), age, last, strings.Join(waiting, "; "))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\n%d partitions, %d rows; %d held runs waiting, %d unfinished\n", rep.Count, rep.Rows, rep.Held, rep.Unfinished)
@@ -318,7 +318,7 @@ func (v *inventory) DiscardHeld(ctx context.Context, runID string) error {
 	return v.e.DiscardHeld(ctx, runID)
 }
 
-func (v *inventory) Plan(ctx context.Context, parts []export.Partition, source string) (*plan.Plan, error) {
+func (v *inventory) Plan(ctx context.Context, parts []export.Partition, source manifest.Source) (*plan.Plan, error) {
 	r, err := newPlanReader(ctx, v.e)
 	if err != nil {
 		return nil, err

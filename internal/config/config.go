@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -63,7 +64,7 @@ const (
 	DefaultSchedule           = "0 0 4 * * *"
 	DefaultAPIVersion         = "2024-08-01"
 	DefaultMetric             = metric.ActualCost
-	DefaultSource             = "auto" // per partition, the source with the fewest ARM calls (docs/sources.md)
+	DefaultSource             = manifest.SourceAuto // per partition, the source with the fewest ARM calls (docs/sources.md)
 	DefaultRestatementDays    = 5
 	DefaultManagementEndpoint = "https://management.azure.com"
 	DefaultPartDays           = 1
@@ -91,7 +92,7 @@ var ManagementHosts = []string{"management.azure.com", "management.chinacloudapi
 type Config struct {
 	Scopes             []scope.Scope
 	CostDetailsScopes  []scope.Scope
-	Source             string // auto | usageDetails | costDetails
+	Source             manifest.Source // auto | usageDetails | costDetails
 	StorageAccountURL  string
 	StorageConnection  string // secret: never logged
 	OutputDir          string
@@ -222,9 +223,9 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 			bad(EnvCostDetailsScopes, "%s is not one of %s", cd, EnvScopes)
 		}
 	}
-	c.Source = get(EnvSource, DefaultSource)
-	if !oneOf(c.Source, Sources) {
-		bad(EnvSource, "%q is not a source; use one of %s", c.Source, strings.Join(Sources, ", "))
+	c.Source = manifest.Source(get(EnvSource, string(DefaultSource)))
+	if !slices.Contains(Sources, c.Source) {
+		bad(EnvSource, "%q is not a source; use one of %s", c.Source, strings.Join(names(Sources), ", "))
 	}
 	if !oneOf(c.APIVersion, APIVersions) {
 		bad(EnvAPIVersion, "%q is not supported; use one of %s", c.APIVersion, strings.Join(APIVersions, ", "))
@@ -364,10 +365,19 @@ func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 }
 
 // Sources are the values of EnvSource (internal/source's settings).
-var Sources = []string{"auto", "usageDetails", "costDetails"}
+var Sources = []manifest.Source{manifest.SourceAuto, manifest.SourceUsageDetails, manifest.SourceCostDetails}
 
 // UsesCostDetails reports whether s is configured for the Cost Details source.
 func (c *Config) UsesCostDetails(s scope.Scope) bool { return contains(c.CostDetailsScopes, s) }
+
+// names returns typed strings as strings, for messages.
+func names[T ~string](xs []T) []string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = string(x)
+	}
+	return s
+}
 
 func oneOf(v string, list []string) bool {
 	for _, x := range list {

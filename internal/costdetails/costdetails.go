@@ -25,6 +25,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
@@ -33,9 +34,6 @@ const DefaultEndpoint = arm.DefaultEndpoint
 
 // APIVersion is the Cost Details api-version this client speaks.
 const APIVersion = "2022-05-01"
-
-// SourceName is the name of this source in manifests.
-const SourceName = "costDetails"
 
 // Polling defaults.
 const (
@@ -205,7 +203,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 }
 
 // Name returns the source name recorded in manifests, "costDetails".
-func (c *Client) Name() string { return SourceName }
+func (c *Client) Name() manifest.Source { return manifest.SourceCostDetails }
 
 // APIVersion returns the api-version the client sends, "2022-05-01".
 func (c *Client) APIVersion() string { return APIVersion }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -37,8 +38,8 @@ type replaySource struct {
 	n    int
 }
 
-func (s *replaySource) Name() string       { return SourceUsageDetails }
-func (s *replaySource) APIVersion() string { return "2024-08-01" }
+func (s *replaySource) Name() manifest.Source { return manifest.SourceUsageDetails }
+func (s *replaySource) APIVersion() string    { return "2024-08-01" }
 
 func (s *replaySource) Fetch(_ context.Context, _ Chunk, h consumption.Handler) error {
 	r := bytes.NewReader(s.page)

@@ -24,12 +24,6 @@ import (
 	"github.com/usage-export/usage-export/internal/store"
 )
 
-// Source names.
-const (
-	SourceUsageDetails = "usageDetails"
-	SourceCostDetails  = "costDetails"
-)
-
 // Defaults.
 const (
 	// DefaultPartDays is the width of a part in usage days: one part per day keeps parts small
@@ -69,7 +63,7 @@ type Source interface {
 	// Fetch streams the records of c to h. Records outside c's days are filtered by the caller.
 	Fetch(ctx context.Context, c Chunk, h consumption.Handler) error
 	// Name is the source name recorded in the manifest (usageDetails, costDetails).
-	Name() string
+	Name() manifest.Source
 	// APIVersion is the API version recorded in the manifest.
 	APIVersion() string
 }
@@ -91,10 +85,10 @@ type Options struct {
 	PartitionConcurrency int    // partitions in flight; 0 = DefaultPartitionConcurrency
 	RestatementDays      int    // 0 = DefaultRestatementDays
 	DropGuard            float64
-	NoDropGuard          bool          // publish whatever the drop (operator override)
-	RowKey               bool          // add a deterministic _rowKey field to each line
-	ExecutionType        string        // Scheduled | OnDemand
-	LeaseTTL             time.Duration // partition lease; 0 = DefaultLeaseTTL (Blob Storage accepts 15–60 s)
+	NoDropGuard          bool                   // publish whatever the drop (operator override)
+	RowKey               bool                   // add a deterministic _rowKey field to each line
+	ExecutionType        manifest.ExecutionType // "" = manifest.OnDemand
+	LeaseTTL             time.Duration          // partition lease; 0 = DefaultLeaseTTL (Blob Storage accepts 15–60 s)
 	// CallsPerMinute is the listing rate of a scope (its rate budget), used to size listings;
 	// nil or ≤ 0: unknown, and a partition is listed in one go.
 	CallsPerMinute func(scope.Scope) float64
@@ -138,7 +132,7 @@ func (o *Options) withDefaults() Options {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.ExecutionType == "" {
-		c.ExecutionType = "OnDemand"
+		c.ExecutionType = manifest.OnDemand
 	}
 	if c.ListingTime <= 0 {
 		c.ListingTime = DefaultListingTime
@@ -158,7 +152,7 @@ type Progress struct {
 	Chunks     int
 	ChunksDone int // listings checkpointed
 	Done       bool
-	Status     string
+	Status     Status
 	// Received counts the page body bytes read so far, live (Bytes is known only at the end);
 	// PartsSaved and RowsSaved count the checkpointed parts and their rows, which an interrupted
 	// run keeps and the next run resumes after.
@@ -167,33 +161,36 @@ type Progress struct {
 	RowsSaved  int64
 }
 
+// Status is the outcome of a partition (or of a derived dataset's partition).
+type Status string
+
 // Partition outcomes.
 const (
-	StatusCommitted = "committed" // live partition replaced
-	StatusHeld      = "held"      // drop guard: previous export kept live, new one kept aside
-	StatusBusy      = "busy"      // another writer holds the partition
-	StatusFailed    = "failed"    // nothing published; previous export intact
+	StatusCommitted        = Status(manifest.StatusCommitted) // live partition replaced
+	StatusHeld             = Status(manifest.StatusHeld)      // drop guard: previous export kept live, new one kept aside
+	StatusBusy      Status = "busy"                           // another writer holds the partition
+	StatusFailed    Status = "failed"                         // nothing published; previous export intact
 )
 
 // Result is the outcome of one partition.
 type Result struct {
-	Partition Partition     `json:"-"`
-	Scope     string        `json:"scope"`
-	Period    string        `json:"billingPeriod"`
-	Metric    metric.Metric `json:"metric"`
-	Source    string        `json:"source,omitempty"`       // the source that exported (or tried) the partition
-	Reason    string        `json:"sourceReason,omitempty"` // why that source (Options.Pick)
-	Status    string        `json:"status"`
-	RunID     string        `json:"runId,omitempty"`
-	Rows      int64         `json:"rows"`
-	Bytes     int64         `json:"bytes"`
-	Pages     int           `json:"pages"`
-	Parts     int           `json:"parts"`
-	Resumed   bool          `json:"resumed"`
-	Seconds   float64       `json:"seconds"`
-	Manifest  string        `json:"manifest,omitempty"`
-	Error     string        `json:"error,omitempty"`
-	Err       error         `json:"-"`
+	Partition Partition       `json:"-"`
+	Scope     string          `json:"scope"`
+	Period    string          `json:"billingPeriod"`
+	Metric    metric.Metric   `json:"metric"`
+	Source    manifest.Source `json:"source,omitempty"`       // the source that exported (or tried) the partition
+	Reason    string          `json:"sourceReason,omitempty"` // why that source (Options.Pick)
+	Status    Status          `json:"status"`
+	RunID     string          `json:"runId,omitempty"`
+	Rows      int64           `json:"rows"`
+	Bytes     int64           `json:"bytes"`
+	Pages     int             `json:"pages"`
+	Parts     int             `json:"parts"`
+	Resumed   bool            `json:"resumed"`
+	Seconds   float64         `json:"seconds"`
+	Manifest  string          `json:"manifest,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Err       error           `json:"-"`
 
 	subs []string // subscriptions seen, for overlap detection
 }
@@ -204,7 +201,7 @@ type Derived struct {
 	Dataset  string `json:"dataset"`
 	Scope    string `json:"scope"`
 	Period   string `json:"billingPeriod"`
-	Status   string `json:"status"` // committed | upToDate | waiting | busy | failed
+	Status   Status `json:"status"` // committed | upToDate | waiting | busy | failed
 	RunID    string `json:"runId,omitempty"`
 	Rows     int64  `json:"rows"`
 	Manifest string `json:"manifest,omitempty"`
@@ -353,7 +350,7 @@ func (e *Exporter) partition(ctx context.Context, p Partition, sem *slots, perio
 	case res.Status == StatusFailed:
 		ev = log.Error().Err(err)
 	}
-	ev.Str("status", res.Status).Str("source", res.Source).Str("source_reason", res.Reason).Str("run_id", res.RunID).Int64("rows", res.Rows).Int64("bytes", res.Bytes).
+	ev.Str("status", string(res.Status)).Str("source", string(res.Source)).Str("source_reason", res.Reason).Str("run_id", res.RunID).Int64("rows", res.Rows).Int64("bytes", res.Bytes).
 		Int("pages", res.Pages).Int("parts", res.Parts).Bool("resumed", res.Resumed).
 		Float64("seconds", res.Seconds).Msg("partition done")
 	if e.opts.Progress != nil {

@@ -38,8 +38,8 @@ type fakeSource struct {
 	answer      *period.Period // a date-range query is answered with this whole period instead
 }
 
-func (f *fakeSource) Name() string       { return SourceUsageDetails }
-func (f *fakeSource) APIVersion() string { return "2024-08-01" }
+func (f *fakeSource) Name() manifest.Source { return manifest.SourceUsageDetails }
+func (f *fakeSource) APIVersion() string    { return "2024-08-01" }
 
 func (f *fakeSource) days(c Chunk) []time.Time {
 	from, to := c.From, c.To

@@ -35,17 +35,17 @@ const (
 
 // checkpoint is the persisted state of an unfinished run of one partition.
 type checkpoint struct {
-	Version       int       `json:"version"`
-	RunID         string    `json:"runId"`
-	SubmittedTime time.Time `json:"submittedTime"`
-	ExecutionType string    `json:"executionType"`
-	Source        string    `json:"source"`
-	APIVersion    string    `json:"apiVersion"`
-	Ext           string    `json:"ext"`
-	PartDays      int       `json:"partDays"`
-	RowKey        bool      `json:"rowKey"`
-	Phase         string    `json:"phase"`
-	Resumed       int       `json:"resumed"`
+	Version       int                    `json:"version"`
+	RunID         string                 `json:"runId"`
+	SubmittedTime time.Time              `json:"submittedTime"`
+	ExecutionType manifest.ExecutionType `json:"executionType"`
+	Source        manifest.Source        `json:"source"`
+	APIVersion    string                 `json:"apiVersion"`
+	Ext           string                 `json:"ext"`
+	PartDays      int                    `json:"partDays"`
+	RowKey        bool                   `json:"rowKey"`
+	Phase         string                 `json:"phase"`
+	Resumed       int                    `json:"resumed"`
 	// Plan is the partition's listings, fixed when the run starts (a scope seen ignoring date
 	// ranges collapses the unfinished ones into one); Listings the finished ones, by key.
 	Plan     []plannedListing        `json:"plan"`
@@ -97,7 +97,7 @@ func (e *Exporter) runPartition(ctx context.Context, p Partition, src Source, se
 		if src, res.Reason, err = e.opts.Pick(p, live); err != nil {
 			return fmt.Errorf("choosing the source: %w", err)
 		}
-		log.Info().Str("source", src.Name()).Str("reason", res.Reason).Msg("source chosen")
+		log.Info().Str("source", string(src.Name())).Str("reason", res.Reason).Msg("source chosen")
 	}
 	res.Source = src.Name()
 	cp, err := e.loadCheckpoint(ctx, p, src, live)
@@ -295,7 +295,7 @@ func collapse(plan []plannedListing, done map[string]*listingDone) []plannedList
 // loadCheckpoint returns the unfinished run of p to continue, or a new one.
 func (e *Exporter) loadCheckpoint(ctx context.Context, p Partition, src Source, live *manifest.Manifest) (*checkpoint, error) {
 	partDays, ext := e.opts.PartDays, e.ext()
-	if src.Name() == SourceCostDetails && partDays == DefaultPartDays && e.opts.PartDays == DefaultPartDays {
+	if src.Name() == manifest.SourceCostDetails && partDays == DefaultPartDays && e.opts.PartDays == DefaultPartDays {
 		partDays = -1 // one report per month unless a layout already exists
 	}
 	if live != nil { // keep the layout of an existing partition: part names must stay stable

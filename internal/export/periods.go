@@ -7,6 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -37,7 +38,7 @@ type periodList struct {
 // month with a suffix (202402 → 202402-1); a suffixed name selects exactly.
 func (c *periodCache) resolve(ctx context.Context, src Source, p Partition) (Partition, error) {
 	pl, ok := src.(PeriodLister)
-	if !ok || p.Scope.Kind != scope.Subscription || src.Name() != SourceUsageDetails {
+	if !ok || p.Scope.Kind != scope.Subscription || src.Name() != manifest.SourceUsageDetails {
 		if p.Period.Suffix != "" {
 			return p, fmt.Errorf("billing period %s: a suffixed name is a pay-as-you-go subscription's period, not one of a %s scope", p.Period, p.Scope.Kind)
 		}

@@ -35,7 +35,7 @@ func (e *Exporter) plan(ctx context.Context, p Partition, src Source, partDays i
 	// The billing-period sub-scope for calendar periods only: a pay-as-you-go (Web Direct)
 	// subscription's period is refused there from api-version 2019-10-01 on, and its days are
 	// known, so it is listed by its date range.
-	whole.ByPeriod = src.Name() == SourceUsageDetails && p.Scope.SupportsBillingPeriod() && p.Period.Calendar()
+	whole.ByPeriod = src.Name() == manifest.SourceUsageDetails && p.Scope.SupportsBillingPeriod() && p.Period.Calendar()
 	steps := e.stepCount(ctx, p, live)
 	if steps <= 1 || layout.whole() {
 		return []plannedListing{whole}

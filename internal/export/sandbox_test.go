@@ -323,7 +323,7 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 		truth, _ := sb.GroundTruth(p.Scope, p.Period, string(p.Metric))
 		mu, nu, _ := partitionRecords(t, st, usage, p)
 		mc, nc, _ := partitionRecords(t, st, cost, p)
-		if mc.Source != export.SourceCostDetails || mu.Source != export.SourceUsageDetails {
+		if mc.Source != manifest.SourceCostDetails || mu.Source != manifest.SourceUsageDetails {
 			t.Errorf("%s: sources %s/%s", p.RelPath(), mu.Source, mc.Source)
 		}
 		if nu != truth.Rows || nc != truth.Rows {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -19,7 +20,7 @@ type UsageDetails struct {
 }
 
 // Name implements Source.
-func (u *UsageDetails) Name() string { return SourceUsageDetails }
+func (u *UsageDetails) Name() manifest.Source { return manifest.SourceUsageDetails }
 
 // APIVersion implements Source.
 func (u *UsageDetails) APIVersion() string { return u.Version }

@@ -61,7 +61,7 @@ func TestBodyFaultsEveryNth(t *testing.T) {
 			t.Parallel()
 			var details []string
 			ok := true
-			for _, src := range []string{export.SourceUsageDetails, export.SourceCostDetails} {
+			for _, src := range []string{string(manifest.SourceUsageDetails), string(manifest.SourceCostDetails)} {
 				d, err := bodyFaultRun(t, bf.fault, src)
 				if err != nil {
 					ok = false
@@ -93,11 +93,11 @@ func bodyFaultRun(t *testing.T, fault sandbox.Fault, src string) (string, error)
 		t.Fatal(err)
 	}
 	target := sandbox.TargetUsage
-	if src == export.SourceCostDetails {
+	if src == string(manifest.SourceCostDetails) {
 		target = sandbox.TargetBlob
 	}
 	var baseline string
-	if src == export.SourceCostDetails {
+	if src == string(manifest.SourceCostDetails) {
 		// The lines of a fault-free Cost Details export, to compare the faulted one with.
 		st := newLocal(t)
 		e := bodyExporter(t, sb, st, src)
@@ -129,7 +129,7 @@ func bodyFaultRun(t *testing.T, fault sandbox.Fault, src string) (string, error)
 	}
 	requests := after.Pages - before.Pages
 	kind := "pages"
-	if src == export.SourceCostDetails {
+	if src == string(manifest.SourceCostDetails) {
 		requests, kind = after.Blobs-before.Blobs, "blob downloads"
 	}
 	r := sum.Partitions[0]
@@ -141,7 +141,7 @@ func bodyFaultRun(t *testing.T, fault sandbox.Fault, src string) (string, error)
 	case r.Resumed:
 		return "", fmt.Errorf("the run resumed a checkpoint; want one run")
 	}
-	if src == export.SourceUsageDetails {
+	if src == string(manifest.SourceUsageDetails) {
 		rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
 		if err != nil {
 			return "", err
@@ -169,7 +169,7 @@ func bodyFaultRun(t *testing.T, fault sandbox.Fault, src string) (string, error)
 func bodyExporter(t *testing.T, sb *sandbox.Server, st *store.Local, src string) *export.Exporter {
 	t.Helper()
 	opts := export.Options{PartDays: 31}
-	if src == export.SourceUsageDetails {
+	if src == string(manifest.SourceUsageDetails) {
 		return newExporter(t, sb, st, clientOptions{bodyIdleTimeout: bodyIdleTimeout}, opts)
 	}
 	budget := ratelimit.New(&ratelimit.Options{PerScope: 6000, PerTenant: 12000})
@@ -199,14 +199,14 @@ func bodyExporter(t *testing.T, sb *sandbox.Server, st *store.Local, src string)
 func TestBodyFaultsCLI(t *testing.T) {
 	gate(t)
 	bin := testutil.HandlerBinary(t)
-	for _, src := range []string{export.SourceUsageDetails, export.SourceCostDetails} {
+	for _, src := range []string{string(manifest.SourceUsageDetails), string(manifest.SourceCostDetails)} {
 		t.Run(src, func(t *testing.T) {
 			sb := startSandbox(t, sandbox.Options{
 				Now: time.Now, Token: crashToken, RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize,
 				StallMax: time.Second, RowsPerBlob: bodyRowsPerBlob, PollInterval: 100 * time.Millisecond,
 			})
 			target := sandbox.TargetUsage
-			if src == export.SourceCostDetails {
+			if src == string(manifest.SourceCostDetails) {
 				target = sandbox.TargetBlob
 			}
 			sb.Faults().Every(sandbox.BodyMix, target, faultEvery)
@@ -244,7 +244,7 @@ func TestBodyFaultsCLI(t *testing.T) {
 				t.Fatal(err)
 			}
 			var problem error
-			if src == export.SourceUsageDetails {
+			if src == string(manifest.SourceUsageDetails) {
 				_, problem = checkExact(context.Background(), st, name, truth)
 				if problem == nil {
 					problem = meterDetailsFilled(context.Background(), st, name)

@@ -675,11 +675,11 @@ func runCrashPoint(t *testing.T, w *crashWorld, idx int, pt crashPoint) {
 		for _, r := range s.Partitions {
 			if _, done := first[r.Metric]; !done {
 				reqs[r.Metric] += after[r.Metric] - before[r.Metric]
-				if r.Status != export.StatusBusy {
+				if r.Status != string(export.StatusBusy) {
 					first[r.Metric] = r.Resumed
 				}
 			}
-			if r.Status != export.StatusBusy && r.Status != export.StatusCommitted {
+			if r.Status != string(export.StatusBusy) && r.Status != string(export.StatusCommitted) {
 				allowedBusy = false
 			}
 		}

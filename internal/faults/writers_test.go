@@ -84,7 +84,7 @@ func runSecondWriter(t *testing.T, w *crashWorld, where string) {
 	switch {
 	case err != nil:
 		problems = append(problems, fmt.Sprintf("second writer: exit %d, %v: %s", second.code, err, second.tail(500)))
-	case second.code != 3 || len(s.Partitions) != 1 || s.Partitions[0].Status != export.StatusBusy ||
+	case second.code != 3 || len(s.Partitions) != 1 || s.Partitions[0].Status != string(export.StatusBusy) ||
 		!strings.Contains(s.Partitions[0].Error, "already running"):
 		problems = append(problems, fmt.Sprintf("second writer: exit %d, summary %+v, want exit 3 and busy, already running", second.code, s.Partitions))
 	}

@@ -41,10 +41,10 @@ type Store interface {
 
 // Options configure a Builder; nil means the defaults.
 type Options struct {
-	Prefix        string        // the output tree's prefix, as export.Options.Prefix
-	NoGzip        bool          // write .jsonl instead of .jsonl.gz
-	LeaseTTL      time.Duration // partition lease; 0 = export.DefaultLeaseTTL
-	ExecutionType string        // Scheduled | OnDemand
+	Prefix        string                 // the output tree's prefix, as export.Options.Prefix
+	NoGzip        bool                   // write .jsonl instead of .jsonl.gz
+	LeaseTTL      time.Duration          // partition lease; 0 = export.DefaultLeaseTTL
+	ExecutionType manifest.ExecutionType // "" = manifest.OnDemand
 	Now           func() time.Time
 }
 
@@ -64,7 +64,7 @@ func New(st Store, o *Options) *Builder {
 		c.LeaseTTL = export.DefaultLeaseTTL
 	}
 	if c.ExecutionType == "" {
-		c.ExecutionType = "OnDemand"
+		c.ExecutionType = manifest.OnDemand
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -74,23 +74,23 @@ func New(st Store, o *Options) *Builder {
 
 // Outcomes of Build.
 const (
-	StatusCommitted = "committed" // the FOCUS partition was (re)built
-	StatusUpToDate  = "upToDate"  // built from the same committed inputs already
-	StatusWaiting   = "waiting"   // an input partition is not committed; nothing built
-	StatusBusy      = "busy"      // another writer holds the FOCUS partition
-	StatusFailed    = "failed"    // nothing published; the previous FOCUS partition is intact
+	StatusCommitted               = export.StatusCommitted // the FOCUS partition was (re)built
+	StatusUpToDate  export.Status = "upToDate"             // built from the same committed inputs already
+	StatusWaiting   export.Status = "waiting"              // an input partition is not committed; nothing built
+	StatusBusy                    = export.StatusBusy      // another writer holds the FOCUS partition
+	StatusFailed                  = export.StatusFailed    // nothing published; the previous FOCUS partition is intact
 )
 
 // Result is the outcome of building one FOCUS partition.
 type Result struct {
-	Scope    string `json:"scope"`
-	Period   string `json:"billingPeriod"`
-	Status   string `json:"status"`
-	RunID    string `json:"runId,omitempty"`
-	Rows     int64  `json:"rows"`
-	Manifest string `json:"manifest,omitempty"`
-	Reason   string `json:"reason,omitempty"`
-	Err      error  `json:"-"`
+	Scope    string        `json:"scope"`
+	Period   string        `json:"billingPeriod"`
+	Status   export.Status `json:"status"`
+	RunID    string        `json:"runId,omitempty"`
+	Rows     int64         `json:"rows"`
+	Manifest string        `json:"manifest,omitempty"`
+	Reason   string        `json:"reason,omitempty"`
+	Err      error         `json:"-"`
 }
 
 // ErrInputChanged reports that an input partition was re-committed while it was read: the
@@ -164,7 +164,7 @@ func (b *Builder) Build(ctx context.Context, sc scope.Scope, p period.Period, fo
 	if res.Status == StatusFailed {
 		ev = log.Error().Err(err)
 	}
-	ev.Str("status", res.Status).Str("run_id", res.RunID).Int64("rows", res.Rows).Str("reason", res.Reason).Msg("focus partition done")
+	ev.Str("status", string(res.Status)).Str("run_id", res.RunID).Int64("rows", res.Rows).Str("reason", res.Reason).Msg("focus partition done")
 	return res
 }
 
@@ -294,7 +294,7 @@ func (b *Builder) readInput(ctx context.Context, sc scope.Scope, p period.Period
 		return nil, "", fmt.Errorf("input %s: %w", name, err)
 	}
 	if m.Status != manifest.StatusCommitted {
-		return nil, "the " + string(mt) + " partition is " + m.Status, nil
+		return nil, "the " + string(mt) + " partition is " + string(m.Status), nil
 	}
 	sum := sha256.Sum256(raw)
 	in := &inputState{name: name, raw: raw, m: m, Input: Input{Manifest: name, RunID: m.RunInfo.RunID,

@@ -15,7 +15,7 @@ type Manifest struct {
 	ManifestVersion string           `json:"manifestVersion"`
 	Dataset         string           `json:"dataset"` // "focus"
 	FocusVersion    string           `json:"focusVersion"`
-	Status          string           `json:"status"` // committed
+	Status          manifest.Status  `json:"status"` // committed
 	ByteCount       int64            `json:"byteCount"`
 	BlobCount       int              `json:"blobCount"`
 	DataRowCount    int64            `json:"dataRowCount"`
@@ -43,11 +43,11 @@ type Manifest struct {
 
 // Input identifies one input partition as it was read.
 type Input struct {
-	Manifest       string `json:"manifest"` // blob name
-	RunID          string `json:"runId"`
-	ManifestSHA256 string `json:"manifestSha256"` // of the manifest's bytes
-	Source         string `json:"source"`
-	DataRowCount   int64  `json:"dataRowCount"`
+	Manifest       string          `json:"manifest"` // blob name
+	RunID          string          `json:"runId"`
+	ManifestSHA256 string          `json:"manifestSha256"` // of the manifest's bytes
+	Source         manifest.Source `json:"source"`
+	DataRowCount   int64           `json:"dataRowCount"`
 	// Cost is the input's billing-currency cost total per currency (legacy `cost`, modern
 	// `costInBillingCurrency`), from its manifest.
 	Cost map[string]string `json:"cost"`

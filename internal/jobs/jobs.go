@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -45,25 +46,19 @@ func (s State) Final() bool { return s == Succeeded || s == Failed || s == Cance
 // ended without a final outcome; the message comes back), then an end status: the export
 // outcome (committed, held, failed; see package export) or cancelled.
 const (
-	PartQueued    = "queued"
-	PartRunning   = "running"
-	PartRetrying  = "retrying"
-	PartCancelled = "cancelled"
+	PartQueued    export.Status = "queued"
+	PartRunning   export.Status = "running"
+	PartRetrying  export.Status = "retrying"
+	PartCancelled export.Status = "cancelled"
 )
 
 // FinalStatus reports whether a partition status is an end status.
-func FinalStatus(s string) bool {
+func FinalStatus(s export.Status) bool {
 	return s == export.StatusCommitted || s == export.StatusHeld || s == export.StatusFailed || s == PartCancelled
 }
 
 // SchemaVersion is the version of the job document; it grows only with incompatible changes.
 const SchemaVersion = 2
-
-// Execution types recorded in manifests and jobs.
-const (
-	ExecScheduled = "Scheduled"
-	ExecOnDemand  = "OnDemand"
-)
 
 // Request is what the job was asked to do, normalised: scopes as configured, the full list of
 // billing periods (a month range expanded), and the metrics.
@@ -73,7 +68,7 @@ type Request struct {
 	Metrics []metric.Metric `json:"metrics"`
 	// Source forces auto, usageDetails or costDetails for every scope; empty means per scope
 	// from the settings.
-	Source string `json:"source,omitempty"`
+	Source manifest.Source `json:"source,omitempty"`
 	// Force publishes even when the drop guard would hold an export back.
 	Force bool `json:"force"`
 }
@@ -83,7 +78,7 @@ type Partition struct {
 	Scope         string        `json:"scope"`
 	BillingPeriod string        `json:"billingPeriod"`
 	Metric        metric.Metric `json:"metric"`
-	Status        string        `json:"status"`
+	Status        export.Status `json:"status"`
 	Pages         int           `json:"pages"`
 	Rows          int64         `json:"rows"`
 	Bytes         int64         `json:"bytes"`
@@ -96,8 +91,8 @@ type Partition struct {
 	UpdatedTime *time.Time `json:"updatedTime,omitempty"`
 	// Source is the source that exported the partition and SourceReason why it was chosen
 	// (docs/sources.md).
-	Source       string `json:"source,omitempty"`
-	SourceReason string `json:"sourceReason,omitempty"`
+	Source       manifest.Source `json:"source,omitempty"`
+	SourceReason string          `json:"sourceReason,omitempty"`
 }
 
 // Worker identifies a handler process: its instance (CONTAINER_NAME on Flex Consumption, else
@@ -115,13 +110,13 @@ func (w Worker) String() string { return w.Instance + "/" + w.Process }
 // job is created and when it is cancelled) with the partitions' progress and the state filled
 // in from the workers' records by View.
 type Job struct {
-	Version       int        `json:"version"`
-	ID            string     `json:"id"`
-	ExecutionType string     `json:"executionType"`
-	State         State      `json:"state"`
-	CreatedTime   time.Time  `json:"createdTime"`
-	StartedTime   *time.Time `json:"startedTime,omitempty"`
-	FinishedTime  *time.Time `json:"finishedTime,omitempty"`
+	Version       int                    `json:"version"`
+	ID            string                 `json:"id"`
+	ExecutionType manifest.ExecutionType `json:"executionType"`
+	State         State                  `json:"state"`
+	CreatedTime   time.Time              `json:"createdTime"`
+	StartedTime   *time.Time             `json:"startedTime,omitempty"`
+	FinishedTime  *time.Time             `json:"finishedTime,omitempty"`
 	// CancelTime is when DELETE asked for the job to stop.
 	CancelTime *time.Time `json:"cancelTime,omitempty"`
 	// EnqueuedTime is when every partition's message was on the queue.

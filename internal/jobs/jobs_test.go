@@ -171,7 +171,7 @@ func TestNewIDValid(t *testing.T) {
 func TestDerive(t *testing.T) {
 	t0 := time.Date(2024, 1, 15, 12, 0, 0, 0, time.UTC)
 	t1 := t0.Add(time.Minute)
-	rec := func(status string) *Record {
+	rec := func(status export.Status) *Record {
 		r := &Record{Status: status, Started: t0, Heartbeat: t1}
 		if FinalStatus(status) {
 			r.Finished = &t1
@@ -203,7 +203,7 @@ func TestDerive(t *testing.T) {
 			Derive(j, tt.recs)
 			var got []string
 			for _, p := range j.Partitions {
-				got = append(got, p.Status)
+				got = append(got, string(p.Status))
 			}
 			if j.State != tt.want || strings.Join(got, ",") != tt.parts {
 				t.Errorf("state %s partitions %v, want %s %s", j.State, got, tt.want, tt.parts)
@@ -261,7 +261,7 @@ func TestDeriveStaleWorker(t *testing.T) {
 		name     string
 		attempts int
 		age      time.Duration
-		part     string
+		part     export.Status
 		state    State
 	}{
 		{"fresh heartbeat", 5, time.Minute, PartRunning, Running},

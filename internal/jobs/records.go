@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/workqueue"
 )
@@ -20,8 +21,8 @@ import (
 // progress and outcome. Records are written with conditional puts, so two workers never
 // overwrite each other unseen.
 type Record struct {
-	Status   string `json:"status"`
-	Attempts int    `json:"attempts"`
+	Status   export.Status `json:"status"`
+	Attempts int           `json:"attempts"`
 	// Message is the queue message id of the delivery that wrote the record: a redelivery of the
 	// same message after its worker died takes the partition over at once.
 	Message  string  `json:"message,omitempty"`
@@ -32,9 +33,9 @@ type Record struct {
 	Manifest string  `json:"manifest,omitempty"`
 	Error    string  `json:"error,omitempty"`
 	// Source and SourceReason say which source exported the partition and why.
-	Source       string    `json:"source,omitempty"`
-	SourceReason string    `json:"sourceReason,omitempty"`
-	Started      time.Time `json:"startedTime"`
+	Source       manifest.Source `json:"source,omitempty"`
+	SourceReason string          `json:"sourceReason,omitempty"`
+	Started      time.Time       `json:"startedTime"`
 	// Heartbeat is refreshed while the worker runs; a running record whose heartbeat is older
 	// than Options.StaleAfter belongs to a dead worker.
 	Heartbeat time.Time  `json:"heartbeatTime"`
@@ -132,7 +133,7 @@ func Derive(j *Job, recs []*Record) { DeriveAt(j, recs, time.Time{}) }
 // failed when that was its last delivery (the message is on the poison queue; the timer records
 // the failure for good).
 func DeriveAt(j *Job, recs []*Record, now time.Time) {
-	counts := map[string]int{}
+	counts := map[export.Status]int{}
 	var started, finished *time.Time
 	running := 0
 	for i := range j.Partitions {

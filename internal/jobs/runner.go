@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -23,11 +24,11 @@ import (
 
 // Run is one export the runner asks for: one partition of a job.
 type Run struct {
-	// ExecutionType is ExecScheduled or ExecOnDemand.
-	ExecutionType string
+	// ExecutionType is manifest.Scheduled or manifest.OnDemand.
+	ExecutionType manifest.ExecutionType
 	Partitions    []export.Partition
 	// Source forces usageDetails or costDetails; empty means per scope from the settings.
-	Source string
+	Source manifest.Source
 	// Force publishes even when the drop guard would hold an export back.
 	Force bool
 	// Progress, when set, receives the exporter's progress; it must not block.
@@ -164,7 +165,7 @@ var (
 
 // RequestKey is the identity of a request: identical requests (same execution type, scopes,
 // periods, metrics, source and force, in any order) have the same key.
-func RequestKey(execType string, req Request) string {
+func RequestKey(execType manifest.ExecutionType, req Request) string {
 	norm := func(in []string, lower bool) []string {
 		out := make([]string, len(in))
 		for i, v := range in {
@@ -184,7 +185,7 @@ func RequestKey(execType string, req Request) string {
 // Submit stores a job for parts and puts one message per partition on the queue. An identical
 // request whose job is still open returns that job (created false) instead of a new one. An
 // on-demand job past MaxOpenJobs fails with ErrTooManyOpen. The returned job is its view.
-func (r *Runner) Submit(ctx context.Context, execType string, req Request, parts []export.Partition) (*Job, bool, error) {
+func (r *Runner) Submit(ctx context.Context, execType manifest.ExecutionType, req Request, parts []export.Partition) (*Job, bool, error) {
 	key := RequestKey(execType, req)
 	for try := 0; try < 3; try++ {
 		kr, err := r.store.getKey(ctx, key)
@@ -206,7 +207,7 @@ func (r *Runner) Submit(ctx context.Context, execType string, req Request, parts
 				return j, false, nil
 			}
 		}
-		if execType == ExecOnDemand {
+		if execType == manifest.OnDemand {
 			n, err := r.store.openCount(ctx)
 			if err != nil {
 				return nil, false, err
@@ -309,7 +310,7 @@ type Delivery struct {
 // last delivery, it was recorded failed and the message goes to the poison queue.
 type Outcome struct {
 	Done   bool
-	Status string
+	Status export.Status
 	// Message says what happened, for the log and the invocation's Logs.
 	Message string
 }
@@ -346,7 +347,7 @@ func (r *Runner) Work(ctx context.Context, it workqueue.Item, d Delivery) Outcom
 	now := r.now().UTC()
 	switch {
 	case prev != nil && FinalStatus(prev.Status):
-		return Outcome{Done: true, Status: prev.Status, Message: "partition already " + prev.Status + "; duplicate delivery"}
+		return Outcome{Done: true, Status: prev.Status, Message: "partition already " + string(prev.Status) + "; duplicate delivery"}
 	case prev != nil && prev.Status == PartRunning && prev.Message != d.MessageID && now.Sub(prev.Heartbeat) < r.o.StaleAfter:
 		return Outcome{Done: true, Status: PartRunning, Message: "another message's worker " + prev.Worker.String() + " is running the partition; duplicate delivery"}
 	}
@@ -354,7 +355,7 @@ func (r *Runner) Work(ctx context.Context, it workqueue.Item, d Delivery) Outcom
 	if prev != nil {
 		rec.Started = prev.Started
 	}
-	final := func(status, msg string) Outcome {
+	final := func(status export.Status, msg string) Outcome {
 		rec.Status, rec.Error, rec.Finished = status, msg, &now
 		if err := r.store.PutRecord(ctx, it.Job, it.Index, rec, prev); err != nil {
 			return retry("recording %s: %s", status, r.redact(err.Error()))

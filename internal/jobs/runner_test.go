@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -35,14 +36,14 @@ type runnerEnv struct {
 	now   time.Time
 	calls int
 	// outcome returns the partition's status for an export call; it may block on ctx.
-	outcome func(ctx context.Context) string
+	outcome func(ctx context.Context) export.Status
 }
 
 func newRunnerEnv(t *testing.T, o *Options) *runnerEnv {
 	t.Helper()
 	s, _ := newStore(t)
 	e := &runnerEnv{q: &listQueue{}, now: time.Date(2024, 3, 3, 12, 0, 0, 0, time.UTC)}
-	e.outcome = func(context.Context) string { return export.StatusCommitted }
+	e.outcome = func(context.Context) export.Status { return export.StatusCommitted }
 	e.r = NewRunner(Deps{
 		Store: s, Queue: e.q, Allowed: func(sc scope.Scope) (scope.Scope, bool) { return sc, true },
 		Worker: Worker{Instance: "i1", Process: "p1"}, Now: func() time.Time { return e.now }, Options: o,
@@ -73,7 +74,7 @@ func (e *runnerEnv) submit(t *testing.T, n int) *Job {
 		req.Scopes = append(req.Scopes, sc.String())
 	}
 	req.Periods = []string{"202401"}
-	j, created, err := e.r.Submit(context.Background(), ExecOnDemand, req, parts)
+	j, created, err := e.r.Submit(context.Background(), manifest.OnDemand, req, parts)
 	if err != nil || !created {
 		t.Fatalf("Submit: created %v, %v", created, err)
 	}
@@ -112,7 +113,7 @@ func TestWorkDeliveries(t *testing.T) {
 	})
 	t.Run("a failure is retried; on the last delivery it is recorded failed and the message goes on", func(t *testing.T) {
 		e := newRunnerEnv(t, &Options{MaxDequeueCount: 3})
-		e.outcome = func(context.Context) string { return export.StatusFailed }
+		e.outcome = func(context.Context) export.Status { return export.StatusFailed }
 		j := e.submit(t, 1)
 		for d := 1; d <= 3; d++ {
 			out := e.r.Work(ctx, itemOf(j, 0), Delivery{"m1", d})
@@ -150,7 +151,7 @@ func TestWorkDeliveries(t *testing.T) {
 		e := newRunnerEnv(t, &Options{FlushInterval: time.Millisecond, CancelPollInterval: time.Millisecond})
 		j := e.submit(t, 2)
 		started := make(chan struct{})
-		e.outcome = func(ctx context.Context) string {
+		e.outcome = func(ctx context.Context) export.Status {
 			close(started)
 			<-ctx.Done()
 			return export.StatusFailed
@@ -203,7 +204,7 @@ func TestSubmitKeyAndBound(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			j, created, err := e.r.Submit(ctx, ExecOnDemand, req, parts)
+			j, created, err := e.r.Submit(ctx, manifest.OnDemand, req, parts)
 			if err != nil || created {
 				t.Errorf("identical request: created %v, %v", created, err)
 				return
@@ -218,17 +219,17 @@ func TestSubmitKeyAndBound(t *testing.T) {
 		}
 	}
 	e.submit(t, 2)
-	if _, _, err := e.r.Submit(ctx, ExecOnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []metric.Metric{"usage"}}, parts); !errors.Is(err, ErrTooManyOpen) {
+	if _, _, err := e.r.Submit(ctx, manifest.OnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []metric.Metric{"usage"}}, parts); !errors.Is(err, ErrTooManyOpen) {
 		t.Fatalf("third open job: %v, want ErrTooManyOpen", err)
 	}
 	// Finishing a job frees its slot; a scheduled job is never refused.
 	if out := e.r.Work(ctx, itemOf(a, 0), Delivery{"m", 1}); !out.Done {
 		t.Fatal(out)
 	}
-	if _, created, err := e.r.Submit(ctx, ExecOnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []metric.Metric{"usage"}}, parts); err != nil || !created {
+	if _, created, err := e.r.Submit(ctx, manifest.OnDemand, Request{Scopes: []string{"/subscriptions/x"}, Periods: []string{"202402"}, Metrics: []metric.Metric{"usage"}}, parts); err != nil || !created {
 		t.Fatalf("after one job ended: created %v, %v", created, err)
 	}
-	if _, created, err := e.r.Submit(ctx, ExecScheduled, req, parts); err != nil || !created {
+	if _, created, err := e.r.Submit(ctx, manifest.Scheduled, req, parts); err != nil || !created {
 		t.Fatalf("scheduled job past the bound: created %v, %v", created, err)
 	}
 	if n := len(e.q.items); n != 1+2+1+1 {

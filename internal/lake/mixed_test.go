@@ -82,7 +82,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 	if err != nil || sum.Failed() > 0 {
 		t.Fatalf("export: %v %v", err, sum.Err())
 	}
-	sources := map[string]int{}
+	sources := map[manifest.Source]int{}
 	for _, r := range sum.Partitions {
 		sources[r.Source]++
 		m := readManifest(t, st, e.ManifestName(r.Partition))
@@ -90,7 +90,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 			t.Errorf("%s: manifest source %s (%q), result %s (%q)", r.Partition.RelPath(), m.Source, m.SourceReason, r.Source, r.Reason)
 		}
 	}
-	if sources[export.SourceUsageDetails] != 4 || sources[export.SourceCostDetails] != 4 {
+	if sources[manifest.SourceUsageDetails] != 4 || sources[manifest.SourceCostDetails] != 4 {
 		t.Fatalf("sources %v, want 4 partitions each", sources)
 	}
 

@@ -21,16 +21,40 @@ const Version = "2026-11-01"
 // FileName is the manifest's blob name inside a partition folder.
 const FileName = "_manifest.json"
 
-// Status of the export a manifest describes.
+// Status is the state of the export a manifest describes.
+type Status string
+
+// Statuses a manifest records.
 const (
-	StatusCommitted = "committed" // live: the partition's parts are this run's
-	StatusHeld      = "held"      // held back by the drop guard; the parts are kept aside in the run folder
+	StatusCommitted Status = "committed" // live: the partition's parts are this run's
+	StatusHeld      Status = "held"      // held back by the drop guard; the parts are kept aside in the run folder
+)
+
+// Source is the API a partition's records came from.
+type Source string
+
+// Sources a manifest records, and the source setting that lets the exporter choose.
+const (
+	SourceUsageDetails Source = "usageDetails" // the usageDetails listing (internal/consumption)
+	SourceCostDetails  Source = "costDetails"  // Cost Details reports (internal/costdetails)
+	// SourceAuto is a setting, never recorded: internal/source chooses per partition the source
+	// with the fewest ARM calls.
+	SourceAuto Source = "auto"
+)
+
+// ExecutionType says what started the run that wrote a partition.
+type ExecutionType string
+
+// Execution types, spelled as the Cost Management exports manifest spells them.
+const (
+	Scheduled ExecutionType = "Scheduled" // the timer
+	OnDemand  ExecutionType = "OnDemand"  // an HTTP request or the CLI
 )
 
 // Manifest is the content of `_manifest.json`.
 type Manifest struct {
 	ManifestVersion string  `json:"manifestVersion"`
-	Status          string  `json:"status"`
+	Status          Status  `json:"status"`
 	ByteCount       int64   `json:"byteCount"`
 	BlobCount       int     `json:"blobCount"`
 	DataRowCount    int64   `json:"dataRowCount"`
@@ -41,7 +65,7 @@ type Manifest struct {
 	BillingPeriod string        `json:"billingPeriod"` // YYYYMM
 	PeriodStatus  string        `json:"periodStatus"`  // open | closing | final, when exported
 	Metric        metric.Metric `json:"metric"`
-	Source        string        `json:"source"`                 // usageDetails | costDetails
+	Source        Source        `json:"source"`
 	SourceReason  string        `json:"sourceReason,omitempty"` // why that source (the "auto" setting's choice, or the setting that forced it)
 	APIVersion    string        `json:"apiVersion"`
 	Format        string        `json:"format"`      // jsonl
@@ -89,13 +113,13 @@ type NotWritten struct {
 
 // RunInfo describes the run that wrote the partition.
 type RunInfo struct {
-	RunID         string    `json:"runId"`
-	ExecutionType string    `json:"executionType"` // Scheduled | OnDemand
-	SubmittedTime time.Time `json:"submittedTime"`
-	FinishedTime  time.Time `json:"finishedTime"`
-	StartDate     string    `json:"startDate"` // first day of the period, YYYY-MM-DD
-	EndDate       string    `json:"endDate"`   // last day of the period covered, YYYY-MM-DD
-	Resumed       int       `json:"resumed"`   // times the run was continued after an interruption
+	RunID         string        `json:"runId"`
+	ExecutionType ExecutionType `json:"executionType"`
+	SubmittedTime time.Time     `json:"submittedTime"`
+	FinishedTime  time.Time     `json:"finishedTime"`
+	StartDate     string        `json:"startDate"` // first day of the period, YYYY-MM-DD
+	EndDate       string        `json:"endDate"`   // last day of the period covered, YYYY-MM-DD
+	Resumed       int           `json:"resumed"`   // times the run was continued after an interruption
 }
 
 // DateRange is an inclusive range of usage days.

@@ -30,8 +30,8 @@ const (
 
 // SourceChoice is the source chosen for a partition and why.
 type SourceChoice struct {
-	Source string `json:"source"`
-	Reason string `json:"reason"`
+	Source manifest.Source `json:"source"`
+	Reason string          `json:"reason"`
 }
 
 // SourceFunc chooses the source of a partition; prev is its live manifest or nil. It must not
@@ -50,8 +50,8 @@ type Calls struct {
 // EstimateCalls returns the expected ARM calls of a partition exported from source, given the
 // rows of its previous export (prev, nil when there is none) and, when there is none, rows of a
 // comparable partition (same scope and metric, nearest period; nil when none) for the estimate.
-func EstimateCalls(source string, prev, similar *manifest.Manifest) Calls {
-	if source == export.SourceCostDetails {
+func EstimateCalls(source manifest.Source, prev, similar *manifest.Manifest) Calls {
+	if source == manifest.SourceCostDetails {
 		return Calls{Calls: 1 + CostDetailsPolls, Known: true,
 			Basis: fmt.Sprintf("Cost Details: 1 POST + about %d polls; files downloaded outside the ARM budget", CostDetailsPolls)}
 	}
@@ -91,10 +91,10 @@ type Partition struct {
 
 // Live describes the committed export a run would replace.
 type Live struct {
-	RunID        string    `json:"runId"`
-	Rows         int64     `json:"rows"`
-	FinishedTime time.Time `json:"finishedTime"`
-	Source       string    `json:"source"`
+	RunID        string          `json:"runId"`
+	Rows         int64           `json:"rows"`
+	FinishedTime time.Time       `json:"finishedTime"`
+	Source       manifest.Source `json:"source"`
 }
 
 // ScopeTime is the calls and time of one scope.

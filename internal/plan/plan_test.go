@@ -18,19 +18,19 @@ func TestEstimateCalls(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name          string
-		source        string
+		source        manifest.Source
 		prev, similar *manifest.Manifest
 		calls         int
 		known         bool
 		basis         string
 	}{
-		{"empty previous", export.SourceUsageDetails, m(0), nil, 1, true, "⌈0 rows"},
-		{"one page", export.SourceUsageDetails, m(1000), nil, 2, true, "⌈1000 rows"},
-		{"page and a bit", export.SourceUsageDetails, m(1001), nil, 3, true, "rows from the previous export"},
-		{"a million", export.SourceUsageDetails, m(1_000_000), nil, 1001, true, "⌈1000000 rows / 1000⌉ + 1"},
-		{"estimate from a neighbour", export.SourceUsageDetails, nil, m(2500), 4, false, "unknown: no previous export; estimated from 202401"},
-		{"nothing known", export.SourceUsageDetails, nil, nil, 2, false, "unknown"},
-		{"cost details", export.SourceCostDetails, m(1_000_000), nil, 4, true, "1 POST"},
+		{"empty previous", manifest.SourceUsageDetails, m(0), nil, 1, true, "⌈0 rows"},
+		{"one page", manifest.SourceUsageDetails, m(1000), nil, 2, true, "⌈1000 rows"},
+		{"page and a bit", manifest.SourceUsageDetails, m(1001), nil, 3, true, "rows from the previous export"},
+		{"a million", manifest.SourceUsageDetails, m(1_000_000), nil, 1001, true, "⌈1000000 rows / 1000⌉ + 1"},
+		{"estimate from a neighbour", manifest.SourceUsageDetails, nil, m(2500), 4, false, "unknown: no previous export; estimated from 202401"},
+		{"nothing known", manifest.SourceUsageDetails, nil, nil, 2, false, "unknown"},
+		{"cost details", manifest.SourceCostDetails, m(1_000_000), nil, 4, true, "1 POST"},
 	} {
 		got := EstimateCalls(tc.source, tc.prev, tc.similar)
 		if got.Calls != tc.calls || got.Known != tc.known || !strings.Contains(got.Basis, tc.basis) {
@@ -63,7 +63,7 @@ func TestMake(t *testing.T) {
 	r := fakeReader{parts[0].RelPath(): {DataRowCount: 9500, BillingPeriod: "202401"}, parts[3].RelPath(): {DataRowCount: 100, BillingPeriod: "202401"}}
 	rates := map[scope.Kind]float64{scope.Department: 2, scope.Subscription: 10}
 	choose := func(p export.Partition, _ *manifest.Manifest) SourceChoice {
-		return SourceChoice{Source: export.SourceUsageDetails, Reason: "test"}
+		return SourceChoice{Source: manifest.SourceUsageDetails, Reason: "test"}
 	}
 	pl, err := Make(context.Background(), r, parts, choose, Budget{PerScope: func(s scope.Scope) float64 { return rates[s.Kind] }, PerTenant: 200},
 		time.Date(2024, 4, 20, 0, 0, 0, 0, time.UTC), 5)

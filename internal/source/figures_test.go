@@ -60,7 +60,7 @@ func TestSourceFigures(t *testing.T) {
 	}
 	for _, kind := range kinds {
 		for _, r := range runs {
-			calls := map[string]int64{}
+			calls := map[manifest.Source]int64{}
 			for _, setting := range source.Settings {
 				res := exportOnce(t, now, kind, r.periods, setting)
 				calls[setting] = res.calls
@@ -102,7 +102,7 @@ type result struct {
 
 // exportOnce exports the periods of the first scope of kind into a fresh store with one source
 // setting and returns what it cost.
-func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.Period, setting string) result {
+func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.Period, setting manifest.Source) result {
 	t.Helper()
 	// The per-scope-kind limits (ratelimit.DefaultPerKind: the observed ones, e.g. billing
 	// account 6, department 2 calls a minute) in the sandbox and in the client's rate budget.
@@ -163,7 +163,7 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 		t.Fatal(err)
 	}
 	res := result{wall: time.Since(start), calls: budget.Stats().Calls, rows: sum.Rows, failed: sum.Failed()}
-	n := map[string]int{}
+	n := map[manifest.Source]int{}
 	for _, r := range sum.Partitions {
 		n[r.Source]++
 		if r.Status == export.StatusCommitted {
@@ -176,7 +176,7 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 			}
 		}
 	}
-	res.sources = fmt.Sprintf("usageDetails×%d costDetails×%d", n[export.SourceUsageDetails], n[export.SourceCostDetails])
+	res.sources = fmt.Sprintf("usageDetails×%d costDetails×%d", n[manifest.SourceUsageDetails], n[manifest.SourceCostDetails])
 	if setting == source.Auto && len(periods) == 1 {
 		// A re-export follows the committed export's size; a closed billing-profile month is
 		// asked for by its invoice.
@@ -185,7 +185,7 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 			t.Fatalf("re-export: %v %v", err, again.Err())
 		}
 		r := again.Partitions[0]
-		if byInvoice := strings.Contains(r.Reason, "by invoice"); byInvoice != (kind == scope.BillingProfile && r.Source == export.SourceCostDetails) {
+		if byInvoice := strings.Contains(r.Reason, "by invoice"); byInvoice != (kind == scope.BillingProfile && r.Source == manifest.SourceCostDetails) {
 			t.Errorf("%s re-export: %s (%s)", kind, r.Source, r.Reason)
 		}
 		t.Logf("%s re-export: %s: %s", kind, r.Source, r.Reason)

@@ -17,18 +17,20 @@ import (
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
-// Source settings.
+// Source settings: the sources manifests record, and Auto.
 const (
-	Auto         = "auto"         // the default: Choose decides per partition
-	UsageDetails = "usageDetails" // always the usageDetails listing
-	CostDetails  = "costDetails"  // always Cost Details reports
+	Auto         = manifest.SourceAuto         // the default: Choose decides per partition
+	UsageDetails = manifest.SourceUsageDetails // always the usageDetails listing
+	CostDetails  = manifest.SourceCostDetails  // always Cost Details reports
 )
 
 // Settings lists the valid values of the source setting.
-var Settings = []string{Auto, UsageDetails, CostDetails}
+var Settings = []manifest.Source{Auto, UsageDetails, CostDetails}
 
 // Valid reports whether s is a source setting ("" counts as Auto).
-func Valid(s string) bool { return s == "" || s == Auto || s == UsageDetails || s == CostDetails }
+func Valid(s manifest.Source) bool {
+	return s == "" || s == Auto || s == UsageDetails || s == CostDetails
+}
 
 // Estimates behind the choice.
 const (
@@ -48,7 +50,7 @@ const (
 type Input struct {
 	// Setting is the source setting for this partition (Auto, UsageDetails or CostDetails;
 	// "" = Auto).
-	Setting string
+	Setting manifest.Source
 	Scope   scope.Scope
 	Period  period.Period
 	Metric  metric.Metric
@@ -65,8 +67,8 @@ type Input struct {
 
 // Decision is the chosen source and why.
 type Decision struct {
-	Source string `json:"source"` // UsageDetails or CostDetails
-	Reason string `json:"reason"` // one sentence, for the job status, run summary and manifest
+	Source manifest.Source `json:"source"` // UsageDetails or CostDetails
+	Reason string          `json:"reason"` // one sentence, for the job status, run summary and manifest
 	// InvoiceID, with Cost Details, asks for the whole period by its MCA invoice: set for a
 	// billing profile whose period has ended when the previous export's records name exactly one
 	// invoice (an invoice holds the period's billed charges; the API takes invoiceId at billing

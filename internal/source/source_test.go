@@ -28,7 +28,7 @@ func TestChoose(t *testing.T) {
 	tests := []struct {
 		name       string
 		in         Input
-		want       string
+		want       manifest.Source
 		reasonHas  string
 		udCalls    int
 		cdCalls    int
@@ -94,7 +94,7 @@ func TestChoose(t *testing.T) {
 
 func TestValid(t *testing.T) {
 	for s, want := range map[string]bool{"": true, "auto": true, "usageDetails": true, "costDetails": true, "Auto": false, "cost": false} {
-		if Valid(s) != want {
+		if Valid(manifest.Source(s)) != want {
 			t.Errorf("Valid(%q) = %v", s, !want)
 		}
 	}

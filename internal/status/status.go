@@ -28,12 +28,12 @@ type Partition struct {
 	BillingPeriod string        `json:"billingPeriod"`
 	// PeriodStatus is the period's status now (open, closing, final); ExportedAs its status when
 	// the live export was written.
-	PeriodStatus string `json:"periodStatus"`
-	ExportedAs   string `json:"exportedAs,omitempty"`
-	Committed    bool   `json:"committed"`
-	Source       string `json:"source,omitempty"`
-	Rows         int64  `json:"rows"`
-	Bytes        int64  `json:"bytes"`
+	PeriodStatus string          `json:"periodStatus"`
+	ExportedAs   string          `json:"exportedAs,omitempty"`
+	Committed    bool            `json:"committed"`
+	Source       manifest.Source `json:"source,omitempty"`
+	Rows         int64           `json:"rows"`
+	Bytes        int64           `json:"bytes"`
 	// Totals are the billing-currency cost sums (currency → exact decimal).
 	Totals     map[string]string `json:"totals,omitempty"`
 	LastRun    *Run              `json:"lastRun,omitempty"`
@@ -43,10 +43,10 @@ type Partition struct {
 }
 
 type Run struct {
-	RunID         string    `json:"runId"`
-	ExecutionType string    `json:"executionType"`
-	FinishedTime  time.Time `json:"finishedTime"`
-	AgeSeconds    float64   `json:"ageSeconds"`
+	RunID         string                 `json:"runId"`
+	ExecutionType manifest.ExecutionType `json:"executionType"`
+	FinishedTime  time.Time              `json:"finishedTime"`
+	AgeSeconds    float64                `json:"ageSeconds"`
 }
 
 type Held struct {

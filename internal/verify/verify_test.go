@@ -9,6 +9,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -17,8 +18,8 @@ import (
 
 type oneDay struct{}
 
-func (oneDay) Name() string       { return export.SourceUsageDetails }
-func (oneDay) APIVersion() string { return "2024-08-01" }
+func (oneDay) Name() manifest.Source { return manifest.SourceUsageDetails }
+func (oneDay) APIVersion() string    { return "2024-08-01" }
 func (oneDay) Fetch(ctx context.Context, c export.Chunk, h consumption.Handler) error {
 	for d := c.From; !d.After(c.To); d = d.AddDate(0, 0, 1) {
 		rec := `{"kind":"legacy","properties":{"date":"` + d.Format("2006-01-02") + `T00:00:00.0000000Z","cost":1.25,"billingCurrency":"USD"}}`
