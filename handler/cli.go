@@ -78,10 +78,10 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		interrupted = bar.interrupted(sum)
 	}
 	if sum != nil {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
 		rs := newRunSummary(sum, a.budget.Stats())
 		rs.Interrupted = interrupted
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
 		_ = enc.Encode(rs)
 	}
 	if interrupted != nil {
@@ -90,6 +90,12 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	return summaryExit(sum)
+}
+
+// summaryExit is the exit of a run that ended: failed when a partition failed, attention
+// needed when one was not committed (held by the drop guard or busy), else nil.
+func summaryExit(sum *export.Summary) error {
 	if sum.Failed() > 0 {
 		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + redact(sum.Err().Error())}
 	}
