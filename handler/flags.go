@@ -24,7 +24,9 @@ func addSettingFlags(fs *flag.FlagSet, use config.Use) *settingFlags {
 		if s.Flag == "" || s.Use&use == 0 {
 			continue
 		}
-		sf.vals[s.Env] = fs.String(s.Flag, "", s.Help+" (env "+s.Env+")")
+		// The default is for the help only: load takes the flags that were given, and Load the
+		// same default when neither flag nor environment sets the setting.
+		sf.vals[s.Env] = fs.String(s.Flag, s.Default, s.Help+" (env "+s.Env+")")
 	}
 	return sf
 }

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/ratelimit"
@@ -57,36 +57,43 @@ const (
 	EnvClientID = "AZURE_CLIENT_ID"
 )
 
-// Defaults.
+// Defaults. The values other packages own are theirs: the data path's in export, the rate
+// budget's in ratelimit, the API client's in consumption.
 const (
 	DefaultContainer          = "usage-export"
 	DefaultPrefix             = "usage"
 	DefaultSchedule           = "0 0 4 * * *"
-	DefaultAPIVersion         = "2024-08-01"
+	DefaultAPIVersion         = consumption.DefaultAPIVersion
 	DefaultMetric             = metric.ActualCost
 	DefaultSource             = manifest.SourceAuto // per partition, the source with the fewest ARM calls (docs/sources.md)
-	DefaultRestatementDays    = 5
-	DefaultManagementEndpoint = "https://management.azure.com"
-	DefaultPartDays           = 1
+	DefaultRestatementDays    = export.DefaultRestatementDays
+	DefaultManagementEndpoint = consumption.DefaultEndpoint
+	DefaultPartDays           = export.DefaultPartDays
 	DefaultRatePerTenant      = ratelimit.DefaultPerTenant // calls per window per tenant (documented limit)
 	DefaultRateWindow         = ratelimit.DefaultWindow    // the window the rates count calls in
-	DefaultDropGuard          = 0.5
+	DefaultDropGuard          = export.DefaultDropGuard
 	DefaultExpand             = "" // consumption.DefaultExpand: meter details and additional info
 	DefaultMaxMonths          = 36
-	DefaultConcurrency        = 4
-	DefaultLeaseSeconds       = 60 // partition lease; a dead writer blocks its partition at most this long
+	DefaultConcurrency        = export.DefaultConcurrency
+	DefaultLeaseSeconds       = int(export.DefaultLeaseTTL / time.Second) // a dead writer blocks its partition at most this long
+	DefaultLogLevel           = "info"
+	// DefaultQueue is the work queue's name (internal/workqueue reads EnvQueue).
+	DefaultQueue = "usage-export-partitions"
 )
 
 // minRateWindow is the shortest rate window: tests and benchmarks shorten the window along with
 // the sandbox's -rate-window, to run the real per-kind rates faster.
 const minRateWindow = 100 * time.Millisecond
 
-// APIVersions lists the supported usageDetails API versions.
-var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01", "2023-11-01", "2024-08-01"}
+// APIVersions lists the supported usageDetails API versions (the client's).
+var APIVersions = consumption.APIVersions
 
 // ManagementHosts are the Azure clouds' Resource Manager hosts (public, China, US Government);
 // any other endpoint but loopback needs EnvAllowCustomEndpoint.
 var ManagementHosts = []string{"management.azure.com", "management.chinacloudapi.cn", "management.usgovcloudapi.net"}
+
+// LogLevels are the values of EnvLogLevel.
+var LogLevels = []string{"trace", "debug", "info", "warn", "error"}
 
 // Config is the validated configuration.
 type Config struct {
@@ -126,161 +133,115 @@ type Config struct {
 	AllowCustomEndpoint bool
 }
 
-// Load reads and validates the settings. lookup returns a setting's value and whether it is set
-// (os.LookupEnv). needScopes and needOutput say whether scopes and an output are required (the
-// sandbox command needs neither). Every problem is reported, joined into one error.
+// Load reads and validates the settings, each as its row of Settings says. lookup returns a
+// setting's value and whether it is set (os.LookupEnv); an unset or blank setting takes its
+// default. needScopes and needOutput say whether scopes and an output are required (the sandbox
+// command needs neither). Every problem is reported, in one *Error.
 func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Config, error) {
-	get := func(k, def string) string {
-		if v, ok := lookup(k); ok && strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v)
+	c := &Config{}
+	var errs []error
+	failed := map[string]bool{}
+	for _, s := range Settings {
+		if s.parse == nil {
+			continue
 		}
-		return def
+		v := s.Default
+		if x, ok := lookup(s.Env); ok && strings.TrimSpace(x) != "" {
+			v = strings.TrimSpace(x)
+		}
+		if err := s.parse(c, v); err != nil {
+			errs = append(errs, &SettingError{Setting: s.Env, Err: err})
+			failed[s.Env] = true
+		}
 	}
+	c.addFocusMetrics()
+	for _, err := range unjoin(c.Validate(needScopes, needOutput)) {
+		// A setting that did not parse is reported once: the checks saw no value of it.
+		if se := (*SettingError)(nil); errors.As(err, &se) && failed[se.Setting] {
+			continue
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, &Error{Joined: errors.Join(errs...)}
+	}
+	return c, nil
+}
+
+// SettingError is a problem with one setting ("output" for the three output settings together).
+type SettingError struct {
+	Setting string
+	Err     error
+}
+
+func (e *SettingError) Error() string { return e.Setting + ": " + e.Err.Error() }
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Error is every problem of the settings: errors.Join of one *SettingError per problem, so
+// errors.Is and errors.As see every cause.
+type Error struct{ Joined error }
+
+// Error lists the problems, one an indented line.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid settings:")
+	for _, err := range e.Unwrap() {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the problems.
+func (e *Error) Unwrap() []error { return unjoin(e.Joined) }
+
+// unjoin returns the errors errors.Join joined into err (none for nil).
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+// addFocusMetrics adds the two cost views the FOCUS dataset is built from.
+func (c *Config) addFocusMetrics() {
+	if !c.Focus {
+		return
+	}
+	for _, m := range []metric.Metric{metric.ActualCost, metric.AmortizedCost} {
+		if !slices.Contains(c.Metrics, m) {
+			c.Metrics = append(c.Metrics, m)
+		}
+	}
+}
+
+// Validate checks what involves more than one setting and returns every problem, joined
+// (errors.Join; nil when there is none). needScopes and needOutput are Load's.
+func (c *Config) Validate(needScopes, needOutput bool) error {
 	var errs []error
 	bad := func(k, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", k, fmt.Sprintf(format, args...)))
+		errs = append(errs, &SettingError{Setting: k, Err: fmt.Errorf(format, args...)})
 	}
-	atoi := func(k string, def, min, max int) int {
-		v := get(k, strconv.Itoa(def))
-		n, err := strconv.Atoi(v)
-		if err != nil || n < min || n > max {
-			bad(k, "%q is not a whole number from %d to %d", v, min, max)
-			return def
-		}
-		return n
-	}
-	boolean := func(k string, def bool) bool {
-		v := get(k, strconv.FormatBool(def))
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			bad(k, "%q is not true or false", v)
-			return def
-		}
-		return b
-	}
-	c := &Config{
-		StorageAccountURL:  get(EnvStorageAccountURL, ""),
-		StorageConnection:  get(EnvStorageConnection, ""),
-		OutputDir:          get(EnvOutputDir, ""),
-		Container:          get(EnvContainer, DefaultContainer),
-		Prefix:             strings.Trim(get(EnvPrefix, DefaultPrefix), "/"),
-		Schedule:           get(EnvSchedule, DefaultSchedule),
-		APIVersion:         get(EnvAPIVersion, DefaultAPIVersion),
-		ManagementEndpoint: strings.TrimSuffix(get(EnvManagementEndpoint, DefaultManagementEndpoint), "/"),
-		Token:              get(EnvToken, ""),
-		TokenFile:          get(EnvTokenFile, ""),
-		CAFile:             get(EnvCAFile, ""),
-		LogLevel:           strings.ToLower(get(EnvLogLevel, "info")),
-		Expand:             get(EnvExpand, DefaultExpand),
-		ClientID:           get(EnvClientID, ""),
-	}
-	if strings.EqualFold(c.Expand, consumption.ExpandNone) {
-		c.Expand = consumption.ExpandNone
-	}
-	c.Gzip = boolean(EnvGzip, true)
-	c.RowKey = boolean(EnvRowKey, false)
-	c.Focus = boolean(EnvFocus, false)
-	c.AllowCustomEndpoint = boolean(EnvAllowCustomEndpoint, false)
-	c.RestatementDays = atoi(EnvRestatementDays, DefaultRestatementDays, 0, 31)
-	c.PartDays = atoi(EnvPartDays, DefaultPartDays, 1, 31)
-	if rs := get(EnvRatePerScope, ""); rs != "" {
-		var err error
-		if c.RatePerScope, c.RatePerKind, err = ratelimit.ParseRates(rs); err != nil {
-			bad(EnvRatePerScope, "%v", err)
-		}
-	}
-	rw := get(EnvRateWindow, DefaultRateWindow.String())
-	if d, err := time.ParseDuration(rw); err != nil || d < minRateWindow || d > time.Hour {
-		bad(EnvRateWindow, "%q is not a duration from %s to 1h", rw, minRateWindow)
-		c.RateWindow = DefaultRateWindow
-	} else {
-		c.RateWindow = d
-	}
-	c.RatePerTenant = atoi(EnvRatePerTenant, DefaultRatePerTenant, 1, 100000)
-	c.MaxMonths = atoi(EnvMaxMonths, DefaultMaxMonths, 1, 120)
-	c.Concurrency = atoi(EnvConcurrency, DefaultConcurrency, 1, 64)
-	c.LeaseSeconds = atoi(EnvLeaseSeconds, DefaultLeaseSeconds, 15, 60)
-	dg := get(EnvDropGuard, strconv.FormatFloat(DefaultDropGuard, 'f', -1, 64))
-	if f, err := strconv.ParseFloat(dg, 64); err != nil || f <= 0 || f >= 1 {
-		bad(EnvDropGuard, "%q is not a fraction between 0 and 1 (exclusive)", dg)
-		c.DropGuard = DefaultDropGuard
-	} else {
-		c.DropGuard = f
-	}
-
-	var err error
-	if c.Scopes, err = ParseScopes(get(EnvScopes, "")); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", EnvScopes, err))
-	}
-	if needScopes && len(c.Scopes) == 0 && err == nil {
+	if needScopes && len(c.Scopes) == 0 {
 		bad(EnvScopes, "no scopes configured; set one or more billing scopes, e.g. /providers/Microsoft.Billing/billingAccounts/1234567")
-	}
-	if c.CostDetailsScopes, err = ParseScopes(get(EnvCostDetailsScopes, "")); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", EnvCostDetailsScopes, err))
 	}
 	for _, cd := range c.CostDetailsScopes {
 		if !contains(c.Scopes, cd) {
 			bad(EnvCostDetailsScopes, "%s is not one of %s", cd, EnvScopes)
 		}
 	}
-	c.Source = manifest.Source(get(EnvSource, string(DefaultSource)))
-	if !slices.Contains(Sources, c.Source) {
-		bad(EnvSource, "%q is not a source; use one of %s", c.Source, strings.Join(names(Sources), ", "))
-	}
-	if !oneOf(c.APIVersion, APIVersions) {
-		bad(EnvAPIVersion, "%q is not supported; use one of %s", c.APIVersion, strings.Join(APIVersions, ", "))
-	}
-	metrics := get(EnvMetric, string(DefaultMetric))
-	all := metric.Strings(metric.All)
-	for _, m := range splitList(metrics) {
-		m = strings.ToLower(m)
-		if !oneOf(m, all) {
-			if near := Suggest(m, all); near != "" {
-				bad(EnvMetric, "%q is not one of %s; did you mean %s?", m, strings.Join(all, ", "), near)
-			} else {
-				bad(EnvMetric, "%q is not one of %s", m, strings.Join(all, ", "))
-			}
-			continue
-		}
-		if !slices.Contains(c.Metrics, metric.Metric(m)) {
-			c.Metrics = append(c.Metrics, metric.Metric(m))
-		}
-	}
-	if len(c.Metrics) == 0 {
-		c.Metrics = []metric.Metric{DefaultMetric}
-	}
-	if c.Focus { // the FOCUS dataset is built from both cost views
-		for _, m := range []metric.Metric{metric.ActualCost, metric.AmortizedCost} {
-			if !slices.Contains(c.Metrics, m) {
-				c.Metrics = append(c.Metrics, m)
-			}
-		}
-	}
-	if c.APIVersion == "2018-06-30" && (len(c.Metrics) > 1 || c.Metrics[0] != metric.ActualCost) {
+	if c.APIVersion == "2018-06-30" && slices.ContainsFunc(c.Metrics, func(m metric.Metric) bool { return m != metric.ActualCost }) {
 		bad(EnvMetric, "API version 2018-06-30 has no metric parameter; only actualcost is available")
 	}
-	if err := ValidateEndpoint(c.ManagementEndpoint); err != nil {
-		bad(EnvManagementEndpoint, "%v", err)
-	} else if u, _ := url.Parse(c.ManagementEndpoint); !c.AllowCustomEndpoint && !isLoopback(u.Hostname()) && !oneOf(strings.ToLower(u.Hostname()), ManagementHosts) {
+	if u, err := url.Parse(c.ManagementEndpoint); err == nil && !c.AllowCustomEndpoint && !isLoopback(u.Hostname()) && !slices.Contains(ManagementHosts, strings.ToLower(u.Hostname())) {
 		bad(EnvManagementEndpoint, "%q is not an Azure Resource Manager host (%s) nor loopback; bearer tokens are sent there, so set %s=true if it is meant",
 			c.ManagementEndpoint, strings.Join(ManagementHosts, ", "), EnvAllowCustomEndpoint)
 	}
-	if err := ValidatePrefix(c.Prefix); err != nil {
-		bad(EnvPrefix, "%v", err)
-	}
-	if err := ValidateContainer(c.Container); err != nil {
-		bad(EnvContainer, "%v", err)
-	}
 	if c.Token != "" && c.TokenFile != "" {
 		bad(EnvToken, "set either %s or %s, not both", EnvToken, EnvTokenFile)
-	}
-	if fields := strings.Fields(c.Schedule); len(fields) != 6 {
-		bad(EnvSchedule, "%q is not a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week})", c.Schedule)
-	}
-	switch c.LogLevel {
-	case "trace", "debug", "info", "warn", "error":
-	default:
-		bad(EnvLogLevel, "%q is not one of trace, debug, info, warn, error", c.LogLevel)
 	}
 	outputs := 0
 	for _, v := range []string{c.StorageAccountURL, c.StorageConnection, c.OutputDir} {
@@ -295,23 +256,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	if outputs > 1 {
 		bad("output", "set only one of %s, %s and %s", EnvStorageAccountURL, EnvStorageConnection, EnvOutputDir)
 	}
-	if c.StorageAccountURL != "" {
-		if u, err := url.Parse(c.StorageAccountURL); err != nil || u.Host == "" || (u.Scheme != "https" && !isLoopback(u.Hostname())) {
-			bad(EnvStorageAccountURL, "%q is not an https account URL like https://<account>.blob.core.windows.net", c.StorageAccountURL)
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid settings:\n  %w", joinIndented(errs))
-	}
-	return c, nil
-}
-
-func joinIndented(errs []error) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error()
-	}
-	return errors.New(strings.Join(msgs, "\n  "))
+	return errors.Join(errs...)
 }
 
 // ParseScopes parses a list of scopes separated by commas, semicolons or newlines. Duplicates
@@ -377,15 +322,6 @@ func names[T ~string](xs []T) []string {
 		s[i] = string(x)
 	}
 	return s
-}
-
-func oneOf(v string, list []string) bool {
-	for _, x := range list {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // ValidateEndpoint checks a management endpoint: https, or http on a loopback address (the

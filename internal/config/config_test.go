@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -154,5 +155,68 @@ func TestExpandNone(t *testing.T) {
 	c, err := Load(lookup(map[string]string{EnvScopes: "/subscriptions/abc", EnvOutputDir: "out", EnvExpand: "NONE"}), true, true)
 	if err != nil || c.Expand != consumption.ExpandNone {
 		t.Errorf("Expand = %q, %v; want %q", c.Expand, err, consumption.ExpandNone)
+	}
+}
+
+// TestErrorChain checks that Load's error keeps every problem as its own error: errors.As finds
+// each *SettingError, and errors.Is the causes below them (a scope's ErrInvalid).
+func TestErrorChain(t *testing.T) {
+	_, err := Load(lookup(map[string]string{
+		EnvScopes:     "/providers/Microsoft.Billing/bogus/1",
+		EnvGzip:       "maybe",
+		EnvPartDays:   "0",
+		EnvOutputDir:  "out",
+		EnvToken:      "t",
+		EnvTokenFile:  "f",
+		EnvAPIVersion: "2018-06-30",
+		EnvMetric:     "usage",
+	}), true, true)
+	var all *Error
+	if !errors.As(err, &all) {
+		t.Fatalf("err %T %v, want *Error", err, err)
+	}
+	var got []string
+	for _, e := range all.Unwrap() {
+		var se *SettingError
+		if !errors.As(e, &se) {
+			t.Fatalf("problem %T %v is not a *SettingError", e, e)
+		}
+		got = append(got, se.Setting)
+	}
+	want := []string{EnvScopes, EnvToken, EnvGzip, EnvPartDays, EnvMetric}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("problems of %v, want %v:\n%v", got, want, err)
+	}
+	if !errors.Is(err, scope.ErrInvalid) {
+		t.Errorf("errors.Is(err, scope.ErrInvalid) = false: %v", err)
+	}
+	for _, line := range []string{"invalid settings:\n  USAGE_EXPORT_SCOPES: invalid scope", "\n  USAGE_EXPORT_GZIP: \"maybe\" is not true or false\n",
+		"\n  USAGE_EXPORT_TOKEN: set either USAGE_EXPORT_TOKEN or USAGE_EXPORT_TOKEN_FILE, not both"} {
+		if !strings.Contains(err.Error(), line) {
+			t.Errorf("message lacks %q:\n%s", line, err)
+		}
+	}
+}
+
+// TestTableDefaults checks that every row's Default is a value its parser takes, and that an
+// empty environment loads to the defaults the table names.
+func TestTableDefaults(t *testing.T) {
+	for _, s := range Settings {
+		if s.parse == nil || s.Default == "" {
+			continue
+		}
+		if err := s.parse(&Config{}, s.Default); err != nil {
+			t.Errorf("%s: default %q: %v", s.Env, s.Default, err)
+		}
+	}
+	c, err := Load(lookup(nil), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LeaseSeconds != DefaultLeaseSeconds || c.Concurrency != DefaultConcurrency || c.MaxMonths != DefaultMaxMonths ||
+		c.LogLevel != DefaultLogLevel || c.Schedule != DefaultSchedule || c.Source != DefaultSource || c.RateWindow != DefaultRateWindow {
+		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -25,7 +25,7 @@ import (
 // DefaultQueue is the work queue's name when USAGE_EXPORT_QUEUE is not set. The worker's
 // function.json names the queue "%USAGE_EXPORT_QUEUE%", so the app setting must hold the same
 // name (infra/ sets it).
-const DefaultQueue = "usage-export-partitions"
+const DefaultQueue = config.DefaultQueue
 
 // PoisonSuffix is what the queue extension appends to a queue's name for messages past
 // maxDequeueCount.
