@@ -47,21 +47,21 @@ func (sf *settingFlags) load(needScopes, needOutput bool) (*config.Config, error
 	return loadConfig(config.Lookup(given, os.LookupEnv), os.Environ(), needScopes, needOutput)
 }
 
-// loadConfig loads the settings and adds the unknown names of environ to the problems.
+// loadConfig loads the settings and adds the unknown names of environ to the problems, in the
+// one *config.Error.
 func loadConfig(lookup func(string) (string, bool), environ []string, needScopes, needOutput bool) (*config.Config, error) {
 	cfg, err := config.Load(lookup, needScopes, needOutput)
 	unknown := config.UnknownNames(environ)
 	if len(unknown) == 0 {
 		return cfg, err
 	}
-	msg := "invalid settings:"
-	if err != nil {
-		msg = err.Error()
+	var problems []error
+	if all := (*config.Error)(nil); errors.As(err, &all) {
+		problems = all.Unwrap()
+	} else if err != nil {
+		problems = []error{err}
 	}
-	for _, u := range unknown {
-		msg += "\n  " + u.Error()
-	}
-	return nil, errors.New(msg)
+	return nil, &config.Error{Joined: errors.Join(append(problems, unknown...)...)}
 }
 
 // parseFlags parses args. -h/--help prints the command's help on stdout and ends the command with

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -218,7 +219,7 @@ func Lookup(flags map[string]string, env func(string) (string, bool)) func(strin
 }
 
 // UnknownNames returns one error per USAGE_EXPORT_* variable of environ ("NAME=value" items, as
-// os.Environ gives them) that is not a setting, naming the closest setting when one is near.
+// os.Environ gives them) that is not a setting (a *SettingError), naming the closest setting when one is near.
 func UnknownNames(environ []string) []error {
 	var errs []error
 	for _, kv := range environ {
@@ -234,7 +235,7 @@ func UnknownNames(environ []string) []error {
 		if near := Suggest(name, names); near != "" {
 			msg += fmt.Sprintf("; did you mean %s?", near)
 		}
-		errs = append(errs, fmt.Errorf("%s: %s", name, msg))
+		errs = append(errs, &SettingError{Setting: name, Err: errors.New(msg)})
 	}
 	return errs
 }
