@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -36,8 +37,8 @@ func (s schemaHeader) Do(req *policy.Request) (*http.Response, error) {
 // lineCollector keeps every line it is handed.
 type lineCollector struct{ lines []string }
 
-func (c *lineCollector) Record(raw []byte) error         { c.lines = append(c.lines, string(raw)); return nil }
-func (c *lineCollector) PageDone(consumption.Page) error { return nil }
+func (c *lineCollector) Record(raw []byte) error    { c.lines = append(c.lines, string(raw)); return nil }
+func (c *lineCollector) PageDone(paging.Page) error { return nil }
 
 // comparable returns a line in a canonical form (members sorted, numbers as their text) without
 // the members a usageDetails record has and a Cost Details line cannot (id, name, type, etag),

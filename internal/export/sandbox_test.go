@@ -303,7 +303,7 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 	usage := newExporter(t, sb, st, "2024-08-01", export.Options{Prefix: "ud"})
-	cost := export.New(st, func(scope.Scope) (export.Source, error) { return cd, nil },
+	cost := export.New(st, func(scope.Scope) (export.Source, error) { return &export.CostDetails{Client: cd}, nil },
 		&export.Options{Prefix: "cd", Now: func() time.Time { return sandboxNow }})
 	var parts []export.Partition
 	for _, sc := range pickScopes(t, sb, scope.BillingAccount, scope.Department, scope.BillingProfile, scope.Customer) {

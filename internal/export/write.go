@@ -13,9 +13,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -153,7 +153,7 @@ type listing struct {
 	runDir string
 	ext    string
 	meta   map[string]string
-	onPage func(consumption.Page)
+	onPage func(paging.Page)
 	log    *zerolog.Logger
 
 	parts   map[int64]*partOut // by usage day (Unix days); several days can share one part
@@ -217,7 +217,7 @@ func (d *dropStats) add(b dropStats) {
 // staged under runDir; each part is committed (store.CommitBlocks) only when the listing ended
 // without error. A listing that returns records none of which belong to the partition fails.
 func (e *Exporter) runListing(ctx context.Context, src Source, c Chunk, layout partLayout, runDir, ext string,
-	meta map[string]string, onPage func(consumption.Page)) (listingResult, error) {
+	meta map[string]string, onPage func(paging.Page)) (listingResult, error) {
 	l := &listing{
 		e: e, c: c, layout: layout, runDir: runDir, ext: ext, meta: meta, onPage: onPage,
 		log: zerolog.Ctx(ctx), parts: map[int64]*partOut{}, byKey: map[string]*partOut{},
@@ -291,7 +291,7 @@ func (l *listing) part(d time.Time) (*partOut, error) {
 	return p, nil
 }
 
-// listingHandler is the consumption.Handler of one runListing call. The Handler's methods take
+// listingHandler is the paging.Handler of one runListing call. The Handler's methods take
 // no context, so the adapter binds the listing to the context of the Fetch it serves; the
 // listing's own methods take the context as their first parameter.
 type listingHandler struct {
@@ -299,11 +299,11 @@ type listingHandler struct {
 	l   *listing
 }
 
-// Record implements consumption.Handler.
+// Record implements paging.Handler.
 func (h listingHandler) Record(raw []byte) error { return h.l.record(h.ctx, raw) }
 
-// PageDone implements consumption.Handler.
-func (h listingHandler) PageDone(p consumption.Page) error { return h.l.pageDone(h.ctx, p) }
+// PageDone implements paging.Handler.
+func (h listingHandler) PageDone(p paging.Page) error { return h.l.pageDone(h.ctx, p) }
 
 // RecordMember implements consumption.MemberHandler: the page decoder hands over the record's
 // members as it validates them, so the fields need no second pass over the record.
@@ -474,7 +474,7 @@ func (l *listing) commit(ctx context.Context, p *partOut) (partStats, error) {
 }
 
 // pageDone logs the page and reports it to onPage; a cancelled ctx stops the listing.
-func (l *listing) pageDone(ctx context.Context, p consumption.Page) error {
+func (l *listing) pageDone(ctx context.Context, p paging.Page) error {
 	l.pages++
 	l.log.Info().Str("listing", l.c.Key()).Int("page", p.Index).Int("page_records", p.Records).
 		Int64("records", l.records).Int64("written", l.written).Bool("more", p.NextLink != "").Msg("page")

@@ -186,7 +186,7 @@ func bodyExporter(t *testing.T, sb *sandbox.Server, st *store.Local, src string)
 	}
 	opts.Now = func() time.Time { return fixedNow }
 	opts.Prefix = "usage"
-	return export.New(st, func(scope.Scope) (export.Source, error) { return c, nil }, &opts)
+	return export.New(st, func(scope.Scope) (export.Source, error) { return &export.CostDetails{Client: c}, nil }, &opts)
 }
 
 // TestBodyFaultsCLI runs the real binary (`handler export`) against a sandbox that breaks the

@@ -85,7 +85,7 @@ func newWorldFrom(t *testing.T, source string) *world {
 	}
 	pick := func(p export.Partition, _ *manifest.Manifest) (export.Source, string, error) {
 		if source == "costDetails" || (source == "mixed" && p.Metric == FromAmortized) {
-			return cd, "test", nil
+			return &export.CostDetails{Client: cd}, "test", nil
 		}
 		return ud, "test", nil
 	}

@@ -66,7 +66,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 		if (p.Period == periods[0]) == (p.Metric == "actualcost") {
 			return ud, "test: usageDetails", nil
 		}
-		return cd, "test: costDetails", nil
+		return &export.CostDetails{Client: cd}, "test: costDetails", nil
 	}
 	e := export.New(st, nil, &export.Options{Prefix: "usage", Pick: pick, Now: func() time.Time { return now }})
 	var parts []export.Partition

@@ -137,6 +137,7 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 	if err != nil {
 		t.Fatal(err)
 	}
+	cost := &export.CostDetails{Client: cd}
 	st, err := store.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -146,9 +147,9 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 			Previous: live, Rate: float64(rate)})
 		switch {
 		case d.Source == source.CostDetails && d.InvoiceID != "":
-			return cd.ForInvoice(d.InvoiceID), d.Reason, nil
+			return cost.ForInvoice(d.InvoiceID), d.Reason, nil
 		case d.Source == source.CostDetails:
-			return cd, d.Reason, nil
+			return cost, d.Reason, nil
 		}
 		return usage, d.Reason, nil
 	}
