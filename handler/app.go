@@ -21,13 +21,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/focus"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/sharedbudget"
@@ -40,7 +40,7 @@ type app struct {
 	cfg    *config.Config
 	store  export.Store
 	usage  *export.UsageDetails
-	cost   *costdetails.Client
+	cost   *export.CostDetails
 	budget *ratelimit.Budget
 	// shared is the budget shared by every instance (serve only; nil for the CLI).
 	shared *sharedbudget.Budget
@@ -66,9 +66,9 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 	var billingCred azcore.TokenCredential
 	switch {
 	case cfg.Token != "":
-		billingCred = consumption.StaticToken(cfg.Token)
+		billingCred = mgmt.StaticToken(cfg.Token)
 	case cfg.TokenFile != "":
-		billingCred = consumption.TokenFile(cfg.TokenFile)
+		billingCred = mgmt.TokenFile(cfg.TokenFile)
 	case credErr != nil:
 		return nil, fmt.Errorf("credential: %w", credErr)
 	default:
@@ -90,7 +90,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 	// endpoint (refused, unknown host, untrusted certificate, 401): they could only fail the same
 	// way, after waiting for the budget. The Functions app keeps calling: the endpoint or the
 	// credential may be fixed while it runs.
-	diag := arm.NewDiagnoser(&arm.DiagnoseOptions{StopAfterPermanent: !shared})
+	diag := mgmt.NewDiagnoser(&mgmt.DiagnoseOptions{StopAfterPermanent: !shared})
 	perRetry := []policy.Policy{diag.Guard(), budget.Policy()}
 	var sb *sharedbudget.Budget
 	if shared {
@@ -118,7 +118,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 		return nil, fmt.Errorf("cost details client: %w", err)
 	}
 	return &app{
-		cfg: cfg, store: st, budget: budget, shared: sb, cost: cost,
+		cfg: cfg, store: st, budget: budget, shared: sb, cost: &export.CostDetails{Client: cost},
 		usage: &export.UsageDetails{Client: client, Version: cfg.APIVersion, Expand: cfg.Expand},
 	}, nil
 }
@@ -139,7 +139,7 @@ func azureCredential(cfg *config.Config) (azcore.TokenCredential, error) {
 func httpTransport(caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
-	tr.ReadBufferSize = arm.ReadBufferSize
+	tr.ReadBufferSize = mgmt.ReadBufferSize
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
+	"github.com/usage-export/usage-export/internal/mgmt"
 )
 
 // BenchmarkListPages is the client side of a listing over loopback HTTP: the azcore pipeline,
@@ -41,7 +42,7 @@ func BenchmarkListPages(b *testing.B) {
 				bodies[i] = nextLinkRE(page, link)
 			}
 			defer srv.Close()
-			c, err := NewClient(StaticToken(testToken), testOptions(srv.URL))
+			c, err := NewClient(mgmt.StaticToken(testToken), testOptions(srv.URL))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -19,12 +19,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = arm.DefaultEndpoint
+const DefaultEndpoint = mgmt.DefaultEndpoint
 
 // DefaultAPIVersion is the usageDetails api-version used when Options.APIVersion is empty.
 const DefaultAPIVersion = "2024-08-01"
@@ -35,11 +35,6 @@ var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01
 
 // apiVersionNoMetric is the one version without the metric parameter and without MCA scopes.
 const apiVersionNoMetric = "2018-06-30"
-
-// DefaultBodyIdleTimeout bounds how long one read may wait for data: for response headers, and
-// for each read of the body. The API must answer within about 30 s, so two minutes of silence
-// means a stalled connection.
-const DefaultBodyIdleTimeout = 2 * time.Minute
 
 // MaxPageBytes bounds the body of one page, which the client reads whole before handing on any
 // of its records: the API answers with at most 8 MB (Azure/azure-cli#14079), so four times that
@@ -61,7 +56,7 @@ var logQueryParams = []string{paramAPIVersion, paramExpand, paramFilter, paramTo
 
 // logHeaders are response headers worth seeing in azcore's logs: throttling hints and budgets.
 var logHeaders = []string{
-	HeaderConsumptionRetryAfter,
+	retryhint.HeaderConsumptionRetryAfter,
 	"x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after",
 	"x-ms-ratelimit-remaining-microsoft.consumption-tenant-requests",
 	"x-ms-ratelimit-remaining-tenant-reads",
@@ -92,20 +87,20 @@ type Options struct {
 	UserAgent string
 
 	// BodyIdleTimeout bounds each wait for data from the server: response headers and every read
-	// of the body (default DefaultBodyIdleTimeout). Time spent in the Handler does not count.
+	// of the body (default mgmt.DefaultBodyIdleTimeout). Time spent in the Handler does not count.
 	BodyIdleTimeout time.Duration
 }
 
 // Client lists usage details. Create it with NewClient; it is safe for concurrent use.
 type Client struct {
 	pipeline   runtime.Pipeline
-	origin     arm.Origin // scheme and host of the endpoint; the only place tokens and requests go
-	endpoint   string     // scheme://host, no trailing slash
+	origin     mgmt.Origin // scheme and host of the endpoint; the only place tokens and requests go
+	endpoint   string      // scheme://host, no trailing slash
 	apiVersion string
 }
 
 // NewClient returns a Client that authenticates with cred (for example an azidentity
-// credential, StaticToken or TokenFile). The token scope is the endpoint followed by
+// credential, mgmt.StaticToken or mgmt.TokenFile). The token scope is the endpoint followed by
 // "/.default". It returns an error naming every invalid option.
 func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if o == nil {
@@ -115,7 +110,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if cred == nil {
 		problems = append(problems, errors.New("credential is nil"))
 	}
-	org, err := arm.ParseEndpoint(o.Endpoint)
+	org, err := mgmt.ParseEndpoint(o.Endpoint)
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -138,31 +133,31 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		problems = append(problems, fmt.Errorf("body idle timeout %s is negative", idle))
 	}
 	if idle == 0 {
-		idle = DefaultBodyIdleTimeout
+		idle = mgmt.DefaultBodyIdleTimeout
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("consumption client: %w", errors.Join(problems...))
 	}
 
 	co := o.ClientOptions // a copy: the caller's slices are cloned before appending below
-	co.Retry = arm.RetryDefaults(co.Retry)
+	co.Retry = mgmt.RetryDefaults(co.Retry)
 	if co.Telemetry.ApplicationID == "" {
 		co.Telemetry.ApplicationID = o.UserAgent
 	}
-	co.Transport = arm.GuardTransport(arm.NoRedirects(co.Transport), idle, MaxPageBytes)
+	co.Transport = mgmt.GuardTransport(mgmt.NoRedirects(co.Transport), idle, MaxPageBytes)
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// Order matters. The pipeline runs per-call, retry, then the per-retry policies in order:
 	// the retry hint policy first so it rewrites the hint last, just before the retry policy
 	// reads it (and waits out a hint longer than MaxRetryDelay);
 	// the caller's policies (a rate budget), so every try of a page, a retry of a broken body
-	// included, spends the budget; then arm.GuardPolicies: the host guard and the bearer token,
+	// included, spends the budget; then mgmt.GuardPolicies: the host guard and the bearer token,
 	// so the token is attached at the last moment and only after the host check; then
 	// pagePolicy, which checks the page azcore read whole below it. The idle watchdog and the
 	// page size limit wrap the transport, under azcore's body download, so that time waiting
 	// in the caller's policies is not counted as a stall.
 	perRetry := []policy.Policy{retryhint.NewPolicy(co.Retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
-	perRetry = append(perRetry, arm.GuardPolicies(cred, org)...)
+	perRetry = append(perRetry, mgmt.GuardPolicies(cred, org)...)
 	perRetry = append(perRetry, pagePolicy{})
 	co.PerRetryPolicies = perRetry
 	co.APIVersion = ""

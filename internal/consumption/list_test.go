@@ -17,7 +17,8 @@ import (
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/retryhint"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -325,7 +326,7 @@ func TestListRetries(t *testing.T) {
 		name  string
 		first step
 	}{
-		{"429 consumption retry-after", status(429, `{"error":{"code":"429","message":"Too many requests"}}`, HeaderConsumptionRetryAfter, "1")},
+		{"429 consumption retry-after", status(429, `{"error":{"code":"429","message":"Too many requests"}}`, retryhint.HeaderConsumptionRetryAfter, "1")},
 		{"429 Retry-After", status(429, "", "Retry-After", "1")},
 		{"429 costmanagement qpu retry-after", status(429, "", "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after", "1")},
 		{"503 Retry-After", status(503, "", "Retry-After", "1")},
@@ -356,7 +357,7 @@ func TestListHonoursThrottlingHints(t *testing.T) {
 	// Each hint (2 s) is longer than MaxRetryDelay (500 ms), which azcore alone would turn into a
 	// failure: the request must be retried after the hinted 2 s instead.
 	for _, header := range []string{
-		HeaderConsumptionRetryAfter,
+		retryhint.HeaderConsumptionRetryAfter,
 		"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after",
 		"x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after",
 		"x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after",
@@ -463,8 +464,8 @@ func TestListErrorResponses(t *testing.T) {
 				t.Errorf("got status %d code %q message %q excerpt %q\nwant status %d code %q message %q excerpt %q",
 					ae.StatusCode, ae.Code, ae.Message, ae.Excerpt, tt.wantStatus, tt.wantCode, tt.wantMessage, tt.wantExcerpt)
 			}
-			if len(ae.Excerpt) > arm.MaxErrorExcerpt {
-				t.Errorf("excerpt is %d bytes, want at most %d", len(ae.Excerpt), arm.MaxErrorExcerpt)
+			if len(ae.Excerpt) > mgmt.MaxErrorExcerpt {
+				t.Errorf("excerpt is %d bytes, want at most %d", len(ae.Excerpt), mgmt.MaxErrorExcerpt)
 			}
 			if !IsPermanent(err) {
 				t.Errorf("IsPermanent = false, want true")
@@ -550,7 +551,7 @@ func TestListBrokenBodies(t *testing.T) {
 				_ = conn.(*net.TCPConn).SetLinger(0) // close with RST
 				_ = conn.Close()
 			}
-		}, wantIs: arm.ErrBrokenBody},
+		}, wantIs: mgmt.ErrBrokenBody},
 	}
 	for _, tt := range tests {
 		// Broken once: azcore requests the same link again, and only the good page's records

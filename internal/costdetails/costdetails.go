@@ -23,19 +23,15 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
-	"github.com/usage-export/usage-export/internal/arm"
-	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = arm.DefaultEndpoint
+const DefaultEndpoint = mgmt.DefaultEndpoint
 
 // APIVersion is the Cost Details api-version this client speaks.
 const APIVersion = "2022-05-01"
-
-// SourceName is the name of this source in manifests.
-const SourceName = "costDetails"
 
 // Polling defaults.
 const (
@@ -49,10 +45,6 @@ const (
 	// costs another 202.
 	maxPollWait = 10 * time.Minute
 )
-
-// DefaultBodyIdleTimeout bounds how long one read may wait for data: for response headers, and
-// for each read of a blob body.
-const DefaultBodyIdleTimeout = consumption.DefaultBodyIdleTimeout
 
 // maxResumes is how many times one blob download is resumed (with a Range request from the
 // byte where it broke off) before the blob fails.
@@ -80,9 +72,9 @@ var (
 )
 
 // APIError is a response with an unexpected status from the management endpoint or the blob
-// host (see arm.APIError). It is the same type as consumption.APIError, so errors.As and
-// consumption.IsPermanent recognise it.
-type APIError = arm.APIError
+// host: mgmt.APIError, the type internal/consumption returns too, so errors.As and either
+// client's IsPermanent recognise it.
+type APIError = mgmt.APIError
 
 // Options configures a Client. The zero value (or a nil *Options) means the documented defaults.
 type Options struct {
@@ -92,7 +84,7 @@ type Options struct {
 
 	// ClientOptions configures the management pipeline: Transport, Retry, Logging, Telemetry,
 	// PerCallPolicies and PerRetryPolicies (a rate budget plugs in here). Zero Retry fields get
-	// the shared defaults of arm.RetryDefaults (6 retries, 4 s, 120 s, 408/429/500/502/503/504).
+	// the shared defaults of mgmt.RetryDefaults (6 retries, 4 s, 120 s, 408/429/500/502/503/504).
 	// The blob downloads use the same Transport, Retry, Logging and Telemetry but none of the
 	// caller's policies and no credential. An *http.Client Transport is copied with redirects
 	// disabled; any other Transporter must not follow redirects itself. APIVersion and Cloud
@@ -106,7 +98,7 @@ type Options struct {
 	// MaxPolls bounds the polls of one report (default DefaultMaxPolls).
 	MaxPolls int
 
-	// BodyIdleTimeout bounds each wait for data from a server (default DefaultBodyIdleTimeout).
+	// BodyIdleTimeout bounds each wait for data from a server (default mgmt.DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
 
 	// Now returns the current time (default time.Now); it decides which periods the API still
@@ -115,11 +107,11 @@ type Options struct {
 }
 
 // Client generates and downloads Cost Details reports. Create it with NewClient; it is safe for
-// concurrent use. It implements the exporter's Source (Fetch, Name, APIVersion).
+// concurrent use.
 type Client struct {
 	pipeline     runtime.Pipeline // management endpoint: bearer token, host guard, rate budget
 	blobs        runtime.Pipeline // SAS blob links: no credential
-	origin       arm.Origin
+	origin       mgmt.Origin
 	endpoint     string
 	pollInterval time.Duration
 	maxPolls     int
@@ -139,7 +131,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if cred == nil {
 		problems = append(problems, errors.New("credential is nil"))
 	}
-	org, err := arm.ParseEndpoint(o.Endpoint)
+	org, err := mgmt.ParseEndpoint(o.Endpoint)
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -158,10 +150,10 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("cost details client: %w", errors.Join(problems...))
 	}
-	idle := cmp.Or(o.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	idle := cmp.Or(o.BodyIdleTimeout, mgmt.DefaultBodyIdleTimeout)
 
-	transport := arm.NoRedirects(o.ClientOptions.Transport)
-	retry := arm.RetryDefaults(o.ClientOptions.Retry)
+	transport := mgmt.NoRedirects(o.ClientOptions.Transport)
+	retry := mgmt.RetryDefaults(o.ClientOptions.Retry)
 
 	co := o.ClientOptions
 	co.APIVersion = ""
@@ -170,12 +162,12 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// The same order as internal/consumption: the retry hint policy first so it rewrites the hint
 	// last, just before the retry policy reads it; the caller's policies (a rate budget); then
-	// arm.TokenPolicies: the host guard, then the token, so the token is attached only after the
+	// mgmt.TokenPolicies: the host guard, then the token, so the token is attached only after the
 	// host check, and the idle watchdog last, so waiting in the caller's policies is not counted
 	// as a stall.
 	perRetry := []policy.Policy{retryhint.NewPolicy(retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
-	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
+	perRetry = append(perRetry, mgmt.TokenPolicies(cred, org, idle)...)
 	co.PerRetryPolicies = perRetry
 
 	// The blob pipeline: no credential, none of the caller's policies (they budget ARM calls),
@@ -185,7 +177,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		Retry:            retry,
 		Telemetry:        o.ClientOptions.Telemetry,
 		Logging:          policy.LogOptions{AllowedHeaders: o.ClientOptions.Logging.AllowedHeaders},
-		PerRetryPolicies: []policy.Policy{arm.NewIdleTimeoutPolicy(idle)},
+		PerRetryPolicies: []policy.Policy{mgmt.NewIdleTimeoutPolicy(idle)},
 	}
 
 	now := o.Now
@@ -203,9 +195,6 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		sleep:        sleep,
 	}, nil
 }
-
-// Name returns the source name recorded in manifests, "costDetails".
-func (c *Client) Name() string { return SourceName }
 
 // APIVersion returns the api-version the client sends, "2022-05-01".
 func (c *Client) APIVersion() string { return APIVersion }

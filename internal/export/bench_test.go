@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -40,7 +41,7 @@ type replaySource struct {
 func (s *replaySource) Name() string       { return SourceUsageDetails }
 func (s *replaySource) APIVersion() string { return "2024-08-01" }
 
-func (s *replaySource) Fetch(_ context.Context, _ Chunk, h consumption.Handler) error {
+func (s *replaySource) Fetch(_ context.Context, _ Chunk, h paging.Handler) error {
 	r := bytes.NewReader(s.page)
 	for i := range s.n {
 		r.Reset(s.page)
@@ -48,7 +49,7 @@ func (s *replaySource) Fetch(_ context.Context, _ Chunk, h consumption.Handler) 
 		if err != nil {
 			return err
 		}
-		if err := h.PageDone(consumption.Page{Index: i, Records: n}); err != nil {
+		if err := h.PageDone(paging.Page{Index: i, Records: n}); err != nil {
 			return err
 		}
 	}
@@ -75,7 +76,7 @@ func newLineListing() *listing {
 	nop := zerolog.Nop()
 	e := New(discardStore{}, nil, &Options{NoGzip: true})
 	c := benchChunk()
-	return &listing{ctx: context.Background(), e: e, c: c, layout: layoutOf(c.Partition, 1), runDir: "bench",
+	return &listing{e: e, c: c, layout: layoutOf(c.Partition, 1), runDir: "bench",
 		ext: ".jsonl", log: &nop, parts: map[int64]*partOut{}, byKey: map[string]*partOut{}}
 }
 
@@ -98,7 +99,7 @@ func BenchmarkLineEncode(b *testing.B) {
 			cpu0 := benchdata.CPUTime()
 			i := 0
 			for b.Loop() {
-				if err := w.Record(recs[i]); err != nil {
+				if err := w.record(context.Background(), recs[i]); err != nil {
 					b.Fatal(err)
 				}
 				i = (i + 1) % len(recs)
@@ -189,7 +190,7 @@ func linesOf(b *testing.B, page []byte) []byte {
 	w := newLineListing()
 	cs := &captureStore{}
 	w.e.st = cs
-	if _, _, err := consumption.ParsePage(bytes.NewReader(page), w); err != nil {
+	if _, _, err := consumption.ParsePage(bytes.NewReader(page), listingHandler{ctx: context.Background(), l: w}); err != nil {
 		b.Fatal(err)
 	}
 	out := cs.data

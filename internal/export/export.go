@@ -16,8 +16,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -66,7 +66,7 @@ type Store interface {
 // Source streams the records of one chunk.
 type Source interface {
 	// Fetch streams the records of c to h. Records outside c's days are filtered by the caller.
-	Fetch(ctx context.Context, c Chunk, h consumption.Handler) error
+	Fetch(ctx context.Context, c Chunk, h paging.Handler) error
 	// Name is the source name recorded in the manifest (usageDetails, costDetails).
 	Name() string
 	// APIVersion is the API version recorded in the manifest.
@@ -382,19 +382,7 @@ func overlaps(results []Result) []Overlap {
 			if a.Period != b.Period || a.Metric != b.Metric || a.Scope == b.Scope || len(a.subs) == 0 || len(b.subs) == 0 {
 				continue
 			}
-			set := make(map[string]bool, len(a.subs))
-			for _, s := range a.subs {
-				set[s] = true
-			}
-			n, example := 0, ""
-			for _, s := range b.subs {
-				if set[s] {
-					if n == 0 {
-						example = s
-					}
-					n++
-				}
-			}
+			n, example := shared(a.subs, b.subs)
 			if n > 0 {
 				out = append(out, Overlap{ScopeA: a.Scope, ScopeB: b.Scope, Period: a.Period, Metric: a.Metric,
 					SharedSubscriptions: n, Example: example})
@@ -402,4 +390,21 @@ func overlaps(results []Result) []Overlap {
 		}
 	}
 	return out
+}
+
+// shared counts the subscriptions of b that are also in a, and returns the first of them.
+func shared(a, b []string) (n int, example string) {
+	set := make(map[string]bool, len(a))
+	for _, s := range a {
+		set[s] = true
+	}
+	for _, s := range b {
+		if set[s] {
+			if n == 0 {
+				example = s
+			}
+			n++
+		}
+	}
+	return n, example
 }
