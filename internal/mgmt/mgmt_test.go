@@ -55,11 +55,18 @@ func TestParseEndpoint(t *testing.T) {
 	}
 }
 
-func TestOriginOf(t *testing.T) {
-	home, err := ParseEndpoint("https://management.azure.com")
+// defaultOrigin is the public cloud's management endpoint.
+func defaultOrigin(t *testing.T) Origin {
+	t.Helper()
+	o, err := ParseEndpoint(DefaultEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return o
+}
+
+func TestOriginOf(t *testing.T) {
+	home := defaultOrigin(t)
 	tests := []struct {
 		link string
 		same bool
@@ -138,10 +145,7 @@ func pipeline(tr policy.Transporter, perRetry ...policy.Policy) runtime.Pipeline
 }
 
 func TestHostGuard(t *testing.T) {
-	home, err := ParseEndpoint("https://management.azure.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	home := defaultOrigin(t)
 	tests := []struct {
 		link     string
 		wantSent bool
