@@ -308,11 +308,12 @@ func TestRedactURLError(t *testing.T) {
 	}
 }
 
-// trickle is a body that sends one byte every gap, n bytes in all.
+// trickle is a body that sends one byte every gap, n bytes in all, until done is closed (the
+// request's context ended).
 type trickle struct {
-	ctx context.Context
-	gap time.Duration
-	n   int
+	done <-chan struct{}
+	gap  time.Duration
+	n    int
 }
 
 func (b *trickle) Read(p []byte) (int, error) {
@@ -320,8 +321,8 @@ func (b *trickle) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	select {
-	case <-b.ctx.Done():
-		return 0, b.ctx.Err()
+	case <-b.done:
+		return 0, context.Canceled
 	case <-time.After(b.gap):
 	}
 	b.n--
@@ -347,7 +348,7 @@ func TestGuardTransport(t *testing.T) {
 			return &http.Response{StatusCode: http.StatusOK, Body: stall{r.Context()}, Request: r, Header: http.Header{}}, nil
 		}, 0, []error{ErrIdleTimeout, ErrBrokenBody}, false},
 		{"slow but steady body, 10 reads of 20 ms", func(r *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{ctx: r.Context(), gap: 20 * time.Millisecond, n: 10}, Request: r, Header: http.Header{}}, nil
+			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{done: r.Context().Done(), gap: 20 * time.Millisecond, n: 10}, Request: r, Header: http.Header{}}, nil
 		}, 0, nil, false},
 		{"body over the limit", func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(strings.Repeat("x", 101))), Request: r, Header: http.Header{}}, nil
