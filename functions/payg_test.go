@@ -23,6 +23,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -80,7 +81,7 @@ func TestTimerPlansPayAsYouGoPeriods(t *testing.T) {
 	}
 	cfg := testConfig(t, map[string]string{config.EnvScopes: strings.Join(names, ",")})
 
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), APIVersion: sandbox.LatestAPIVersion,
 		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: time.Second, MaxRetries: 3}},
 	})

@@ -66,9 +66,9 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 	var billingCred azcore.TokenCredential
 	switch {
 	case cfg.Token != "":
-		billingCred = consumption.StaticToken(cfg.Token)
+		billingCred = mgmt.StaticToken(cfg.Token)
 	case cfg.TokenFile != "":
-		billingCred = consumption.TokenFile(cfg.TokenFile)
+		billingCred = mgmt.TokenFile(cfg.TokenFile)
 	case credErr != nil:
 		return nil, fmt.Errorf("credential: %w", credErr)
 	default:

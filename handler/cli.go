@@ -68,7 +68,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	a.forceSource = manifest.Source(*source)
 	start := time.Now()
-	sum, err := a.exporter("OnDemand", bar.update, *force).Run(ctx, parts)
+	sum, err := a.exporter(manifest.OnDemand, bar.update, *force).Run(ctx, parts)
 	if err == nil {
 		log.Info().Int("partitions", len(parts)).Int64("rows", sum.Rows).Int64("bytes", sum.Bytes).
 			Float64("seconds", durationSince(start)).Msg("export finished")

@@ -100,7 +100,7 @@ type Client struct {
 }
 
 // NewClient returns a Client that authenticates with cred (for example an azidentity
-// credential, StaticToken or TokenFile). The token scope is the endpoint followed by
+// credential, mgmt.StaticToken or mgmt.TokenFile). The token scope is the endpoint followed by
 // "/.default". It returns an error naming every invalid option.
 func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if o == nil {

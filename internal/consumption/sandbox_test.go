@@ -11,6 +11,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -36,7 +37,7 @@ func startSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
 
 func sandboxClient(t *testing.T, sb *sandbox.Server, version string, perRetry ...policy.Policy) *consumption.Client {
 	t.Helper()
-	c, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	c, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), APIVersion: version,
 		ClientOptions: policy.ClientOptions{
 			Retry:            policy.RetryOptions{RetryDelay: 10 * time.Millisecond},
@@ -118,7 +119,7 @@ func TestBudgetMeetsObservedLimits(t *testing.T) {
 	p := period.Period{Year: 2024, Month: 2}
 	type job struct {
 		sc     scope.Scope
-		metric metric.Metric
+		metric string
 	}
 	dept := scope.MustParse("/providers/Microsoft.Billing/departments/301001")
 	sub := sb.Scopes()[0]
@@ -134,7 +135,7 @@ func TestBudgetMeetsObservedLimits(t *testing.T) {
 	pages := make([]int, len(jobs))
 	start := time.Now()
 	for i, j := range jobs {
-		truth, err := sb.GroundTruth(j.sc, p, string(j.metric))
+		truth, err := sb.GroundTruth(j.sc, p, j.metric)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +144,7 @@ func TestBudgetMeetsObservedLimits(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var got records
-			q := consumption.Query{Scope: j.sc, BillingPeriod: p.String(), Metric: j.metric, Top: top}
+			q := consumption.Query{Scope: j.sc, BillingPeriod: p.String(), Metric: metric.Metric(j.metric), Top: top}
 			if err := c.List(context.Background(), q, pageCounter{&got, &pages[i]}); err != nil {
 				t.Errorf("%s %s: %v", j.sc, j.metric, err)
 			}

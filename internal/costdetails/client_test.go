@@ -23,7 +23,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
@@ -246,7 +245,7 @@ func testClient(t *testing.T, f *fakeAPI, now time.Time, mod func(*Options)) (*C
 	if mod != nil {
 		mod(o)
 	}
-	c, err := NewClient(consumption.StaticToken(testToken), o)
+	c, err := NewClient(mgmt.StaticToken(testToken), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1079,7 +1078,7 @@ func TestNewClientOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewClient(consumption.StaticToken("x"), tt.o)
+			c, err := NewClient(mgmt.StaticToken("x"), tt.o)
 			if tt.wantErr == "" {
 				if err != nil || c == nil {
 					t.Fatalf("NewClient = %v, %v", c, err)
@@ -1094,7 +1093,7 @@ func TestNewClientOptions(t *testing.T) {
 	if _, err := NewClient(nil, nil); err == nil || !strings.Contains(err.Error(), "credential is nil") {
 		t.Errorf("nil credential: err = %v", err)
 	}
-	c, _ := NewClient(consumption.StaticToken("x"), nil)
+	c, _ := NewClient(mgmt.StaticToken("x"), nil)
 	if c.Endpoint() != DefaultEndpoint || c.pollInterval != DefaultPollInterval || c.maxPolls != DefaultMaxPolls {
 		t.Errorf("defaults: endpoint %q, interval %s, polls %d", c.Endpoint(), c.pollInterval, c.maxPolls)
 	}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
@@ -136,7 +136,7 @@ func startSandbox(t *testing.T, now time.Time, o sandbox.Options) *sandbox.Serve
 
 func sandboxClient(t *testing.T, s *sandbox.Server, now time.Time) *Client {
 	t.Helper()
-	c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+	c, err := NewClient(mgmt.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
 		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestSandboxInvoiceReport(t *testing.T) {
 	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
 	s := startSandbox(t, now, sandbox.Options{})
 	rec := &bodyRecorder{}
-	c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+	c, err := NewClient(mgmt.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
 		Now: func() time.Time { return now }, ClientOptions: policy.ClientOptions{Transport: rec}})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -77,7 +78,7 @@ func comparable(t *testing.T, line string, drop []string) string {
 func TestSameLinesBothSources(t *testing.T) {
 	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
 	s := startSandbox(t, now, sandbox.Options{RowsPerBlob: 400, RecordsPerDay: 3})
-	usage, err := consumption.NewClient(consumption.StaticToken(s.Token()), &consumption.Options{Endpoint: s.URL(), APIVersion: "2024-08-01"})
+	usage, err := consumption.NewClient(mgmt.StaticToken(s.Token()), &consumption.Options{Endpoint: s.URL(), APIVersion: "2024-08-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestSameLinesBothSources(t *testing.T) {
 					continue
 				}
 				t.Run(fmt.Sprintf("%s/%s/%s", sc.Kind, metric, schema), func(t *testing.T) {
-					c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+					c, err := NewClient(mgmt.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
 						Now: func() time.Time { return now }, ClientOptions: policy.ClientOptions{PerCallPolicies: []policy.Policy{schemaHeader(schema)}}})
 					if err != nil {
 						t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -77,7 +78,7 @@ func pickScopes(t *testing.T, sb *sandbox.Server, kinds ...scope.Kind) []scope.S
 
 func newExporter(t *testing.T, sb *sandbox.Server, st export.Store, version string, o export.Options) *export.Exporter {
 	t.Helper()
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), APIVersion: version,
 		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 2 * time.Second, MaxRetries: 3}},
 	})
@@ -297,7 +298,7 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{
+	cd, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{
 		Endpoint: sb.URL(), PollInterval: 10 * time.Millisecond, Now: func() time.Time { return sandboxNow },
 	})
 	if err != nil {

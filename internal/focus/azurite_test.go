@@ -12,6 +12,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -38,7 +39,7 @@ func TestBuildOnAzurite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sb.Close()
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}},
 	})
 	if err != nil {

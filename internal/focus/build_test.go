@@ -24,6 +24,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -72,14 +73,14 @@ func newWorldFrom(t *testing.T, source string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ud := &export.UsageDetails{Client: client, Version: client.APIVersion()}
-	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(),
+	cd, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(),
 		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}}, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)

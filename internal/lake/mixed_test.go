@@ -16,6 +16,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -50,12 +51,12 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	retry := policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}}
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: retry})
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: retry})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ud := &export.UsageDetails{Client: client, Version: client.APIVersion(), Expand: "meterDetails,additionalInfo"}
-	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(), ClientOptions: retry,
+	cd, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(), ClientOptions: retry,
 		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
