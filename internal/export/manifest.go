@@ -48,7 +48,7 @@ func (e *Exporter) buildManifest(p Partition, src Source, cp *checkpoint, status
 			EndDate:   p.Period.End().AddDate(0, 0, -1).Format(time.DateOnly), Resumed: cp.Resumed,
 		},
 		Scope: p.Scope.String(), ScopeFolder: p.Scope.Folder(), BillingPeriod: p.Period.String(),
-		PeriodStatus: string(status), Metric: p.Metric, Source: src.Name(), APIVersion: src.APIVersion(),
+		PeriodStatus: status, Metric: p.Metric, Source: src.Name(), APIVersion: src.APIVersion(),
 		Format: "jsonl", Compression: "none", PartDays: cp.PartDays, RowKey: cp.RowKey,
 		RecordKinds: map[string]int64{}, Blobs: []manifest.Blob{},
 	}

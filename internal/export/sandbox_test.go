@@ -232,9 +232,9 @@ func TestSandboxExportsEqualGroundTruth(t *testing.T) {
 						if truth.USDSum != "" && m.Totals["costInUSD"]["USD"] != truth.USDSum {
 							t.Errorf("run %d %s: costInUSD %s, want %s", run, p.RelPath(), m.Totals["costInUSD"]["USD"], truth.USDSum)
 						}
-						wantStatus := "final"
+						wantStatus := period.Final
 						if p.Period == period.Of(sandboxNow) {
-							wantStatus = "open"
+							wantStatus = period.Open
 						}
 						if m.PeriodStatus != wantStatus {
 							t.Errorf("%s: periodStatus %s, want %s", p.RelPath(), m.PeriodStatus, wantStatus)
@@ -455,7 +455,7 @@ func TestPayAsYouGoPeriods(t *testing.T) {
 	}
 	// sandboxNow is 14 Oct 2026: 202610-1 of the subscription anchored on the 5th ran 5 Sep –
 	// 4 Oct (final since the 9th); of the one anchored on the 24th, 24 Sep – 23 Oct (open).
-	wantStatus := map[string]string{"0/202609-1": "final", "0/202610-1": "final", "1/202609-1": "final", "1/202610-1": "open"}
+	wantStatus := map[string]period.Status{"0/202609-1": "final", "0/202610-1": "final", "1/202609-1": "final", "1/202610-1": "open"}
 	before := sb.Stats().Requests
 	sum, err := e.Run(context.Background(), parts)
 	if err != nil {

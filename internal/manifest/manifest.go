@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/period"
 )
 
 // Version is the manifestVersion this package writes.
@@ -63,7 +64,7 @@ type Manifest struct {
 	Scope         string        `json:"scope"`         // the scope path as configured
 	ScopeFolder   string        `json:"scopeFolder"`   // the scope=… partition value
 	BillingPeriod string        `json:"billingPeriod"` // YYYYMM
-	PeriodStatus  string        `json:"periodStatus"`  // open | closing | final, when exported
+	PeriodStatus  period.Status `json:"periodStatus"`  // open | closing | final, when exported
 	Metric        metric.Metric `json:"metric"`
 	Source        Source        `json:"source"`
 	SourceReason  string        `json:"sourceReason,omitempty"` // why that source (the "auto" setting's choice, or the setting that forced it)

@@ -78,7 +78,7 @@ type Partition struct {
 	Scope         string        `json:"scope"`
 	Metric        metric.Metric `json:"metric"`
 	BillingPeriod string        `json:"billingPeriod"`
-	PeriodStatus  string        `json:"periodStatus"`
+	PeriodStatus  period.Status `json:"periodStatus"`
 	Source        SourceChoice  `json:"source"`
 	// Action is export (nothing committed), replace (a committed export is re-exported; the
 	// drop guard may hold the new one) or resume (an unfinished run continues).
@@ -144,7 +144,7 @@ func Make(ctx context.Context, r Reader, parts []export.Partition, choose Source
 	for i, p := range parts {
 		live := lives[i]
 		pp := Partition{Scope: p.Scope.String(), Metric: p.Metric, BillingPeriod: p.Period.String(),
-			PeriodStatus: string(p.Period.StatusAt(now, restatementDays)), Action: "export", partition: p}
+			PeriodStatus: p.Period.StatusAt(now, restatementDays), Action: "export", partition: p}
 		pp.Source = choose(p, live)
 		if live != nil {
 			pp.Action = "replace"

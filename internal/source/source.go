@@ -174,7 +174,7 @@ func coveredDays(m *manifest.Manifest, p period.Period) int {
 		return 0
 	}
 	last, err := time.Parse(time.DateOnly, m.UsageDateRange.Max)
-	if err != nil || !last.Before(p.End()) || m.PeriodStatus == string(period.Final) {
+	if err != nil || !last.Before(p.End()) || m.PeriodStatus == period.Final {
 		return p.Days()
 	}
 	if last.Before(p.Start()) {

@@ -28,8 +28,8 @@ type Partition struct {
 	BillingPeriod string        `json:"billingPeriod"`
 	// PeriodStatus is the period's status now (open, closing, final); ExportedAs its status when
 	// the live export was written.
-	PeriodStatus string          `json:"periodStatus"`
-	ExportedAs   string          `json:"exportedAs,omitempty"`
+	PeriodStatus period.Status   `json:"periodStatus"`
+	ExportedAs   period.Status   `json:"exportedAs,omitempty"`
 	Committed    bool            `json:"committed"`
 	Source       manifest.Source `json:"source,omitempty"`
 	Rows         int64           `json:"rows"`
@@ -151,7 +151,7 @@ func (c *collector) get(relPath, sc, p string, m metric.Metric) *Partition {
 	if ps == nil {
 		ps = &Partition{Scope: sc, Metric: m, BillingPeriod: p}
 		if per, err := period.Parse(p); err == nil {
-			ps.PeriodStatus = string(per.StatusAt(c.now, c.restatementDays))
+			ps.PeriodStatus = per.StatusAt(c.now, c.restatementDays)
 		}
 		c.byPath[relPath] = ps
 	}
