@@ -41,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -285,23 +286,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// newGUID returns a random GUID.
-func newGUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err))
-	}
-	return formatGUID(beUint64(b[:8]), beUint64(b[8:]))
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b[:8] {
-		v = v<<8 | uint64(c)
-	}
-	return v
-}
-
 // Server timeouts: no write timeout, because pages and blobs may be large or deliberately slow.
 const (
 	readHeaderTimeout = 10 * time.Second
@@ -495,10 +479,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.o.Clock()
 	rec := &recorder{ResponseWriter: w, st: &s.stats}
 	h := w.Header()
-	h.Set("x-ms-request-id", newGUID())
+	h.Set("x-ms-request-id", uuid.NewString())
 	corr := r.Header.Get("x-ms-correlation-request-id")
 	if corr == "" {
-		corr = newGUID()
+		corr = uuid.NewString()
 	}
 	h.Set("x-ms-correlation-request-id", corr)
 	path := r.URL.Path

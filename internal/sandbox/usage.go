@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -380,7 +381,7 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 	link := ""
 	if next != nil || fault == NextLinkForeign {
 		if id == "" {
-			id = newGUID()
+			id = uuid.NewString()
 		}
 		c := pageCursor{pos: cur.pos, page: cur.page + 1}
 		if next != nil {
