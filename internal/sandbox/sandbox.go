@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
