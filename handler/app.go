@@ -19,13 +19,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/focus"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/sharedbudget"
@@ -88,7 +88,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 	// endpoint (refused, unknown host, untrusted certificate, 401): they could only fail the same
 	// way, after waiting for the budget. The Functions app keeps calling: the endpoint or the
 	// credential may be fixed while it runs.
-	diag := arm.NewDiagnoser(&arm.DiagnoseOptions{StopAfterPermanent: !shared})
+	diag := mgmt.NewDiagnoser(&mgmt.DiagnoseOptions{StopAfterPermanent: !shared})
 	perRetry := []policy.Policy{diag.Guard(), budget.Policy()}
 	var sb *sharedbudget.Budget
 	if shared {
@@ -137,7 +137,7 @@ func azureCredential(cfg *config.Config) (azcore.TokenCredential, error) {
 func httpTransport(caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
-	tr.ReadBufferSize = arm.ReadBufferSize
+	tr.ReadBufferSize = mgmt.ReadBufferSize
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {

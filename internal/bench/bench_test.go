@@ -327,8 +327,6 @@ func TestTargets(t *testing.T) {
 		"RSS large ÷ RSS small → local":         false, // 1.5
 		"CPU/record vs SDK, small local":        true,  // 10 µs vs 200
 		"CPU/record vs SDK, large local":        true,
-		"CPU vs gzip only, small local":         true,  // 1.2
-		"CPU vs gzip only, large local":         false, // 1.4
 		"wall ÷ lower bound, rate":              true,  // 1.05
 		"start-up to readiness answer (median)": false, // 150 ms
 	}

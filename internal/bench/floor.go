@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 )
@@ -44,7 +44,7 @@ const tailSize = 16 << 10
 
 // FetchGzip is the floor under any exporter that reads the API over HTTP and writes gzip: it
 // lists the scope's records of the dates page by page through the exporter's own HTTP client
-// (arm.NoRedirects: its connection settings and read buffer) and compresses every response
+// (mgmt.NoRedirects: its connection settings and read buffer) and compresses every response
 // body at the exporter's gzip level as it arrives, discarding the output. It decodes nothing:
 // the nextLink is read from the last bytes of the body, where the API and the sandbox put it.
 // What an exporter costs beyond this is its own work: finding and validating the records,
@@ -56,7 +56,7 @@ func FetchGzip(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("fetch + gzip: %w", err)
 	}
-	client, ok := arm.NoRedirects(nil).(*http.Client)
+	client, ok := mgmt.NoRedirects(nil).(*http.Client)
 	if !ok {
 		return res, fmt.Errorf("fetch + gzip: unexpected transport")
 	}
@@ -70,7 +70,7 @@ func FetchGzip(ctx context.Context, o FetchOptions) (FetchResult, error) {
 	link := strings.TrimSuffix(o.Endpoint, "/") + o.Scope + "/providers/Microsoft.Consumption/usageDetails?" + q.Encode()
 	tail := &tailWriter{buf: make([]byte, 0, 2*tailSize)}
 	// Reads as large as the connection's buffer go straight into this one, without a copy.
-	buf := make([]byte, arm.ReadBufferSize)
+	buf := make([]byte, mgmt.ReadBufferSize)
 	for link != "" {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
 		if err != nil {

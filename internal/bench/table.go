@@ -78,15 +78,6 @@ func targets(small, large volume, rep *Report, sdk float64) []Target {
 		}
 	}
 	for _, r := range rep.Rows {
-		if r.export && r.VsGzip > 0 {
-			value := fmt.Sprintf("%.2f", r.VsGzip)
-			if r.Floor > 0 {
-				value += fmt.Sprintf(" (fetch + gzip alone: %.2f)", r.Floor)
-			}
-			add("CPU vs gzip only, "+r.Scenario, "≤ 1.30", value, r.VsGzip <= 1.30)
-		}
-	}
-	for _, r := range rep.Rows {
 		if r.Rate != nil {
 			x := r.Wall.Seconds() / r.Rate.LowerBound.Seconds()
 			add("wall ÷ lower bound, "+r.Scenario, "≤ 1.10", fmt.Sprintf("%.3f (%.2f s vs %.2f s, %d pages, %d throttled)",

@@ -10,7 +10,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -35,7 +35,7 @@ func (c *Client) BillingPeriods(ctx context.Context, sub scope.Scope) ([]period.
 	seen := map[string]bool{}
 	for link != "" {
 		if seen[link] {
-			return nil, fmt.Errorf("listing billing periods: %w", arm.Permanent(ErrNextLinkLoop))
+			return nil, fmt.Errorf("listing billing periods: %w", mgmt.Permanent(ErrNextLinkLoop))
 		}
 		seen[link] = true
 		next, ps, err := c.billingPeriodsPage(ctx, link)
@@ -56,16 +56,16 @@ func (c *Client) BillingPeriods(ctx context.Context, sub scope.Scope) ([]period.
 func (c *Client) billingPeriodsPage(ctx context.Context, link string) (string, []period.Period, error) {
 	req, err := runtime.NewRequest(ctx, http.MethodGet, link)
 	if err != nil {
-		return "", nil, arm.RedactURLError(err)
+		return "", nil, mgmt.RedactURLError(err)
 	}
 	req.Raw().Header.Set("Accept", "application/json")
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
-		return "", nil, arm.RedactURLError(err)
+		return "", nil, mgmt.RedactURLError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", nil, arm.NewAPIError(resp)
+		return "", nil, mgmt.NewAPIError(resp)
 	}
 	var body struct {
 		Value []struct {

@@ -19,12 +19,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = arm.DefaultEndpoint
+const DefaultEndpoint = mgmt.DefaultEndpoint
 
 // DefaultAPIVersion is the usageDetails api-version used when Options.APIVersion is empty.
 const DefaultAPIVersion = "2024-08-01"
@@ -99,8 +99,8 @@ type Options struct {
 // Client lists usage details. Create it with NewClient; it is safe for concurrent use.
 type Client struct {
 	pipeline   runtime.Pipeline
-	origin     arm.Origin // scheme and host of the endpoint; the only place tokens and requests go
-	endpoint   string     // scheme://host, no trailing slash
+	origin     mgmt.Origin // scheme and host of the endpoint; the only place tokens and requests go
+	endpoint   string      // scheme://host, no trailing slash
 	apiVersion string
 }
 
@@ -115,7 +115,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if cred == nil {
 		problems = append(problems, errors.New("credential is nil"))
 	}
-	org, err := arm.ParseEndpoint(o.Endpoint)
+	org, err := mgmt.ParseEndpoint(o.Endpoint)
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -145,24 +145,24 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	}
 
 	co := o.ClientOptions // a copy: the caller's slices are cloned before appending below
-	co.Retry = arm.RetryDefaults(co.Retry)
+	co.Retry = mgmt.RetryDefaults(co.Retry)
 	if co.Telemetry.ApplicationID == "" {
 		co.Telemetry.ApplicationID = o.UserAgent
 	}
-	co.Transport = arm.GuardTransport(arm.NoRedirects(co.Transport), idle, MaxPageBytes)
+	co.Transport = mgmt.GuardTransport(mgmt.NoRedirects(co.Transport), idle, MaxPageBytes)
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// Order matters. The pipeline runs per-call, retry, then the per-retry policies in order:
 	// the retry hint policy first so it rewrites the hint last, just before the retry policy
 	// reads it (and waits out a hint longer than MaxRetryDelay);
 	// the caller's policies (a rate budget), so every try of a page, a retry of a broken body
-	// included, spends the budget; then arm.GuardPolicies: the host guard and the bearer token,
+	// included, spends the budget; then mgmt.GuardPolicies: the host guard and the bearer token,
 	// so the token is attached at the last moment and only after the host check; then
 	// pagePolicy, which checks the page azcore read whole below it. The idle watchdog and the
 	// page size limit wrap the transport, under azcore's body download, so that time waiting
 	// in the caller's policies is not counted as a stall.
 	perRetry := []policy.Policy{retryhint.NewPolicy(co.Retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
-	perRetry = append(perRetry, arm.GuardPolicies(cred, org)...)
+	perRetry = append(perRetry, mgmt.GuardPolicies(cred, org)...)
 	perRetry = append(perRetry, pagePolicy{})
 	co.PerRetryPolicies = perRetry
 	co.APIVersion = ""

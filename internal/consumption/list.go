@@ -8,7 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 )
 
 // List streams every record of q to h, page by page, following nextLink until the API returns
@@ -43,7 +43,7 @@ func (c *Client) List(ctx context.Context, q Query, h Handler) error {
 			}
 			if _, dup := seen[page.NextLink]; dup {
 				return fmt.Errorf("listing usage details: nextLink of page %d (%s): %w", index, RedactURL(page.NextLink),
-					arm.Permanent(fmt.Errorf("%w: the link was already followed", ErrNextLinkLoop)))
+					mgmt.Permanent(fmt.Errorf("%w: the link was already followed", ErrNextLinkLoop)))
 			}
 			seen[page.NextLink] = struct{}{}
 		}
@@ -63,7 +63,7 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 	defer rec.release()
 	req, err := runtime.NewRequest(withRecorder(ctx, rec), http.MethodGet, link)
 	if err != nil {
-		return Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), arm.RedactURLError(err))
+		return Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
 	}
 	req.Raw().Header.Set("Accept", "application/json")
 	resp, err := c.pipeline.Do(req)
@@ -74,9 +74,9 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 			resp.Body.Close()
 		}
 		if errors.Is(err, ErrIncompletePage) || isBrokenBody(err) {
-			return Page{}, &PageError{Index: index, RequestID: rid, Err: fmt.Errorf("GET %s: %w", RedactURL(link), arm.RedactURLError(err))}
+			return Page{}, &PageError{Index: index, RequestID: rid, Err: fmt.Errorf("GET %s: %w", RedactURL(link), mgmt.RedactURLError(err))}
 		}
-		return Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), arm.RedactURLError(err))
+		return Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 
@@ -86,7 +86,7 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 	case http.StatusNoContent:
 		return p, nil
 	default:
-		return Page{}, fmt.Errorf("page %d: %w", index, arm.NewAPIError(resp))
+		return Page{}, fmt.Errorf("page %d: %w", index, mgmt.NewAPIError(resp))
 	}
 	n, err := rec.replay(h)
 	p.Records, p.Bytes, p.NextLink = n, int64(len(*rec.body)), rec.next
@@ -98,4 +98,4 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 
 // isBrokenBody reports whether a pipeline error is a body that broke off or stalled (after the
 // retries), as opposed to a request that got no response.
-func isBrokenBody(err error) bool { return errors.Is(err, arm.ErrBrokenBody) }
+func isBrokenBody(err error) bool { return errors.Is(err, mgmt.ErrBrokenBody) }

@@ -17,7 +17,7 @@ import (
 	azlog "github.com/Azure/azure-sdk-for-go/sdk/azcore/log"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -463,8 +463,8 @@ func TestListErrorResponses(t *testing.T) {
 				t.Errorf("got status %d code %q message %q excerpt %q\nwant status %d code %q message %q excerpt %q",
 					ae.StatusCode, ae.Code, ae.Message, ae.Excerpt, tt.wantStatus, tt.wantCode, tt.wantMessage, tt.wantExcerpt)
 			}
-			if len(ae.Excerpt) > arm.MaxErrorExcerpt {
-				t.Errorf("excerpt is %d bytes, want at most %d", len(ae.Excerpt), arm.MaxErrorExcerpt)
+			if len(ae.Excerpt) > mgmt.MaxErrorExcerpt {
+				t.Errorf("excerpt is %d bytes, want at most %d", len(ae.Excerpt), mgmt.MaxErrorExcerpt)
 			}
 			if !IsPermanent(err) {
 				t.Errorf("IsPermanent = false, want true")
@@ -550,7 +550,7 @@ func TestListBrokenBodies(t *testing.T) {
 				_ = conn.(*net.TCPConn).SetLinger(0) // close with RST
 				_ = conn.Close()
 			}
-		}, wantIs: arm.ErrBrokenBody},
+		}, wantIs: mgmt.ErrBrokenBody},
 	}
 	for _, tt := range tests {
 		// Broken once: azcore requests the same link again, and only the good page's records

@@ -7,7 +7,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 )
 
 func TestEndpointValidation(t *testing.T) {
@@ -57,7 +57,7 @@ func TestEndpointValidation(t *testing.T) {
 				t.Errorf("Endpoint() = %q, want %q", got, tt.want)
 			}
 			if tt.wantAuth != "" {
-				if got := arm.TokenScope(c.origin); got != tt.wantAuth {
+				if got := mgmt.TokenScope(c.origin); got != tt.wantAuth {
 					t.Errorf("token scope = %q, want %q", got, tt.wantAuth)
 				}
 			}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -239,13 +239,13 @@ func isQuerySafe(c byte) bool {
 func (c *Client) checkLink(link string) error {
 	u, err := url.Parse(link)
 	if err != nil {
-		return arm.Permanent(fmt.Errorf("%w: not a URL", ErrForeignHost))
+		return mgmt.Permanent(fmt.Errorf("%w: not a URL", ErrForeignHost))
 	}
 	if !u.IsAbs() || u.Host == "" {
-		return arm.Permanent(fmt.Errorf("%w: not an absolute URL", ErrForeignHost))
+		return mgmt.Permanent(fmt.Errorf("%w: not an absolute URL", ErrForeignHost))
 	}
-	if got := arm.OriginOf(u); got != c.origin || u.User != nil {
-		return arm.Permanent(fmt.Errorf("%w: it points at %s, and requests (with the token) go only to %s",
+	if got := mgmt.OriginOf(u); got != c.origin || u.User != nil {
+		return mgmt.Permanent(fmt.Errorf("%w: it points at %s, and requests (with the token) go only to %s",
 			ErrForeignHost, got, c.origin))
 	}
 	return nil

@@ -23,13 +23,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
-	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
 // DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = arm.DefaultEndpoint
+const DefaultEndpoint = mgmt.DefaultEndpoint
 
 // APIVersion is the Cost Details api-version this client speaks.
 const APIVersion = "2022-05-01"
@@ -80,9 +80,9 @@ var (
 )
 
 // APIError is a response with an unexpected status from the management endpoint or the blob
-// host (see arm.APIError). It is the same type as consumption.APIError, so errors.As and
+// host (see mgmt.APIError). It is the same type as consumption.APIError, so errors.As and
 // consumption.IsPermanent recognise it.
-type APIError = arm.APIError
+type APIError = mgmt.APIError
 
 // Options configures a Client. The zero value (or a nil *Options) means the documented defaults.
 type Options struct {
@@ -92,7 +92,7 @@ type Options struct {
 
 	// ClientOptions configures the management pipeline: Transport, Retry, Logging, Telemetry,
 	// PerCallPolicies and PerRetryPolicies (a rate budget plugs in here). Zero Retry fields get
-	// the shared defaults of arm.RetryDefaults (6 retries, 4 s, 120 s, 408/429/500/502/503/504).
+	// the shared defaults of mgmt.RetryDefaults (6 retries, 4 s, 120 s, 408/429/500/502/503/504).
 	// The blob downloads use the same Transport, Retry, Logging and Telemetry but none of the
 	// caller's policies and no credential. An *http.Client Transport is copied with redirects
 	// disabled; any other Transporter must not follow redirects itself. APIVersion and Cloud
@@ -119,7 +119,7 @@ type Options struct {
 type Client struct {
 	pipeline     runtime.Pipeline // management endpoint: bearer token, host guard, rate budget
 	blobs        runtime.Pipeline // SAS blob links: no credential
-	origin       arm.Origin
+	origin       mgmt.Origin
 	endpoint     string
 	pollInterval time.Duration
 	maxPolls     int
@@ -139,7 +139,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if cred == nil {
 		problems = append(problems, errors.New("credential is nil"))
 	}
-	org, err := arm.ParseEndpoint(o.Endpoint)
+	org, err := mgmt.ParseEndpoint(o.Endpoint)
 	if err != nil {
 		problems = append(problems, err)
 	}
@@ -160,8 +160,8 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	}
 	idle := cmp.Or(o.BodyIdleTimeout, DefaultBodyIdleTimeout)
 
-	transport := arm.NoRedirects(o.ClientOptions.Transport)
-	retry := arm.RetryDefaults(o.ClientOptions.Retry)
+	transport := mgmt.NoRedirects(o.ClientOptions.Transport)
+	retry := mgmt.RetryDefaults(o.ClientOptions.Retry)
 
 	co := o.ClientOptions
 	co.APIVersion = ""
@@ -170,12 +170,12 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	co.PerCallPolicies = slices.Clone(co.PerCallPolicies)
 	// The same order as internal/consumption: the retry hint policy first so it rewrites the hint
 	// last, just before the retry policy reads it; the caller's policies (a rate budget); then
-	// arm.TokenPolicies: the host guard, then the token, so the token is attached only after the
+	// mgmt.TokenPolicies: the host guard, then the token, so the token is attached only after the
 	// host check, and the idle watchdog last, so waiting in the caller's policies is not counted
 	// as a stall.
 	perRetry := []policy.Policy{retryhint.NewPolicy(retry)}
 	perRetry = append(perRetry, o.ClientOptions.PerRetryPolicies...)
-	perRetry = append(perRetry, arm.TokenPolicies(cred, org, idle)...)
+	perRetry = append(perRetry, mgmt.TokenPolicies(cred, org, idle)...)
 	co.PerRetryPolicies = perRetry
 
 	// The blob pipeline: no credential, none of the caller's policies (they budget ARM calls),
@@ -185,7 +185,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		Retry:            retry,
 		Telemetry:        o.ClientOptions.Telemetry,
 		Logging:          policy.LogOptions{AllowedHeaders: o.ClientOptions.Logging.AllowedHeaders},
-		PerRetryPolicies: []policy.Policy{arm.NewIdleTimeoutPolicy(idle)},
+		PerRetryPolicies: []policy.Policy{mgmt.NewIdleTimeoutPolicy(idle)},
 	}
 
 	now := o.Now

@@ -14,8 +14,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/mgmt"
 )
 
 // download streams every blob of a completed report to h, one PageDone per blob.
@@ -100,13 +100,13 @@ func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *conv
 func checkBlobLink(link string) (*url.URL, error) {
 	u, err := url.Parse(link)
 	if err != nil {
-		return nil, fmt.Errorf("blob link %s is not a URL", arm.RedactURL(link))
+		return nil, fmt.Errorf("blob link %s is not a URL", mgmt.RedactURL(link))
 	}
 	switch {
-	case u.Scheme != "https" && !(u.Scheme == "http" && arm.IsLoopback(u.Hostname())):
-		return nil, fmt.Errorf("blob link %s: want https (plain http only on a loopback address)", arm.RedactURL(link))
+	case u.Scheme != "https" && !(u.Scheme == "http" && mgmt.IsLoopback(u.Hostname())):
+		return nil, fmt.Errorf("blob link %s: want https (plain http only on a loopback address)", mgmt.RedactURL(link))
 	case u.Host == "" || u.User != nil:
-		return nil, fmt.Errorf("blob link %s: want a host and no user information", arm.RedactURL(link))
+		return nil, fmt.Errorf("blob link %s: want a host and no user information", mgmt.RedactURL(link))
 	}
 	return u, nil
 }
@@ -156,10 +156,10 @@ func (r *blobReader) Read(p []byte) (int, error) {
 			return n, r.ctx.Err()
 		}
 		if r.resumes >= maxResumes {
-			return n, fmt.Errorf("body broke off at byte %d after %d resumes: %w", r.off, r.resumes, arm.RedactURLError(err))
+			return n, fmt.Errorf("body broke off at byte %d after %d resumes: %w", r.off, r.resumes, mgmt.RedactURLError(err))
 		}
 		r.resumes++
-		zerolog.Ctx(r.ctx).Warn().Str("error", arm.RedactURLError(err).Error()).Int64("offset", r.off).Int("resume", r.resumes).
+		zerolog.Ctx(r.ctx).Warn().Str("error", mgmt.RedactURLError(err).Error()).Int64("offset", r.off).Int("resume", r.resumes).
 			Msg("cost details blob broke off; resuming")
 		if err := r.c.sleep(r.ctx, resumeDelay(r.resumes)); err != nil {
 			return n, err
@@ -174,7 +174,7 @@ func (r *blobReader) Read(p []byte) (int, error) {
 func (r *blobReader) open() error {
 	req, err := runtime.NewRequest(r.ctx, http.MethodGet, r.link)
 	if err != nil {
-		return fmt.Errorf("building blob request for %s: %w", arm.RedactURL(r.link), arm.RedactURLError(err))
+		return fmt.Errorf("building blob request for %s: %w", mgmt.RedactURL(r.link), mgmt.RedactURLError(err))
 	}
 	runtime.SkipBodyDownload(req)
 	hdr := req.Raw().Header
@@ -188,7 +188,7 @@ func (r *blobReader) open() error {
 	}
 	resp, err := r.c.blobs.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", arm.RedactURL(r.link), arm.RedactURLError(err))
+		return fmt.Errorf("GET %s: %w", mgmt.RedactURL(r.link), mgmt.RedactURLError(err))
 	}
 	want := http.StatusOK
 	if r.off > 0 {
@@ -204,21 +204,21 @@ func (r *blobReader) open() error {
 	if resp.StatusCode != want {
 		defer resp.Body.Close()
 		if r.off > 0 && resp.StatusCode == http.StatusOK {
-			return fmt.Errorf("GET %s: resuming at byte %d: the server ignored the Range request", arm.RedactURL(r.link), r.off)
+			return fmt.Errorf("GET %s: resuming at byte %d: the server ignored the Range request", mgmt.RedactURL(r.link), r.off)
 		}
-		return arm.NewAPIError(resp)
+		return mgmt.NewAPIError(resp)
 	}
 	if r.off > 0 {
 		if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != r.off {
 			resp.Body.Close()
 			return fmt.Errorf("GET %s: resuming at byte %d: Content-Range %q does not start there",
-				arm.RedactURL(r.link), r.off, resp.Header.Get("Content-Range"))
+				mgmt.RedactURL(r.link), r.off, resp.Header.Get("Content-Range"))
 		}
 	}
 	if r.etag == "" {
 		r.etag = resp.Header.Get("ETag")
 	}
-	if id := resp.Header.Get(arm.HeaderRequestID); id != "" {
+	if id := resp.Header.Get(mgmt.HeaderRequestID); id != "" {
 		r.requestID = id
 	}
 	r.body, r.opened = resp.Body, true

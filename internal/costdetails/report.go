@@ -14,7 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/arm"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
@@ -30,13 +30,13 @@ const DataFormatCSV = "Csv"
 
 // Result is CostDetailsOperationResults: the final state of a report operation.
 type Result struct {
-	ID        string           `json:"id"`
-	Name      string           `json:"name"` // the operation id
-	Type      string           `json:"type"`
-	Status    string           `json:"status"`
-	Manifest  *Manifest        `json:"manifest"`
-	ValidTill string           `json:"validTill"` // when the blob links expire (RFC 3339, UTC)
-	Error     *arm.ErrorDetail `json:"error"`
+	ID        string            `json:"id"`
+	Name      string            `json:"name"` // the operation id
+	Type      string            `json:"type"`
+	Status    string            `json:"status"`
+	Manifest  *Manifest         `json:"manifest"`
+	ValidTill string            `json:"validTill"` // when the blob links expire (RFC 3339, UTC)
+	Error     *mgmt.ErrorDetail `json:"error"`
 }
 
 // Manifest is ReportManifest: the blobs of a completed report.
@@ -50,7 +50,7 @@ type Manifest struct {
 }
 
 // Blob is one part of a report. BlobLink is a SAS URL: a secret, never to be logged (use
-// arm.RedactURL).
+// mgmt.RedactURL).
 type Blob struct {
 	BlobLink  string `json:"blobLink"`
 	ByteCount int64  `json:"byteCount"`
@@ -119,7 +119,7 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 		Msg("requesting cost details report")
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("POST %s: %w", arm.RedactURL(link), arm.RedactURLError(err))
+		return nil, fmt.Errorf("POST %s: %w", mgmt.RedactURL(link), mgmt.RedactURLError(err))
 	}
 	ph := &pollHandler{c: c, last: resp, requestURL: resp.Request.URL}
 	switch resp.StatusCode {
@@ -132,7 +132,7 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 			return nil, err
 		}
 	default:
-		return nil, arm.NewAPIError(resp)
+		return nil, mgmt.NewAPIError(resp)
 	}
 	poller, err := runtime.NewPoller(resp, c.pipeline, &runtime.NewPollerOptions[Result]{Handler: ph})
 	if err != nil {
@@ -140,7 +140,7 @@ func (c *Client) generate(ctx context.Context, r Request) (*Result, error) {
 	}
 	for !poller.Done() {
 		if ph.polls >= c.maxPolls {
-			return nil, fmt.Errorf("%w after %d polls (operation %s)", ErrPollLimit, ph.polls, arm.RedactURL(ph.location))
+			return nil, fmt.Errorf("%w after %d polls (operation %s)", ErrPollLimit, ph.polls, mgmt.RedactURL(ph.location))
 		}
 		if err := c.sleep(ctx, c.pollWait(ph.last)); err != nil {
 			return nil, fmt.Errorf("waiting for report: %w", err)
@@ -189,15 +189,15 @@ func (p *pollHandler) accepted(resp *http.Response) error {
 		if p.location != "" {
 			return nil // keep polling the same URL
 		}
-		return fmt.Errorf("report accepted (202) without a Location header (request id %s)", resp.Header.Get(arm.HeaderRequestID))
+		return fmt.Errorf("report accepted (202) without a Location header (request id %s)", resp.Header.Get(mgmt.HeaderRequestID))
 	}
 	u, err := p.requestURL.Parse(loc)
 	if err != nil {
-		return fmt.Errorf("report Location %q: %w", arm.RedactURL(loc), err)
+		return fmt.Errorf("report Location %q: %w", mgmt.RedactURL(loc), err)
 	}
-	if got := arm.OriginOf(u); got != p.c.origin || u.User != nil {
-		return arm.Permanent(fmt.Errorf("report Location %s: %w: refusing to poll %s, the token is only sent to %s",
-			arm.RedactURL(u.String()), arm.ErrForeignHost, got, p.c.origin))
+	if got := mgmt.OriginOf(u); got != p.c.origin || u.User != nil {
+		return mgmt.Permanent(fmt.Errorf("report Location %s: %w: refusing to poll %s, the token is only sent to %s",
+			mgmt.RedactURL(u.String()), mgmt.ErrForeignHost, got, p.c.origin))
 	}
 	p.location = u.String()
 	return nil
@@ -216,7 +216,7 @@ func (p *pollHandler) final(resp *http.Response) error {
 	var res Result
 	if err := json.Unmarshal(body, &res); err != nil {
 		return fmt.Errorf("reading report status (request id %s): %w: body %q",
-			resp.Header.Get(arm.HeaderRequestID), err, arm.Excerpt(body))
+			resp.Header.Get(mgmt.HeaderRequestID), err, mgmt.Excerpt(body))
 	}
 	switch res.Status {
 	case StatusCompleted, StatusNoDataFound, StatusFailed:
@@ -241,7 +241,7 @@ func (p *pollHandler) Poll(ctx context.Context) (*http.Response, error) {
 	req.Raw().Header.Set("Accept", "application/json")
 	resp, err := p.c.pipeline.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", arm.RedactURL(p.location), arm.RedactURLError(err))
+		return nil, fmt.Errorf("GET %s: %w", mgmt.RedactURL(p.location), mgmt.RedactURLError(err))
 	}
 	p.last = resp
 	switch resp.StatusCode {
@@ -250,7 +250,7 @@ func (p *pollHandler) Poll(ctx context.Context) (*http.Response, error) {
 	case http.StatusOK, http.StatusNoContent:
 		err = p.final(resp)
 	default:
-		err = arm.NewAPIError(resp)
+		err = mgmt.NewAPIError(resp)
 	}
 	zerolog.Ctx(ctx).Debug().Int("poll", p.polls).Int("status_code", resp.StatusCode).Str("status", p.result.Status).
 		Msg("polled cost details report")

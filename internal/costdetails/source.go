@@ -10,9 +10,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/arm"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -181,5 +181,5 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &ae) {
 		return ae.Permanent()
 	}
-	return errors.Is(err, ErrInvalidRequest) || errors.Is(err, arm.ErrForeignHost)
+	return errors.Is(err, ErrInvalidRequest) || errors.Is(err, mgmt.ErrForeignHost)
 }

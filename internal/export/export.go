@@ -382,19 +382,7 @@ func overlaps(results []Result) []Overlap {
 			if a.Period != b.Period || a.Metric != b.Metric || a.Scope == b.Scope || len(a.subs) == 0 || len(b.subs) == 0 {
 				continue
 			}
-			set := make(map[string]bool, len(a.subs))
-			for _, s := range a.subs {
-				set[s] = true
-			}
-			n, example := 0, ""
-			for _, s := range b.subs {
-				if set[s] {
-					if n == 0 {
-						example = s
-					}
-					n++
-				}
-			}
+			n, example := shared(a.subs, b.subs)
 			if n > 0 {
 				out = append(out, Overlap{ScopeA: a.Scope, ScopeB: b.Scope, Period: a.Period, Metric: a.Metric,
 					SharedSubscriptions: n, Example: example})
@@ -402,4 +390,21 @@ func overlaps(results []Result) []Overlap {
 		}
 	}
 	return out
+}
+
+// shared counts the subscriptions of b that are also in a, and returns the first of them.
+func shared(a, b []string) (n int, example string) {
+	set := make(map[string]bool, len(a))
+	for _, s := range a {
+		set[s] = true
+	}
+	for _, s := range b {
+		if set[s] {
+			if n == 0 {
+				example = s
+			}
+			n++
+		}
+	}
+	return n, example
 }

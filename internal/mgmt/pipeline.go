@@ -1,4 +1,4 @@
-package arm
+package mgmt
 
 import (
 	"context"

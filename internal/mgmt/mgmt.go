@@ -1,7 +1,7 @@
-// Package arm holds the azcore pipeline pieces both billing clients share: endpoint validation,
-// the host guard that keeps bearer tokens on the management endpoint, no redirects, retry
-// defaults, the body idle watchdog, ARM error parsing and URL redaction.
-package arm
+// Package mgmt is the management-endpoint (Azure Resource Manager) pipeline both billing clients
+// share: endpoint checks, the token host guard, no redirects, retry defaults, the idle watchdog,
+// ARM errors and the diagnosis of failed calls.
+package mgmt
 
 import (
 	"errors"
