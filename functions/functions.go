@@ -68,8 +68,6 @@ type Deps struct {
 	// Errors receives one line per failed invocation (the handler's stderr, which the host logs
 	// at Error level; the response body of a failed invocation is discarded).
 	Errors io.Writer
-	// Redact removes secrets from error text before it is logged or returned; nil keeps text.
-	Redact func(string) string
 	// Now is the clock for planning; nil means time.Now.
 	Now func() time.Time
 	// Inventory answers the partitions API and dry runs (partitions.go); nil answers them 503.
@@ -88,7 +86,6 @@ type Server struct {
 	poison PoisonDrainer
 	log    zerolog.Logger
 	errw   io.Writer
-	redact func(string) string
 	now    func() time.Time
 	inv    Inventory
 	bp     export.PeriodLister
@@ -97,12 +94,9 @@ type Server struct {
 
 // New returns a Server.
 func New(d Deps) *Server {
-	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, redact: d.Redact, now: d.Now, inv: d.Inventory, bp: d.Periods}
+	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, now: d.Now, inv: d.Inventory, bp: d.Periods}
 	if s.errw == nil {
 		s.errw = io.Discard
-	}
-	if s.redact == nil {
-		s.redact = func(s string) string { return s }
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -90,7 +90,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if sum.Failed() > 0 {
-		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + redact(sum.Err().Error())}
+		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + sum.Err().Error()}
 	}
 	for _, r := range sum.Partitions {
 		if r.Status != export.StatusCommitted {

@@ -28,6 +28,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/usage-export/usage-export/internal/redact"
 )
 
 // Exit codes a script can rely on.
@@ -85,11 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.As(err, &ec):
 		if ec.msg != "" {
-			fmt.Fprintln(stderr, ec.msg)
+			fmt.Fprintln(stderr, redact.String(ec.msg))
 		}
 		return ec.code
 	default:
-		fmt.Fprintln(stderr, "error:", redact(err.Error()))
+		fmt.Fprintln(stderr, "error:", redact.String(err.Error()))
 		return exitFailed
 	}
 }
@@ -135,5 +137,6 @@ func newLoggerTo(w io.Writer, console bool, level string) zerolog.Logger {
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}
 	}
-	return zerolog.New(w).Level(lv).With().Timestamp().Logger()
+	// Every log line goes through redact.Writer: no call site has to remember secrets.
+	return zerolog.New(redact.Writer(w)).Level(lv).With().Timestamp().Logger()
 }
