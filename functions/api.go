@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/partplan"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -201,7 +203,7 @@ func (s *Server) createJob(ctx context.Context, req *httpRequest) apiReply {
 		return replyError(http.StatusRequestEntityTooLarge, "body_too_large",
 			"the request body is %d bytes; at most %d are accepted", len(text), maxRequestBodyBytes)
 	}
-	p, rep := s.parseRequest(text)
+	p, rep := s.parseRequest(ctx, text)
 	if rep != nil {
 		return *rep
 	}
@@ -253,138 +255,125 @@ func jobLocation(rawURL, id string) string {
 	return p + "/" + id
 }
 
-// parseRequest decodes and validates the body against the configuration. Every check runs
-// before any call to Azure; a scope the operator did not configure is refused.
-func (s *Server) parseRequest(text string) (*plan, *apiReply) {
-	fail := func(status int, code, format string, args ...any) (*plan, *apiReply) {
-		r := replyError(status, code, format, args...)
-		return nil, &r
+// parseRequest decodes and validates the body against the configuration and plans it
+// (partplan.Make). Every check runs before any call to Azure; a scope the operator did not
+// configure is refused.
+func (s *Server) parseRequest(ctx context.Context, text string) (*plan, *apiReply) {
+	in, rep := decodeRequest(text)
+	if rep != nil {
+		return nil, rep
 	}
+	p := &plan{source: in.Source, force: in.Force}
+	if rep = checkSource(in.Source); rep != nil {
+		return nil, rep
+	}
+	if p.metrics, rep = s.requestMetrics(in.Metric); rep != nil {
+		return nil, rep
+	}
+	if p.scopes, rep = s.requestScopes(in.Scopes); rep != nil {
+		return nil, rep
+	}
+	pl, err := partplan.Make(ctx, p.scopes, partplan.Request{Periods: in.Periods, From: in.From, To: in.To}, p.metrics,
+		&partplan.Options{Now: s.now(), MaxMonths: s.cfg.MaxMonths, Explicit: true, EveryScope: true})
+	if err != nil {
+		rep := planError(err)
+		return nil, &rep
+	}
+	p.periods, p.parts = pl.Periods, pl.Partitions
+	return p, nil
+}
+
+// decodeRequest decodes the body, refusing unknown fields.
+func decodeRequest(text string) (*exportRequest, *apiReply) {
 	if strings.TrimSpace(text) == "" {
-		return fail(http.StatusBadRequest, "invalid_json",
+		rep := replyError(http.StatusBadRequest, "invalid_json",
 			`the request body is empty; send a JSON object such as {"periods":["202401"]}`)
+		return nil, &rep
 	}
 	var in exportRequest
 	if err := jsonv2.Unmarshal([]byte(text), &in, jsonv2.RejectUnknownMembers(true)); err != nil {
-		return fail(decodeError(err))
+		rep := replyError(decodeError(err))
+		return nil, &rep
 	}
-	p := &plan{source: in.Source, force: in.Force}
+	return &in, nil
+}
 
-	switch in.Source {
+// checkSource refuses a source that is not auto, usageDetails or costDetails.
+func checkSource(source string) *apiReply {
+	switch source {
 	case "", "auto", export.SourceUsageDetails, export.SourceCostDetails:
-	default:
-		return fail(http.StatusBadRequest, "invalid_source", "source %q: want \"auto\", %q or %q (or leave it out)",
-			in.Source, export.SourceUsageDetails, export.SourceCostDetails)
+		return nil
 	}
+	rep := replyError(http.StatusBadRequest, "invalid_source", "source %q: want \"auto\", %q or %q (or leave it out)",
+		source, export.SourceUsageDetails, export.SourceCostDetails)
+	return &rep
+}
 
-	if len(in.Metric) == 0 {
-		p.metrics = append(p.metrics, s.cfg.Metrics...)
+// requestMetrics returns the metrics asked for, each once (none: the configured ones).
+func (s *Server) requestMetrics(asked []string) ([]string, *apiReply) {
+	if len(asked) == 0 {
+		return append([]string(nil), s.cfg.Metrics...), nil
 	}
-	for _, m := range in.Metric {
+	var out []string
+	for _, m := range asked {
 		m = strings.ToLower(strings.TrimSpace(m))
-		if !contains(config.Metrics, m) {
-			return fail(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(config.Metrics, ", "))
+		if !slices.Contains(config.Metrics, m) {
+			rep := replyError(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(config.Metrics, ", "))
+			return nil, &rep
 		}
 		if s.cfg.APIVersion == "2018-06-30" && m != "actualcost" {
-			return fail(http.StatusBadRequest, "invalid_metric", "metric %q: the configured API version 2018-06-30 has actualcost only", m)
+			rep := replyError(http.StatusBadRequest, "invalid_metric", "metric %q: the configured API version 2018-06-30 has actualcost only", m)
+			return nil, &rep
 		}
-		if !contains(p.metrics, m) {
-			p.metrics = append(p.metrics, m)
+		if !slices.Contains(out, m) {
+			out = append(out, m)
 		}
 	}
+	return out, nil
+}
 
-	if len(in.Scopes) == 0 {
-		p.scopes = append(p.scopes, s.cfg.Scopes...)
+// requestScopes returns the configured scopes asked for, each once (none: all of them).
+func (s *Server) requestScopes(asked []string) ([]scope.Scope, *apiReply) {
+	if len(asked) == 0 {
+		return append([]scope.Scope(nil), s.cfg.Scopes...), nil
 	}
-	for _, raw := range in.Scopes {
+	var out []scope.Scope
+	for _, raw := range asked {
 		sc, err := scope.Parse(raw)
 		if err != nil {
-			return fail(http.StatusBadRequest, "invalid_scope", "%s", firstLine(err.Error()))
+			rep := replyError(http.StatusBadRequest, "invalid_scope", "%s", firstLine(err.Error()))
+			return nil, &rep
 		}
 		allowed, ok := s.cfg.Allowed(sc)
 		if !ok {
-			return fail(http.StatusForbidden, "scope_not_allowed",
+			rep := replyError(http.StatusForbidden, "scope_not_allowed",
 				"scope %s is not one of the configured scopes (%s); this function exports configured scopes only",
 				sc, config.EnvScopes)
+			return nil, &rep
 		}
-		if !containsScope(p.scopes, allowed) {
-			p.scopes = append(p.scopes, allowed)
+		if !slices.ContainsFunc(out, allowed.Equal) {
+			out = append(out, allowed)
 		}
 	}
+	return out, nil
+}
 
-	now := s.now()
-	current := period.Of(now)
+// planError maps a refused period request to a 400 with a code for its reason.
+func planError(err error) apiReply {
+	code := "invalid_period"
+	msg := err.Error()
 	switch {
-	case len(in.Periods) > 0 && (in.From != "" || in.To != ""):
-		return fail(http.StatusBadRequest, "conflicting_periods", `give "periods" or "from"/"to", not both`)
-	case len(in.Periods) > 0:
-		for _, raw := range in.Periods {
-			pr, err := period.Parse(raw)
-			if err != nil {
-				return fail(http.StatusBadRequest, "invalid_period", "%v", err)
-			}
-			if current.Before(pr) {
-				return fail(http.StatusBadRequest, "period_in_future", "billing period %s is in the future (the current one is %s)", pr, current)
-			}
-			if !containsPeriod(p.periods, pr) {
-				p.periods = append(p.periods, pr)
-			}
-		}
-		if len(p.periods) > s.cfg.MaxMonths {
-			return fail(http.StatusBadRequest, "range_too_long", "%d billing periods asked for; at most %d per job (%s)",
-				len(p.periods), s.cfg.MaxMonths, config.EnvMaxMonths)
-		}
-	case in.From != "":
-		first, err := period.Parse(in.From)
-		if err != nil {
-			return fail(http.StatusBadRequest, "invalid_period", "from: %v", err)
-		}
-		last := current
-		if in.To != "" {
-			if last, err = period.Parse(in.To); err != nil {
-				return fail(http.StatusBadRequest, "invalid_period", "to: %v", err)
-			}
-		}
-		if current.Before(last) {
-			return fail(http.StatusBadRequest, "period_in_future", "to: billing period %s is in the future (the current one is %s)", last, current)
-		}
-		if current.Before(first) {
-			return fail(http.StatusBadRequest, "period_in_future", "from: billing period %s is in the future (the current one is %s)", first, current)
-		}
-		if last.Before(first) {
-			return fail(http.StatusBadRequest, "invalid_period", "from %s is after to %s", first, last)
-		}
-		if n := months(first, last); n > s.cfg.MaxMonths {
-			return fail(http.StatusBadRequest, "range_too_long", "%s..%s is %d months; at most %d per job (%s)",
-				first, last, n, s.cfg.MaxMonths, config.EnvMaxMonths)
-		}
-		ps, err := period.Range(first, last, s.cfg.MaxMonths)
-		if err != nil {
-			return fail(http.StatusBadRequest, "invalid_period", "%v", err)
-		}
-		p.periods = ps
-	case in.To != "":
-		return fail(http.StatusBadRequest, "invalid_period", `"to" needs "from"`)
-	default:
-		return fail(http.StatusBadRequest, "missing_periods",
-			`say which billing periods to export: "periods": ["YYYYMM", …] or "from": "YYYYMM" (and optionally "to")`)
+	case errors.Is(err, partplan.ErrPeriodsAndRange):
+		code = "conflicting_periods"
+	case errors.Is(err, partplan.ErrNoPeriods):
+		code = "missing_periods"
+	case errors.Is(err, partplan.ErrFuturePeriod):
+		code = "period_in_future"
+	case errors.Is(err, partplan.ErrTooManyMonths):
+		code = "range_too_long"
+		msg += " (" + config.EnvMaxMonths + ")"
 	}
-
-	p.parts = Partitions(p.scopes, p.periods, p.metrics)
-	for _, sc := range p.scopes {
-		if sc.BillingPeriod == "" {
-			continue
-		}
-		found := false
-		for _, pt := range p.parts {
-			found = found || pt.Scope.Equal(sc)
-		}
-		if !found {
-			return fail(http.StatusBadRequest, "invalid_period",
-				"scope %s is configured for billing period %s only, which the request does not include", sc, sc.BillingPeriod)
-		}
-	}
-	return p, nil
+	return replyError(http.StatusBadRequest, code, "%s", msg)
 }
 
 // decodeError maps a JSON decoding error to a status, code and message that say what to fix.
@@ -489,37 +478,6 @@ func (s *Server) listJobs(ctx context.Context) apiReply {
 
 // timeFormat is RFC 3339 with nanoseconds, as encoding/json writes time.Time.
 const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
-
-func months(first, last period.Period) int {
-	return (last.Year-first.Year)*12 + int(last.Month-first.Month) + 1
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func containsScope(list []scope.Scope, v scope.Scope) bool {
-	for _, x := range list {
-		if x.Equal(v) {
-			return true
-		}
-	}
-	return false
-}
-
-func containsPeriod(list []period.Period, v period.Period) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {

@@ -50,6 +50,9 @@ func TestBadRequests(t *testing.T) {
 		{"future range end", "POST", "", `{"from":"202401","to":"202406"}`, "application/json", 400, "period_in_future", "to"},
 		{"range backwards", "POST", "", `{"from":"202402","to":"202401"}`, "application/json", 400, "invalid_period", "after"},
 		{"range too long", "POST", "", `{"from":"202001","to":"202312"}`, "application/json", 400, "range_too_long", "48 months; at most 36"},
+		{"range too long names the setting", "POST", "", `{"from":"202001","to":"202312"}`, "application/json", 400, "range_too_long", "(USAGE_EXPORT_MAX_MONTHS)"},
+		{"future range start", "POST", "", `{"from":"202404"}`, "application/json", 400, "period_in_future", "from: billing period 202404"},
+		{"bad range start", "POST", "", `{"from":"24-01"}`, "application/json", 400, "invalid_period", "from: "},
 		{"too many periods", "POST", "", `{"periods":[` + periodList(37) + `]}`, "application/json", 400, "range_too_long", "37 billing periods"},
 		{"periods and range", "POST", "", `{"periods":["202401"],"from":"202301"}`, "application/json", 400, "conflicting_periods", "not both"},
 		{"to without from", "POST", "", `{"to":"202401"}`, "application/json", 400, "invalid_period", `"to" needs "from"`},
@@ -326,5 +329,26 @@ func TestSchemasAreStrict(t *testing.T) {
 		if err := schemas.Validate(schemas.Error, []byte(doc)); err == nil {
 			t.Errorf("error schema accepts %s", doc)
 		}
+	}
+}
+
+// TestCreateJobSubScopeNotCovered: a configured scope with a billing-period sub-scope must be
+// covered by the periods asked for; otherwise the request is refused (400), nothing stored.
+func TestCreateJobSubScopeNotCovered(t *testing.T) {
+	sub := eaAcct + "/providers/Microsoft.Billing/billingPeriods/202402"
+	s, env, _ := newTestServer(t, func(d *Deps, env *testEnv) {
+		env.cfg = testConfig(t, map[string]string{config.EnvScopes: subA + "," + sub})
+		d.Config = env.cfg
+	})
+	got := callHTTP(t, s, "POST", "", `{"periods":["202401"]}`, "application/json")
+	if got.Status != 400 || !strings.Contains(string(got.Body), `"invalid_period"`) ||
+		!strings.Contains(string(got.Body), "scope "+sub+" is configured for billing period 202402 only") {
+		t.Errorf("status %d, body %s; want 400 invalid_period naming the scope", got.Status, got.Body)
+	}
+	if got := callHTTP(t, s, "POST", "", `{"periods":["202402","202401"]}`, "application/json"); got.Status != 202 {
+		t.Errorf("covering request: status %d, want 202: %s", got.Status, got.Body)
+	}
+	if ids, err := jobs.New(env.backend, env.cfg.Prefix).IDs(context.Background()); err != nil || len(ids) != 1 {
+		t.Errorf("jobs stored: %v %v, want the covering request's only", ids, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -142,7 +143,7 @@ func (s *Server) partitionStatus(ctx context.Context, req *httpRequest) apiReply
 	}
 	for _, m := range splitQuery(q["metric"]) {
 		m = strings.ToLower(m)
-		if !contains(config.Metrics, m) {
+		if !slices.Contains(config.Metrics, m) {
 			return replyError(http.StatusBadRequest, "invalid_metric", "metric %q: want one of %s", m, strings.Join(config.Metrics, ", "))
 		}
 		if f.Metrics == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
@@ -73,7 +74,7 @@ func TestTimerPlansPayAsYouGoPeriods(t *testing.T) {
 	}
 	cfg := testConfig(t, map[string]string{config.EnvScopes: strings.Join(names, ",")})
 
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), APIVersion: sandbox.LatestAPIVersion,
 		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: time.Second, MaxRetries: 3}},
 	})

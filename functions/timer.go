@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/jobs"
-	"github.com/usage-export/usage-export/internal/period"
-	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/partplan"
 	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
@@ -27,27 +24,9 @@ type timerInfo struct {
 	IsPastDue bool `json:"IsPastDue"`
 }
 
-// Partitions crosses scopes, periods and metrics, scope by scope. A scope configured with a
-// billing-period sub-scope covers its own period only: it joins where periods include that
-// period and is left out otherwise.
-func Partitions(scopes []scope.Scope, periods []period.Period, metrics []string) []export.Partition {
-	var out []export.Partition
-	for _, sc := range scopes {
-		for _, p := range periods {
-			if sc.BillingPeriod != "" && !strings.HasPrefix(sc.BillingPeriod, p.String()) {
-				continue
-			}
-			for _, m := range metrics {
-				out = append(out, export.Partition{Scope: sc, Period: p, Metric: m})
-			}
-		}
-	}
-	return out
-}
-
 // serveTimer plans the scheduled export: every configured scope × its scheduled periods (the
 // period open now and, inside its restatement window, the previous one: calendar months, or a
-// subscription's own billing periods, see scheduledPeriods) × the configured metrics, as one job
+// subscription's own billing periods, see partplan.Make) × the configured metrics, as one job
 // with one queue message per partition; the workers export them. A past-due run (IsPastDue)
 // plans the same way: the plan depends only on the clock and the subscriptions' billing periods.
 // While the previous scheduled job with the same plan is still open, no second one is made. The
@@ -93,38 +72,25 @@ func (s *Server) serveTimer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, invokeResponse{Outputs: map[string]any{}, Logs: logs})
 }
 
-// planTimer submits the scheduled job. Its error means "could not enqueue".
+// planTimer submits the scheduled job (partplan.Make with the subscriptions' billing periods).
+// Its error means "could not enqueue".
 func (s *Server) planTimer(ctx context.Context) ([]string, error) {
-	now := s.now()
-	calendar := period.Scheduled(now, s.cfg.RestatementDays)
-	var (
-		parts []export.Partition
-		names []string
-		notes []string
-	)
-	seen := map[string]bool{}
-	for _, sc := range s.cfg.Scopes {
-		periods, note := s.scheduledPeriods(ctx, sc, now, calendar)
-		if note != "" {
-			notes = append(notes, note)
-		}
-		for _, p := range periods {
-			if !seen[p.String()] {
-				seen[p.String()] = true
-				names = append(names, p.String())
-			}
-		}
-		parts = append(parts, Partitions([]scope.Scope{sc}, periods, s.cfg.Metrics)...)
+	pl, err := partplan.Make(ctx, s.cfg.Scopes, partplan.Request{}, s.cfg.Metrics,
+		&partplan.Options{Now: s.now(), RestatementDays: s.cfg.RestatementDays, Lister: s.bp})
+	if err != nil {
+		return nil, fmt.Errorf("planning the scheduled export: %w", err)
 	}
-	sort.Strings(names)
+	names := pl.PeriodNames()
 	logs := []string{fmt.Sprintf("planned %d partition(s): %d scope(s) × periods %s × metrics %s",
-		len(parts), len(s.cfg.Scopes), strings.Join(names, ","), strings.Join(s.cfg.Metrics, ","))}
-	logs = append(logs, notes...)
+		len(pl.Partitions), len(s.cfg.Scopes), strings.Join(names, ","), strings.Join(s.cfg.Metrics, ","))}
+	for _, n := range pl.Notes {
+		logs = append(logs, s.logNote(ctx, n))
+	}
 	req := jobs.Request{Periods: names, Metrics: s.cfg.Metrics}
 	for _, sc := range s.cfg.Scopes {
 		req.Scopes = append(req.Scopes, sc.String())
 	}
-	j, created, err := s.jobs.Submit(ctx, jobs.ExecScheduled, req, parts)
+	j, created, err := s.jobs.Submit(ctx, jobs.ExecScheduled, req, pl.Partitions)
 	if err != nil {
 		return logs, fmt.Errorf("could not enqueue the scheduled export: %w", err)
 	}
@@ -137,52 +103,26 @@ func (s *Server) planTimer(ctx context.Context) ([]string, error) {
 	return logs, nil
 }
 
-// scheduledPeriods returns the periods the timer exports for sc at now, and a line for the
-// invocation's log when they are not the calendar months. For a subscription (without a
-// billing-period sub-scope) it reads the subscription's billing periods once (the Billing
-// Periods API, through the billing client and its rate budget) and plans among them
-// (period.ScheduledAmong): a pay-as-you-go subscription's period open now, named like 202702-1,
-// and, inside its restatement window, the one before it. Every other scope, and a subscription
-// whose billing periods cannot be read or include none open now (a warning is logged), gets the
-// calendar months, as the exporter does.
-func (s *Server) scheduledPeriods(ctx context.Context, sc scope.Scope, now time.Time, calendar []period.Period) ([]period.Period, string) {
-	if s.bp == nil || sc.Kind != scope.Subscription || sc.BillingPeriod != "" {
-		return calendar, ""
-	}
+// logNote logs how a subscription's scheduled periods were found and returns the line for the
+// invocation's log: its own billing periods (pay-as-you-go), or the calendar months with a
+// warning when its billing periods cannot be read or include none open now.
+func (s *Server) logNote(ctx context.Context, n partplan.Note) string {
 	log := zerolog.Ctx(ctx)
-	listed, err := s.bp.BillingPeriods(ctx, sc)
-	if err != nil {
-		msg := err.Error()
-		log.Warn().Str("scope", sc.String()).Str("error", msg).Msg("cannot read the subscription's billing periods: planning calendar months")
-		return calendar, fmt.Sprintf("%s: cannot read its billing periods (%s): calendar months planned", sc, msg)
+	switch {
+	case n.Err != nil:
+		msg := n.Err.Error()
+		log.Warn().Str("scope", n.Scope.String()).Str("error", msg).Msg("cannot read the subscription's billing periods: planning calendar months")
+		return fmt.Sprintf("%s: cannot read its billing periods (%s): calendar months planned", n.Scope, msg)
+	case len(n.Own) == 0:
+		log.Warn().Str("scope", n.Scope.String()).Int("listed", n.Listed).Msg("no billing period of the subscription is open now: planning calendar months")
+		return fmt.Sprintf("%s: none of its %d billing period(s) is open now: calendar months planned", n.Scope, n.Listed)
 	}
-	own := period.ScheduledAmong(now, s.cfg.RestatementDays, listed)
-	if len(own) == 0 {
-		log.Warn().Str("scope", sc.String()).Int("listed", len(listed)).Msg("no billing period of the subscription is open now: planning calendar months")
-		return calendar, fmt.Sprintf("%s: none of its %d billing period(s) is open now: calendar months planned", sc, len(listed))
-	}
-	if samePeriods(own, calendar) {
-		return own, ""
-	}
-	names := make([]string, len(own))
-	for i, p := range own {
+	names := make([]string, len(n.Own))
+	for i, p := range n.Own {
 		names[i] = fmt.Sprintf("%s (%s..%s)", p, p.Start().Format(time.DateOnly), p.End().AddDate(0, 0, -1).Format(time.DateOnly))
 	}
-	log.Info().Str("scope", sc.String()).Strs("periods", names).Msg("the subscription's own billing periods planned")
-	return own, fmt.Sprintf("%s: its own billing periods %s", sc, strings.Join(names, ", "))
-}
-
-// samePeriods reports whether a and b name the same periods in the same order.
-func samePeriods(a, b []period.Period) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].String() != b[i].String() || !a[i].Start().Equal(b[i].Start()) || !a[i].End().Equal(b[i].End()) {
-			return false
-		}
-	}
-	return true
+	log.Info().Str("scope", n.Scope.String()).Strs("periods", names).Msg("the subscription's own billing periods planned")
+	return fmt.Sprintf("%s: its own billing periods %s", n.Scope, strings.Join(names, ", "))
 }
 
 // poisonBatch bounds the poison messages one timer run handles.

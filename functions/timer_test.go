@@ -11,8 +11,6 @@ import (
 
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/jobs"
-	"github.com/usage-export/usage-export/internal/period"
-	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -209,26 +207,6 @@ func TestTimerOutcomes(t *testing.T) {
 	next := env.queue.take()
 	if rec.Code != http.StatusOK || len(next) != 6 || next[0].Job == items[0].Job {
 		t.Errorf("run after the job ended: status %d, %d messages; want a new job of 6", rec.Code, len(next))
-	}
-}
-
-func TestPartitionsSubScope(t *testing.T) {
-	periods := []period.Period{{Year: 2024, Month: time.January}, {Year: 2024, Month: time.February}}
-	scopes := []scope.Scope{
-		scope.MustParse(eaAcct + "/providers/Microsoft.Billing/billingPeriods/202402"),
-		scope.MustParse(subA),
-	}
-	var got []string
-	for _, p := range Partitions(scopes, periods, []string{"actualcost", "usage"}) {
-		got = append(got, p.Scope.String()+" "+p.Period.String()+" "+p.Metric)
-	}
-	want := []string{
-		eaAcct + "/providers/Microsoft.Billing/billingPeriods/202402 202402 actualcost",
-		eaAcct + "/providers/Microsoft.Billing/billingPeriods/202402 202402 usage",
-		subA + " 202401 actualcost", subA + " 202401 usage", subA + " 202402 actualcost", subA + " 202402 usage",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("Partitions:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -37,7 +37,7 @@ type app struct {
 	cfg    *config.Config
 	store  export.Store
 	usage  *export.UsageDetails
-	cost   *costdetails.Client
+	cost   *export.CostDetails
 	budget *ratelimit.Budget
 	// shared is the budget shared by every instance (serve only; nil for the CLI).
 	shared *sharedbudget.Budget
@@ -63,9 +63,9 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 	var billingCred azcore.TokenCredential
 	switch {
 	case cfg.Token != "":
-		billingCred = consumption.StaticToken(cfg.Token)
+		billingCred = mgmt.StaticToken(cfg.Token)
 	case cfg.TokenFile != "":
-		billingCred = consumption.TokenFile(cfg.TokenFile)
+		billingCred = mgmt.TokenFile(cfg.TokenFile)
 	case credErr != nil:
 		return nil, fmt.Errorf("credential: %w", credErr)
 	default:
@@ -115,7 +115,7 @@ func buildApp(ctx context.Context, cfg *config.Config, log zerolog.Logger, share
 		return nil, fmt.Errorf("cost details client: %w", err)
 	}
 	return &app{
-		cfg: cfg, store: st, budget: budget, shared: sb, cost: cost,
+		cfg: cfg, store: st, budget: budget, shared: sb, cost: &export.CostDetails{Client: cost},
 		usage: &export.UsageDetails{Client: client, Version: cfg.APIVersion, Expand: cfg.Expand},
 	}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,9 +12,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/functions"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/partplan"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -43,11 +44,11 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !sourcepkg.Valid(*source) {
 		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want auto, usageDetails or costDetails", *source)}
 	}
-	plan, err := planPeriods(*periods, *from, *to, cfg, time.Now())
+	pl, err := planExport(ctx, *periods, *from, *to, cfg, time.Now())
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
-	parts := functions.Partitions(cfg.Scopes, plan, cfg.Metrics)
+	parts := pl.Partitions
 	bar, logOut, err := newProgress(*progress, stderr, len(parts), func() bool { return ctx.Err() != nil })
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
@@ -77,10 +78,10 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		interrupted = bar.interrupted(sum)
 	}
 	if sum != nil {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
 		rs := newRunSummary(sum, a.budget.Stats())
 		rs.Interrupted = interrupted
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
 		_ = enc.Encode(rs)
 	}
 	if interrupted != nil {
@@ -89,6 +90,12 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	return summaryExit(sum)
+}
+
+// summaryExit is the exit of a run that ended: failed when a partition failed, attention
+// needed when one was not committed (held by the drop guard or busy), else nil.
+func summaryExit(sum *export.Summary) error {
 	if sum.Failed() > 0 {
 		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + sum.Err().Error()}
 	}
@@ -132,42 +139,46 @@ func warnOverlaps(log zerolog.Logger, cfg *config.Config) {
 	}
 }
 
-// planPeriods turns the period flags into a list of periods.
-func planPeriods(list, from, to string, cfg *config.Config, now time.Time) ([]period.Period, error) {
-	switch {
-	case list != "" && (from != "" || to != ""):
-		return nil, fmt.Errorf("use --periods or --from/--to, not both")
-	case list != "":
-		var out []period.Period
+// planExport plans the partitions of the period flags (none: the scheduled periods, calendar
+// months) over the configured scopes and metrics.
+func planExport(ctx context.Context, list, from, to string, cfg *config.Config, now time.Time) (*partplan.Plan, error) {
+	req := partplan.Request{From: from, To: to}
+	if list != "" {
 		for _, s := range strings.Split(list, ",") {
-			p, err := period.Parse(strings.TrimSpace(s))
-			if err != nil {
-				return nil, err
-			}
-			if period.Of(now).Before(p) {
-				return nil, fmt.Errorf("billing period %s is in the future", p)
-			}
-			out = append(out, p)
+			req.Periods = append(req.Periods, strings.TrimSpace(s))
 		}
-		return out, nil
-	case from != "" || to != "":
-		if from == "" {
-			return nil, fmt.Errorf("--to needs --from")
-		}
-		first, err := period.Parse(from)
-		if err != nil {
-			return nil, err
-		}
-		last := period.Of(now)
-		if to != "" {
-			if last, err = period.Parse(to); err != nil {
-				return nil, err
-			}
-		}
-		if period.Of(now).Before(last) {
-			return nil, fmt.Errorf("billing period %s is in the future", last)
-		}
-		return period.Range(first, last, cfg.MaxMonths)
 	}
-	return period.Scheduled(now, cfg.RestatementDays), nil
+	pl, err := partplan.Make(ctx, cfg.Scopes, req, cfg.Metrics,
+		&partplan.Options{Now: now, MaxMonths: cfg.MaxMonths, RestatementDays: cfg.RestatementDays})
+	if err != nil {
+		return nil, flagError(err)
+	}
+	return pl, nil
+}
+
+// planPeriods turns the period flags into a list of periods (none: the scheduled ones).
+func planPeriods(list, from, to string, cfg *config.Config, now time.Time) ([]period.Period, error) {
+	pl, err := planExport(context.Background(), list, from, to, cfg, now)
+	if err != nil {
+		return nil, err
+	}
+	return pl.Periods, nil
+}
+
+// flagError says a refused period request in terms of the flags.
+func flagError(err error) error {
+	var re *partplan.RequestError
+	switch {
+	case !errors.As(err, &re):
+		return err
+	case errors.Is(err, partplan.ErrPeriodsAndRange):
+		return errors.New("use --periods or --from/--to, not both")
+	case errors.Is(err, partplan.ErrToWithoutFrom):
+		return errors.New("--to needs --from")
+	case errors.Is(err, partplan.ErrTooManyMonths):
+		return fmt.Errorf("%w (--max-months, %s)", err, config.EnvMaxMonths)
+	case re.Field != "":
+		return fmt.Errorf("--%s: %s", re.Field, re.Message())
+	}
+	return err
 }

@@ -189,3 +189,42 @@ func repeatedKeys(line string) []string {
 	}
 	return dup
 }
+
+// TestPlanExportFlags: the period flags go through the one plan; a refused request names the
+// flags, and none plans the scheduled periods.
+func TestPlanExportFlags(t *testing.T) {
+	sub := scope.MustParse("/subscriptions/11111111-1111-1111-1111-111111111111")
+	cfg := &config.Config{Scopes: []scope.Scope{sub}, Metrics: []string{"actualcost", "usage"}, MaxMonths: 3, RestatementDays: 5}
+	now := time.Date(2024, time.March, 3, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		periods, from, to string
+		want              string // period names, or a part of the error
+	}{
+		{"", "", "", "202402,202403"},
+		{"202401, 202402,202401", "", "", "202401,202402"},
+		{"", "202401", "", "202401,202402,202403"},
+		{"", "202401", "202402", "202401,202402"},
+		{"202401", "202312", "", "use --periods or --from/--to, not both"},
+		{"", "", "202401", "--to needs --from"},
+		{"202404", "", "", "--periods: billing period 202404 is in the future (the current one is 202403)"},
+		{"2024-13", "", "", "--periods: invalid billing period"},
+		{"", "202401", "202406", "--to: billing period 202406 is in the future"},
+		{"", "202402", "202401", "from 202402 is after to 202401"},
+		{"", "202301", "", "202301..202403 is 15 months; at most 3 per job (--max-months, USAGE_EXPORT_MAX_MONTHS)"},
+		{"202309,202310,202311,202312", "", "", "4 billing periods asked for; at most 3 per job (--max-months"},
+	} {
+		pl, err := planExport(context.Background(), tt.periods, tt.from, tt.to, cfg, now)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else {
+			got = strings.Join(pl.PeriodNames(), ",")
+			if len(pl.Partitions) != 2*len(pl.Periods) {
+				t.Errorf("%q %q %q: %d partitions for %d periods × 2 metrics", tt.periods, tt.from, tt.to, len(pl.Partitions), len(pl.Periods))
+			}
+		}
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("--periods %q --from %q --to %q: %q, want %q", tt.periods, tt.from, tt.to, got, tt.want)
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/usage-export/usage-export/functions"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
@@ -104,13 +103,13 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return exitError{code: exitUsage, msg: fmt.Sprintf("--source %q: want usageDetails or costDetails", *source)}
 	}
 	now := time.Now()
-	periodList, err := planPeriods(*periods, *from, *to, cfg, now)
+	pp, err := planExport(ctx, *periods, *from, *to, cfg, now)
 	if err != nil {
 		return exitError{code: exitUsage, msg: err.Error()}
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	ctx = log.WithContext(ctx)
-	parts := functions.Partitions(cfg.Scopes, periodList, cfg.Metrics)
+	parts := pp.Partitions
 	var reader plan.Reader = emptyReader{}
 	st, err := openReadStore(ctx, cfg)
 	switch {

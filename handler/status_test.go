@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-export/usage-export/functions"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/partplan"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -146,7 +146,7 @@ func TestStatusHeldPublish(t *testing.T) {
 		t.Errorf("inventory status: %v %+v", err, rep)
 	}
 	p1p, _ := period.Parse(p1)
-	parts := functions.Partitions(cfg.Scopes, []period.Period{p1p}, cfg.Metrics)
+	parts := partplan.Partitions(cfg.Scopes, []period.Period{p1p}, cfg.Metrics)
 	ipl, err := inv.Plan(context.Background(), parts, export.SourceUsageDetails)
 	if err != nil || len(ipl.Partitions) != 2 || ipl.Unknown != 0 || ipl.Partitions[0].Action != "replace" {
 		t.Errorf("inventory plan: %v %+v", err, ipl)

@@ -20,6 +20,7 @@ import (
 	"github.com/usage-export/usage-export/internal/azurite"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -58,7 +59,7 @@ func RunProfileMode(ctx context.Context, args []string, token, storageConn strin
 	budget := ratelimit.New(&ratelimit.Options{PerScope: unlimitedRate, PerTenant: unlimitedRate})
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
-	client, err := consumption.NewClient(consumption.StaticToken(token), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(token), &consumption.Options{
 		Endpoint: *endpoint, APIVersion: APIVersion,
 		ClientOptions: policy.ClientOptions{
 			Transport: &http.Client{Transport: tr}, PerRetryPolicies: []policy.Policy{budget.Policy()},

@@ -14,6 +14,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
+	"github.com/usage-export/usage-export/internal/mgmt"
 )
 
 // BenchmarkListPages is the client side of a listing over loopback HTTP: the azcore pipeline,
@@ -44,7 +45,7 @@ func BenchmarkListPages(b *testing.B) {
 				bodies[i] = nextLinkRE(page, link)
 			}
 			defer srv.Close()
-			c, err := NewClient(StaticToken(testToken), testOptions(srv.URL))
+			c, err := NewClient(mgmt.StaticToken(testToken), testOptions(srv.URL))
 			if err != nil {
 				b.Fatal(err)
 			}

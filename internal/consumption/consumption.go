@@ -36,11 +36,6 @@ var APIVersions = []string{"2018-06-30", "2019-10-01", "2021-10-01", "2023-05-01
 // apiVersionNoMetric is the one version without the metric parameter and without MCA scopes.
 const apiVersionNoMetric = "2018-06-30"
 
-// DefaultBodyIdleTimeout bounds how long one read may wait for data: for response headers, and
-// for each read of the body. The API must answer within about 30 s, so two minutes of silence
-// means a stalled connection.
-const DefaultBodyIdleTimeout = 2 * time.Minute
-
 // MaxPageBytes bounds the body of one page, which the client reads whole before handing on any
 // of its records: the API answers with at most 8 MB (Azure/azure-cli#14079), so four times that
 // is room to spare while bounding memory (a page per chunk in flight).
@@ -61,7 +56,7 @@ var logQueryParams = []string{paramAPIVersion, paramExpand, paramFilter, paramTo
 
 // logHeaders are response headers worth seeing in azcore's logs: throttling hints and budgets.
 var logHeaders = []string{
-	HeaderConsumptionRetryAfter,
+	retryhint.HeaderConsumptionRetryAfter,
 	"x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after",
 	"x-ms-ratelimit-remaining-microsoft.consumption-tenant-requests",
 	"x-ms-ratelimit-remaining-tenant-reads",
@@ -92,7 +87,7 @@ type Options struct {
 	UserAgent string
 
 	// BodyIdleTimeout bounds each wait for data from the server: response headers and every read
-	// of the body (default DefaultBodyIdleTimeout). Time spent in the Handler does not count.
+	// of the body (default mgmt.DefaultBodyIdleTimeout). Time spent in the Handler does not count.
 	BodyIdleTimeout time.Duration
 }
 
@@ -105,7 +100,7 @@ type Client struct {
 }
 
 // NewClient returns a Client that authenticates with cred (for example an azidentity
-// credential, StaticToken or TokenFile). The token scope is the endpoint followed by
+// credential, mgmt.StaticToken or mgmt.TokenFile). The token scope is the endpoint followed by
 // "/.default". It returns an error naming every invalid option.
 func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if o == nil {
@@ -138,7 +133,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		problems = append(problems, fmt.Errorf("body idle timeout %s is negative", idle))
 	}
 	if idle == 0 {
-		idle = DefaultBodyIdleTimeout
+		idle = mgmt.DefaultBodyIdleTimeout
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("consumption client: %w", errors.Join(problems...))

@@ -2,7 +2,6 @@ package consumption
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/usage-export/usage-export/internal/mgmt"
 )
@@ -47,33 +46,6 @@ func IsPermanent(err error) bool {
 	return errors.Is(err, ErrForeignHost) || errors.Is(err, ErrNextLinkLoop) || errors.Is(err, ErrInvalidQuery) ||
 		errors.Is(err, ErrBodyTooLarge)
 }
-
-// PageError is a page whose body could not be read whole and valid: it broke off, stalled or
-// was not a complete JSON page on every try azcore made. List delivers a page's records only
-// after the whole page was read and checked, so RecordsDelivered is 0 for List (a Cost Details
-// blob that fails after its resumes may have delivered rows: see internal/costdetails); a
-// caller must discard what it did with those and restart the page (or its whole chunk).
-type PageError struct {
-	Index            int // page index within the List call, from 0
-	RecordsDelivered int
-	RequestID        string
-	Err              error
-}
-
-// Error implements error.
-func (e *PageError) Error() string {
-	s := fmt.Sprintf("usage page %d could not be read whole", e.Index)
-	if e.RecordsDelivered > 0 {
-		s = fmt.Sprintf("usage page %d broke off after %d records were delivered (discard them and restart the page)", e.Index, e.RecordsDelivered)
-	}
-	if e.RequestID != "" {
-		s += " (request id " + e.RequestID + ")"
-	}
-	return s + ": " + e.Err.Error()
-}
-
-// Unwrap returns the cause.
-func (e *PageError) Unwrap() error { return e.Err }
 
 // RedactURL returns s with the values of secret query parameters ($skiptoken, sessiontoken,
 // sig, …) and any user information replaced by REDACTED, for logs and error messages (see

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -41,7 +42,7 @@ func ExampleClient_List() {
 	}))
 	defer srv.Close()
 
-	c, err := consumption.NewClient(consumption.StaticToken("token"), &consumption.Options{Endpoint: srv.URL})
+	c, err := consumption.NewClient(mgmt.StaticToken("token"), &consumption.Options{Endpoint: srv.URL})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/usage-export/usage-export/internal/mgmt"
 )
 
 // testToken is the bearer token test clients send.
@@ -56,7 +57,7 @@ func newTestClient(t *testing.T, endpoint string, edit func(*Options)) *Client {
 	if edit != nil {
 		edit(o)
 	}
-	c, err := NewClient(StaticToken(testToken), o)
+	c, err := NewClient(mgmt.StaticToken(testToken), o)
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
 	}

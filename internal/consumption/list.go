@@ -9,6 +9,16 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
+)
+
+// The record-delivery contract is internal/paging's, shared with internal/costdetails; these are
+// its names here. A listing's Page carries the nextLink (log it with RedactURL), and a
+// PageError from List always has RecordsDelivered 0.
+type (
+	Handler   = paging.Handler
+	Page      = paging.Page
+	PageError = paging.PageError
 )
 
 // List streams every record of q to h, page by page, following nextLink until the API returns

@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/retryhint"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -325,7 +326,7 @@ func TestListRetries(t *testing.T) {
 		name  string
 		first step
 	}{
-		{"429 consumption retry-after", status(429, `{"error":{"code":"429","message":"Too many requests"}}`, HeaderConsumptionRetryAfter, "1")},
+		{"429 consumption retry-after", status(429, `{"error":{"code":"429","message":"Too many requests"}}`, retryhint.HeaderConsumptionRetryAfter, "1")},
 		{"429 Retry-After", status(429, "", "Retry-After", "1")},
 		{"429 costmanagement qpu retry-after", status(429, "", "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after", "1")},
 		{"503 Retry-After", status(503, "", "Retry-After", "1")},
@@ -356,7 +357,7 @@ func TestListHonoursThrottlingHints(t *testing.T) {
 	// Each hint (2 s) is longer than MaxRetryDelay (500 ms), which azcore alone would turn into a
 	// failure: the request must be retried after the hinted 2 s instead.
 	for _, header := range []string{
-		HeaderConsumptionRetryAfter,
+		retryhint.HeaderConsumptionRetryAfter,
 		"x-ms-ratelimit-microsoft.costmanagement-entity-retry-after",
 		"x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after",
 		"x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after",

@@ -43,7 +43,7 @@ func TestEndpointValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			c, err := NewClient(StaticToken("t"), &Options{Endpoint: tt.in})
+			c, err := NewClient(mgmt.StaticToken("t"), &Options{Endpoint: tt.in})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("NewClient(%q) err = %v, want it to mention %q", tt.in, err, tt.wantErr)
@@ -67,17 +67,17 @@ func TestEndpointValidation(t *testing.T) {
 
 func TestAPIVersionValidation(t *testing.T) {
 	for _, v := range APIVersions {
-		c, err := NewClient(StaticToken("t"), &Options{APIVersion: v})
+		c, err := NewClient(mgmt.StaticToken("t"), &Options{APIVersion: v})
 		if err != nil || c.APIVersion() != v {
 			t.Errorf("NewClient(APIVersion %q) = %v, %v; want it accepted", v, c, err)
 		}
 	}
-	c, err := NewClient(StaticToken("t"), nil)
+	c, err := NewClient(mgmt.StaticToken("t"), nil)
 	if err != nil || c.APIVersion() != DefaultAPIVersion {
 		t.Errorf("NewClient(nil options): version %v, err %v; want %s", c, err, DefaultAPIVersion)
 	}
 	for _, v := range []string{"2020-01-01", "2023-03-01", "latest", "2024-08-01-preview"} {
-		_, err := NewClient(StaticToken("t"), &Options{APIVersion: v})
+		_, err := NewClient(mgmt.StaticToken("t"), &Options{APIVersion: v})
 		if err == nil || !strings.Contains(err.Error(), strings.Join(APIVersions, ", ")) {
 			t.Errorf("NewClient(APIVersion %q) err = %v, want an error listing %v", v, err, APIVersions)
 		}

@@ -11,16 +11,6 @@ import (
 	"unicode/utf8"
 )
 
-// Handler receives the records of a listing.
-type Handler interface {
-	// Record gets one record's raw JSON: exactly the API's bytes (whitespace inside the record
-	// included), valid only during the call. An error stops the listing and is returned wrapped.
-	Record(raw []byte) error
-	// PageDone is called after each page has been read completely and its nextLink checked.
-	// An error stops the listing and is returned wrapped.
-	PageDone(p Page) error
-}
-
 // MemberHandler is a Handler that also takes each record's members as the page decoder
 // validates them, so a caller that needs a few fields does not scan the record a second time.
 // For each record, RecordMember is called for every top-level member and every member of the
@@ -67,16 +57,6 @@ func newNameFilter(h Handler) nameFilter {
 // pass reports whether name may be in the set.
 func (f *nameFilter) pass(name []byte) bool {
 	return !f.on || len(name) >= len(f.bits) || len(name) > 0 && f.bits[len(name)]>>(name[0]&63)&1 != 0
-}
-
-// Page describes one fully read page.
-type Page struct {
-	Index      int    // page index within the List call, from 0
-	Records    int    // records delivered from this page
-	Bytes      int64  // body bytes read
-	NextLink   string // the link to the next page (secret-bearing: log it with RedactURL), "" at the end
-	RequestID  string // x-ms-request-id
-	StatusCode int    // 200, or 204 for no content
 }
 
 // Top-level member names of a page (UsageDetailsListResult).

@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -28,7 +29,7 @@ func startSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
 
 func sandboxClient(t *testing.T, sb *sandbox.Server, version string, perRetry ...policy.Policy) *consumption.Client {
 	t.Helper()
-	c, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	c, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), APIVersion: version,
 		ClientOptions: policy.ClientOptions{
 			Retry:            policy.RetryOptions{RetryDelay: 10 * time.Millisecond},

@@ -23,8 +23,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
-	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -245,7 +245,7 @@ func testClient(t *testing.T, f *fakeAPI, now time.Time, mod func(*Options)) (*C
 	if mod != nil {
 		mod(o)
 	}
-	c, err := NewClient(consumption.StaticToken(testToken), o)
+	c, err := NewClient(mgmt.StaticToken(testToken), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,10 +260,10 @@ func testClient(t *testing.T, f *fakeAPI, now time.Time, mod func(*Options)) (*C
 	return c, waits
 }
 
-// collector is a consumption.Handler that keeps what it gets.
+// collector is a paging.Handler that keeps what it gets.
 type collector struct {
 	rows  []string
-	pages []consumption.Page
+	pages []paging.Page
 	err   error // returned by Record
 }
 
@@ -275,7 +275,7 @@ func (c *collector) Record(raw []byte) error {
 	return nil
 }
 
-func (c *collector) PageDone(p consumption.Page) error {
+func (c *collector) PageDone(p paging.Page) error {
 	c.pages = append(c.pages, p)
 	return nil
 }
@@ -367,7 +367,7 @@ func TestFixtureFlows(t *testing.T) {
 			if !reflect.DeepEqual(h.rows, sampleRows) {
 				t.Errorf("rows:\ngot  %q\nwant %q", h.rows, sampleRows)
 			}
-			wantPage := consumption.Page{Index: 0, Records: 3, Bytes: int64(len(sampleCSV)), StatusCode: 200}
+			wantPage := paging.Page{Index: 0, Records: 3, Bytes: int64(len(sampleCSV)), StatusCode: 200}
 			if len(h.pages) != 1 || h.pages[0] != wantPage {
 				t.Errorf("pages = %+v, want [%+v]", h.pages, wantPage)
 			}
@@ -445,9 +445,9 @@ func TestReportStatuses(t *testing.T) {
 		wantErr   error
 		wantInErr string
 		wantRows  int
-		wantPages []consumption.Page
-		// wantAPIStatus, when set, is the status of the *consumption.APIError the error must
-		// wrap; consumption.IsPermanent must then say true.
+		wantPages []paging.Page
+		// wantAPIStatus, when set, is the status of the *APIError the error must
+		// wrap; IsPermanent must then say true.
 		wantAPIStatus int
 	}{
 		{
@@ -458,7 +458,7 @@ func TestReportStatuses(t *testing.T) {
 					result(w, f.resultBody(StatusNoDataFound, validTill, nil))
 				}
 			},
-			wantPages: []consumption.Page{{StatusCode: 204}},
+			wantPages: []paging.Page{{StatusCode: 204}},
 		},
 		{
 			name: "204 from the poll",
@@ -466,7 +466,7 @@ func TestReportStatuses(t *testing.T) {
 				f.post = f.accept(loc, "1")
 				f.poll = func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }
 			},
-			wantPages: []consumption.Page{{StatusCode: 204}},
+			wantPages: []paging.Page{{StatusCode: 204}},
 		},
 		{
 			name: "completed at once (200 to the POST), two blobs, one gzip",
@@ -479,7 +479,7 @@ func TestReportStatuses(t *testing.T) {
 				}
 			},
 			wantRows: 6,
-			wantPages: []consumption.Page{
+			wantPages: []paging.Page{
 				{Index: 0, Records: 3, Bytes: int64(len(sampleCSV)), StatusCode: 200},
 				{Index: 1, Records: 3, Bytes: int64(len(gzipped(t, sampleCSV))), StatusCode: 200},
 			},
@@ -514,7 +514,7 @@ func TestReportStatuses(t *testing.T) {
 					w.WriteHeader(http.StatusAccepted)
 				}
 			},
-			wantErr: consumption.ErrForeignHost,
+			wantErr: mgmt.ErrForeignHost,
 		},
 		{
 			name: "later location on another host",
@@ -525,7 +525,7 @@ func TestReportStatuses(t *testing.T) {
 					w.WriteHeader(http.StatusAccepted)
 				}
 			},
-			wantErr: consumption.ErrForeignHost,
+			wantErr: mgmt.ErrForeignHost,
 		},
 		{
 			name: "202 without Location",
@@ -554,7 +554,7 @@ func TestReportStatuses(t *testing.T) {
 					w.WriteHeader(http.StatusFound)
 				}
 			},
-			wantErr:       consumption.ErrRedirect,
+			wantErr:       mgmt.ErrRedirect,
 			wantInErr:     "redirect to https://attacker.example refused",
 			wantAPIStatus: http.StatusFound,
 		},
@@ -579,7 +579,7 @@ func TestReportStatuses(t *testing.T) {
 				}
 			},
 			wantRows:  3,
-			wantPages: []consumption.Page{{Index: 0, Records: 3, Bytes: int64(len(sampleCSV)), StatusCode: 200}},
+			wantPages: []paging.Page{{Index: 0, Records: 3, Bytes: int64(len(sampleCSV)), StatusCode: 200}},
 		},
 		{
 			name: "blob link refused by storage",
@@ -623,12 +623,12 @@ func TestReportStatuses(t *testing.T) {
 				t.Errorf("pages = %+v, want %+v", h.pages, tt.wantPages)
 			}
 			if tt.wantAPIStatus != 0 {
-				var ae *consumption.APIError
+				var ae *APIError
 				if !errors.As(err, &ae) || ae.StatusCode != tt.wantAPIStatus {
-					t.Errorf("err = %v, want a *consumption.APIError with status %d", err, tt.wantAPIStatus)
+					t.Errorf("err = %v, want a *APIError with status %d", err, tt.wantAPIStatus)
 				}
-				if !consumption.IsPermanent(err) {
-					t.Errorf("consumption.IsPermanent(%v) = false, want true", err)
+				if !IsPermanent(err) {
+					t.Errorf("IsPermanent(%v) = false, want true", err)
 				}
 			}
 			if err != nil && strings.Contains(err.Error(), secretSig) {
@@ -638,7 +638,7 @@ func TestReportStatuses(t *testing.T) {
 				t.Errorf("logs show the SAS signature:\n%s", logs.String())
 			}
 			_, blob := f.calls()
-			if errors.Is(err, ErrReportExpired) || errors.Is(err, consumption.ErrForeignHost) {
+			if errors.Is(err, ErrReportExpired) || errors.Is(err, mgmt.ErrForeignHost) {
 				if len(blob) != 0 {
 					t.Errorf("storage got %q, want no call", blob)
 				}
@@ -700,33 +700,33 @@ func TestInvalidRequestsMakeNoCall(t *testing.T) {
 	}
 }
 
-func TestFetchChunks(t *testing.T) {
+func TestReportRequestBodies(t *testing.T) {
 	now := time.Date(2024, 6, 10, 15, 0, 0, 0, time.UTC)
 	sub := scope.MustParse("/subscriptions/00000000-0000-0000-0000-000000000001")
 	dept := scope.MustParse("/providers/Microsoft.Billing/departments/42")
 	profile := scope.MustParse("/providers/Microsoft.Billing/billingAccounts/12345:6789_2019-05-31/billingProfiles/P1")
 	mg := scope.MustParse("/providers/Microsoft.Management/managementGroups/mg1")
-	chunk := func(sc scope.Scope, per, metric string, partDays int) export.Chunk {
-		p := export.Partition{Scope: sc, Period: mustPeriod(per), Metric: metric}
-		return export.Chunks(p, partDays, date("2024-06-10"))[0]
+	days := func(sc scope.Scope, metric, from, to string) Request {
+		return Request{Scope: sc, Metric: metric, Start: date(from), End: date(to)}
 	}
 	tests := []struct {
 		name     string
-		chunk    export.Chunk
-		wantBody string // "" when the chunk is refused before any call
+		req      Request
+		wantBody string // "" when the request is refused before any call
 		wantErr  string
 	}{
-		{"EA whole period asks for the billing period", chunk(dept, "202405", "actualcost", -1),
+		{"EA billing period", Request{Scope: dept, Metric: MetricActualCost, BillingPeriod: mustPeriod("202405")},
 			`{"metric":"ActualCost","billingPeriod":"202405"}`, ""},
-		{"subscription whole period asks for its days", chunk(sub, "202405", "amortizedcost", -1),
+		{"days", days(sub, MetricAmortizedCost, "2024-05-01", "2024-05-31"),
 			`{"metric":"AmortizedCost","timePeriod":{"start":"2024-05-01","end":"2024-05-31"}}`, ""},
-		{"open month ends today", chunk(profile, "202406", "actualcost", -1),
+		{"a range past today ends today", days(profile, MetricActualCost, "2024-06-01", "2024-06-30"),
 			`{"metric":"ActualCost","timePeriod":{"start":"2024-06-01","end":"2024-06-10"}}`, ""},
-		{"EA day chunk asks for its days", chunk(dept, "202405", "amortizedcost", 1),
-			`{"metric":"AmortizedCost","timePeriod":{"start":"2024-05-01","end":"2024-05-01"}}`, ""},
-		{"usage metric", chunk(sub, "202405", "usage", -1), "", "Cost Details has no usage metric"},
-		{"management group", chunk(mg, "202405", "actualcost", -1), "", "management group"},
-		{"too old", chunk(sub, "202303", "actualcost", -1), "", "older than the API serves"},
+		{"invoice", Request{Scope: profile, Metric: MetricActualCost, InvoiceID: "G123456789"},
+			`{"metric":"ActualCost","invoiceId":"G123456789"}`, ""},
+		{"a range starting after today is not cut", days(sub, MetricActualCost, "2024-06-11", "2024-06-12"),
+			`{"metric":"ActualCost","timePeriod":{"start":"2024-06-11","end":"2024-06-12"}}`, ""},
+		{"management group", days(mg, MetricActualCost, "2024-05-01", "2024-05-31"), "", "management group"},
+		{"too old", days(sub, MetricActualCost, "2023-03-01", "2023-03-31"), "", "older than the API serves"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -735,7 +735,7 @@ func TestFetchChunks(t *testing.T) {
 				result(w, []byte(`{"status":"NoDataFound"}`))
 			}
 			c, _ := testClient(t, f, now, nil)
-			err := c.Fetch(context.Background(), tt.chunk, &collector{})
+			err := c.Report(context.Background(), tt.req, &collector{})
 			if tt.wantErr != "" {
 				if !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("err = %v, want ErrInvalidRequest containing %q", err, tt.wantErr)
@@ -746,20 +746,20 @@ func TestFetchChunks(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("Fetch: %v", err)
+				t.Fatalf("Report: %v", err)
 			}
 			if !jsonEqual(f.postBody, []byte(tt.wantBody)) {
 				t.Errorf("body = %s, want %s", f.postBody, tt.wantBody)
 			}
 			arm, _ := f.calls()
-			if want := "POST " + tt.chunk.Scope.Path() + "/providers/Microsoft.CostManagement/generateCostDetailsReport?api-version=2022-05-01"; len(arm) != 1 || arm[0] != want {
+			if want := "POST " + tt.req.Scope.Path() + "/providers/Microsoft.CostManagement/generateCostDetailsReport?api-version=2022-05-01"; len(arm) != 1 || arm[0] != want {
 				t.Errorf("calls = %q, want [%q]", arm, want)
 			}
 		})
 	}
 	c, _ := testClient(t, newFakeAPI(t), now, nil)
-	if c.Name() != "costDetails" || c.APIVersion() != "2022-05-01" {
-		t.Errorf("Name, APIVersion = %q, %q", c.Name(), c.APIVersion())
+	if c.APIVersion() != "2022-05-01" {
+		t.Errorf("APIVersion = %q", c.APIVersion())
 	}
 }
 
@@ -962,7 +962,7 @@ func TestBrokenBlobIsPageError(t *testing.T) {
 	c, _ := testClient(t, f, date("2024-06-10"), nil)
 	req := Request{Scope: scope.MustParse("/subscriptions/s"), Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-02")}
 	err := c.Report(context.Background(), req, &collector{})
-	var pe *consumption.PageError
+	var pe *paging.PageError
 	if !errors.As(err, &pe) || pe.RecordsDelivered != 0 {
 		t.Fatalf("err = %v, want a PageError with 0 records delivered", err)
 	}
@@ -998,7 +998,7 @@ func TestResumeRefused(t *testing.T) {
 	var h collector
 	req := Request{Scope: scope.MustParse("/subscriptions/s"), Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-02")}
 	err := c.Report(context.Background(), req, &h)
-	var pe *consumption.PageError
+	var pe *paging.PageError
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "the server ignored the Range request") {
 		t.Fatalf("err = %v, want a PageError saying the Range was ignored", err)
 	}
@@ -1019,7 +1019,7 @@ func TestHandlerErrorStops(t *testing.T) {
 	stop := errors.New("disk full")
 	req := Request{Scope: scope.MustParse("/subscriptions/s"), Metric: MetricActualCost, Start: date("2024-05-01"), End: date("2024-05-02")}
 	err := c.Report(context.Background(), req, &collector{err: stop})
-	var pe *consumption.PageError
+	var pe *paging.PageError
 	if !errors.Is(err, stop) || errors.As(err, &pe) {
 		t.Errorf("err = %v, want the handler's error, not a PageError", err)
 	}
@@ -1078,7 +1078,7 @@ func TestNewClientOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewClient(consumption.StaticToken("x"), tt.o)
+			c, err := NewClient(mgmt.StaticToken("x"), tt.o)
 			if tt.wantErr == "" {
 				if err != nil || c == nil {
 					t.Fatalf("NewClient = %v, %v", c, err)
@@ -1093,7 +1093,7 @@ func TestNewClientOptions(t *testing.T) {
 	if _, err := NewClient(nil, nil); err == nil || !strings.Contains(err.Error(), "credential is nil") {
 		t.Errorf("nil credential: err = %v", err)
 	}
-	c, _ := NewClient(consumption.StaticToken("x"), nil)
+	c, _ := NewClient(mgmt.StaticToken("x"), nil)
 	if c.Endpoint() != DefaultEndpoint || c.pollInterval != DefaultPollInterval || c.maxPolls != DefaultMaxPolls {
 		t.Errorf("defaults: endpoint %q, interval %s, polls %d", c.Endpoint(), c.pollInterval, c.maxPolls)
 	}
@@ -1125,7 +1125,7 @@ type expiringHandler struct {
 	after time.Time
 }
 
-func (h *expiringHandler) PageDone(p consumption.Page) error {
+func (h *expiringHandler) PageDone(p paging.Page) error {
 	*h.clock = h.after
 	return h.collector.PageDone(p)
 }

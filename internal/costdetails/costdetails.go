@@ -23,7 +23,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
@@ -33,9 +32,6 @@ const DefaultEndpoint = mgmt.DefaultEndpoint
 
 // APIVersion is the Cost Details api-version this client speaks.
 const APIVersion = "2022-05-01"
-
-// SourceName is the name of this source in manifests.
-const SourceName = "costDetails"
 
 // Polling defaults.
 const (
@@ -49,10 +45,6 @@ const (
 	// costs another 202.
 	maxPollWait = 10 * time.Minute
 )
-
-// DefaultBodyIdleTimeout bounds how long one read may wait for data: for response headers, and
-// for each read of a blob body.
-const DefaultBodyIdleTimeout = consumption.DefaultBodyIdleTimeout
 
 // maxResumes is how many times one blob download is resumed (with a Range request from the
 // byte where it broke off) before the blob fails.
@@ -80,8 +72,8 @@ var (
 )
 
 // APIError is a response with an unexpected status from the management endpoint or the blob
-// host (see mgmt.APIError). It is the same type as consumption.APIError, so errors.As and
-// consumption.IsPermanent recognise it.
+// host: mgmt.APIError, the type internal/consumption returns too, so errors.As and either
+// client's IsPermanent recognise it.
 type APIError = mgmt.APIError
 
 // Options configures a Client. The zero value (or a nil *Options) means the documented defaults.
@@ -106,7 +98,7 @@ type Options struct {
 	// MaxPolls bounds the polls of one report (default DefaultMaxPolls).
 	MaxPolls int
 
-	// BodyIdleTimeout bounds each wait for data from a server (default DefaultBodyIdleTimeout).
+	// BodyIdleTimeout bounds each wait for data from a server (default mgmt.DefaultBodyIdleTimeout).
 	BodyIdleTimeout time.Duration
 
 	// Now returns the current time (default time.Now); it decides which periods the API still
@@ -115,7 +107,7 @@ type Options struct {
 }
 
 // Client generates and downloads Cost Details reports. Create it with NewClient; it is safe for
-// concurrent use. It implements the exporter's Source (Fetch, Name, APIVersion).
+// concurrent use.
 type Client struct {
 	pipeline     runtime.Pipeline // management endpoint: bearer token, host guard, rate budget
 	blobs        runtime.Pipeline // SAS blob links: no credential
@@ -158,7 +150,7 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("cost details client: %w", errors.Join(problems...))
 	}
-	idle := cmp.Or(o.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	idle := cmp.Or(o.BodyIdleTimeout, mgmt.DefaultBodyIdleTimeout)
 
 	transport := mgmt.NoRedirects(o.ClientOptions.Transport)
 	retry := mgmt.RetryDefaults(o.ClientOptions.Retry)
@@ -203,9 +195,6 @@ func NewClient(cred azcore.TokenCredential, o *Options) (*Client, error) {
 		sleep:        sleep,
 	}, nil
 }
-
-// Name returns the source name recorded in manifests, "costDetails".
-func (c *Client) Name() string { return SourceName }
 
 // APIVersion returns the api-version the client sends, "2022-05-01".
 func (c *Client) APIVersion() string { return APIVersion }

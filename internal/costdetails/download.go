@@ -14,12 +14,12 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 )
 
 // download streams every blob of a completed report to h, one PageDone per blob.
-func (c *Client) download(ctx context.Context, res *Result, h consumption.Handler) error {
+func (c *Client) download(ctx context.Context, res *Result, h paging.Handler) error {
 	m := res.Manifest
 	if m == nil {
 		return fmt.Errorf("report %s completed without a manifest", res.Name)
@@ -65,10 +65,10 @@ func (e *handlerError) Error() string { return e.err.Error() }
 func (e *handlerError) Unwrap() error { return e.err }
 
 // downloadBlob streams one blob through the CSV converter to h.Record.
-func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *converter, h consumption.Handler) (consumption.Page, error) {
+func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *converter, h paging.Handler) (paging.Page, error) {
 	u, err := checkBlobLink(b.BlobLink)
 	if err != nil {
-		return consumption.Page{}, err
+		return paging.Page{}, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -80,14 +80,14 @@ func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *conv
 		}
 		return nil
 	})
-	page := consumption.Page{Index: index, Records: n, Bytes: body.off, RequestID: body.requestID, StatusCode: http.StatusOK}
+	page := paging.Page{Index: index, Records: n, Bytes: body.off, RequestID: body.requestID, StatusCode: http.StatusOK}
 	if err != nil {
 		var he *handlerError
 		switch {
 		case errors.As(err, &he):
 			return page, he.err
 		case body.opened:
-			return page, &consumption.PageError{Index: index, RecordsDelivered: n, RequestID: body.requestID, Err: err}
+			return page, &paging.PageError{Index: index, RecordsDelivered: n, RequestID: body.requestID, Err: err}
 		default:
 			return page, err // the blob could not be fetched: nothing was delivered
 		}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
-	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -24,7 +24,7 @@ import (
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
-// tally is a consumption.Handler that reads each row as the exporter does (internal/record)
+// tally is a paging.Handler that reads each row as the exporter does (internal/record)
 // and keeps the numbers ground truth is made of.
 type tally struct {
 	t        *testing.T
@@ -73,7 +73,7 @@ func (h *tally) Record(raw []byte) error {
 	return nil
 }
 
-func (h *tally) PageDone(consumption.Page) error { h.pages++; return nil }
+func (h *tally) PageDone(paging.Page) error { h.pages++; return nil }
 
 // check compares the tally with the sandbox's ground truth.
 func (h *tally) check(t *testing.T, want sandbox.Truth) {
@@ -128,7 +128,7 @@ func startSandbox(t *testing.T, now time.Time, o sandbox.Options) *sandbox.Serve
 
 func sandboxClient(t *testing.T, s *sandbox.Server, now time.Time) *Client {
 	t.Helper()
-	c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+	c, err := NewClient(mgmt.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
 		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -139,11 +139,24 @@ func sandboxClient(t *testing.T, s *sandbox.Server, now time.Time) *Client {
 	return c
 }
 
+// wholePeriod is the request for the whole period p of sc, as the exporter's Cost Details
+// source makes it: the billing period of an EA scope, else the period's days.
+func wholePeriod(t *testing.T, sc scope.Scope, p period.Period, metric string) Request {
+	t.Helper()
+	m, err := MetricOf(metric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Channel() == scope.Legacy {
+		return Request{Scope: sc, Metric: m, BillingPeriod: p}
+	}
+	return Request{Scope: sc, Metric: m, Start: p.Start(), End: p.End().AddDate(0, 0, -1)}
+}
+
 func TestSandboxReportsMatchGroundTruth(t *testing.T) {
 	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
 	s := startSandbox(t, now, sandbox.Options{RowsPerBlob: 700})
 	c := sandboxClient(t, s, now)
-	today := time.Date(2024, 6, 10, 0, 0, 0, 0, time.UTC)
 
 	type run struct {
 		sc     scope.Scope
@@ -169,7 +182,7 @@ func TestSandboxReportsMatchGroundTruth(t *testing.T) {
 	for _, r := range runs {
 		t.Run(fmt.Sprintf("%s/%s/%s", r.sc.Kind, r.sc.IDs[len(r.sc.IDs)-1], r.per+"-"+r.metric), func(t *testing.T) {
 			p, _ := period.Parse(r.per)
-			ch := export.Chunks(export.Partition{Scope: r.sc, Period: p, Metric: r.metric}, -1, today)[0]
+			req := wholePeriod(t, r.sc, p, r.metric)
 			want, err := s.GroundTruth(r.sc, p, r.metric)
 			if err != nil {
 				t.Fatal(err)
@@ -177,9 +190,9 @@ func TestSandboxReportsMatchGroundTruth(t *testing.T) {
 			if want.Rows == 0 {
 				t.Fatalf("ground truth has no rows; the comparison would prove nothing")
 			}
-			h := &tally{t: t, from: ch.From, to: ch.To, sums: map[string]*decimal.Sum{}}
-			if err := c.Fetch(context.Background(), ch, h); err != nil {
-				t.Fatalf("Fetch: %v", err)
+			h := &tally{t: t, from: p.Start(), to: p.End().AddDate(0, 0, -1), sums: map[string]*decimal.Sum{}}
+			if err := c.Report(context.Background(), req, h); err != nil {
+				t.Fatalf("Report: %v", err)
 			}
 			h.check(t, want)
 			if h.pages > 1 {
@@ -210,11 +223,17 @@ func TestSandboxDayChunksAndGzip(t *testing.T) {
 			t.Fatal(err)
 		}
 		total := &tally{t: t, from: p.Start(), to: p.End().AddDate(0, 0, -1), sums: map[string]*decimal.Sum{}}
-		for _, ch := range export.Chunks(export.Partition{Scope: sc, Period: p, Metric: "amortizedcost"}, 7, now) {
+		last := p.End().AddDate(0, 0, -1)
+		for from := p.Start(); !from.After(last); from = from.AddDate(0, 0, 7) {
 			// Each chunk's rows must fall on its own days; the tally checks that and adds up.
-			total.from, total.to = ch.From, ch.To
-			if err := c.Fetch(context.Background(), ch, total); err != nil {
-				t.Fatalf("%s %s: Fetch: %v", sc, ch.Key(), err)
+			to := from.AddDate(0, 0, 6)
+			if to.After(last) {
+				to = last
+			}
+			total.from, total.to = from, to
+			req := Request{Scope: sc, Metric: MetricAmortizedCost, Start: from, End: to}
+			if err := c.Report(context.Background(), req, total); err != nil {
+				t.Fatalf("%s %s: Report: %v", sc, req.describe(), err)
 			}
 		}
 		total.check(t, want)
@@ -253,7 +272,7 @@ func TestSandboxInvoiceReport(t *testing.T) {
 	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
 	s := startSandbox(t, now, sandbox.Options{})
 	rec := &bodyRecorder{}
-	c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+	c, err := NewClient(mgmt.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
 		Now: func() time.Time { return now }, ClientOptions: policy.ClientOptions{Transport: rec}})
 	if err != nil {
 		t.Fatal(err)
@@ -269,8 +288,8 @@ func TestSandboxInvoiceReport(t *testing.T) {
 	}
 	// The invoice id, as the previous export's records carry it.
 	var lines lineCollector
-	whole := export.Chunks(export.Partition{Scope: prof, Period: p, Metric: "actualcost"}, -1, now)[0]
-	if err := c.Fetch(context.Background(), whole, &lines); err != nil {
+	whole := wholePeriod(t, prof, p, "actualcost")
+	if err := c.Report(context.Background(), whole, &lines); err != nil {
 		t.Fatal(err)
 	}
 	inv := ""
@@ -294,14 +313,14 @@ func TestSandboxInvoiceReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &tally{t: t, from: whole.From, to: whole.To, sums: map[string]*decimal.Sum{}}
-	if err := c.ForInvoice(inv).Fetch(context.Background(), whole, h); err != nil {
+	h := &tally{t: t, from: whole.Start, to: whole.End, sums: map[string]*decimal.Sum{}}
+	if err := c.Report(context.Background(), Request{Scope: prof, Metric: MetricActualCost, InvoiceID: inv}, h); err != nil {
 		t.Fatal(err)
 	}
 	h.check(t, want)
-	// A day chunk through the same source still asks for its days.
-	day := export.Chunks(export.Partition{Scope: prof, Period: p, Metric: "actualcost"}, 1, now)[3]
-	if err := c.ForInvoice(inv).Fetch(context.Background(), day, &lineCollector{}); err != nil {
+	// A day of the same month.
+	day := Request{Scope: prof, Metric: MetricActualCost, Start: p.Start().AddDate(0, 0, 3), End: p.Start().AddDate(0, 0, 3)}
+	if err := c.Report(context.Background(), day, &lineCollector{}); err != nil {
 		t.Fatal(err)
 	}
 	wantPosts := []string{`{"metric":"ActualCost","timePeriod":{"start":"2024-05-01","end":"2024-05-31"}}`,

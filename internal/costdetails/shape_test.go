@@ -18,6 +18,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -36,8 +38,8 @@ func (s schemaHeader) Do(req *policy.Request) (*http.Response, error) {
 // lineCollector keeps every line it is handed.
 type lineCollector struct{ lines []string }
 
-func (c *lineCollector) Record(raw []byte) error         { c.lines = append(c.lines, string(raw)); return nil }
-func (c *lineCollector) PageDone(consumption.Page) error { return nil }
+func (c *lineCollector) Record(raw []byte) error    { c.lines = append(c.lines, string(raw)); return nil }
+func (c *lineCollector) PageDone(paging.Page) error { return nil }
 
 // comparable returns a line in a canonical form (members sorted, numbers as their text) without
 // the members a usageDetails record has and a Cost Details line cannot (id, name, type, etag),
@@ -75,7 +77,7 @@ func comparable(t *testing.T, line string, drop []string) string {
 func TestSameLinesBothSources(t *testing.T) {
 	now := time.Date(2024, 6, 10, 12, 0, 0, 0, time.UTC)
 	s := startSandbox(t, now, sandbox.Options{RowsPerBlob: 400, RecordsPerDay: 3})
-	usage, err := consumption.NewClient(consumption.StaticToken(s.Token()), &consumption.Options{Endpoint: s.URL(), APIVersion: "2024-08-01"})
+	usage, err := consumption.NewClient(mgmt.StaticToken(s.Token()), &consumption.Options{Endpoint: s.URL(), APIVersion: "2024-08-01"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestSameLinesBothSources(t *testing.T) {
 					continue
 				}
 				t.Run(fmt.Sprintf("%s/%s/%s", sc.Kind, metric, schema), func(t *testing.T) {
-					c, err := NewClient(consumption.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
+					c, err := NewClient(mgmt.StaticToken(s.Token()), &Options{Endpoint: s.URL(), PollInterval: time.Millisecond,
 						Now: func() time.Time { return now }, ClientOptions: policy.ClientOptions{PerCallPolicies: []policy.Policy{schemaHeader(schema)}}})
 					if err != nil {
 						t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
 	"github.com/usage-export/usage-export/internal/consumption"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -40,7 +41,7 @@ type replaySource struct {
 func (s *replaySource) Name() string       { return SourceUsageDetails }
 func (s *replaySource) APIVersion() string { return "2024-08-01" }
 
-func (s *replaySource) Fetch(_ context.Context, _ Chunk, h consumption.Handler) error {
+func (s *replaySource) Fetch(_ context.Context, _ Chunk, h paging.Handler) error {
 	r := bytes.NewReader(s.page)
 	for i := range s.n {
 		r.Reset(s.page)
@@ -48,7 +49,7 @@ func (s *replaySource) Fetch(_ context.Context, _ Chunk, h consumption.Handler) 
 		if err != nil {
 			return err
 		}
-		if err := h.PageDone(consumption.Page{Index: i, Records: n}); err != nil {
+		if err := h.PageDone(paging.Page{Index: i, Records: n}); err != nil {
 			return err
 		}
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -66,7 +66,7 @@ type Store interface {
 // Source streams the records of one chunk.
 type Source interface {
 	// Fetch streams the records of c to h. Records outside c's days are filtered by the caller.
-	Fetch(ctx context.Context, c Chunk, h consumption.Handler) error
+	Fetch(ctx context.Context, c Chunk, h paging.Handler) error
 	// Name is the source name recorded in the manifest (usageDetails, costDetails).
 	Name() string
 	// APIVersion is the API version recorded in the manifest.

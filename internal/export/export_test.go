@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/docs/schemas"
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -69,7 +69,7 @@ func fakeRecord(d time.Time, i int) string {
 		d.Format("20060102"), i, d.Format("20060102"), i, d.Format("2006-01-02"), (d.Day()*1000+i)*13, cur, i%2)
 }
 
-func (f *fakeSource) Fetch(ctx context.Context, c Chunk, h consumption.Handler) error {
+func (f *fakeSource) Fetch(ctx context.Context, c Chunk, h paging.Handler) error {
 	f.mu.Lock()
 	if f.fetched == nil {
 		f.fetched = map[string]int{}
@@ -89,7 +89,7 @@ func (f *fakeSource) Fetch(ctx context.Context, c Chunk, h consumption.Handler) 
 			n++
 		}
 	}
-	return h.PageDone(consumption.Page{Index: 1, Records: n})
+	return h.PageDone(paging.Page{Index: 1, Records: n})
 }
 
 var (
@@ -567,7 +567,7 @@ type cancelSource struct {
 	calls  int
 }
 
-func (c *cancelSource) Fetch(ctx context.Context, ch Chunk, h consumption.Handler) error {
+func (c *cancelSource) Fetch(ctx context.Context, ch Chunk, h paging.Handler) error {
 	c.calls++
 	if c.calls == 1 {
 		c.cancel()

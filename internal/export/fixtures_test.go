@@ -19,6 +19,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -120,7 +121,7 @@ func TestFixturesExportUnchanged(t *testing.T) {
 				_, _ = w.Write(body)
 			}))
 			defer srv.Close()
-			client, err := consumption.NewClient(consumption.StaticToken("t"), &consumption.Options{
+			client, err := consumption.NewClient(mgmt.StaticToken("t"), &consumption.Options{
 				Endpoint: srv.URL, APIVersion: version,
 				ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}},
 			})

@@ -8,8 +8,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 )
 
@@ -127,7 +127,7 @@ func (e *Exporter) writeListings(ctx context.Context, p Partition, src Source, c
 		}
 		done := len(cp.Listings)
 		saved := savedRows(cp)
-		onPage := func(pg consumption.Page) {
+		onPage := func(pg paging.Page) {
 			pages++
 			records += int64(pg.Records)
 			received += pg.Bytes

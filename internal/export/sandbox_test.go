@@ -24,6 +24,7 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
@@ -69,7 +70,7 @@ func pickScopes(t *testing.T, sb *sandbox.Server, kinds ...scope.Kind) []scope.S
 
 func newExporter(t *testing.T, sb *sandbox.Server, st export.Store, version string, o export.Options) *export.Exporter {
 	t.Helper()
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), APIVersion: version,
 		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 2 * time.Second, MaxRetries: 3}},
 	})
@@ -289,14 +290,14 @@ func TestCostDetailsSourceMatchesUsageDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{
+	cd, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{
 		Endpoint: sb.URL(), PollInterval: 10 * time.Millisecond, Now: func() time.Time { return sandboxNow },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	usage := newExporter(t, sb, st, "2024-08-01", export.Options{Prefix: "ud"})
-	cost := export.New(st, func(scope.Scope) (export.Source, error) { return cd, nil },
+	cost := export.New(st, func(scope.Scope) (export.Source, error) { return &export.CostDetails{Client: cd}, nil },
 		&export.Options{Prefix: "cd", Now: func() time.Time { return sandboxNow }})
 	var parts []export.Partition
 	for _, sc := range pickScopes(t, sb, scope.BillingAccount, scope.Department, scope.BillingProfile, scope.Customer) {

@@ -14,9 +14,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -145,7 +145,7 @@ func (p *partOut) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// listing receives the records of one listing (it is the consumption.Handler) and writes each
+// listing receives the records of one listing (it is the paging.Handler) and writes each
 // into the part that owns its usage day.
 type listing struct {
 	ctx    context.Context
@@ -155,7 +155,7 @@ type listing struct {
 	runDir string
 	ext    string
 	meta   map[string]string
-	onPage func(consumption.Page)
+	onPage func(paging.Page)
 	log    *zerolog.Logger
 
 	parts   map[int64]*partOut // by usage day (Unix days); several days can share one part
@@ -219,7 +219,7 @@ func (d *dropStats) add(b dropStats) {
 // staged under runDir; each part is committed (store.CommitBlocks) only when the listing ended
 // without error. A listing that returns records none of which belong to the partition fails.
 func (e *Exporter) runListing(ctx context.Context, src Source, c Chunk, layout partLayout, runDir, ext string,
-	meta map[string]string, onPage func(consumption.Page)) (listingResult, error) {
+	meta map[string]string, onPage func(paging.Page)) (listingResult, error) {
 	l := &listing{
 		ctx: ctx, e: e, c: c, layout: layout, runDir: runDir, ext: ext, meta: meta, onPage: onPage,
 		log: zerolog.Ctx(ctx), parts: map[int64]*partOut{}, byKey: map[string]*partOut{},
@@ -306,7 +306,7 @@ func (l *listing) RecordMember(name, value []byte, inProperties bool) {
 // MemberNames implements consumption.MemberFilter: the members RecordMember uses.
 func (l *listing) MemberNames() []string { return record.MemberNames }
 
-// Record implements consumption.Handler.
+// Record implements paging.Handler.
 func (l *listing) Record(raw []byte) error {
 	l.records++
 	f := &l.fields
@@ -447,8 +447,8 @@ func (l *listing) commit(p *partOut) (partStats, error) {
 	return ps, nil
 }
 
-// PageDone implements consumption.Handler.
-func (l *listing) PageDone(p consumption.Page) error {
+// PageDone implements paging.Handler.
+func (l *listing) PageDone(p paging.Page) error {
 	l.pages++
 	l.log.Info().Str("listing", l.c.Key()).Int("page", p.Index).Int("page_records", p.Records).
 		Int64("records", l.records).Int64("written", l.written).Bool("more", p.NextLink != "").Msg("page")

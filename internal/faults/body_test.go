@@ -14,6 +14,7 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -173,7 +174,7 @@ func bodyExporter(t *testing.T, sb *sandbox.Server, st *store.Local, src string)
 		return newExporter(t, sb, st, clientOptions{bodyIdleTimeout: bodyIdleTimeout}, opts)
 	}
 	budget := ratelimit.New(&ratelimit.Options{PerScope: 6000, PerTenant: 12000})
-	c, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{
+	c, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{
 		Endpoint: sb.URL(), BodyIdleTimeout: bodyIdleTimeout, PollInterval: 10 * time.Millisecond,
 		Now: func() time.Time { return fixedNow },
 		ClientOptions: policy.ClientOptions{
@@ -186,7 +187,7 @@ func bodyExporter(t *testing.T, sb *sandbox.Server, st *store.Local, src string)
 	}
 	opts.Now = func() time.Time { return fixedNow }
 	opts.Prefix = "usage"
-	return export.New(st, func(scope.Scope) (export.Source, error) { return c, nil }, &opts)
+	return export.New(st, func(scope.Scope) (export.Source, error) { return &export.CostDetails{Client: c}, nil }, &opts)
 }
 
 // TestBodyFaultsCLI runs the real binary (`handler export`) against a sandbox that breaks the

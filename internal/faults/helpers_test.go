@@ -20,6 +20,7 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -72,7 +73,7 @@ func newExporter(t *testing.T, sb *sandbox.Server, st export.Store, co clientOpt
 	if co.endpoint == "" {
 		co.endpoint = sb.URL()
 	}
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: co.endpoint, APIVersion: apiVersion, BodyIdleTimeout: co.bodyIdleTimeout,
 		ClientOptions: policy.ClientOptions{
 			Retry:            policy.RetryOptions{RetryDelay: co.retryDelay},

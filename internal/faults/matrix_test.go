@@ -15,6 +15,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/verify"
@@ -296,8 +297,8 @@ func runFaultCase(t *testing.T, fc faultCase) {
 // errorIs is errors.Is for sentinels and errors.As for the pointer types given as targets.
 func errorIs(err, target error) bool {
 	switch target.(type) {
-	case *consumption.PageError:
-		var pe *consumption.PageError
+	case *paging.PageError:
+		var pe *paging.PageError
 		return errors.As(err, &pe)
 	case *consumption.APIError:
 		var ae *consumption.APIError

@@ -11,6 +11,7 @@ import (
 	"github.com/usage-export/usage-export/internal/azurite/azuritetest"
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
@@ -31,7 +32,7 @@ func TestBuildOnAzurite(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 3, Now: func() time.Time { return testNow }})
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}},
 	})
 	if err != nil {

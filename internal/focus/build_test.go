@@ -23,6 +23,7 @@ import (
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
@@ -66,21 +67,21 @@ func newWorldFrom(t *testing.T, source string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{
 		Endpoint: sb.URL(), ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ud := &export.UsageDetails{Client: client, Version: client.APIVersion()}
-	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(),
+	cd, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(),
 		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}}, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pick := func(p export.Partition, _ *manifest.Manifest) (export.Source, string, error) {
 		if source == "costDetails" || (source == "mixed" && p.Metric == FromAmortized) {
-			return cd, "test", nil
+			return &export.CostDetails{Client: cd}, "test", nil
 		}
 		return ud, "test", nil
 	}

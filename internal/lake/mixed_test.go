@@ -15,6 +15,7 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
@@ -43,12 +44,12 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	retry := policy.ClientOptions{Retry: policy.RetryOptions{RetryDelay: 10 * time.Millisecond}}
-	client, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: retry})
+	client, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: retry})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ud := &export.UsageDetails{Client: client, Version: client.APIVersion(), Expand: "meterDetails,additionalInfo"}
-	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(), ClientOptions: retry,
+	cd, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(), ClientOptions: retry,
 		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func TestDuckDBReadsMixedSources(t *testing.T) {
 		if (p.Period == periods[0]) == (p.Metric == "actualcost") {
 			return ud, "test: usageDetails", nil
 		}
-		return cd, "test: costDetails", nil
+		return &export.CostDetails{Client: cd}, "test: costDetails", nil
 	}
 	e := export.New(st, nil, &export.Options{Prefix: "usage", Pick: pick, Now: func() time.Time { return now }})
 	var parts []export.Partition

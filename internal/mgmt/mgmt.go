@@ -1,6 +1,6 @@
 // Package mgmt is the management-endpoint (Azure Resource Manager) pipeline both billing clients
 // share: endpoint checks, the token host guard, no redirects, retry defaults, the idle watchdog,
-// ARM errors and the diagnosis of failed calls.
+// ARM errors, the diagnosis of failed calls and the bearer-token credentials (StaticToken, TokenFile).
 package mgmt
 
 import (

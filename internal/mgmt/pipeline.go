@@ -24,6 +24,11 @@ const (
 	defaultMaxRetryDelay = 120 * time.Second // largest backoff and largest Retry-After hint honoured
 )
 
+// DefaultBodyIdleTimeout bounds how long one read may wait for data when a client's options
+// leave it zero: for response headers, and for each read of a body. The API must answer within
+// about 30 s, so two minutes of silence means a stalled connection.
+const DefaultBodyIdleTimeout = 2 * time.Minute
+
 // defaultRetryStatusCodes are the statuses azcore retries: timeouts, throttling and transient
 // server errors. 4xx other than 408/429 are permanent.
 var defaultRetryStatusCodes = []int{

@@ -14,6 +14,7 @@ import (
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -121,16 +122,17 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 	budget := ratelimit.New(&ratelimit.Options{Window: window})
 	co := policy.ClientOptions{PerRetryPolicies: []policy.Policy{budget.Policy()},
 		Retry: policy.RetryOptions{RetryDelay: window / 10, MaxRetryDelay: window * 2}}
-	ud, err := consumption.NewClient(consumption.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: co})
+	ud, err := consumption.NewClient(mgmt.StaticToken(sb.Token()), &consumption.Options{Endpoint: sb.URL(), ClientOptions: co})
 	if err != nil {
 		t.Fatal(err)
 	}
 	usage := &export.UsageDetails{Client: ud, Version: ud.APIVersion(), Expand: "meterDetails,additionalInfo"}
-	cd, err := costdetails.NewClient(consumption.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(), ClientOptions: co,
+	cd, err := costdetails.NewClient(mgmt.StaticToken(sb.Token()), &costdetails.Options{Endpoint: sb.URL(), ClientOptions: co,
 		Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cost := &export.CostDetails{Client: cd}
 	st, err := store.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -140,9 +142,9 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 			Previous: live, Rate: float64(rate)})
 		switch {
 		case d.Source == source.CostDetails && d.InvoiceID != "":
-			return cd.ForInvoice(d.InvoiceID), d.Reason, nil
+			return cost.ForInvoice(d.InvoiceID), d.Reason, nil
 		case d.Source == source.CostDetails:
-			return cd, d.Reason, nil
+			return cost, d.Reason, nil
 		}
 		return usage, d.Reason, nil
 	}

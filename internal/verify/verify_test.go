@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
@@ -19,14 +19,14 @@ type oneDay struct{}
 
 func (oneDay) Name() string       { return export.SourceUsageDetails }
 func (oneDay) APIVersion() string { return "2024-08-01" }
-func (oneDay) Fetch(ctx context.Context, c export.Chunk, h consumption.Handler) error {
+func (oneDay) Fetch(ctx context.Context, c export.Chunk, h paging.Handler) error {
 	for d := c.From; !d.After(c.To); d = d.AddDate(0, 0, 1) {
 		rec := `{"kind":"legacy","properties":{"date":"` + d.Format("2006-01-02") + `T00:00:00.0000000Z","cost":1.25,"billingCurrency":"USD"}}`
 		if err := h.Record([]byte(rec)); err != nil {
 			return err
 		}
 	}
-	return h.PageDone(consumption.Page{Index: 1})
+	return h.PageDone(paging.Page{Index: 1})
 }
 
 // TestDetectsTampering exports a partition, then damages it in the ways verify must notice.

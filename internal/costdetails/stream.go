@@ -10,92 +10,29 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/usage-export/usage-export/internal/consumption"
-	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/mgmt"
-	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/paging"
 )
-
-// The Client is the exporter's costDetails source.
-var _ export.Source = (*Client)(nil)
-
-// Fetch implements the exporter's Source: it turns the chunk into one report request and
-// streams the report's rows to h (see Report). A whole-period chunk of an EA scope (billing
-// account, department, enrollment account) asks for the billing period; any other chunk asks
-// for its days, with the end clamped to today (UTC) since later days have no data yet. The
-// metric maps actualcost → ActualCost and amortizedcost → AmortizedCost; usage, management
-// group scopes, and days the API does not serve are errors before any call.
-func (c *Client) Fetch(ctx context.Context, ch export.Chunk, h consumption.Handler) error {
-	r, err := c.requestFor(ch)
-	if err != nil {
-		return fmt.Errorf("cost details report: %w", err)
-	}
-	return c.Report(ctx, r, h)
-}
-
-// ForInvoice returns the Client as a Source that asks for a whole-period chunk of an MCA
-// billing profile or customer by its invoice ("invoiceId": the charges billed on it) instead of
-// by days; other chunks are asked for as Fetch asks. internal/source picks the invoice from the
-// previous export's records.
-func (c *Client) ForInvoice(invoiceID string) export.Source {
-	return &invoiceSource{Client: c, invoice: invoiceID}
-}
-
-// invoiceSource is a Client that asks for whole periods by invoice.
-type invoiceSource struct {
-	*Client
-	invoice string
-}
-
-// Fetch implements the exporter's Source.
-func (s *invoiceSource) Fetch(ctx context.Context, ch export.Chunk, h consumption.Handler) error {
-	r, err := s.requestFor(ch)
-	if err != nil {
-		return fmt.Errorf("cost details report: %w", err)
-	}
-	if ch.Whole && (ch.Scope.Kind == scope.BillingProfile || ch.Scope.Kind == scope.Customer) && s.invoice != "" {
-		r = Request{Scope: ch.Scope, Metric: r.Metric, InvoiceID: s.invoice}
-	}
-	return s.Report(ctx, r, h)
-}
-
-// requestFor builds the request of a chunk.
-func (c *Client) requestFor(ch export.Chunk) (Request, error) {
-	metric, err := MetricOf(ch.Metric)
-	if err != nil {
-		return Request{}, err
-	}
-	r := Request{Scope: ch.Scope, Metric: metric}
-	if ch.Whole && ch.Scope.Channel() == scope.Legacy && !ch.Period.IsZero() {
-		r.BillingPeriod = ch.Period
-		return r, nil
-	}
-	from, to := ch.From, ch.To
-	if from.IsZero() && to.IsZero() && !ch.Period.IsZero() {
-		from, to = ch.Period.Start(), ch.Period.End().AddDate(0, 0, -1)
-	}
-	today := day(c.now())
-	if to.After(today) && !from.After(today) {
-		to = today
-	}
-	r.Start, r.End = from, to
-	return r, nil
-}
 
 // Report requests the report r describes, waits for it and streams every row of every blob to
 // h.Record as a JSON object (see ConvertCSV), calling h.PageDone after each blob with the
 // blob's index, row count, bytes read and storage request id. A report with status
-// NoDataFound (or a 204) has no rows: PageDone is called once with StatusCode 204.
+// NoDataFound (or a 204) has no rows: PageDone is called once with StatusCode 204. A time
+// period that runs past today (UTC) is asked for up to today: later days have no data yet.
 //
 // Errors: a request that fails Validate wraps ErrInvalidRequest and no call is made; a Failed
 // report is a *ReportError (ErrReportFailed); expired links wrap ErrReportExpired; a report not
 // ready after MaxPolls polls wraps ErrPollLimit; an unexpected status is an *APIError; a
-// Location off the management endpoint wraps consumption.ErrForeignHost; a blob body that
-// breaks off (after maxResumes resumes) or is not valid CSV is a *consumption.PageError saying
+// Location off the management endpoint wraps mgmt.ErrForeignHost; a blob body that
+// breaks off (after maxResumes resumes) or is not valid CSV is a *paging.PageError saying
 // how many of its rows were already delivered; errors from h are returned wrapped. No error
 // message contains a blob link's SAS signature.
-func (c *Client) Report(ctx context.Context, r Request, h consumption.Handler) error {
-	if err := r.Validate(c.now()); err != nil {
+func (c *Client) Report(ctx context.Context, r Request, h paging.Handler) error {
+	now := c.now()
+	if today := day(now); r.End.After(today) && !r.Start.After(today) {
+		r.End = today
+	}
+	if err := r.Validate(now); err != nil {
 		return fmt.Errorf("cost details report: %w", err)
 	}
 	var links []string
@@ -116,7 +53,7 @@ func (c *Client) Report(ctx context.Context, r Request, h consumption.Handler) e
 		}
 		ev.Str("valid_till", res.ValidTill).Msg("cost details report ready")
 		if res.Status == StatusNoDataFound || (res.Manifest != nil && len(res.Manifest.Blobs) == 0) {
-			if err := h.PageDone(consumption.Page{StatusCode: http.StatusNoContent}); err != nil {
+			if err := h.PageDone(paging.Page{StatusCode: http.StatusNoContent}); err != nil {
 				return fmt.Errorf("empty report done: %w", err)
 			}
 			return nil
