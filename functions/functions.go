@@ -1,10 +1,5 @@
-// Package functions implements the Azure Functions of Usage Export behind the custom-handler
-// protocol: UsageExportTimer and UsageExportHttp plan export jobs and put one message per
-// partition on the work queue, and UsageExportWorker, triggered by that queue, exports one
-// partition per invocation. Each answers the host's {Data, Metadata} invocation at
-// POST /<FunctionName>; this package decodes payloads, calls internal/jobs and replies. The
-// Go code lives here; functions/<FunctionName>/function.json holds each function's bindings, and
-// `make stage` lays both out the way the host reads them.
+// Package functions implements the Azure Functions of Usage Export (UsageExportTimer,
+// UsageExportHttp, UsageExportWorker) behind the custom-handler protocol.
 package functions
 
 import (

@@ -1,5 +1,4 @@
-// Command handler is Usage Export: the Azure Functions custom handler (started by the Functions
-// host with FUNCTIONS_CUSTOMHANDLER_PORT) and the command-line tool (export, sandbox, verify).
+// Command handler is Usage Export: the Azure Functions custom handler and the command-line tool.
 //
 // Usage:
 //
