@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/export"
@@ -186,9 +187,30 @@ func writeReport(w io.Writer, format string, v any, table func(io.Writer)) error
 	default:
 		return exitError{code: exitUsage, msg: fmt.Sprintf("--format %q: want auto, table or json", format)}
 	}
+	return writeJSON(w, v)
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// openOutput loads the settings of a command that only reads and tidies the output (status
+// aside, which checks its filter flags first) and opens the output's store; the context it
+// returns carries the command's logger.
+func openOutput(ctx context.Context, sf *settingFlags, stderr io.Writer) (context.Context, *config.Config, export.Store, error) {
+	cfg, err := sf.load(false, true)
+	if err != nil {
+		return ctx, nil, nil, exitError{code: exitUsage, msg: err.Error()}
+	}
+	ctx = newLogger(stderr, cfg.LogLevel).WithContext(ctx)
+	st, err := openReadStore(ctx, cfg)
+	if err != nil {
+		return ctx, nil, nil, err
+	}
+	return ctx, cfg, st, nil
 }
 
 // cmdHeld publishes or discards a held run (action "publish" or "discard").
@@ -206,16 +228,11 @@ func cmdHeld(ctx context.Context, action string, args []string, stdout, stderr i
 	if fs.NArg() != 1 {
 		return exitError{code: exitUsage, msg: action + " takes one run id (handler status lists held runs)"}
 	}
-	cfg, err := sf.load(false, true)
-	if err != nil {
-		return exitError{code: exitUsage, msg: err.Error()}
-	}
-	log := newLogger(stderr, cfg.LogLevel)
-	ctx = log.WithContext(ctx)
-	st, err := openReadStore(ctx, cfg)
+	ctx, cfg, st, err := openOutput(ctx, sf, stderr)
 	if err != nil {
 		return err
 	}
+	log := zerolog.Ctx(ctx)
 	e := readOnlyExporter(st, cfg)
 	id := fs.Arg(0)
 	out := map[string]any{"runId": id, "action": action}
@@ -235,9 +252,7 @@ func cmdHeld(ctx context.Context, action string, args []string, stdout, stderr i
 		}
 		log.Info().Str("run_id", id).Msg("held run discarded")
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeJSON(stdout, out)
 }
 
 func heldError(err error) error {
@@ -260,13 +275,7 @@ func cmdClean(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	cfg, err := sf.load(false, true)
-	if err != nil {
-		return exitError{code: exitUsage, msg: err.Error()}
-	}
-	log := newLogger(stderr, cfg.LogLevel)
-	ctx = log.WithContext(ctx)
-	st, err := openReadStore(ctx, cfg)
+	ctx, cfg, st, err := openOutput(ctx, sf, stderr)
 	if err != nil {
 		return err
 	}
@@ -289,9 +298,7 @@ func cmdClean(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, f := range removed {
 		out.Removed = append(out.Removed, folder{f.RunID, f.Dir, f.Held != nil, f.Newest.UTC(), f.Objects, f.Bytes})
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeJSON(stdout, out)
 }
 
 // inventory answers the partitions API and dry runs (functions.Inventory) over the app's store.

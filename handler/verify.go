@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -25,12 +24,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	cfg, err := sf.load(false, true)
-	if err != nil {
-		return exitError{code: exitUsage, msg: err.Error()}
-	}
-	log := newLogger(stderr, cfg.LogLevel)
-	st, err := openReadStore(log.WithContext(ctx), cfg)
+	ctx, cfg, st, err := openOutput(ctx, sf, stderr)
 	if err != nil {
 		return err
 	}
@@ -60,8 +54,6 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(names) == 0 {
 		return exitError{code: exitFailed, msg: "verify: no manifest found"}
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
 	bad := 0
 	var reports []*verify.Report
 	for _, n := range names {
@@ -74,7 +66,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		reports = append(reports, rep)
 	}
-	_ = enc.Encode(map[string]any{"partitions": reports, "ok": bad == 0, "checked": len(reports), "failed": bad})
+	_ = writeJSON(stdout, map[string]any{"partitions": reports, "ok": bad == 0, "checked": len(reports), "failed": bad})
 	if bad > 0 {
 		return exitError{code: exitFailed, msg: fmt.Sprintf("verify: %d of %d partitions do not match their manifest", bad, len(reports))}
 	}

@@ -457,6 +457,40 @@ func TestSchemaMissing(t *testing.T) {
 	}
 }
 
+// TestAppendJSONString pins the bytes of a cell as a JSON string (jsontext.AppendQuote, RFC 8785's
+// minimal escaping) and checks each decodes to the cell (invalid UTF-8 to U+FFFD).
+func TestAppendJSONString(t *testing.T) {
+	tests := []struct{ in, want, decoded string }{
+		{"plain text, digits 123", `"plain text, digits 123"`, ""},
+		{`quote " and backslash \`, `"quote \" and backslash \\"`, ""},
+		{"\n\r\t", `"\n\r\t"`, ""},
+		{"\b\f", `"\b\f"`, ""},
+		{"\x00\x01\x1f", `"\u0000\u0001\u001f"`, ""},
+		{"<tag> & </script>", `"<tag> & </script>"`, ""},
+		{"caf\u00e9 \u20ac \u2028 \U0001F600", "\"caf\u00e9 \u20ac \u2028 \U0001F600\"", ""},
+		{"\x7f", "\"\x7f\"", ""},
+		{"bad \xe9 byte", "\"bad \ufffd byte\"", "bad \ufffd byte"},
+		{"", `""`, ""},
+	}
+	for _, tt := range tests {
+		got := appendJSONString([]byte("x"), tt.in)
+		if string(got) != "x"+tt.want {
+			t.Errorf("appendJSONString(%q) = %s, want %s", tt.in, got[1:], tt.want)
+		}
+		var s string
+		if err := json.Unmarshal(got[1:], &s); err != nil {
+			t.Errorf("appendJSONString(%q) = %s: %v", tt.in, got[1:], err)
+		}
+		want := tt.in
+		if tt.decoded != "" {
+			want = tt.decoded
+		}
+		if s != want {
+			t.Errorf("appendJSONString(%q) decodes to %q, want %q", tt.in, s, want)
+		}
+	}
+}
+
 func TestIsJSONNumber(t *testing.T) {
 	for s, want := range map[string]bool{
 		"0": true, "-0": true, "12": true, "1.5": true, "1e5": true, "1E+5": true, "-1.5e-7": true,

@@ -72,9 +72,10 @@ func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *conv
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	body := &blobReader{ctx: ctx, c: c, link: u.String(), want: b.ByteCount}
+	body := &blobReader{c: c, link: u.String(), want: b.ByteCount}
 	defer body.close()
-	n, err := conv.convert(body, func(obj []byte) error {
+	read := readerFunc(func(p []byte) (int, error) { return body.read(ctx, p) })
+	n, err := conv.convert(read, func(obj []byte) error {
 		if err := h.Record(obj); err != nil {
 			return &handlerError{err}
 		}
@@ -120,7 +121,6 @@ func checkBlobLink(link string) (*url.URL, error) {
 // is delivered once, whole, whatever the breaks. azcore's retry policy retries each request
 // (the first and every resume) before its body is handed over.
 type blobReader struct {
-	ctx    context.Context
 	c      *Client
 	link   string // secret: never logged or put in an error as is
 	body   io.ReadCloser
@@ -135,10 +135,11 @@ type blobReader struct {
 	requestID         string
 }
 
-func (r *blobReader) Read(p []byte) (int, error) {
+// read reads the blob into p (as io.Reader.Read), resuming a broken body.
+func (r *blobReader) read(ctx context.Context, p []byte) (int, error) {
 	for {
 		if r.body == nil {
-			if err := r.open(); err != nil {
+			if err := r.open(ctx); err != nil {
 				return 0, err
 			}
 		}
@@ -152,16 +153,16 @@ func (r *blobReader) Read(p []byte) (int, error) {
 			return n, err
 		}
 		r.close()
-		if r.ctx.Err() != nil {
-			return n, r.ctx.Err()
+		if ctx.Err() != nil {
+			return n, ctx.Err()
 		}
 		if r.resumes >= maxResumes {
 			return n, fmt.Errorf("body broke off at byte %d after %d resumes: %w", r.off, r.resumes, mgmt.RedactURLError(err))
 		}
 		r.resumes++
-		zerolog.Ctx(r.ctx).Warn().Str("error", mgmt.RedactURLError(err).Error()).Int64("offset", r.off).Int("resume", r.resumes).
+		zerolog.Ctx(ctx).Warn().Str("error", mgmt.RedactURLError(err).Error()).Int64("offset", r.off).Int("resume", r.resumes).
 			Msg("cost details blob broke off; resuming")
-		if err := r.c.sleep(r.ctx, resumeDelay(r.resumes)); err != nil {
+		if err := r.c.sleep(ctx, resumeDelay(r.resumes)); err != nil {
 			return n, err
 		}
 		if n > 0 {
@@ -171,8 +172,8 @@ func (r *blobReader) Read(p []byte) (int, error) {
 }
 
 // open requests the blob from r.off on.
-func (r *blobReader) open() error {
-	req, err := runtime.NewRequest(r.ctx, http.MethodGet, r.link)
+func (r *blobReader) open(ctx context.Context) error {
+	req, err := runtime.NewRequest(ctx, http.MethodGet, r.link)
 	if err != nil {
 		return fmt.Errorf("building blob request for %s: %w", mgmt.RedactURL(r.link), mgmt.RedactURLError(err))
 	}
@@ -244,6 +245,11 @@ func rangeStart(v string) (int64, bool) {
 	n, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
 	return n, err == nil
 }
+
+// readerFunc is a read function as an io.Reader.
+type readerFunc func(p []byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 func (r *blobReader) close() {
 	if r.body != nil {

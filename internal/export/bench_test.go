@@ -76,7 +76,7 @@ func newLineListing() *listing {
 	nop := zerolog.Nop()
 	e := New(discardStore{}, nil, &Options{NoGzip: true})
 	c := benchChunk()
-	return &listing{ctx: context.Background(), e: e, c: c, layout: layoutOf(c.Partition, 1), runDir: "bench",
+	return &listing{e: e, c: c, layout: layoutOf(c.Partition, 1), runDir: "bench",
 		ext: ".jsonl", log: &nop, parts: map[int64]*partOut{}, byKey: map[string]*partOut{}}
 }
 
@@ -99,7 +99,7 @@ func BenchmarkLineEncode(b *testing.B) {
 			cpu0 := benchdata.CPUTime()
 			i := 0
 			for b.Loop() {
-				if err := w.Record(recs[i]); err != nil {
+				if err := w.record(context.Background(), recs[i]); err != nil {
 					b.Fatal(err)
 				}
 				i = (i + 1) % len(recs)
@@ -190,7 +190,7 @@ func linesOf(b *testing.B, page []byte) []byte {
 	w := newLineListing()
 	cs := &captureStore{}
 	w.e.st = cs
-	if _, _, err := consumption.ParsePage(bytes.NewReader(page), w); err != nil {
+	if _, _, err := consumption.ParsePage(bytes.NewReader(page), listingHandler{ctx: context.Background(), l: w}); err != nil {
 		b.Fatal(err)
 	}
 	out := cs.data

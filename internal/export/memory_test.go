@@ -60,7 +60,7 @@ func TestCompressorMemory(t *testing.T) {
 	per := heapPer(2, func(int) any {
 		c := benchChunk()
 		c.From, c.To = c.Period.Start(), c.Period.End().AddDate(0, 0, -1)
-		l := &listing{ctx: context.Background(), e: e, c: c, layout: layoutOf(c.Partition, 1), runDir: "m", ext: ".jsonl.gz",
+		l := &listing{e: e, c: c, layout: layoutOf(c.Partition, 1), runDir: "m", ext: ".jsonl.gz",
 			log: &nop, parts: map[int64]*partOut{}, byKey: map[string]*partOut{}}
 		for d := c.From; !d.After(c.To); d = d.AddDate(0, 0, 1) {
 			p, err := l.part(d)
@@ -71,7 +71,7 @@ func TestCompressorMemory(t *testing.T) {
 			for i := 0; len(p.block) < blockSize*7/8; i = (i + 4096) % len(lines) {
 				p.lines = append(p.lines, lines[i:min(len(lines), i+4096)]...)
 				if len(p.lines) >= lineFlush {
-					if err := l.flush(p, false); err != nil {
+					if err := l.flush(context.Background(), p, false); err != nil {
 						t.Fatal(err)
 					}
 				}

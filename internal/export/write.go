@@ -145,10 +145,9 @@ func (p *partOut) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// listing receives the records of one listing (it is the paging.Handler) and writes each
-// into the part that owns its usage day.
+// listing receives the records of one listing (through listingHandler) and writes each into
+// the part that owns its usage day.
 type listing struct {
-	ctx    context.Context
 	e      *Exporter
 	c      Chunk // the listing's query: a whole billing period or a range of days
 	layout partLayout
@@ -221,10 +220,10 @@ func (d *dropStats) add(b dropStats) {
 func (e *Exporter) runListing(ctx context.Context, src Source, c Chunk, layout partLayout, runDir, ext string,
 	meta map[string]string, onPage func(paging.Page)) (listingResult, error) {
 	l := &listing{
-		ctx: ctx, e: e, c: c, layout: layout, runDir: runDir, ext: ext, meta: meta, onPage: onPage,
+		e: e, c: c, layout: layout, runDir: runDir, ext: ext, meta: meta, onPage: onPage,
 		log: zerolog.Ctx(ctx), parts: map[int64]*partOut{}, byKey: map[string]*partOut{},
 	}
-	if err := src.Fetch(ctx, c, l); err != nil {
+	if err := src.Fetch(ctx, c, listingHandler{ctx: ctx, l: l}); err != nil {
 		return listingResult{}, err
 	}
 	if l.records > 0 && l.written == 0 && l.other.rows == 0 {
@@ -239,7 +238,7 @@ func (e *Exporter) runListing(ctx context.Context, src Source, c Chunk, layout p
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		ps, err := l.commit(l.byKey[k])
+		ps, err := l.commit(ctx, l.byKey[k])
 		if err != nil {
 			return listingResult{}, err
 		}
@@ -293,9 +292,31 @@ func (l *listing) part(d time.Time) (*partOut, error) {
 	return p, nil
 }
 
+// listingHandler is the paging.Handler of one runListing call. The Handler's methods take
+// no context, so the adapter binds the listing to the context of the Fetch it serves; the
+// listing's own methods take the context as their first parameter.
+type listingHandler struct {
+	ctx context.Context
+	l   *listing
+}
+
+// Record implements paging.Handler.
+func (h listingHandler) Record(raw []byte) error { return h.l.record(h.ctx, raw) }
+
+// PageDone implements paging.Handler.
+func (h listingHandler) PageDone(p paging.Page) error { return h.l.pageDone(h.ctx, p) }
+
 // RecordMember implements consumption.MemberHandler: the page decoder hands over the record's
 // members as it validates them, so the fields need no second pass over the record.
-func (l *listing) RecordMember(name, value []byte, inProperties bool) {
+func (h listingHandler) RecordMember(name, value []byte, inProperties bool) {
+	h.l.recordMember(name, value, inProperties)
+}
+
+// MemberNames implements consumption.MemberFilter: the members recordMember uses.
+func (h listingHandler) MemberNames() []string { return record.MemberNames }
+
+// recordMember collects the fields of the current record from its members.
+func (l *listing) recordMember(name, value []byte, inProperties bool) {
 	if !l.fed {
 		l.fields.Reset()
 		l.fed = true
@@ -303,15 +324,12 @@ func (l *listing) RecordMember(name, value []byte, inProperties bool) {
 	l.fields.Member(name, value, inProperties)
 }
 
-// MemberNames implements consumption.MemberFilter: the members RecordMember uses.
-func (l *listing) MemberNames() []string { return record.MemberNames }
-
-// Record implements paging.Handler.
-func (l *listing) Record(raw []byte) error {
+// record writes one record into the part of its usage day, or counts it as not written.
+func (l *listing) record(ctx context.Context, raw []byte) error {
 	l.records++
 	f := &l.fields
 	if l.fed {
-		l.fed = false // filled by RecordMember
+		l.fed = false // filled by recordMember
 	} else if err := f.Extract(raw); err != nil {
 		return fmt.Errorf("record %d of listing %s: %w", l.records, l.c.Key(), err)
 	}
@@ -358,7 +376,7 @@ func (l *listing) Record(raw []byte) error {
 			p.invoices[string(f.InvoiceID)] = struct{}{}
 		}
 	}
-	if err := l.writeLine(p, raw); err != nil {
+	if err := l.writeLine(ctx, p, raw); err != nil {
 		return err
 	}
 	p.rows++
@@ -368,7 +386,7 @@ func (l *listing) Record(raw []byte) error {
 
 // writeLine appends the record as one line to p. The API's bytes are kept; only a record that
 // spans lines (pretty-printed) is compacted, which changes whitespace and nothing else.
-func (l *listing) writeLine(p *partOut, raw []byte) error {
+func (l *listing) writeLine(ctx context.Context, p *partOut, raw []byte) error {
 	line := raw
 	if bytes.IndexByte(raw, '\n') >= 0 || bytes.IndexByte(raw, '\r') >= 0 { // SIMD; a byte loop or ContainsAny is ~200x slower
 		l.scratch = append(l.scratch[:0], raw...)
@@ -388,14 +406,14 @@ func (l *listing) writeLine(p *partOut, raw []byte) error {
 	p.lines = append(p.lines, line...)
 	p.lines = append(p.lines, '\n')
 	if len(p.lines) >= lineFlush {
-		return l.flush(p, false)
+		return l.flush(ctx, p, false)
 	}
 	return nil
 }
 
 // flush compresses p's lines into its block and stages the block once it is full (or at the
 // end, whatever its size).
-func (l *listing) flush(p *partOut, end bool) error {
+func (l *listing) flush(ctx context.Context, p *partOut, end bool) error {
 	var err error
 	switch {
 	case p.gz != nil:
@@ -413,7 +431,7 @@ func (l *listing) flush(p *partOut, end bool) error {
 	}
 	p.lines = p.lines[:0]
 	if len(p.block) >= blockSize || (end && len(p.block) > 0) {
-		if err := l.e.st.StageBlock(l.ctx, p.staged, p.blocks, p.block); err != nil {
+		if err := l.e.st.StageBlock(ctx, p.staged, p.blocks, p.block); err != nil {
 			return fmt.Errorf("staging part %s: %w", p.key, err)
 		}
 		p.blocks++
@@ -423,12 +441,12 @@ func (l *listing) flush(p *partOut, end bool) error {
 }
 
 // commit finishes p's stream and commits its staged blob.
-func (l *listing) commit(p *partOut) (partStats, error) {
-	if err := l.flush(p, true); err != nil {
+func (l *listing) commit(ctx context.Context, p *partOut) (partStats, error) {
+	if err := l.flush(ctx, p, true); err != nil {
 		return partStats{}, err
 	}
 	o := &store.PutOptions{Metadata: l.meta, ContentType: contentTypeOf(l.ext)}
-	if _, err := l.e.st.CommitBlocks(l.ctx, p.staged, p.blocks, o); err != nil {
+	if _, err := l.e.st.CommitBlocks(ctx, p.staged, p.blocks, o); err != nil {
 		return partStats{}, fmt.Errorf("storing part %s: %w", p.key, err)
 	}
 	ps := partStats{Key: p.key, Staged: p.staged, Rows: p.rows, Bytes: p.n, SHA256: hex.EncodeToString(p.sum.Sum(nil)),
@@ -447,15 +465,15 @@ func (l *listing) commit(p *partOut) (partStats, error) {
 	return ps, nil
 }
 
-// PageDone implements paging.Handler.
-func (l *listing) PageDone(p paging.Page) error {
+// pageDone logs the page and reports it to onPage; a cancelled ctx stops the listing.
+func (l *listing) pageDone(ctx context.Context, p paging.Page) error {
 	l.pages++
 	l.log.Info().Str("listing", l.c.Key()).Int("page", p.Index).Int("page_records", p.Records).
 		Int64("records", l.records).Int64("written", l.written).Bool("more", p.NextLink != "").Msg("page")
 	if l.onPage != nil {
 		l.onPage(p)
 	}
-	return l.ctx.Err()
+	return ctx.Err()
 }
 
 func freezeTotals(m map[string]map[string]*decimal.Sum) map[string]map[string]string {

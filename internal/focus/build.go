@@ -26,6 +26,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/verify"
 )
 
 // Store is what the builder needs from a store (store.Local and store.Blob).
@@ -169,41 +170,23 @@ func (b *Builder) Build(ctx context.Context, sc scope.Scope, p period.Period, fo
 
 func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, force bool, res *Result) error {
 	rel := RelPath(sc, p)
-	lease, err := b.st.AcquireLease(ctx, b.join("_control", "leases", rel, "lease"), b.o.LeaseTTL)
-	if err != nil {
-		return fmt.Errorf("taking focus partition lease: %w", err)
-	}
-	ctx, stop := lease.Keep(ctx)
-	defer func() {
-		if rerr := stop(); rerr != nil {
-			zerolog.Ctx(ctx).Warn().Err(rerr).Msg("releasing focus partition lease")
-		}
-	}()
-
-	// The inputs, as committed now.
-	in := map[string]*inputState{}
-	for _, metric := range inputs {
-		st, why, err := b.readInput(ctx, sc, p, metric)
-		if err != nil {
-			return err
-		}
-		if why != "" {
-			res.Status, res.Reason = StatusWaiting, why
-			return nil
-		}
-		in[metric] = st
-	}
-	liveName := b.ManifestName(sc, p)
-	liveBytes, err := b.readBlob(ctx, liveName)
+	ctx, release, err := b.holdLease(ctx, rel)
 	if err != nil {
 		return err
 	}
-	if liveBytes != nil && !force {
-		if live, err := ParseManifest(liveBytes); err == nil && sameInputs(live.Inputs, in) {
-			res.Status, res.RunID, res.Rows, res.Manifest = StatusUpToDate, live.RunInfo.RunID, live.DataRowCount, liveName
-			res.Reason = "built from the committed inputs already"
-			return nil
-		}
+	defer release()
+
+	in, why, err := b.readInputs(ctx, sc, p)
+	if err != nil {
+		return err
+	}
+	if why != "" {
+		res.Status, res.Reason = StatusWaiting, why
+		return nil
+	}
+	liveName := b.ManifestName(sc, p)
+	if done, err := b.upToDate(ctx, liveName, in, force, res); done || err != nil {
+		return err
 	}
 
 	runID := uuid.NewString()
@@ -213,45 +196,19 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 		ext = ".jsonl"
 	}
 	last := p.End().AddDate(0, 0, -1)
-	key := p.Start().Format("20060102") + "-" + last.Format("20060102")
-	partName := "part-" + key + ext
+	partName := "part-" + p.Start().Format("20060102") + "-" + last.Format("20060102") + ext
 	runDir := b.join("_control", "runs", runID, rel)
 	staged := path.Join(runDir, partName) + ".staged"
 
 	acc, err := b.write(ctx, p, in, staged, !b.o.NoGzip)
+	if err == nil {
+		err = b.inputsUnchanged(ctx, in)
+	}
 	if err != nil {
 		b.deleteTree(ctx, runDir+"/")
 		return err
 	}
-	// Never from a half-committed pair: both inputs must still be the committed ones read.
-	for _, metric := range inputs {
-		now, err := b.readBlob(ctx, in[metric].name)
-		if err != nil {
-			b.deleteTree(ctx, runDir+"/")
-			return err
-		}
-		if !bytes.Equal(now, in[metric].raw) {
-			b.deleteTree(ctx, runDir+"/")
-			return fmt.Errorf("%s: %w", in[metric].name, ErrInputChanged)
-		}
-	}
-
-	m := &Manifest{
-		ManifestVersion: manifest.Version, Dataset: Dataset, FocusVersion: Version, Status: manifest.StatusCommitted,
-		RunInfo: manifest.RunInfo{RunID: runID, ExecutionType: b.o.ExecutionType, SubmittedTime: submitted,
-			FinishedTime: b.o.Now().UTC(), StartDate: p.Start().Format(time.DateOnly), EndDate: last.Format(time.DateOnly)},
-		Scope: sc.String(), ScopeFolder: sc.Folder(), BillingPeriod: p.String(), Format: "jsonl", Compression: "none",
-		DataRowCount: acc.rows, RowsFrom: acc.from, Inputs: map[string]Input{}, Blobs: []manifest.Blob{},
-	}
-	if !b.o.NoGzip {
-		m.Compression = "gzip"
-	}
-	for _, metric := range inputs {
-		m.Inputs[metric] = in[metric].Input
-	}
-	m.Totals = acc.totals()
-	m.Commitments = acc.commitmentSums()
-	m.Checks = acc.checks(in)
+	m := b.newManifest(sc, p, runID, submitted, in, acc)
 	if acc.rows > 0 {
 		m.Blobs = append(m.Blobs, manifest.Blob{BlobName: b.join(rel, partName), ByteCount: acc.bytes,
 			DataRowCount: acc.rows, SHA256: acc.sha, UsageDateStart: p.Start().Format(time.DateOnly),
@@ -268,6 +225,91 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 	}
 	res.Status, res.RunID, res.Rows, res.Manifest = StatusCommitted, runID, acc.rows, liveName
 	return nil
+}
+
+// holdLease takes the FOCUS partition's lease and keeps it renewed under the returned context;
+// release stops the renewal and releases it.
+func (b *Builder) holdLease(ctx context.Context, rel string) (context.Context, func(), error) {
+	lease, err := b.st.AcquireLease(ctx, b.join("_control", "leases", rel, "lease"), b.o.LeaseTTL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("taking focus partition lease: %w", err)
+	}
+	ctx, stop := lease.Keep(ctx)
+	return ctx, func() {
+		if rerr := stop(); rerr != nil {
+			zerolog.Ctx(ctx).Warn().Err(rerr).Msg("releasing focus partition lease")
+		}
+	}, nil
+}
+
+// readInputs reads the inputs as committed now; why says what the build waits for when an
+// input is not ready.
+func (b *Builder) readInputs(ctx context.Context, sc scope.Scope, p period.Period) (map[string]*inputState, string, error) {
+	in := map[string]*inputState{}
+	for _, metric := range inputs {
+		st, why, err := b.readInput(ctx, sc, p, metric)
+		if err != nil {
+			return nil, "", err
+		}
+		if why != "" {
+			return nil, why, nil
+		}
+		in[metric] = st
+	}
+	return in, "", nil
+}
+
+// upToDate reports (and records in res) whether the live partition was built from the inputs
+// in already; force rebuilds it anyway.
+func (b *Builder) upToDate(ctx context.Context, liveName string, in map[string]*inputState, force bool, res *Result) (bool, error) {
+	liveBytes, err := b.readBlob(ctx, liveName)
+	if err != nil || liveBytes == nil || force {
+		return false, err
+	}
+	live, err := ParseManifest(liveBytes)
+	if err != nil || !sameInputs(live.Inputs, in) {
+		return false, nil
+	}
+	res.Status, res.RunID, res.Rows, res.Manifest = StatusUpToDate, live.RunInfo.RunID, live.DataRowCount, liveName
+	res.Reason = "built from the committed inputs already"
+	return true, nil
+}
+
+// inputsUnchanged checks that both inputs are still the committed ones read: a build never
+// comes from a half-committed pair.
+func (b *Builder) inputsUnchanged(ctx context.Context, in map[string]*inputState) error {
+	for _, metric := range inputs {
+		now, err := b.readBlob(ctx, in[metric].name)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(now, in[metric].raw) {
+			return fmt.Errorf("%s: %w", in[metric].name, ErrInputChanged)
+		}
+	}
+	return nil
+}
+
+// newManifest builds the manifest of the run runID from what it wrote (acc), without its blob.
+func (b *Builder) newManifest(sc scope.Scope, p period.Period, runID string, submitted time.Time, in map[string]*inputState, acc *accum) *Manifest {
+	m := &Manifest{
+		ManifestVersion: manifest.Version, Dataset: Dataset, FocusVersion: Version, Status: manifest.StatusCommitted,
+		RunInfo: manifest.RunInfo{RunID: runID, ExecutionType: b.o.ExecutionType, SubmittedTime: submitted,
+			FinishedTime: b.o.Now().UTC(), StartDate: p.Start().Format(time.DateOnly),
+			EndDate: p.End().AddDate(0, 0, -1).Format(time.DateOnly)},
+		Scope: sc.String(), ScopeFolder: sc.Folder(), BillingPeriod: p.String(), Format: "jsonl", Compression: "none",
+		DataRowCount: acc.rows, RowsFrom: acc.from, Inputs: map[string]Input{}, Blobs: []manifest.Blob{},
+	}
+	if !b.o.NoGzip {
+		m.Compression = "gzip"
+	}
+	for _, metric := range inputs {
+		m.Inputs[metric] = in[metric].Input
+	}
+	m.Totals = acc.totals()
+	m.Commitments = acc.commitmentSums()
+	m.Checks = acc.checks(in)
+	return m
 }
 
 // inputState is one input partition as read.
@@ -484,28 +526,18 @@ func (b *Builder) write(ctx context.Context, p period.Period, in map[string]*inp
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
 	var line []byte
-	per := Period{Start: p.Start(), End: p.End()}
 	werr := func() error {
-		for _, metric := range inputs {
-			st := in[metric]
-			for _, bl := range st.m.Blobs {
-				err := b.readPart(ctx, st, bl, func(raw []byte) error {
-					row, ok, err := Convert(raw, metric, per)
-					if err != nil || !ok {
-						return err
-					}
-					if !put {
-						startPut()
-					}
-					acc.add(row, metric, ck)
-					line = append(row.AppendJSON(line[:0]), '\n')
-					_, err = bw.Write(line)
-					return err
-				})
-				if err != nil {
-					return fmt.Errorf("reading %s: %w", bl.BlobName, err)
-				}
+		err := b.eachRow(ctx, p, in, func(row *Row, metric string) error {
+			if !put {
+				startPut()
 			}
+			acc.add(row, metric, ck)
+			line = append(row.AppendJSON(line[:0]), '\n')
+			_, err := bw.Write(line)
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		if !put {
 			return nil // no rows: no part
@@ -542,8 +574,27 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// maxLine bounds one input line (a usage record is a few KB).
-const maxLine = 16 << 20
+// eachRow converts the records of the inputs' parts (amortized, then actual) and hands fn each
+// row the dataset takes, with the metric it came from.
+func (b *Builder) eachRow(ctx context.Context, p period.Period, in map[string]*inputState, fn func(*Row, string) error) error {
+	per := Period{Start: p.Start(), End: p.End()}
+	for _, metric := range inputs {
+		st := in[metric]
+		for _, bl := range st.m.Blobs {
+			err := b.readPart(ctx, st, bl, func(raw []byte) error {
+				row, ok, err := Convert(raw, metric, per)
+				if err != nil || !ok {
+					return err
+				}
+				return fn(row, metric)
+			})
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", bl.BlobName, err)
+			}
+		}
+	}
+	return nil
+}
 
 // readPart streams the records of one input part to fn, checking that the part is the one the
 // manifest lists (its runid metadata and SHA-256): a part replaced by a newer run of the input is
@@ -560,55 +611,14 @@ func (b *Builder) readPart(ctx context.Context, st *inputState, bl manifest.Blob
 	if id := props.Metadata[store.MetaRunID]; id != st.RunID {
 		return fmt.Errorf("part is from run %q, the manifest from %q: %w", id, st.RunID, ErrInputChanged)
 	}
-	h := sha256.New()
-	r := io.Reader(io.TeeReader(rc, h))
-	if st.m.Compression == "gzip" {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return fmt.Errorf("opening gzip: %w", err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	if err := scanLines(r, fn); err != nil {
+	got, err := verify.ReadPart(rc, st.m.Compression == "gzip", fn)
+	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(io.Discard, rc); err != nil { // hash whatever gzip did not read
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != bl.SHA256 {
-		return fmt.Errorf("sha256 %s, manifest says %s: %w", got, bl.SHA256, ErrInputChanged)
+	if got.SHA256 != bl.SHA256 {
+		return fmt.Errorf("sha256 %s, manifest says %s: %w", got.SHA256, bl.SHA256, ErrInputChanged)
 	}
 	return nil
-}
-
-func scanLines(r io.Reader, fn func([]byte) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long := append([]byte(nil), line...)
-			for errors.Is(err, bufio.ErrBufferFull) && len(long) < maxLine {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return fmt.Errorf("line longer than %d bytes", maxLine)
-			}
-			line = long
-		}
-		if t := bytes.TrimSpace(line); len(t) > 0 {
-			if ferr := fn(t); ferr != nil {
-				return ferr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // publish moves the staged part to its live name, deletes live parts the new build does not

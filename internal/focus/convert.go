@@ -217,47 +217,153 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	chargeType, pm := rec.get("chargeType"), rec.get("pricingModel")
-	benefitID := rec.first("benefitId", "reservationId")
-	// Records of api-versions before 2021-10-01 have no pricingModel: a charge with a
-	// reservation or benefit id is then taken as a commitment's.
-	committed := isCommitmentModel(pm) || (strings.TrimSpace(pm) == "" && benefitID != "")
-	ct := norm(chargeType)
-	purchase := committed && (ct == "purchase" || ct == "refund")
-	if purchase != (from == FromActual) {
+	c := classify(rec, from)
+	if c.purchase != (from == FromActual) {
 		return nil, false, nil
 	}
-	r := &Row{Purchase: purchase, cells: make([]cell, len(Columns))}
-	modern := rec.modern()
+	c.r = &Row{Purchase: c.purchase, cells: make([]cell, len(Columns))}
+	for _, cp := range copied {
+		if cp.meter {
+			c.r.str(cp.col, rec.meter(cp.keys[0]))
+		} else {
+			c.r.str(cp.col, rec.first(cp.keys...))
+		}
+	}
+	if err := c.costs(); err != nil {
+		return nil, false, err
+	}
+	c.billingAccount()
+	if err := c.periods(p); err != nil {
+		return nil, false, err
+	}
+	c.charge()
+	c.commitment()
+	c.quantities()
+	c.resource()
+	c.sku()
+	c.subAccount()
+	return c.r, true, nil
+}
+
+// copied are the columns taken from the record as they are: the first non-empty property of
+// keys, or with meter the meterDetails member of a legacy record (else the flat property).
+var copied = []struct {
+	col   string
+	meter bool
+	keys  []string
+}{
+	{col: "x_BillingAccountId", keys: []string{"billingAccountId"}},
+	{col: "x_BillingAccountName", keys: []string{"billingAccountName"}},
+	{col: "x_BillingProfileId", keys: []string{"billingProfileId"}},
+	{col: "x_BillingProfileName", keys: []string{"billingProfileName"}},
+	{col: "x_InvoiceSectionId", keys: []string{"invoiceSectionId"}},
+	{col: "x_InvoiceSectionName", keys: []string{"invoiceSectionName", "invoiceSection"}},
+	{col: "x_CostCenter", keys: []string{"costCenter"}},
+	{col: "x_AccountName", keys: []string{"accountName"}},
+	{col: "x_AccountOwnerId", keys: []string{"accountOwnerId"}},
+	{col: "ChargeDescription", keys: []string{"product"}},
+	{col: "CommitmentDiscountId", keys: []string{"benefitId", "reservationId"}},
+	{col: "CommitmentDiscountName", keys: []string{"benefitName", "reservationName"}},
+	{col: "x_PricingUnitDescription", meter: true, keys: []string{"unitOfMeasure"}},
+	{col: "ResourceId", keys: []string{"resourceId", "instanceName"}},
+	{col: "x_ResourceGroupName", keys: []string{"resourceGroup", "resourceGroupName"}},
+	{col: "SkuId", keys: []string{"productIdentifier"}},
+	{col: "SkuMeter", meter: true, keys: []string{"meterName"}},
+	{col: "x_SkuMeterCategory", meter: true, keys: []string{"meterCategory"}},
+	{col: "x_SkuMeterSubcategory", meter: true, keys: []string{"meterSubCategory"}},
+	{col: "x_SkuMeterId", keys: []string{"meterId"}},
+	{col: "x_SkuServiceFamily", meter: true, keys: []string{"serviceFamily"}},
+	{col: "x_SkuOfferId", keys: []string{"offerId"}},
+	{col: "x_SkuOrderId", keys: []string{"productOrderId"}},
+	{col: "x_SkuOrderName", keys: []string{"productOrderName"}},
+	{col: "x_SkuPartNumber", keys: []string{"partNumber"}},
+}
+
+// conv is one record being converted: the record, the row it fills, and what kind of charge the
+// record is, decided once by classify.
+type conv struct {
+	rec       *record
+	r         *Row
+	from      string
+	ct        string // charge type, normalised (norm)
+	pm        string // pricing model as given
+	benefitID string
+	committed bool // a commitment's charge
+	purchase  bool // a commitment purchase or refund
+	unused    bool // an unused reservation or savings plan
+	modern    bool
+	rate      string // pricing to billing currency exchange rate ("1" for legacy records)
+	armType   string // the resource's ARM type
+}
+
+func classify(rec *record, from string) *conv {
+	c := &conv{rec: rec, from: from, pm: rec.get("pricingModel"), modern: rec.modern(), rate: "1"}
+	c.benefitID = rec.first("benefitId", "reservationId")
+	// Records of api-versions before 2021-10-01 have no pricingModel: a charge with a
+	// reservation or benefit id is then taken as a commitment's.
+	c.committed = isCommitmentModel(c.pm) || (strings.TrimSpace(c.pm) == "" && c.benefitID != "")
+	c.ct = norm(rec.get("chargeType"))
+	c.purchase = c.committed && (c.ct == "purchase" || c.ct == "refund")
+	c.unused = c.ct == "unusedreservation" || c.ct == "unusedsavingsplan"
+	if v := rec.get("exchangeRatePricingToBilling"); c.modern && v != "" {
+		c.rate = v
+	}
+	c.armType = armType(rec.first("resourceId", "instanceName"))
+	return c
+}
+
+// costs sets the billed and effective costs, and their USD figures for modern records.
+func (c *conv) costs() error {
+	rec, r := c.rec, c.r
 	cost := rec.first("costInBillingCurrency", "cost")
-	if !modern {
+	if !c.modern {
 		cost = rec.first("cost", "costInBillingCurrency")
 	}
 	if cost == "" {
 		cost = "0"
 	}
 	if _, err := decimal.Parse(cost); err != nil {
-		return nil, false, fmt.Errorf("cost %q: %w", cost, err)
+		return fmt.Errorf("cost %q: %w", cost, err)
 	}
-	unused := ct == "unusedreservation" || ct == "unusedsavingsplan"
 	billed, effective := cost, cost
 	switch {
-	case purchase:
+	case c.purchase:
 		effective = "0"
-	case unused, ct == "usage" && committed:
+	case c.unused, c.ct == "usage" && c.committed:
 		billed = "0" // §2.5 #1: unused commitment rows are billed through the purchase
 	}
 	r.Billed, r.Effective = billed, effective
 	r.num("BilledCost", billed)
 	r.num("EffectiveCost", effective)
-	r.str("x_SourceMetric", from)
+	r.str("x_SourceMetric", c.from)
+	if !c.modern {
+		return nil
+	}
+	r.num("x_BillingExchangeRate", c.rate)
+	usd := rec.get("costInUSD")
+	if c.from == FromActual {
+		r.num("x_BilledCostInUsd", usd)
+		r.num("x_EffectiveCostInUsd", "0")
+	} else {
+		r.num("x_EffectiveCostInUsd", usd)
+		if billed == "0" {
+			r.num("x_BilledCostInUsd", "0")
+		} else {
+			r.num("x_BilledCostInUsd", usd)
+		}
+	}
+	r.num("x_ListCostInUsd", rec.get("paygCostInUSD"))
+	return nil
+}
 
-	// Billing account: EA billing account / MCA billing profile.
+// billingAccount sets the billing account: the EA billing account, or the MCA billing profile.
+func (c *conv) billingAccount() {
+	rec, r := c.rec, c.r
 	ba, bp := rec.get("billingAccountId"), rec.get("billingProfileId")
 	cur := rec.first("billingCurrencyCode", "billingCurrency")
 	r.Currency = cur
 	r.str("BillingCurrency", cur)
-	if modern {
+	if c.modern {
 		r.str("BillingAccountId", "/providers/Microsoft.Billing/billingAccounts/"+ba+"/billingProfiles/"+bp)
 		r.str("BillingAccountName", rec.get("billingProfileName"))
 		r.str("BillingAccountType", "Billing Profile")
@@ -269,20 +375,14 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 		r.str("BillingAccountType", "Billing Account")
 		r.str("PricingCurrency", cur)
 	}
-	r.str("x_BillingAccountId", ba)
-	r.str("x_BillingAccountName", rec.get("billingAccountName"))
-	r.str("x_BillingProfileId", bp)
-	r.str("x_BillingProfileName", rec.get("billingProfileName"))
-	r.str("x_InvoiceSectionId", rec.get("invoiceSectionId"))
-	r.str("x_InvoiceSectionName", rec.first("invoiceSectionName", "invoiceSection"))
-	r.str("x_CostCenter", rec.get("costCenter"))
-	r.str("x_AccountName", rec.get("accountName"))
-	r.str("x_AccountOwnerId", rec.get("accountOwnerId"))
+}
 
-	// Periods.
+// periods sets the charge period (the usage day) and the billing period (the record's, else p).
+func (c *conv) periods(p Period) error {
+	rec, r := c.rec, c.r
 	day, err := parseDay(rec.get("date"))
 	if err != nil {
-		return nil, false, fmt.Errorf("date: %w", err)
+		return fmt.Errorf("date: %w", err)
 	}
 	r.str("ChargePeriodStart", stamp(day))
 	r.str("ChargePeriodEnd", stamp(day.AddDate(0, 0, 1)))
@@ -295,27 +395,34 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	}
 	r.str("BillingPeriodStart", stamp(bps))
 	r.str("BillingPeriodEnd", stamp(bpe))
+	return nil
+}
 
-	// Charge.
+// charge sets the charge's category, class, frequency and pricing category.
+func (c *conv) charge() {
+	ct, r := c.ct, c.r
 	r.str("ChargeCategory", chargeCategory(ct))
 	if ct == "refund" {
 		r.str("ChargeClass", "Correction")
 	}
-	r.str("ChargeDescription", rec.get("product"))
-	r.str("ChargeFrequency", chargeFrequency(rec.get("frequency"), ct))
-	pc := pricingCategory(pm)
+	r.str("ChargeFrequency", chargeFrequency(c.rec.get("frequency"), ct))
+	pc := pricingCategory(c.pm)
 	if cat := chargeCategory(ct); pc == "" && ct != "refund" && (cat == "Usage" || cat == "Purchase") {
 		// No pricingModel (api-versions before 2021-10-01): committed when a commitment's,
 		// else a list or negotiated price.
 		pc = "Standard"
-		if committed {
+		if c.committed {
 			pc = "Committed"
 		}
 	}
 	r.str("PricingCategory", pc)
+}
 
-	// Commitment.
-	lb := strings.ToLower(benefitID)
+// commitment sets the commitment discount's category, type and status, and the amortization
+// class.
+func (c *conv) commitment() {
+	r, pm := c.r, norm(c.pm)
+	lb := strings.ToLower(c.benefitID)
 	switch {
 	case strings.Contains(lb, "/microsoft.capacity/"):
 		r.str("CommitmentDiscountCategory", "Usage")
@@ -323,151 +430,123 @@ func Convert(raw []byte, from string, p Period) (row *Row, ok bool, err error) {
 	case strings.Contains(lb, "/microsoft.billingbenefits/"):
 		r.str("CommitmentDiscountCategory", "Spend")
 		r.str("CommitmentDiscountType", "Savings Plan")
-	case benefitID != "" && (norm(pm) == "reservation" || norm(pm) == ""):
+	case c.benefitID != "" && (pm == "reservation" || pm == ""):
 		r.str("CommitmentDiscountCategory", "Usage")
 		r.str("CommitmentDiscountType", "Reservation")
-	case benefitID != "" && norm(pm) == "savingsplan":
+	case c.benefitID != "" && pm == "savingsplan":
 		r.str("CommitmentDiscountCategory", "Spend")
 		r.str("CommitmentDiscountType", "Savings Plan")
 	}
-	r.str("CommitmentDiscountId", benefitID)
-	r.str("CommitmentDiscountName", rec.first("benefitName", "reservationName"))
 	switch {
-	case unused:
+	case c.unused:
 		r.Status = "Unused"
-	case ct == "usage" && committed && benefitID != "":
+	case c.ct == "usage" && c.committed && c.benefitID != "":
 		r.Status = "Used"
 	}
 	r.str("CommitmentDiscountStatus", r.Status)
-	r.Commitment = CommitmentOrder(benefitID)
+	r.Commitment = CommitmentOrder(c.benefitID)
 	switch {
-	case purchase:
+	case c.purchase:
 		r.str("x_AmortizationClass", "Principal")
 	case r.Status == "Used":
 		r.str("x_AmortizationClass", "Amortized Charge")
 	}
+}
 
-	// Quantities and prices. §2.5 #2: Quantity is already in UnitOfMeasure blocks, so
-	// PricingQuantity is Quantity and the unit is kept verbatim in x_PricingUnitDescription.
+// quantities sets the quantities, unit prices and the costs at those prices. §2.5 #2: Quantity is
+// already in UnitOfMeasure blocks, so PricingQuantity is Quantity and the unit is kept verbatim
+// in x_PricingUnitDescription.
+func (c *conv) quantities() {
+	rec, r := c.rec, c.r
 	qty := rec.get("quantity")
 	unit := rec.meter("unitOfMeasure")
 	r.num("PricingQuantity", qty)
 	r.str("PricingUnit", pricingUnit(unit))
-	r.str("x_PricingUnitDescription", unit)
-	if ct == "usage" {
+	if c.ct == "usage" {
 		r.num("ConsumedQuantity", qty)
 		r.str("ConsumedUnit", pricingUnit(unit))
 	}
-	rate := "1"
-	if modern {
-		if v := rec.get("exchangeRatePricingToBilling"); v != "" {
-			rate = v
-		}
-		r.num("x_BillingExchangeRate", rate)
-		usd := rec.get("costInUSD")
-		if from == FromActual {
-			r.num("x_BilledCostInUsd", usd)
-			r.num("x_EffectiveCostInUsd", "0")
-		} else {
-			r.num("x_EffectiveCostInUsd", usd)
-			if billed == "0" {
-				r.num("x_BilledCostInUsd", "0")
-			} else {
-				r.num("x_BilledCostInUsd", usd)
-			}
-		}
-		r.num("x_ListCostInUsd", rec.get("paygCostInUSD"))
-	}
-	cup := mulText(rec.get("unitPrice"), rate)
+	cup := mulText(rec.get("unitPrice"), c.rate)
 	r.num("ContractedUnitPrice", cup)
 	r.num("ContractedCost", orZero(mulText(cup, qty)))
-	lup := mulText(rec.get("payGPrice"), rate)
+	lup := mulText(rec.get("payGPrice"), c.rate)
 	r.num("ListUnitPrice", lup)
 	lc := rec.get("paygCostInBillingCurrency")
 	if lc == "" {
 		lc = mulText(lup, qty)
 	}
 	r.num("ListCost", orZero(lc))
-	if from == FromAmortized {
-		r.num("x_EffectiveUnitPrice", mulText(rec.get("effectivePrice"), rate))
+	if c.from == FromAmortized {
+		r.num("x_EffectiveUnitPrice", mulText(rec.get("effectivePrice"), c.rate))
 	}
+}
 
-	// Provider, publisher, service.
+// resource sets the provider, publisher, resource, region and service.
+func (c *conv) resource() {
+	rec, r := c.rec, c.r
 	r.str("ProviderName", "Microsoft")
 	r.str("InvoiceIssuerName", orDefault(rec.get("partnerName"), "Microsoft"))
-	pubType := rec.get("publisherType")
-	marketplace := strings.EqualFold(pubType, "Marketplace")
+	marketplace := strings.EqualFold(rec.get("publisherType"), "Marketplace")
 	r.str("PublisherName", orDefault(rec.get("publisherName"), "Microsoft"))
 	if marketplace {
 		r.str("x_PublisherCategory", "Vendor")
 	} else {
 		r.str("x_PublisherCategory", "Cloud Provider")
 	}
-
-	// Resource.
 	resID := rec.first("resourceId", "instanceName")
-	armType := armType(resID)
-	r.str("ResourceId", resID)
 	name := rec.get("resourceName")
 	if name == "" && resID != "" {
 		name = resID[strings.LastIndexByte(resID, '/')+1:]
 	}
 	r.str("ResourceName", name)
-	r.str("ResourceType", armType)
-	r.str("x_ResourceType", armType)
-	r.str("x_ResourceGroupName", rec.first("resourceGroup", "resourceGroupName"))
+	r.str("ResourceType", c.armType)
+	r.str("x_ResourceType", c.armType)
 	id, display := region(rec.first("resourceLocation", "resourceLocationNormalized"))
 	r.str("RegionId", id)
 	r.str("RegionName", display)
-
-	svcName, svcCat := service(armType, rec.get("consumedService"), rec.meter("meterCategory"),
-		rec.meter("serviceFamily"), rec.get("publisherName"), marketplace, ct)
+	svcName, svcCat := service(c.armType, rec.get("consumedService"), rec.meter("meterCategory"),
+		rec.meter("serviceFamily"), rec.get("publisherName"), marketplace, c.ct)
 	r.str("ServiceName", svcName)
 	r.str("ServiceCategory", svcCat)
+}
 
-	// SKU.
-	r.str("SkuId", rec.get("productIdentifier"))
-	r.str("SkuMeter", rec.meter("meterName"))
-	r.str("x_SkuMeterCategory", rec.meter("meterCategory"))
-	r.str("x_SkuMeterSubcategory", rec.meter("meterSubCategory"))
-	r.str("x_SkuMeterId", rec.get("meterId"))
-	r.str("x_SkuServiceFamily", rec.meter("serviceFamily"))
-	r.str("x_SkuOfferId", rec.get("offerId"))
-	r.str("x_SkuOrderId", rec.get("productOrderId"))
-	r.str("x_SkuOrderName", rec.get("productOrderName"))
-	r.str("x_SkuPartNumber", rec.get("partNumber"))
+// sku sets the term, the price details (AdditionalInfo) and the capacity reservation.
+func (c *conv) sku() {
+	rec, r := c.rec, c.r
 	if term := rec.get("term"); term != "" {
 		if n, err := strconv.Atoi(term); err == nil {
 			r.num("x_SkuTerm", strconv.Itoa(n))
 		}
 	}
 	info := additionalInfo(rec.Properties["additionalInfo"])
-	if len(info) > 0 {
-		r.set("SkuPriceDetails", cell{kind: vRaw, s: prefixed(info)})
-		if crID, ok := info["VMCapacityReservationId"].(string); ok && crID != "" {
-			r.str("CapacityReservationId", crID)
-			if strings.EqualFold(armType, "microsoft.compute/capacityreservationgroups/capacityreservations") {
-				r.str("CapacityReservationStatus", "Unused")
-			} else {
-				r.str("CapacityReservationStatus", "Used")
-			}
+	if len(info) == 0 {
+		return
+	}
+	r.set("SkuPriceDetails", cell{kind: vRaw, s: prefixed(info)})
+	if crID, ok := info["VMCapacityReservationId"].(string); ok && crID != "" {
+		r.str("CapacityReservationId", crID)
+		if strings.EqualFold(c.armType, "microsoft.compute/capacityreservationgroups/capacityreservations") {
+			r.str("CapacityReservationStatus", "Unused")
+		} else {
+			r.str("CapacityReservationStatus", "Used")
 		}
 	}
+}
 
-	// Sub account.
-	sub := rec.first("subscriptionId", "subscriptionGuid")
-	if sub != "" {
+// subAccount sets the subscription and the tags.
+func (c *conv) subAccount() {
+	rec, r := c.rec, c.r
+	if sub := rec.first("subscriptionId", "subscriptionGuid"); sub != "" {
 		r.str("SubAccountId", "/subscriptions/"+sub)
 		r.str("SubAccountName", rec.get("subscriptionName"))
 		r.str("SubAccountType", "Subscription")
 	}
 	if t := bytes.TrimSpace(rec.Tags); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
-		var c bytes.Buffer
-		if err := json.Compact(&c, t); err == nil {
-			r.set("Tags", cell{kind: vRaw, s: c.String()})
+		var b bytes.Buffer
+		if err := json.Compact(&b, t); err == nil {
+			r.set("Tags", cell{kind: vRaw, s: b.String()})
 		}
 	}
-	return r, true, nil
 }
 
 // CommitmentOrder returns the lower-cased commitment order of a benefit id

@@ -13,10 +13,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/verify"
 )
 
 // Reader is what verification needs from a store.
@@ -90,128 +89,132 @@ func Verify(ctx context.Context, st Reader, manifestName string, b []byte) (*Ver
 		return nil, err
 	}
 	v := &Verification{RunID: m.RunInfo.RunID, Blobs: len(m.Blobs)}
-	problem := func(format string, args ...any) { v.Problems = append(v.Problems, fmt.Sprintf(format, args...)) }
-	billed, effective := map[string]*decimal.Sum{}, map[string]*decimal.Sum{}
-	listed := map[string]bool{}
-	badRows := 0
+	t, err := v.readBlobs(ctx, st, m, ck)
+	if err != nil {
+		return nil, err
+	}
+	if t.badRows > 5 {
+		v.problem("%d rows break the FOCUS %s column table in all", t.badRows, spec.FocusVersion)
+	}
+	if v.Rows != m.DataRowCount {
+		v.problem("partition: %d rows, manifest says %d", v.Rows, m.DataRowCount)
+	}
+	for _, c := range []Check{reconcile("BilledCost", strs(t.billed), m.Totals["BilledCost"]),
+		reconcile("EffectiveCost", strs(t.effective), m.Totals["EffectiveCost"])} {
+		if !c.OK {
+			v.problem("totals: %s recomputed vs manifest: %s", c.Name, c.Detail)
+		}
+	}
+	for _, c := range m.Checks {
+		if !c.OK {
+			v.problem("invariant %q did not hold when built: %s", c.Name, c.Detail)
+		}
+	}
+	unlisted, err := verify.Unlisted(ctx, st, path.Dir(manifestName), t.listed)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range unlisted {
+		v.problem("%s: part file not listed in the manifest", name)
+	}
+	if err := v.checkInputs(ctx, st, m); err != nil {
+		return nil, err
+	}
+	sort.Strings(v.Problems)
+	return v, nil
+}
+
+func (v *Verification) problem(format string, args ...any) {
+	v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+}
+
+// lineTotals is what the lines of a partition's blobs add up to.
+type lineTotals struct {
+	listed            map[string]bool
+	billed, effective map[string]*decimal.Sum // by currency
+	badRows           int                     // rows that break the column table
+}
+
+// readBlobs re-reads every blob the manifest lists (verify.ReadPart), checks each line against
+// the column table and adds up its costs.
+func (v *Verification) readBlobs(ctx context.Context, st Reader, m *Manifest, ck *Checker) (*lineTotals, error) {
+	t := &lineTotals{listed: map[string]bool{}, billed: map[string]*decimal.Sum{}, effective: map[string]*decimal.Sum{}}
 	for _, bl := range m.Blobs {
-		listed[bl.BlobName] = true
+		t.listed[bl.BlobName] = true
 		rc, _, err := st.Get(ctx, bl.BlobName)
 		if errors.Is(err, store.ErrNotFound) {
-			problem("%s: listed in the manifest but missing", bl.BlobName)
+			v.problem("%s: listed in the manifest but missing", bl.BlobName)
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", bl.BlobName, err)
 		}
-		h := sha256.New()
-		cw := &countWriter{w: h}
-		r := io.Reader(io.TeeReader(rc, cw))
-		var zr *gzip.Reader
-		if m.Compression == "gzip" {
-			if zr, err = gzip.NewReader(r); err != nil {
-				rc.Close()
-				problem("%s: gzip: %v", bl.BlobName, err)
-				continue
-			}
-			r = zr
-		}
 		var rows int64
-		err = scanLines(r, func(line []byte) error {
+		got, err := verify.ReadPart(rc, m.Compression == "gzip", func(line []byte) error {
 			rows++
-			row, err := ParseLine(line)
-			if err != nil {
-				return fmt.Errorf("line %d: %w", rows, err)
-			}
-			if bad := ck.Row(row); len(bad) > 0 {
-				if badRows < 5 {
-					problem("%s line %d: %s", bl.BlobName, rows, strings.Join(bad, "; "))
-				}
-				badRows++
-			}
-			for _, x := range []struct {
-				m map[string]*decimal.Sum
-				v string
-			}{{billed, row.Billed}, {effective, row.Effective}} {
-				if x.m[row.Currency] == nil {
-					x.m[row.Currency] = &decimal.Sum{}
-				}
-				if err := x.m[row.Currency].AddString(x.v); err != nil {
-					return fmt.Errorf("line %d: %w", rows, err)
-				}
-			}
-			return nil
+			return v.addLine(t, ck, bl.BlobName, rows, line)
 		})
-		if err == nil {
-			_, err = io.Copy(io.Discard, io.TeeReader(rc, cw))
-		}
-		if zr != nil {
-			zr.Close()
-		}
 		rc.Close()
 		if err != nil {
-			problem("%s: %v", bl.BlobName, err)
+			v.problem("%s: %v", bl.BlobName, err)
 			continue
 		}
-		if sha := hex.EncodeToString(h.Sum(nil)); sha != bl.SHA256 {
-			problem("%s: sha256 %s, manifest says %s", bl.BlobName, sha, bl.SHA256)
-		}
-		if cw.n != bl.ByteCount {
-			problem("%s: %d bytes, manifest says %d", bl.BlobName, cw.n, bl.ByteCount)
-		}
-		if rows != bl.DataRowCount {
-			problem("%s: %d rows, manifest says %d", bl.BlobName, rows, bl.DataRowCount)
-		}
-		v.Rows += rows
-		v.Bytes += cw.n
+		v.Problems = append(v.Problems, got.Mismatches(bl.BlobName, bl.ByteCount, bl.SHA256, bl.DataRowCount)...)
+		v.Rows += got.Rows
+		v.Bytes += got.Bytes
 	}
-	if badRows > 5 {
-		problem("%d rows break the FOCUS %s column table in all", badRows, spec.FocusVersion)
-	}
-	if v.Rows != m.DataRowCount {
-		problem("partition: %d rows, manifest says %d", v.Rows, m.DataRowCount)
-	}
-	for _, c := range []Check{reconcile("BilledCost", strs(billed), m.Totals["BilledCost"]),
-		reconcile("EffectiveCost", strs(effective), m.Totals["EffectiveCost"])} {
-		if !c.OK {
-			problem("totals: %s recomputed vs manifest: %s", c.Name, c.Detail)
-		}
-	}
-	for _, c := range m.Checks {
-		if !c.OK {
-			problem("invariant %q did not hold when built: %s", c.Name, c.Detail)
-		}
-	}
-	dir := path.Dir(manifestName)
-	err = st.List(ctx, dir+"/", func(it store.Item) error {
-		if path.Dir(it.Name) == dir && strings.HasPrefix(path.Base(it.Name), "part-") && !listed[it.Name] {
-			problem("%s: part file not listed in the manifest", it.Name)
-		}
-		return nil
-	})
+	return t, nil
+}
+
+// addLine checks line n of blob against the column table (the first five rows that break it
+// are problems) and adds its costs to t.
+func (v *Verification) addLine(t *lineTotals, ck *Checker, blob string, n int64, line []byte) error {
+	row, err := ParseLine(line)
 	if err != nil {
-		return nil, fmt.Errorf("listing partition: %w", err)
+		return err
 	}
+	if bad := ck.Row(row); len(bad) > 0 {
+		if t.badRows < 5 {
+			v.problem("%s line %d: %s", blob, n, strings.Join(bad, "; "))
+		}
+		t.badRows++
+	}
+	for _, sums := range []struct {
+		m map[string]*decimal.Sum
+		v string
+	}{{t.billed, row.Billed}, {t.effective, row.Effective}} {
+		if sums.m[row.Currency] == nil {
+			sums.m[row.Currency] = &decimal.Sum{}
+		}
+		if err := sums.m[row.Currency].AddString(sums.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkInputs checks that the input manifests the partition was built from are still the
+// committed ones.
+func (v *Verification) checkInputs(ctx context.Context, st Reader, m *Manifest) error {
 	for _, metric := range inputs {
 		in, ok := m.Inputs[metric]
 		if !ok {
-			problem("inputs: no %s input recorded", metric)
+			v.problem("inputs: no %s input recorded", metric)
 			continue
 		}
 		rc, _, err := st.Get(ctx, in.Manifest)
 		if err != nil {
-			problem("inputs: %s: %v", in.Manifest, err)
+			v.problem("inputs: %s: %v", in.Manifest, err)
 			continue
 		}
 		raw, err := io.ReadAll(io.LimitReader(rc, 64<<20))
 		rc.Close()
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", in.Manifest, err)
+			return fmt.Errorf("reading %s: %w", in.Manifest, err)
 		}
 		if sum := sha256.Sum256(raw); hex.EncodeToString(sum[:]) != in.ManifestSHA256 {
-			problem("inputs: %s was re-committed after this partition was built (a rebuild is due)", in.Manifest)
+			v.problem("inputs: %s was re-committed after this partition was built (a rebuild is due)", in.Manifest)
 		}
 	}
-	sort.Strings(v.Problems)
-	return v, nil
+	return nil
 }

@@ -184,28 +184,12 @@ func (r *Runner) Submit(ctx context.Context, execType string, req Request, parts
 		if err != nil {
 			return nil, false, err
 		}
-		if kr != nil {
-			j, err := r.store.View(ctx, kr.ID)
-			switch {
-			case errors.Is(err, ErrNotFound):
-			case err != nil:
-				return nil, false, err
-			case !j.State.Final():
-				if j.EnqueuedTime == nil && r.now().Sub(j.CreatedTime) > r.o.ReenqueueAfter {
-					if err := r.enqueue(ctx, j); err != nil {
-						return j, false, err
-					}
-				}
-				return j, false, nil
-			}
+		if j, err := r.openJob(ctx, kr); err != nil || j != nil {
+			return j, false, err
 		}
 		if execType == ExecOnDemand {
-			n, err := r.store.openCount(ctx)
-			if err != nil {
+			if err := r.underOpenLimit(ctx); err != nil {
 				return nil, false, err
-			}
-			if n >= r.o.MaxOpenJobs {
-				return nil, false, fmt.Errorf("%w: %d of %d", ErrTooManyOpen, n, r.o.MaxOpenJobs)
 			}
 		}
 		now := r.now().UTC()
@@ -231,6 +215,41 @@ func (r *Runner) Submit(ctx context.Context, execType string, req Request, parts
 		return j, true, nil
 	}
 	return nil, false, errors.New("submitting a job: identical requests kept racing; try again")
+}
+
+// openJob returns the unfinished job of the request key record kr (nil: none), enqueuing it
+// again when its enqueue was lost (no EnqueuedTime after Options.ReenqueueAfter).
+func (r *Runner) openJob(ctx context.Context, kr *keyRecord) (*Job, error) {
+	if kr == nil {
+		return nil, nil
+	}
+	j, err := r.store.View(ctx, kr.ID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case j.State.Final():
+		return nil, nil
+	}
+	if j.EnqueuedTime == nil && r.now().Sub(j.CreatedTime) > r.o.ReenqueueAfter {
+		if err := r.enqueue(ctx, j); err != nil {
+			return j, err
+		}
+	}
+	return j, nil
+}
+
+// underOpenLimit returns ErrTooManyOpen when Options.MaxOpenJobs jobs are open.
+func (r *Runner) underOpenLimit(ctx context.Context) error {
+	n, err := r.store.openCount(ctx)
+	if err != nil {
+		return err
+	}
+	if n >= r.o.MaxOpenJobs {
+		return fmt.Errorf("%w: %d of %d", ErrTooManyOpen, n, r.o.MaxOpenJobs)
+	}
+	return nil
 }
 
 // enqueue puts j's partitions on the queue and records when that was done.

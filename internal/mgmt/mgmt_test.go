@@ -55,11 +55,18 @@ func TestParseEndpoint(t *testing.T) {
 	}
 }
 
-func TestOriginOf(t *testing.T) {
-	home, err := ParseEndpoint("https://management.azure.com")
+// defaultOrigin is the public cloud's management endpoint.
+func defaultOrigin(t *testing.T) Origin {
+	t.Helper()
+	o, err := ParseEndpoint(DefaultEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return o
+}
+
+func TestOriginOf(t *testing.T) {
+	home := defaultOrigin(t)
 	tests := []struct {
 		link string
 		same bool
@@ -138,10 +145,7 @@ func pipeline(tr policy.Transporter, perRetry ...policy.Policy) runtime.Pipeline
 }
 
 func TestHostGuard(t *testing.T) {
-	home, err := ParseEndpoint("https://management.azure.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	home := defaultOrigin(t)
 	tests := []struct {
 		link     string
 		wantSent bool
@@ -304,11 +308,12 @@ func TestRedactURLError(t *testing.T) {
 	}
 }
 
-// trickle is a body that sends one byte every gap, n bytes in all.
+// trickle is a body that sends one byte every gap, n bytes in all, until done is closed (the
+// request's context ended).
 type trickle struct {
-	ctx context.Context
-	gap time.Duration
-	n   int
+	done <-chan struct{}
+	gap  time.Duration
+	n    int
 }
 
 func (b *trickle) Read(p []byte) (int, error) {
@@ -316,8 +321,8 @@ func (b *trickle) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	select {
-	case <-b.ctx.Done():
-		return 0, b.ctx.Err()
+	case <-b.done:
+		return 0, context.Canceled
 	case <-time.After(b.gap):
 	}
 	b.n--
@@ -343,7 +348,7 @@ func TestGuardTransport(t *testing.T) {
 			return &http.Response{StatusCode: http.StatusOK, Body: stall{r.Context()}, Request: r, Header: http.Header{}}, nil
 		}, 0, []error{ErrIdleTimeout, ErrBrokenBody}, false},
 		{"slow but steady body, 10 reads of 20 ms", func(r *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{ctx: r.Context(), gap: 20 * time.Millisecond, n: 10}, Request: r, Header: http.Header{}}, nil
+			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{done: r.Context().Done(), gap: 20 * time.Millisecond, n: 10}, Request: r, Header: http.Header{}}, nil
 		}, 0, nil, false},
 		{"body over the limit", func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(strings.Repeat("x", 101))), Request: r, Header: http.Header{}}, nil

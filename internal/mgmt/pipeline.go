@@ -148,9 +148,17 @@ func NewIdleTimeoutPolicy(timeout time.Duration) policy.Policy {
 type idleTimeoutPolicy struct{ timeout time.Duration }
 
 func (p idleTimeoutPolicy) Do(req *policy.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancel(req.Raw().Context())
-	w := newIdleWatch(p.timeout, cancel)
-	resp, err := req.Clone(ctx).Next()
+	return watchIdle(req.Raw().Context(), p.timeout, func(ctx context.Context) (*http.Response, error) {
+		return req.Clone(ctx).Next()
+	})
+}
+
+// watchIdle sends a request through send with a context that the idle watchdog cancels when the
+// server sends nothing for timeout, and returns the response with its body watched read by read.
+func watchIdle(parent context.Context, timeout time.Duration, send func(context.Context) (*http.Response, error)) (*http.Response, error) {
+	ctx, cancel := context.WithCancel(parent)
+	w := newIdleWatch(timeout, cancel)
+	resp, err := send(ctx)
 	fired := w.stop()
 	if err != nil {
 		if resp != nil && resp.Body != nil {
@@ -158,7 +166,7 @@ func (p idleTimeoutPolicy) Do(req *policy.Request) (*http.Response, error) {
 		}
 		cancel()
 		if fired {
-			return nil, fmt.Errorf("%w: no response from the server within %s", ErrIdleTimeout, p.timeout)
+			return nil, fmt.Errorf("%w: no response from the server within %s", ErrIdleTimeout, timeout)
 		}
 		return nil, err
 	}
@@ -251,21 +259,13 @@ type guardTransport struct {
 }
 
 func (g *guardTransport) Do(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancel(req.Context())
-	w := newIdleWatch(g.idle, cancel)
-	resp, err := g.next.Do(req.WithContext(ctx))
-	fired := w.stop()
+	resp, err := watchIdle(req.Context(), g.idle, func(ctx context.Context) (*http.Response, error) {
+		return g.next.Do(req.WithContext(ctx))
+	})
 	if err != nil {
-		if resp != nil && resp.Body != nil {
-			resp.Body.Close()
-		}
-		cancel()
-		if fired {
-			return nil, fmt.Errorf("%w: no response from the server within %s", ErrIdleTimeout, g.idle)
-		}
 		return nil, err
 	}
-	var body io.ReadCloser = brokenBody{&idleBody{rc: resp.Body, w: w, cancel: cancel}}
+	var body io.ReadCloser = brokenBody{resp.Body}
 	if g.maxBody > 0 {
 		body = &cappedBody{ReadCloser: body, left: g.maxBody, max: g.maxBody}
 	}

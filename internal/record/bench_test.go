@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -136,21 +135,7 @@ func fixtureRecords(t testing.TB) [][]byte {
 	}
 	var out [][]byte
 	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ex struct {
-			Responses map[string]struct {
-				Body struct {
-					Value []json.RawMessage `json:"value"`
-				} `json:"body"`
-			} `json:"responses"`
-		}
-		if err := json.Unmarshal(b, &ex); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range ex.Responses["200"].Body.Value {
+		for _, r := range record.SpecRecords(t, filepath.Base(file)) {
 			out = append(out, r)
 		}
 	}
@@ -175,7 +160,7 @@ func extractAll(in []byte, reference bool) (string, error) {
 }
 
 // referenceExtract is Extract as it was before the one-pass scanner: a jsontext tokenizer over
-// the record, with the same field rules.
+// the record, feeding its members to Fields.Member (the same field rules).
 func referenceExtract(f *record.Fields, raw []byte) error {
 	*f = record.Fields{}
 	d := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
@@ -191,35 +176,18 @@ func referenceExtract(f *record.Fields, raw []byte) error {
 		if err != nil {
 			return err
 		}
-		key := refUnquote(name)
-		switch {
-		case string(key) == "properties" && d.PeekKind() == '{':
-			if _, err := d.ReadToken(); err != nil {
+		key := []byte(string(refUnquote(name))) // the decoder reuses name's buffer
+		if string(key) == "properties" && d.PeekKind() == '{' {
+			if err := refProperties(f, d); err != nil {
 				return err
 			}
-			for d.PeekKind() != '}' {
-				name, err := d.ReadValue()
-				if err != nil {
-					return err
-				}
-				if err := refField(f, d, refUnquote(name)); err != nil {
-					return err
-				}
-			}
-			if _, err := d.ReadToken(); err != nil {
-				return err
-			}
-		case string(key) == "kind":
-			v, err := d.ReadValue()
-			if err != nil {
-				return err
-			}
-			f.Kind = append(f.Kind, refUnquote(v)...)
-		default:
-			if err := refField(f, d, key); err != nil {
-				return err
-			}
+			continue
 		}
+		v, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		f.Member(key, v, false)
 	}
 	if _, err := d.ReadToken(); err != nil && !errors.Is(err, io.EOF) {
 		return err
@@ -227,45 +195,25 @@ func referenceExtract(f *record.Fields, raw []byte) error {
 	return nil
 }
 
-func refField(f *record.Fields, d *jsontext.Decoder, key []byte) error {
-	var dst *[]byte
-	switch string(key) {
-	case "date", "usageStart":
-		dst = &f.Date
-	case "billingCurrency", "billingCurrencyCode", "currency":
-		dst = &f.Currency
-	case record.FieldCost, record.FieldCostInBillingCurrency, record.FieldPretaxCost:
-		if len(f.Cost) > 0 && f.CostField == record.FieldCost {
-			break
-		}
-		f.CostField = string(key)
-		f.Cost = f.Cost[:0]
-		dst = &f.Cost
-	case record.FieldCostInUSD:
-		dst = &f.CostUSD
-	case "subscriptionId", "subscriptionGuid":
-		dst = &f.SubscriptionID
-	case "departmentName", "invoiceSection", "invoiceSectionName":
-		dst = &f.Department
-	case "accountName":
-		dst = &f.Account
-	case "billingProfileId":
-		dst = &f.BillingProfile
-	case "invoiceSectionId":
-		dst = &f.InvoiceSection
-	}
-	if dst == nil {
-		return d.SkipValue()
-	}
-	v, err := d.ReadValue()
-	if err != nil {
+// refProperties feeds the members of the top-level properties object to f.
+func refProperties(f *record.Fields, d *jsontext.Decoder) error {
+	if _, err := d.ReadToken(); err != nil {
 		return err
 	}
-	if len(v) > 0 && v[0] == 'n' {
-		return nil
+	for d.PeekKind() != '}' {
+		name, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		key := []byte(string(refUnquote(name)))
+		v, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		f.Member(key, v, true)
 	}
-	*dst = append((*dst)[:0], refUnquote(v)...)
-	return nil
+	_, err := d.ReadToken()
+	return err
 }
 
 func refUnquote(v []byte) []byte {

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// firstRecord returns the raw bytes of the first record of a spec example file.
-func firstRecord(t *testing.T, file string) []byte {
+// SpecRecords returns the records of the 200 response of a spec example file in testdata
+// (exported for the package's external tests).
+func SpecRecords(t testing.TB, file string) []json.RawMessage {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + file)
 	if err != nil {
@@ -24,7 +25,7 @@ func firstRecord(t *testing.T, file string) []byte {
 	if err := json.Unmarshal(b, &ex); err != nil {
 		t.Fatal(err)
 	}
-	return ex.Responses["200"].Body.Value[0]
+	return ex.Responses["200"].Body.Value
 }
 
 func TestExtractFixtures(t *testing.T) {
@@ -40,7 +41,7 @@ func TestExtractFixtures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			var f Fields
-			if err := f.Extract(firstRecord(t, tt.file)); err != nil {
+			if err := f.Extract(SpecRecords(t, tt.file)[0]); err != nil {
 				t.Fatal(err)
 			}
 			got := []string{string(f.Kind), string(f.Date), string(f.Cost), f.CostField, string(f.Currency), string(f.CostUSD), string(f.SubscriptionID)}

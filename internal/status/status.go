@@ -114,26 +114,53 @@ func billingTotals(t map[string]map[string]string) map[string]string {
 
 // Collect reads the live manifests, the held runs and the checkpoints under the prefix.
 func Collect(ctx context.Context, st export.Store, e *export.Exporter, prefix string, restatementDays int, f Filter, now time.Time) (*Report, error) {
-	root := ""
+	c := &collector{byPath: map[string]*Partition{}, f: f, now: now, restatementDays: restatementDays}
 	if prefix != "" {
-		root = prefix + "/"
+		c.root = prefix + "/"
 	}
-	byPath := map[string]*Partition{}
-	get := func(relPath, sc, p, metric string) *Partition {
-		ps := byPath[relPath]
-		if ps == nil {
-			ps = &Partition{Scope: sc, Metric: metric, BillingPeriod: p}
-			if per, err := period.Parse(p); err == nil {
-				ps.PeriodStatus = string(per.StatusAt(now, restatementDays))
-			}
-			byPath[relPath] = ps
+	manifests, checkpoints, err := c.list(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.addManifests(ctx, st, manifests); err != nil {
+		return nil, err
+	}
+	folders, err := e.RunFolders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.addHeld(folders)
+	c.addUnfinished(checkpoints)
+	return c.report(), nil
+}
+
+// collector gathers the partitions of one Collect by their path below the output root.
+type collector struct {
+	root            string // the output prefix with its trailing '/', or ""
+	byPath          map[string]*Partition
+	f               Filter
+	now             time.Time
+	restatementDays int
+}
+
+// get returns the partition of relPath, adding it on first use.
+func (c *collector) get(relPath, sc, p, metric string) *Partition {
+	ps := c.byPath[relPath]
+	if ps == nil {
+		ps = &Partition{Scope: sc, Metric: metric, BillingPeriod: p}
+		if per, err := period.Parse(p); err == nil {
+			ps.PeriodStatus = string(per.StatusAt(c.now, c.restatementDays))
 		}
-		return ps
+		c.byPath[relPath] = ps
 	}
-	var manifests []string
-	var checkpoints []string
-	err := st.List(ctx, root, func(it store.Item) error {
-		rel := strings.TrimPrefix(it.Name, root)
+	return ps
+}
+
+// list returns the names of the live manifests in the output and the partition paths of the
+// checkpoints (unfinished runs).
+func (c *collector) list(ctx context.Context, st export.Store) (manifests, checkpoints []string, err error) {
+	err = st.List(ctx, c.root, func(it store.Item) error {
+		rel := strings.TrimPrefix(it.Name, c.root)
 		switch {
 		case strings.HasPrefix(rel, "_control/checkpoints/") && path.Base(rel) == "checkpoint.json":
 			checkpoints = append(checkpoints, path.Dir(strings.TrimPrefix(rel, "_control/checkpoints/")))
@@ -143,39 +170,50 @@ func Collect(ctx context.Context, st export.Store, e *export.Exporter, prefix st
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listing the output: %w", err)
+		return nil, nil, fmt.Errorf("listing the output: %w", err)
 	}
-	for _, name := range manifests {
+	return manifests, checkpoints, nil
+}
+
+// addManifests adds the committed partitions the filter takes.
+func (c *collector) addManifests(ctx context.Context, st export.Store, names []string) error {
+	for _, name := range names {
 		m, err := readManifestFile(ctx, st, name)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if !f.match(m.Scope, m.BillingPeriod, m.Metric) {
+		if !c.f.match(m.Scope, m.BillingPeriod, m.Metric) {
 			continue
 		}
-		rel := strings.TrimPrefix(path.Dir(name), root)
-		ps := get(rel, m.Scope, m.BillingPeriod, m.Metric)
+		rel := strings.TrimPrefix(path.Dir(name), c.root)
+		ps := c.get(rel, m.Scope, m.BillingPeriod, m.Metric)
 		ps.Committed = true
 		ps.ExportedAs, ps.Source, ps.Rows, ps.Bytes = m.PeriodStatus, m.Source, m.DataRowCount, m.ByteCount
 		ps.Totals = billingTotals(m.Totals)
 		ps.Manifest = name
 		ps.LastRun = &Run{RunID: m.RunInfo.RunID, ExecutionType: m.RunInfo.ExecutionType,
-			FinishedTime: m.RunInfo.FinishedTime, AgeSeconds: roundSeconds(now.Sub(m.RunInfo.FinishedTime))}
+			FinishedTime: m.RunInfo.FinishedTime, AgeSeconds: roundSeconds(c.now.Sub(m.RunInfo.FinishedTime))}
 	}
-	folders, err := e.RunFolders(ctx)
-	if err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// addHeld adds the runs the drop guard held back.
+func (c *collector) addHeld(folders []export.RunFolder) {
 	for _, fo := range folders {
-		if fo.Held == nil || !f.match(fo.Held.Scope, fo.Held.BillingPeriod, fo.Held.Metric) {
+		if fo.Held == nil || !c.f.match(fo.Held.Scope, fo.Held.BillingPeriod, fo.Held.Metric) {
 			continue
 		}
-		ps := get(fo.RelPath, fo.Held.Scope, fo.Held.BillingPeriod, fo.Held.Metric)
+		ps := c.get(fo.RelPath, fo.Held.Scope, fo.Held.BillingPeriod, fo.Held.Metric)
 		ps.Held = append(ps.Held, Held{RunID: fo.RunID, Rows: fo.Held.DataRowCount, Totals: billingTotals(fo.Held.Totals),
 			HeldTime: fo.Newest.UTC(), ExpiresTime: fo.Newest.Add(export.DefaultHeldRetention).UTC(), Manifest: path.Join(fo.Dir, manifest.FileName)})
 	}
+}
+
+// addUnfinished marks the partitions with a checkpoint unfinished.
+func (c *collector) addUnfinished(checkpoints []string) {
+	f := c.f
 	for _, rel := range checkpoints {
-		if ps := byPath[rel]; ps != nil {
+		if ps := c.byPath[rel]; ps != nil {
 			ps.Unfinished = true
 			continue
 		}
@@ -185,10 +223,14 @@ func Collect(ctx context.Context, st export.Store, e *export.Exporter, prefix st
 		if !ok || (len(f.Scopes) > 0) || (len(f.Periods) > 0 && !f.Periods[p]) || (len(f.Metrics) > 0 && !f.Metrics[metric]) {
 			continue
 		}
-		get(rel, sc, p, metric).Unfinished = true
+		c.get(rel, sc, p, metric).Unfinished = true
 	}
+}
+
+// report lists the partitions by scope, metric and billing period, with the totals.
+func (c *collector) report() *Report {
 	rep := &Report{Partitions: []Partition{}}
-	for _, ps := range byPath {
+	for _, ps := range c.byPath {
 		rep.Partitions = append(rep.Partitions, *ps)
 		rep.Rows += ps.Rows
 		rep.Held += len(ps.Held)
@@ -207,7 +249,7 @@ func Collect(ctx context.Context, st export.Store, e *export.Exporter, prefix st
 		return a.BillingPeriod < b.BillingPeriod
 	})
 	rep.Count = len(rep.Partitions)
-	return rep, nil
+	return rep
 }
 
 func splitRelPath(rel string) (metric, sc, p string, ok bool) {

@@ -232,6 +232,40 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(Item) error) er
 	if err := validatePrefix(prefix); err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
+	names, err := l.walk(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		fi, err := os.Stat(n.p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the walk
+		}
+		if err != nil {
+			return fmt.Errorf("list %q: %w", prefix, err)
+		}
+		pr, err := propsAt(n.p, fi, func() (fs.FileInfo, error) { return statObject(n.p, n.name) })
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("list %q: %w", prefix, err)
+		}
+		if err := fn(Item{Name: n.name, Props: pr}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// found is an object a listing walk found: its name and its file.
+type found struct {
+	name string
+	p    string
+}
+
+// walk returns the objects whose names start with prefix, sorted by name.
+func (l *Local) walk(ctx context.Context, prefix string) ([]found, error) {
 	// Walk from the deepest directory that every match lies under.
 	base := ""
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
@@ -240,10 +274,6 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(Item) error) er
 	start := l.root
 	if base != "" {
 		start = l.path(base)
-	}
-	type found struct {
-		name string
-		p    string
 	}
 	var names []found
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
@@ -289,29 +319,10 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(Item) error) er
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("list %q: %w", prefix, err)
+		return nil, fmt.Errorf("list %q: %w", prefix, err)
 	}
 	sort.Slice(names, func(i, j int) bool { return names[i].name < names[j].name })
-	for _, n := range names {
-		fi, err := os.Stat(n.p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // deleted since the walk
-		}
-		if err != nil {
-			return fmt.Errorf("list %q: %w", prefix, err)
-		}
-		pr, err := propsAt(n.p, fi, func() (fs.FileInfo, error) { return statObject(n.p, n.name) })
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("list %q: %w", prefix, err)
-		}
-		if err := fn(Item{Name: n.name, Props: pr}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return names, nil
 }
 
 // Put writes r to name atomically and returns the new object's properties. The content goes

@@ -5,19 +5,12 @@
 package verify
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"path"
 	"sort"
-	"strings"
-
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/usage-export/usage-export/internal/decimal"
 	"github.com/usage-export/usage-export/internal/manifest"
@@ -44,9 +37,6 @@ type Report struct {
 // OK reports whether no problem was found.
 func (r *Report) OK() bool { return len(r.Problems) == 0 }
 
-// maxLine bounds one JSON line (a usage record is a few KB).
-const maxLine = 16 << 20
-
 // Partition verifies the partition whose manifest is manifestName ("…/_manifest.json").
 func Partition(ctx context.Context, st Reader, manifestName string) (*Report, error) {
 	rep := &Report{Manifest: manifestName}
@@ -71,17 +61,9 @@ func Partition(ctx context.Context, st Reader, manifestName string) (*Report, er
 			problem("%s: %v", bl.BlobName, err)
 			continue
 		}
-		if got.bytes != bl.ByteCount {
-			problem("%s: %d bytes, manifest says %d", bl.BlobName, got.bytes, bl.ByteCount)
-		}
-		if got.sha != bl.SHA256 {
-			problem("%s: sha256 %s, manifest says %s", bl.BlobName, got.sha, bl.SHA256)
-		}
-		if got.rows != bl.DataRowCount {
-			problem("%s: %d rows, manifest says %d", bl.BlobName, got.rows, bl.DataRowCount)
-		}
-		rows += got.rows
-		bytesTotal += got.bytes
+		rep.Problems = append(rep.Problems, got.Mismatches(bl.BlobName, bl.ByteCount, bl.SHA256, bl.DataRowCount)...)
+		rows += got.Rows
+		bytesTotal += got.Bytes
 	}
 	rep.Blobs, rep.Rows, rep.Bytes = len(m.Blobs), rows, bytesTotal
 	if int64(rows) != m.DataRowCount {
@@ -93,37 +75,43 @@ func Partition(ctx context.Context, st Reader, manifestName string) (*Report, er
 	if len(m.Blobs) != m.BlobCount {
 		problem("partition: %d blobs listed, blobCount says %d", len(m.Blobs), m.BlobCount)
 	}
-	for field, byCur := range m.Totals {
-		for cur, want := range byCur {
+	rep.Problems = append(rep.Problems, totalsProblems(m.Totals, totals)...)
+	unlisted, err := Unlisted(ctx, st, path.Dir(manifestName), listed)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range unlisted {
+		if m.Status == manifest.StatusCommitted {
+			problem("%s: part file not listed in the manifest", name)
+		}
+	}
+	sort.Strings(rep.Problems)
+	return rep, nil
+}
+
+// totalsProblems compares the totals recomputed from the lines with the manifest's.
+func totalsProblems(want map[string]map[string]string, totals map[string]map[string]*decimal.Sum) []string {
+	var out []string
+	problem := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	for field, byCur := range want {
+		for cur, w := range byCur {
 			got := "0"
 			if s := totals[field][cur]; s != nil {
 				got = s.String()
 			}
-			if !sameDecimal(got, want) {
-				problem("totals: %s %s = %s, manifest says %s", field, cur, got, want)
+			if !sameDecimal(got, w) {
+				problem("totals: %s %s = %s, manifest says %s", field, cur, got, w)
 			}
 		}
 	}
 	for field, byCur := range totals {
 		for cur, s := range byCur {
-			if _, ok := m.Totals[field][cur]; !ok {
+			if _, ok := want[field][cur]; !ok {
 				problem("totals: %s %s = %s, missing from the manifest", field, cur, s.String())
 			}
 		}
 	}
-	dir := path.Dir(manifestName)
-	err = st.List(ctx, dir+"/", func(it store.Item) error {
-		base := path.Base(it.Name)
-		if path.Dir(it.Name) == dir && strings.HasPrefix(base, "part-") && !listed[it.Name] && m.Status == manifest.StatusCommitted {
-			problem("%s: part file not listed in the manifest", it.Name)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing partition: %w", err)
-	}
-	sort.Strings(rep.Problems)
-	return rep, nil
+	return out
 }
 
 func sameDecimal(a, b string) bool {
@@ -135,45 +123,20 @@ func sameDecimal(a, b string) bool {
 	return x.Rat().Cmp(y.Rat()) == 0
 }
 
-type partResult struct {
-	bytes int64
-	rows  int64
-	sha   string
-}
-
-func readPart(ctx context.Context, st Reader, name string, gz bool, totals map[string]map[string]*decimal.Sum) (partResult, error) {
+// readPart re-reads the part file name, adding its records' costs to totals.
+func readPart(ctx context.Context, st Reader, name string, gz bool, totals map[string]map[string]*decimal.Sum) (Part, error) {
 	rc, _, err := st.Get(ctx, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return partResult{}, errors.New("listed in the manifest but missing")
+			return Part{}, errors.New("listed in the manifest but missing")
 		}
-		return partResult{}, err
+		return Part{}, err
 	}
 	defer rc.Close()
-	h := sha256.New()
-	cnt := &counter{}
-	tee := io.TeeReader(rc, io.MultiWriter(h, cnt))
-	var r = tee
-	if gz {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return partResult{}, fmt.Errorf("gzip: %w", err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxLine)
 	var f record.Fields
-	var res partResult
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		res.rows++
+	return ReadPart(rc, gz, func(line []byte) error {
 		if err := f.Extract(line); err != nil {
-			return res, fmt.Errorf("line %d: %w", res.rows, err)
+			return err
 		}
 		if len(f.Cost) > 0 {
 			add(totals, f.CostField, string(f.Currency), f.Cost)
@@ -181,17 +144,8 @@ func readPart(ctx context.Context, st Reader, name string, gz bool, totals map[s
 		if len(f.CostUSD) > 0 {
 			add(totals, record.FieldCostInUSD, "USD", f.CostUSD)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return res, fmt.Errorf("reading lines: %w", err)
-	}
-	// Drain what the decompressor did not need (trailing bytes count in the hash).
-	if _, err := io.Copy(io.Discard, tee); err != nil {
-		return res, err
-	}
-	res.bytes = cnt.n
-	res.sha = hex.EncodeToString(h.Sum(nil))
-	return res, nil
+		return nil
+	})
 }
 
 func add(totals map[string]map[string]*decimal.Sum, field, cur string, v []byte) {
@@ -203,7 +157,3 @@ func add(totals map[string]map[string]*decimal.Sum, field, cur string, v []byte)
 	}
 	_ = totals[field][cur].Add(v)
 }
-
-type counter struct{ n int64 }
-
-func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
