@@ -74,6 +74,14 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// positiveOr returns v, or def when v is zero or negative (an unset count of Options).
+func positiveOr(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
 // Report is the outcome of Run.
 type Report struct {
 	Plan    []*PlanRow // the plan table (-only plan), printed first
@@ -89,18 +97,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Handler == "" || o.Self == "" {
 		return nil, fmt.Errorf("bench: Handler and Self are required")
 	}
-	if o.Large <= 0 {
-		o.Large = DefaultLarge
-	}
-	if o.Small <= 0 {
-		o.Small = DefaultSmall
-	}
-	if o.StartupRuns <= 0 {
-		o.StartupRuns = DefaultStartupRuns
-	}
-	if o.Repeat <= 0 {
-		o.Repeat = DefaultRepeat
-	}
+	o.Large = positiveOr(o.Large, DefaultLarge)
+	o.Small = positiveOr(o.Small, DefaultSmall)
+	o.StartupRuns = positiveOr(o.StartupRuns, DefaultStartupRuns)
+	o.Repeat = positiveOr(o.Repeat, DefaultRepeat)
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
