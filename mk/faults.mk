@@ -12,10 +12,12 @@ FAULTS_PARALLEL ?= 12
 # FUZZ_TIME is how long each fuzz target runs.
 FUZZ_TIME ?= 20s
 FAULTS_LOG := .build/test-faults.log
-# FUZZ_TARGETS are package:Target pairs: scope parsing, page decoding (and its record fast path
-# against the resumable scanner), HTTP request parsing.
+# FUZZ_TARGETS are package:Target pairs: scope parsing, page decoding (alone, against the
+# jsontext decoder as the oracle, and its member reports against a jsontext walk), HTTP request
+# parsing.
 FUZZ_TARGETS := ./internal/scope:FuzzParse ./internal/consumption:FuzzParsePage \
-	./internal/consumption:FuzzFastScan ./functions:FuzzHTTPRequest ./functions:FuzzInvocation
+	./internal/consumption:FuzzParsePageMatchesReference ./internal/consumption:FuzzParsePageMembers \
+	./functions:FuzzHTTPRequest ./functions:FuzzInvocation
 FAULTS_TOTALS := ^(faults survived|crash points exact|hostile inputs rejected cleanly): ([1-9][0-9]*)/\2$$
 
 test-faults: deps

@@ -88,9 +88,9 @@ var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0
 //
 // The page is validated as strict JSON (RFC 8259: grammar, escapes, UTF-8 including escaped
 // surrogate pairs, nesting up to 10000 levels) in the same pass that finds each record's bytes
-// (a record is scanned a second time only when it straddles the end of the read window or is
-// invalid: see fastscan.go); duplicate member names are allowed (records are passed through byte
-// for byte). So every record handed on is valid JSON text, and a page is accepted only if it is
+// (a record that straddles the end of the read window is not scanned again: the scan resumes
+// where it stopped); duplicate member names are allowed (records are passed through byte for
+// byte). So every record handed on is valid JSON text, and a page is accepted only if it is
 // valid JSON.
 func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
@@ -131,7 +131,6 @@ type pageParser struct {
 	eof  bool
 	rerr error // read error other than io.EOF, returned again on every later read
 	sc   valueScanner
-	fast fastScanner
 }
 
 func (p *pageParser) reset(r io.Reader) {
@@ -320,8 +319,7 @@ func (p *pageParser) page(h Handler) (nextLink string, n int, err error) {
 // of the member's value.
 func (p *pageParser) records(c byte, h Handler, n *int) error {
 	mh, _ := h.(MemberHandler)
-	p.fast.names = newNameFilter(h)
-	p.sc.names = p.fast.names
+	p.sc.names = newNameFilter(h)
 	switch c {
 	case 'n':
 		if _, err := p.value(1); err != nil {
@@ -354,20 +352,11 @@ func (p *pageParser) records(c byte, h Handler, n *int) error {
 		if c != '{' {
 			return fmt.Errorf("reading record %d: %w", *n, p.wrongKind(c, "a JSON object", 2))
 		}
-		p.fast.mh = mh
-		end := p.fast.record(p.buf[p.pos:])
-		p.fast.mh = nil
-		var raw []byte
-		if end > 0 {
-			raw = p.buf[p.pos : p.pos+end]
-			p.pos += end
-		} else { // the slow path: across windows, and the errors
-			p.sc.mh, p.sc.skip = mh, p.fast.reported
-			raw, err = p.value(2)
-			p.sc.mh, p.sc.skip = nil, 0
-			if err != nil {
-				return fmt.Errorf("reading record %d: %w", *n, err)
-			}
+		p.sc.mh = mh
+		raw, err := p.value(2)
+		p.sc.mh = nil
+		if err != nil {
+			return fmt.Errorf("reading record %d: %w", *n, err)
 		}
 		if err := h.Record(raw); err != nil {
 			return &handlerError{fmt.Errorf("handling record %d: %w", *n, err)}
@@ -453,7 +442,6 @@ type valueScanner struct {
 	// value, which stay valid when the window moves.
 	mh             MemberHandler
 	names          nameFilter // the members mh wants
-	skip           int        // member reports to leave out: the fast path made them
 	nameLo, nameHi [3]int
 	valLo          [3]int
 	inProps        bool // the depth-2 object being read is the record's "properties"
@@ -468,10 +456,6 @@ func (s *valueScanner) begin(outer int) {
 func (s *valueScanner) report(b []byte, end int) {
 	d := s.depth
 	if d == 2 && !s.inProps || !s.names.pass(b[s.nameLo[d]:s.nameHi[d]]) {
-		return
-	}
-	if s.skip > 0 {
-		s.skip--
 		return
 	}
 	s.mh.RecordMember(b[s.nameLo[d]:s.nameHi[d]], b[s.valLo[d]:end], d == 2)
@@ -513,126 +497,152 @@ func (s *valueScanner) pop() {
 // whose offset is relative to b.
 func (s *valueScanner) scan(b []byte) (int, error) {
 	i, mode := s.i, s.mode
-	var err error
-	for {
-		if mode == modeAfter && s.depth == 0 {
-			return i, nil
+	for mode != modeAfter || s.depth != 0 {
+		if i < len(b) && b[i] <= ' ' { // compact JSON has no whitespace between tokens: one test for the usual case
+			i = skipWS(b, i)
 		}
 		if i >= len(b) {
 			break
 		}
-		c := b[i]
-		if c <= ' ' { // compact JSON has no whitespace between tokens: one test for the usual case
-			for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
-				i++
-			}
-			if i >= len(b) {
-				break
-			}
-			c = b[i]
-		}
-		switch mode {
-		case modeArrStart, modeObjStart: // an empty container closes at once
-			if c == ']' && mode == modeArrStart || c == '}' && mode == modeObjStart {
-				s.pop()
-				i++
-				mode = modeAfter
-				if s.reports() {
-					s.report(b, i)
-				}
-				continue
-			}
-			mode = modeValue
-			if s.obj {
-				mode = modeName
-			}
-		case modeColon:
-			if c != ':' {
-				return 0, &syntaxError{c, "after object name (expecting ':')", int64(i)}
-			}
-			i++
-			mode = modeValue
-			continue
-		case modeAfter:
-			obj := s.obj
-			switch {
-			case c == ',' && obj:
-				i++
-				mode = modeName
-			case c == ',':
-				i++
-				mode = modeValue
-			case c == '}' && obj, c == ']' && !obj:
-				s.pop()
-				i++
-				if s.reports() {
-					s.report(b, i)
-				}
-			case obj:
-				return 0, &syntaxError{c, "after object value (expecting ',' or '}')", int64(i)}
-			default:
-				return 0, &syntaxError{c, "after array element (expecting ',' or ']')", int64(i)}
-			}
-			continue
-		}
-		if mode == modeName {
-			if c != '"' {
-				return 0, &syntaxError{c, "where a member name is due", int64(i)}
-			}
-			var j int
-			if j, err = scanString(b, i); err != nil {
-				break
-			}
-			if s.mh != nil && s.depth <= 2 {
-				s.nameLo[s.depth], s.nameHi[s.depth] = i+1, j-1
-			}
-			i, mode = j, modeColon
-			continue
-		}
-		// modeValue: c starts a value.
-		if s.reports() {
-			s.valLo[s.depth] = i
-		}
+		var next uint8
 		var j int
-		switch c {
-		case '"':
-			j, err = scanString(b, i)
-		case '{', '[':
-			if s.mh != nil && s.depth == 1 {
-				s.inProps = c == '{' && string(b[s.nameLo[1]:s.nameHi[1]]) == "properties"
-			}
-			if !s.push(c == '{') {
-				return 0, &syntaxError{c, fmt.Sprintf("nested deeper than %d levels", maxDepth), int64(i)}
-			}
-			i++
-			mode = modeArrStart
-			if c == '{' {
-				mode = modeObjStart
-			}
-			continue
-		case 't':
-			j, err = scanLiteral(b, i, "true")
-		case 'f':
-			j, err = scanLiteral(b, i, "false")
-		case 'n':
-			j, err = scanLiteral(b, i, "null")
+		var err error
+		switch mode {
+		case modeValue:
+			j, next, err = s.value(b, i)
+		case modeName:
+			j, next, err = s.name(b, i)
 		default:
-			j, err = scanNumber(b, i)
+			j, next, err = s.punctuation(b, i, mode)
 		}
-		if err != nil {
+		if err == errShort {
 			break
 		}
-		i, mode = j, modeAfter
-		if s.reports() {
-			s.report(b, i)
+		if err != nil {
+			return 0, err
 		}
+		i, mode = j, next
 	}
-	if err != nil && err != errShort {
-		return 0, err
+	if mode == modeAfter && s.depth == 0 {
+		return i, nil
 	}
 	// Out of bytes: resume at the start of the unfinished token.
 	s.i, s.mode = i, mode
 	return 0, errShort
+}
+
+// skipWS returns the index of the first byte at or after i that is not JSON whitespace.
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// punctuation reads the token due at b[i] in mode modeArrStart, modeObjStart, modeColon or
+// modeAfter (':', ',' or a container's end) and returns the index and mode after it. Just after
+// '[' or '{' any other byte starts the first element: the mode turns to modeValue or modeName
+// at the same index.
+func (s *valueScanner) punctuation(b []byte, i int, mode uint8) (int, uint8, error) {
+	c := b[i]
+	switch mode {
+	case modeArrStart, modeObjStart: // an empty container closes at once
+		if c == ']' && mode == modeArrStart || c == '}' && mode == modeObjStart {
+			return s.close(b, i), modeAfter, nil
+		}
+		if s.obj {
+			return i, modeName, nil
+		}
+		return i, modeValue, nil
+	case modeColon:
+		if c != ':' {
+			return 0, 0, &syntaxError{c, "after object name (expecting ':')", int64(i)}
+		}
+		return i + 1, modeValue, nil
+	}
+	// modeAfter
+	switch obj := s.obj; {
+	case c == ',' && obj:
+		return i + 1, modeName, nil
+	case c == ',':
+		return i + 1, modeValue, nil
+	case c == '}' && obj, c == ']' && !obj:
+		return s.close(b, i), modeAfter, nil
+	case obj:
+		return 0, 0, &syntaxError{c, "after object value (expecting ',' or '}')", int64(i)}
+	default:
+		return 0, 0, &syntaxError{c, "after array element (expecting ',' or ']')", int64(i)}
+	}
+}
+
+// close ends the innermost container at b[i] and returns the index after it.
+func (s *valueScanner) close(b []byte, i int) int {
+	s.pop()
+	i++
+	if s.reports() {
+		s.report(b, i)
+	}
+	return i
+}
+
+// name reads the member name at b[i].
+func (s *valueScanner) name(b []byte, i int) (int, uint8, error) {
+	if b[i] != '"' {
+		return 0, 0, &syntaxError{b[i], "where a member name is due", int64(i)}
+	}
+	j, err := scanString(b, i)
+	if err != nil {
+		return 0, 0, err
+	}
+	if s.mh != nil && s.depth <= 2 {
+		s.nameLo[s.depth], s.nameHi[s.depth] = i+1, j-1
+	}
+	return j, modeColon, nil
+}
+
+// value reads the value that starts at b[i]: a scalar whole, a container up to its opening.
+func (s *valueScanner) value(b []byte, i int) (int, uint8, error) {
+	if s.reports() {
+		s.valLo[s.depth] = i
+	}
+	var j int
+	var err error
+	switch c := b[i]; c {
+	case '"':
+		j, err = scanString(b, i)
+	case '{', '[':
+		return s.open(b, i)
+	case 't':
+		j, err = scanLiteral(b, i, "true")
+	case 'f':
+		j, err = scanLiteral(b, i, "false")
+	case 'n':
+		j, err = scanLiteral(b, i, "null")
+	default:
+		j, err = scanNumber(b, i)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if s.reports() {
+		s.report(b, j)
+	}
+	return j, modeAfter, nil
+}
+
+// open opens the container whose '{' or '[' is at b[i].
+func (s *valueScanner) open(b []byte, i int) (int, uint8, error) {
+	c := b[i]
+	if s.mh != nil && s.depth == 1 {
+		s.inProps = c == '{' && string(b[s.nameLo[1]:s.nameHi[1]]) == "properties"
+	}
+	if !s.push(c == '{') {
+		return 0, 0, &syntaxError{c, fmt.Sprintf("nested deeper than %d levels", maxDepth), int64(i)}
+	}
+	if c == '{' {
+		return i + 1, modeObjStart, nil
+	}
+	return i + 1, modeArrStart, nil
 }
 
 // scanLiteral checks the literal lit (true, false, null) at b[i].
@@ -752,6 +762,13 @@ func scanString(b []byte, i int) (int, error) {
 			j += size
 		}
 	}
+}
+
+// special8 has the high bit set in the lowest byte of x that is a quote, a backslash, a control
+// byte or non-ASCII, if there is one (bytes above it may be flagged too).
+func special8(x uint64) uint64 {
+	q, bs := x^swarQuote, x^swarBackslash
+	return ((q-swarOnes)&^q | (bs-swarOnes)&^bs | (x-swarSpace)&^x | x) & swarHighs
 }
 
 // scanEscape validates the escape sequence at b[j] (on its '\') and returns the index after it.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -188,76 +187,4 @@ func FuzzParsePage(f *testing.F) {
 			t.Fatalf("accepted invalid JSON %q", in)
 		}
 	})
-}
-
-// benchPage builds a page of n legacy records, each the first record of the 2024-08-01 list
-// example with a modern example's additionalInfo added, compact (as the API sends it) or
-// indented.
-func benchPage(b *testing.B, n int, indent bool) []byte {
-	b.Helper()
-	load := func(name string) map[string]any {
-		body := loadFixture(b, filepath.Join("testdata", "fixtures", "2024-08-01", name)).Responses["200"].Body
-		d := json.NewDecoder(bytes.NewReader(body))
-		d.UseNumber()
-		var v struct{ Value []map[string]any }
-		if err := d.Decode(&v); err != nil {
-			b.Fatal(err)
-		}
-		return v.Value[0]
-	}
-	rec := load("UsageDetailsList.json")
-	modern := load("UsageDetailsListByMCABillingAccount.json")
-	rec["properties"].(map[string]any)["additionalInfo"] = modern["properties"].(map[string]any)["additionalInfo"]
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var page bytes.Buffer
-	page.WriteString(`{"value":[`)
-	for i := range n {
-		if i > 0 {
-			page.WriteByte(',')
-		}
-		page.Write(raw)
-	}
-	page.WriteString(`],"nextLink":"https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/providers/Microsoft.Consumption/usageDetails?api-version=2024-08-01&$skiptoken=AAAA&skiptokenver=v1&id=98fce233-0000-0000-0000-000000000000"}`)
-	if !indent {
-		return page.Bytes()
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, page.Bytes(), "", "  "); err != nil {
-		b.Fatal(err)
-	}
-	return out.Bytes()
-}
-
-// countHandler counts records and bytes and keeps nothing.
-type countHandler struct{ n, bytes int }
-
-func (c *countHandler) Record(raw []byte) error { c.n++; c.bytes += len(raw); return nil }
-func (c *countHandler) PageDone(Page) error     { return nil }
-
-func BenchmarkParsePage(b *testing.B) {
-	const records = 1000
-	for _, indent := range []bool{false, true} {
-		b.Run(fmt.Sprintf("indent=%v", indent), func(b *testing.B) {
-			page := benchPage(b, records, indent)
-			r := bytes.NewReader(page)
-			var h countHandler
-			b.SetBytes(int64(len(page)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				r.Reset(page)
-				h.n = 0
-				if _, _, err := ParsePage(r, &h); err != nil {
-					b.Fatal(err)
-				}
-				if h.n != records {
-					b.Fatalf("got %d records, want %d", h.n, records)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*records), "ns/record")
-		})
-	}
 }

@@ -313,9 +313,29 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 	} else {
 		r.res = s.resources[0]
 	}
-	m := r.res.meter
-	amortized := metric == MetricAmortizedCost
-	days := termDays(y, mo)
+	if !w.priceCharge(r, s, day, perDay) {
+		priceUsage(r, s, &g, metric == MetricAmortizedCost)
+	}
+	r.cost = mul(r.quantity, r.effectivePrice)
+	if s.modern {
+		r.rate = monthRate(s.currency, r.month)
+		if r.reserved() || r.savingsPlanRow() {
+			// Commitment charges keep the rate of the quarter's payment, so that amortized
+			// Used + Unused equals the payment in the billing currency too.
+			r.rate = monthRate(s.currency, y*100+int(mo)-(int(mo)-1)%termMonths)
+		}
+		r.costUSD = r.cost
+		r.costBilling = mul(r.costUSD, r.rate)
+		r.paygUSD = mul(r.quantity, r.payGPrice)
+		r.paygBilling = mul(r.paygUSD, r.rate)
+	}
+}
+
+// priceCharge sets the quantity and prices of a row that is not metered usage (a commitment's
+// purchase, refund or unused part, a Marketplace charge, a rounding adjustment) and reports
+// whether r is one.
+func (w *world) priceCharge(r *row, s *subscription, day time.Time, perDay int) bool {
+	days := termDays(day.Year(), day.Month())
 	switch r.kind {
 	case rkPurchase, rkRefund:
 		// One quarter of the reservation's hours, priced in the row's currency.
@@ -328,7 +348,7 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 		r.pricingModel = "Reservation"
 	case rkUnused:
 		r.quantity = sub(hoursPerDay, w.reservedHours(s, day))
-		r.unitPrice = s.conv(m.price)
+		r.unitPrice = s.conv(r.res.meter.price)
 		r.effectivePrice = s.conv(s.reservation.hourly)
 		r.pricingModel = "Reservation"
 	case rkSPPurchase:
@@ -352,54 +372,50 @@ func (w *world) genRow(r *row, s *subscription, day time.Time, k int, metric Met
 		r.effectivePrice = dec{m: 1 + v%40, s: 4, neg: v&64 != 0}
 		r.pricingModel = ""
 	default:
-		q := m.qtyMicros
-		if m.unit == "1 Hour" && g.intn(5) != 0 {
-			// running all day
-		} else {
-			q = q / 4 * (1 + g.next()%8) / 2
-			q += g.next() % 1000
-		}
-		r.quantity = norm(dec{m: q, s: 6})
-		r.unitPrice = s.conv(m.price)
-		r.effectivePrice = s.conv(m.price)
-		r.payGPrice = s.conv(m.payG)
-		switch r.kind {
-		case rkReserved:
-			// A reservation covers at most the day's 24 hours; hours are metered to 2 places.
-			r.quantity = round(r.quantity, 2)
-			if less(hoursPerDay, r.quantity) {
-				r.quantity = hoursPerDay
-			}
-			r.pricingModel = "Reservation"
-			r.effectivePrice = dec{}
-			if amortized {
-				r.effectivePrice = s.conv(s.reservation.hourly)
-			}
-		case rkSPCovered:
-			r.quantity = round(r.quantity, 2)
-			r.pricingModel = "SavingsPlan"
-			r.effectivePrice = dec{}
-			if amortized {
-				r.effectivePrice = s.conv(spPrice(m.price))
-			}
-		default:
-			if g.intn(25) == 0 {
-				r.effectivePrice = dec{} // free tier / included quantity
-			}
-		}
+		return false
 	}
-	r.cost = mul(r.quantity, r.effectivePrice)
-	if s.modern {
-		r.rate = monthRate(s.currency, r.month)
-		if r.reserved() || r.savingsPlanRow() {
-			// Commitment charges keep the rate of the quarter's payment, so that amortized
-			// Used + Unused equals the payment in the billing currency too.
-			r.rate = monthRate(s.currency, y*100+int(mo)-(int(mo)-1)%termMonths)
+	return true
+}
+
+// priceUsage sets the quantity and prices of a metered usage row (g continues the row's random
+// stream): on demand, or covered by the reservation or the savings plan, at a price only in the
+// amortized metric.
+func priceUsage(r *row, s *subscription, g *rng, amortized bool) {
+	m := r.res.meter
+	q := m.qtyMicros
+	if m.unit == "1 Hour" && g.intn(5) != 0 {
+		// running all day
+	} else {
+		q = q / 4 * (1 + g.next()%8) / 2
+		q += g.next() % 1000
+	}
+	r.quantity = norm(dec{m: q, s: 6})
+	r.unitPrice = s.conv(m.price)
+	r.effectivePrice = s.conv(m.price)
+	r.payGPrice = s.conv(m.payG)
+	switch r.kind {
+	case rkReserved:
+		// A reservation covers at most the day's 24 hours; hours are metered to 2 places.
+		r.quantity = round(r.quantity, 2)
+		if less(hoursPerDay, r.quantity) {
+			r.quantity = hoursPerDay
 		}
-		r.costUSD = r.cost
-		r.costBilling = mul(r.costUSD, r.rate)
-		r.paygUSD = mul(r.quantity, r.payGPrice)
-		r.paygBilling = mul(r.paygUSD, r.rate)
+		r.pricingModel = "Reservation"
+		r.effectivePrice = dec{}
+		if amortized {
+			r.effectivePrice = s.conv(s.reservation.hourly)
+		}
+	case rkSPCovered:
+		r.quantity = round(r.quantity, 2)
+		r.pricingModel = "SavingsPlan"
+		r.effectivePrice = dec{}
+		if amortized {
+			r.effectivePrice = s.conv(spPrice(m.price))
+		}
+	default:
+		if g.intn(25) == 0 {
+			r.effectivePrice = dec{} // free tier / included quantity
+		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -235,160 +237,46 @@ func parseMetric(v string) (Metric, bool) {
 
 func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath string) {
 	q := r.URL.Query()
-	if !checkVersion(w, q.Get("api-version"), func(v string) bool { return lookupVersion(v) != nil }, supportedVersions()) {
+	req, ok := s.usageScope(w, q, scopePath)
+	if !ok {
 		return
 	}
-	v := lookupVersion(q.Get("api-version"))
-	sc, bp, status, code, msg := parseScope(scopePath)
-	if status != 0 {
-		writeError(w, status, code, msg)
-		return
-	}
-	subs, err := s.w.resolve(sc)
-	if err != nil {
-		code := "NotFound"
-		if sc.Kind == scope.Subscription {
-			code = "SubscriptionNotFound"
-		}
-		writeError(w, http.StatusNotFound, code, fmt.Sprintf("The scope '%s' could not be found.", scopePath))
-		return
-	}
-	if v.flat && (sc.Channel() == scope.Modern || subs[0].modern) {
-		writeError(w, http.StatusBadRequest, "InvalidApiVersionParameter",
-			fmt.Sprintf("The api-version '%s' does not support Microsoft Customer Agreement scopes. Use 2019-10-01 or later.", v.Name))
-		return
-	}
-	if bp != "" && !v.flat && sc.Kind == scope.Subscription && subs[0].offer == OfferWebDirect {
-		writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Billing Period is not supported in (%s) API Version for "+
-			"Subscription Scope With Web Direct Offer. Please provide the UsageStart and UsageEnd dates in the $filter", v.Name))
-		return
-	}
-	key := strings.ToLower(sc.Path())
+	key := strings.ToLower(req.sc.Path())
 	s.stats.scope(key)
-
 	canon := canonicalQuery(r.URL.Path, q)
-	var cur pageCursor
-	id := ""
-	if q.Has("$skiptoken") {
-		id = q.Get("id")
-		c, ok := pageCursor{}, false
-		if isGUID(id) {
-			c, ok = s.decodeToken(id, canon, q.Get("$skiptoken"))
-		}
-		if !ok {
-			writeError(w, http.StatusBadRequest, "400",
-				fmt.Sprintf("id query parameter is not a valid Guid (Request ID: %s)", w.Header().Get("x-ms-request-id")))
-			return
-		}
-		cur = c
-	}
-	fault := s.faults.take(TargetUsage, cur.page, nil)
-	if fault != "" && s.respondFault(w, fault) {
+	if req.cur, req.id, ok = s.usageCursor(w, q, canon); !ok {
 		return
 	}
-	if !s.throttle(w, key, sc.Kind, apiConsumption) {
+	req.fault = s.faults.take(TargetUsage, req.cur.page, nil)
+	if req.fault != "" && s.respondFault(w, req.fault) {
 		return
 	}
-
-	top := s.o.PageSize
-	if t := q.Get("$top"); t != "" || q.Has("$top") {
-		n, err := strconv.Atoi(t)
-		if err != nil || n < 1 || n > maxPageSize {
-			writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s': must be an integer between 1 and %d.", t, maxPageSize))
-			return
-		}
-		top = n
-	}
-	metric := MetricActualCost
-	if !v.flat {
-		m, ok := parseMetric(q.Get("metric"))
-		if !ok {
-			writeError(w, http.StatusBadRequest, "BadRequest",
-				fmt.Sprintf("Invalid metric '%s'. Allowed values are actualcost, amortizedcost, usage.", q.Get("metric")))
-			return
-		}
-		metric = m
-	}
-	if q.Has("$apply") {
-		writeError(w, http.StatusBadRequest, "BadRequest", "$apply is not supported by the sandbox.")
+	if !s.throttle(w, key, req.sc.Kind, apiConsumption) {
 		return
 	}
-	expandMeter := expandsMeter(q.Get("$expand"))
-	var f *filter
-	if fs := q.Get("$filter"); fs != "" {
-		f, err = parseFilter(fs, v.flat)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "BadRequest", "Invalid $filter: "+err.Error()+".")
-			return
-		}
-	}
-	d := dialectFor(sc, subs, v.flat)
-	csp := sc.Kind == scope.Customer || (sc.Kind == scope.Subscription && subs[0].customer != nil)
-	var bpFirst, bpLast time.Time
-	if bp != "" {
-		var ok bool
-		if bpFirst, bpLast, ok = billingPeriodDays(bp, sc, subs); !ok {
-			writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid billing period '%s'.", bp))
-			return
-		}
-	}
-	from, to, err := s.selectRange(bp, bpFirst, bpLast, f, q.Get("startDate"), q.Get("endDate"), d, csp)
-	if err != nil {
-		br := err.(*badRequest)
-		writeError(w, http.StatusBadRequest, br.code, br.msg)
+	if !s.usageQuery(w, q, req) {
 		return
 	}
-	dq := &dataQuery{w: s.w, subs: subs, from: from, to: to, metric: metric, perDay: s.o.RecordsPerDay}
-	if f != nil && len(f.preds) > 0 {
-		dq.match = f.match
-	}
-
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
-	body := append((*bufp)[:0], `{"value":[`...)
-	n := 0
-	var next *position
-	var last row
-	cm := s.currentMonth()
-	dq.scanFrom(cur.pos, func(p position, rw *row) bool {
-		if n == top {
-			next = &p
-			return false
-		}
-		if n > 0 {
-			body = append(body, ',')
-		}
-		body = appendRecord(body, v, &recCtx{r: rw, expandMeter: expandMeter, open: rw.month == cm})
-		last = *rw
-		n++
-		return true
-	})
-	if n == 0 && cur.page == 0 && fault == "" && v.Has204 {
+	body, n, next := s.usageRecords((*bufp)[:0], req)
+	if n == 0 && req.cur.page == 0 && req.fault == "" && req.v.Has204 {
 		*bufp = body
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if fault == NewRecordShape && n > 0 {
-		fr := last
-		fr.cost, fr.costUSD, fr.costBilling, fr.paygUSD, fr.paygBilling = dec{}, dec{}, dec{}, dec{}, dec{}
-		fr.lo ^= 0xfeed
-		body = append(body, ',')
-		body = appendRecordKind(body, v, &recCtx{r: &fr, open: fr.month == cm}, "future",
-			`"futureProperty":{"tier":"preview","weights":[1,2,3]}`)
-	}
-	body = append(body, ']')
 	link := ""
-	if next != nil || fault == NextLinkForeign {
-		if id == "" {
-			id = newGUID()
+	if next != nil || req.fault == NextLinkForeign {
+		if req.id == "" {
+			req.id = uuid.NewString()
 		}
-		c := pageCursor{pos: cur.pos, page: cur.page + 1}
+		c := pageCursor{pos: req.cur.pos, page: req.cur.page + 1}
 		if next != nil {
 			c.pos = *next
 		}
-		link = s.nextLink(baseURL(r), r.URL.EscapedPath(), r.URL.RawQuery, id, canon, c)
+		link = s.nextLink(baseURL(r), r.URL.EscapedPath(), r.URL.RawQuery, req.id, canon, c)
 	}
-	switch fault {
+	switch req.fault {
 	case NextLinkLoop:
 		link = baseURL(r) + r.URL.RequestURI()
 	case NextLinkForeign:
@@ -406,7 +294,170 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	s.writeBody(w, r, body, fault)
+	s.writeBody(w, r, body, req.fault)
+}
+
+// usageRequest is a usageDetails request as serveUsage reads it.
+type usageRequest struct {
+	v           *APIVersion
+	sc          scope.Scope
+	bp          string // the billing period of a billingPeriods/{bp} scope path, or ""
+	subs        []*subscription
+	cur         pageCursor
+	id          string // the listing's id (a nextLink's id parameter), "" on the first page
+	fault       Fault
+	top         int
+	expandMeter bool
+	dq          *dataQuery
+}
+
+// usageScope checks the api-version and the scope of a usageDetails request, answering the
+// error itself when one is wrong.
+func (s *Server) usageScope(w http.ResponseWriter, q url.Values, scopePath string) (*usageRequest, bool) {
+	if !checkVersion(w, q.Get("api-version"), func(v string) bool { return lookupVersion(v) != nil }, supportedVersions()) {
+		return nil, false
+	}
+	v := lookupVersion(q.Get("api-version"))
+	sc, bp, status, code, msg := parseScope(scopePath)
+	if status != 0 {
+		writeError(w, status, code, msg)
+		return nil, false
+	}
+	subs, err := s.w.resolve(sc)
+	if err != nil {
+		code := "NotFound"
+		if sc.Kind == scope.Subscription {
+			code = "SubscriptionNotFound"
+		}
+		writeError(w, http.StatusNotFound, code, fmt.Sprintf("The scope '%s' could not be found.", scopePath))
+		return nil, false
+	}
+	if v.flat && (sc.Channel() == scope.Modern || subs[0].modern) {
+		writeError(w, http.StatusBadRequest, "InvalidApiVersionParameter",
+			fmt.Sprintf("The api-version '%s' does not support Microsoft Customer Agreement scopes. Use 2019-10-01 or later.", v.Name))
+		return nil, false
+	}
+	if bp != "" && !v.flat && sc.Kind == scope.Subscription && subs[0].offer == OfferWebDirect {
+		writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Billing Period is not supported in (%s) API Version for "+
+			"Subscription Scope With Web Direct Offer. Please provide the UsageStart and UsageEnd dates in the $filter", v.Name))
+		return nil, false
+	}
+	return &usageRequest{v: v, sc: sc, bp: bp, subs: subs}, true
+}
+
+// usageCursor reads the page cursor of a nextLink ($skiptoken and id); the first page has none.
+func (s *Server) usageCursor(w http.ResponseWriter, q url.Values, canon string) (pageCursor, string, bool) {
+	if !q.Has("$skiptoken") {
+		return pageCursor{}, "", true
+	}
+	id := q.Get("id")
+	c, ok := pageCursor{}, false
+	if isGUID(id) {
+		c, ok = s.decodeToken(id, canon, q.Get("$skiptoken"))
+	}
+	if !ok {
+		writeError(w, http.StatusBadRequest, "400",
+			fmt.Sprintf("id query parameter is not a valid Guid (Request ID: %s)", w.Header().Get("x-ms-request-id")))
+		return pageCursor{}, "", false
+	}
+	return c, id, true
+}
+
+// usageQuery reads $top, metric, $apply, $expand, $filter and the date range of a usageDetails
+// request into req, answering the error itself when one is wrong.
+func (s *Server) usageQuery(w http.ResponseWriter, q url.Values, req *usageRequest) bool {
+	req.top = s.o.PageSize
+	if t := q.Get("$top"); t != "" || q.Has("$top") {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 1 || n > maxPageSize {
+			writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("Invalid $top value '%s': must be an integer between 1 and %d.", t, maxPageSize))
+			return false
+		}
+		req.top = n
+	}
+	metric := MetricActualCost
+	if !req.v.flat {
+		m, ok := parseMetric(q.Get("metric"))
+		if !ok {
+			writeError(w, http.StatusBadRequest, "BadRequest",
+				fmt.Sprintf("Invalid metric '%s'. Allowed values are actualcost, amortizedcost, usage.", q.Get("metric")))
+			return false
+		}
+		metric = m
+	}
+	if q.Has("$apply") {
+		writeError(w, http.StatusBadRequest, "BadRequest", "$apply is not supported by the sandbox.")
+		return false
+	}
+	req.expandMeter = expandsMeter(q.Get("$expand"))
+	var f *filter
+	if fs := q.Get("$filter"); fs != "" {
+		var err error
+		if f, err = parseFilter(fs, req.v.flat); err != nil {
+			writeError(w, http.StatusBadRequest, "BadRequest", "Invalid $filter: "+err.Error()+".")
+			return false
+		}
+	}
+	from, to, err := s.usageRange(q, req, f)
+	if err != nil {
+		br := err.(*badRequest)
+		writeError(w, http.StatusBadRequest, br.code, br.msg)
+		return false
+	}
+	req.dq = &dataQuery{w: s.w, subs: req.subs, from: from, to: to, metric: metric, perDay: s.o.RecordsPerDay}
+	if f != nil && len(f.preds) > 0 {
+		req.dq.match = f.match
+	}
+	return true
+}
+
+// usageRange is the date range a usageDetails request selects (selectRange), or a *badRequest.
+func (s *Server) usageRange(q url.Values, req *usageRequest, f *filter) (time.Time, time.Time, error) {
+	sc, subs, bp := req.sc, req.subs, req.bp
+	d := dialectFor(sc, subs, req.v.flat)
+	csp := sc.Kind == scope.Customer || (sc.Kind == scope.Subscription && subs[0].customer != nil)
+	var bpFirst, bpLast time.Time
+	if bp != "" {
+		var ok bool
+		if bpFirst, bpLast, ok = billingPeriodDays(bp, sc, subs); !ok {
+			return time.Time{}, time.Time{}, &badRequest{"BadRequest", fmt.Sprintf("Invalid billing period '%s'.", bp)}
+		}
+	}
+	return s.selectRange(bp, bpFirst, bpLast, f, q.Get("startDate"), q.Get("endDate"), d, csp)
+}
+
+// usageRecords appends the page's value array (from `{"value":[` to its `]`) to body: up to
+// top records from the cursor, and the record of a new shape that the NewRecordShape fault adds.
+// It returns the body, the records from the data, and the position of the next page's first
+// record (nil at the end).
+func (s *Server) usageRecords(body []byte, req *usageRequest) ([]byte, int, *position) {
+	body = append(body, `{"value":[`...)
+	n := 0
+	var next *position
+	var last row
+	cm := s.currentMonth()
+	req.dq.scanFrom(req.cur.pos, func(p position, rw *row) bool {
+		if n == req.top {
+			next = &p
+			return false
+		}
+		if n > 0 {
+			body = append(body, ',')
+		}
+		body = appendRecord(body, req.v, &recCtx{r: rw, expandMeter: req.expandMeter, open: rw.month == cm})
+		last = *rw
+		n++
+		return true
+	})
+	if req.fault == NewRecordShape && n > 0 {
+		fr := last
+		fr.cost, fr.costUSD, fr.costBilling, fr.paygUSD, fr.paygBilling = dec{}, dec{}, dec{}, dec{}, dec{}
+		fr.lo ^= 0xfeed
+		body = append(body, ',')
+		body = appendRecordKind(body, req.v, &recCtx{r: &fr, open: fr.month == cm}, "future",
+			`"futureProperty":{"tier":"preview","weights":[1,2,3]}`)
+	}
+	return append(body, ']'), n, next
 }
 
 // expandsMeter reports whether a $expand value asks for the meter details: "meterDetails" or

@@ -240,6 +240,18 @@ func newWorld(seed int64, recordsPerDay int) *world {
 	if w.resources < 1 {
 		w.resources = 1
 	}
+	w.addEnterprise()
+	w.addMCA()
+	w.addPAYG()
+	for _, s := range w.subs {
+		w.buildResources(s)
+	}
+	return w
+}
+
+// addEnterprise adds the two EA enrollments, their departments, enrollment accounts and
+// subscriptions; every other subscription of the USD enrollment is in a management group.
+func (w *world) addEnterprise() {
 	type deptSpec struct {
 		id, name string
 		accounts [][2]string // id, name
@@ -291,7 +303,11 @@ func newWorld(seed int64, recordsPerDay int) *world {
 			w.mgSub[s.guid] = true
 		}
 	}
+}
 
+// addMCA adds the MCA billing account: two customers, two billing profiles with two invoice
+// sections each, and two subscriptions per section (those of the second section a customer's).
+func (w *world) addMCA() {
 	m := &mcaAccount{id: MCABillingAccount, name: "Fabrikam Inc"}
 	w.mca = m
 	custs := []*customer{
@@ -335,8 +351,11 @@ func newWorld(seed int64, recordsPerDay int) *world {
 			}
 		}
 	}
-	// Pay-as-you-go (Web Direct) subscriptions: no enrollment, kind legacy records, billing
-	// periods anchored on the sign-up day (the 5th to the 4th, the 24th to the 23rd).
+}
+
+// addPAYG adds the pay-as-you-go (Web Direct) subscriptions: no enrollment, kind legacy records,
+// billing periods anchored on the sign-up day (the 5th to the 4th, the 24th to the 23rd).
+func (w *world) addPAYG() {
 	payg := &eaAccount{id: PAYGBillingAccount, name: "Fourth Coffee", currency: "USD"}
 	pd := &department{ea: payg}
 	pa := &enrollmentAccount{name: "Fourth Coffee", owner: "billing@fourthcoffee.example", dept: pd}
@@ -349,10 +368,6 @@ func newWorld(seed int64, recordsPerDay int) *world {
 		w.addSub(s)
 		s.hasReservation = false
 	}
-	for _, s := range w.subs {
-		w.buildResources(s)
-	}
-	return w
 }
 
 // periodOf returns the billing period holding day for s: its first and last day and its name

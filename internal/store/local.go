@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Local keeps objects as plain files under a directory, so the directory can be read as a
@@ -651,13 +651,8 @@ func (l *Local) AcquireLease(ctx context.Context, name string, ttl time.Duration
 		}
 		return nil, fmt.Errorf("acquire lease %q: %w", name, err)
 	}
-	id, err := newLeaseID()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("acquire lease %q: %w", name, err)
-	}
 	return &Lease{
-		id:   id,
+		id:   uuid.NewString(),
 		name: name,
 		ttl:  ttl,
 		renew: func(context.Context) error {
@@ -670,18 +665,6 @@ func (l *Local) AcquireLease(ctx context.Context, name string, ttl time.Duration
 			return nil
 		},
 	}, nil
-}
-
-// newLeaseID returns a random UUID-shaped id.
-func newLeaseID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 
 // blockDir is the hidden directory holding the staged blocks of p: ".<base>.blocks".
