@@ -330,14 +330,9 @@ func (l *Local) walk(ctx context.Context, prefix string) ([]found, error) {
 // the commit lock after the If-Match/If-None-Match check. On any error, including a cancelled
 // ctx, the old object is untouched.
 func (l *Local) Put(ctx context.Context, name string, r io.Reader, o *PutOptions) (Props, error) {
-	if err := ValidateName(name); err != nil {
-		return Props{}, fmt.Errorf("put: %w", err)
-	}
-	if err := validatePut(o); err != nil {
-		return Props{}, fmt.Errorf("put %q: %w", name, err)
-	}
-	if o == nil {
-		o = &PutOptions{}
+	o, err := checkPut(name, o)
+	if err != nil {
+		return Props{}, err
 	}
 	p := l.path(name)
 	tmp, err := l.createTemp(p)

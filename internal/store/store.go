@@ -227,6 +227,20 @@ func truncate(s string) string {
 
 var metaKey = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
+// checkPut checks a Put of name (the same for both stores) and returns its options, never nil.
+func checkPut(name string, o *PutOptions) (*PutOptions, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, fmt.Errorf("put: %w", err)
+	}
+	if err := validatePut(o); err != nil {
+		return nil, fmt.Errorf("put %q: %w", name, err)
+	}
+	if o == nil {
+		o = &PutOptions{}
+	}
+	return o, nil
+}
+
 // validatePut checks the options shared by Put and Move.
 func validatePut(o *PutOptions) error {
 	if o == nil {
