@@ -97,7 +97,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // needed when one was not committed (held by the drop guard or busy), else nil.
 func summaryExit(sum *export.Summary) error {
 	if sum.Failed() > 0 {
-		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + redact(sum.Err().Error())}
+		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + sum.Err().Error()}
 	}
 	for _, r := range sum.Partitions {
 		if r.Status != export.StatusCommitted {

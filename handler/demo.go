@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/azurite"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/hostqueue"
@@ -397,7 +399,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func newInvocationID() string { return newID() }
+func newInvocationID() string { return uuid.NewString() }
 
 func oneLine(b []byte, n int) string {
 	s := strings.Join(strings.Fields(string(b)), " ")

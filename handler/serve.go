@@ -116,10 +116,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	runner := jobs.NewRunner(jobs.Deps{
 		Store: jobs.New(a.store, cfg.Prefix), Queue: q, Export: exportFunc(a), Allowed: cfg.Allowed,
-		Worker: me, Redact: redact,
+		Worker: me,
 	})
 	fs := functions.New(functions.Deps{
-		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr, Redact: redact,
+		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr,
 		Inventory: newInventory(cfg, a.store),
 		// The timer plans a subscription's own billing periods (pay-as-you-go periods are not
 		// calendar months) with the same client and rate budget as the exports.
@@ -131,7 +131,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// logged: the timer's and the API's enqueue report it where it matters.
 	ectx, ecancel := context.WithTimeout(ctx, 30*time.Second)
 	if err := q.Ensure(ectx); err != nil {
-		log.Warn().Str("error", redact(err.Error())).Msg("checking the work queues")
+		log.Warn().Str("error", err.Error()).Msg("checking the work queues")
 	}
 	ecancel()
 

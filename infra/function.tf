@@ -65,7 +65,7 @@ locals {
   # Flex Consumption. The runtime, worker, extension version and package location are
   # properties of the app here, and app settings that name them are rejected.
   flex_app_settings = merge(local.handler_settings, local.host_settings, {
-    AzureWebJobsStorage__accountName = azurerm_storage_account.host.name
+    AzureWebJobsStorage__accountName = local.host_account.name
   })
 
   # Classic Consumption and Premium. storage_account_name + storage_uses_managed_identity
@@ -74,7 +74,7 @@ locals {
   # FUNCTIONS_EXTENSION_VERSION. Without an Azure Files content share (which would need a
   # shared key) a Linux app on these plans must run from a package URL.
   classic_app_settings = merge(local.handler_settings, local.host_settings, {
-    WEBSITE_RUN_FROM_PACKAGE                     = local.is_flex ? "" : "${azurerm_storage_account.host.primary_blob_endpoint}${azurerm_storage_container.releases[0].name}/${var.package_blob_name}"
+    WEBSITE_RUN_FROM_PACKAGE                     = local.is_flex ? "" : "${local.host_account.primary_blob_endpoint}${azurerm_storage_container.releases[0].name}/${var.package_blob_name}"
     WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID = azurerm_user_assigned_identity.app.id
   })
 
@@ -104,7 +104,7 @@ resource "azurerm_function_app_flex_consumption" "main" {
   maximum_instance_count = var.flex_maximum_instance_count
 
   storage_container_type            = "blobContainer"
-  storage_container_endpoint        = "${azurerm_storage_account.host.primary_blob_endpoint}${azurerm_storage_container.deployment[0].name}"
+  storage_container_endpoint        = "${local.host_account.primary_blob_endpoint}${azurerm_storage_container.deployment[0].name}"
   storage_authentication_type       = "UserAssignedIdentity"
   storage_user_assigned_identity_id = azurerm_user_assigned_identity.app.id
 
@@ -138,10 +138,7 @@ resource "azurerm_function_app_flex_consumption" "main" {
   }
 
   depends_on = [
-    azurerm_role_assignment.host_blob,
-    azurerm_role_assignment.host_queue,
-    azurerm_role_assignment.export_blob,
-    azurerm_role_assignment.app_insights,
+    azurerm_role_assignment.app,
     azurerm_storage_queue.poison,
   ]
 }
@@ -155,7 +152,7 @@ resource "azurerm_linux_function_app" "main" {
   service_plan_id     = azurerm_service_plan.main.id
 
   functions_extension_version   = "~4"
-  storage_account_name          = azurerm_storage_account.host.name
+  storage_account_name          = local.host_account.name
   storage_uses_managed_identity = true
 
   https_only                                     = true
@@ -198,10 +195,7 @@ resource "azurerm_linux_function_app" "main" {
   }
 
   depends_on = [
-    azurerm_role_assignment.host_blob,
-    azurerm_role_assignment.host_queue,
-    azurerm_role_assignment.export_blob,
-    azurerm_role_assignment.app_insights,
+    azurerm_role_assignment.app,
     azurerm_storage_queue.poison,
   ]
 }

@@ -483,6 +483,33 @@ func TestCheckSettingsFindsProblems(t *testing.T) {
 	}
 }
 
+// wantLiteral is the literal value an attribute of a resource must have.
+type wantLiteral struct {
+	path []string
+	want cty.Value
+}
+
+// checkResource fails t for each attribute of r (named addr) that does not have its literal value
+// in literals, and for each path in set that is not set.
+func checkResource(t *testing.T, addr string, r *hclsyntax.Block, literals []wantLiteral, set [][]string) {
+	t.Helper()
+	for _, w := range literals {
+		v, err := literal(r, w.path...)
+		if err != nil {
+			t.Errorf("%s: %v", addr, err)
+			continue
+		}
+		if !v.RawEquals(w.want) {
+			t.Errorf("%s.%s = %#v, want %#v", addr, strings.Join(w.path, "."), v, w.want)
+		}
+	}
+	for _, path := range set {
+		if !hasAttr(r, path...) {
+			t.Errorf("%s: %s is not set", addr, strings.Join(path, "."))
+		}
+	}
+}
+
 func TestFlexAppSettings(t *testing.T) {
 	m := loadModule(t)
 	got, err := m.appSettings(flexApp)
@@ -495,36 +522,18 @@ func TestFlexAppSettings(t *testing.T) {
 	}
 
 	r := m.resources[flexApp]
-	wantLiterals := []struct {
-		path []string
-		want cty.Value
-	}{
+	checkResource(t, flexApp, r, []wantLiteral{
 		{[]string{"runtime_name"}, cty.StringVal("custom")},
 		{[]string{"runtime_version"}, cty.StringVal("1.0")},
 		{[]string{"storage_container_type"}, cty.StringVal("blobContainer")},
 		{[]string{"storage_authentication_type"}, cty.StringVal("UserAssignedIdentity")},
 		{[]string{"https_only"}, cty.True},
 		{[]string{"identity", "type"}, cty.StringVal("UserAssigned")},
-	}
-	for _, w := range wantLiterals {
-		v, err := literal(r, w.path...)
-		if err != nil {
-			t.Errorf("%s: %v", flexApp, err)
-			continue
-		}
-		if !v.RawEquals(w.want) {
-			t.Errorf("%s.%s = %#v, want %#v", flexApp, strings.Join(w.path, "."), v, w.want)
-		}
-	}
-	for _, path := range [][]string{
+	}, [][]string{
 		{"site_config", "application_insights_connection_string"},
 		{"storage_user_assigned_identity_id"},
 		{"storage_container_endpoint"},
-	} {
-		if !hasAttr(r, path...) {
-			t.Errorf("%s: %s is not set", flexApp, strings.Join(path, "."))
-		}
-	}
+	})
 	if hasAttr(r, "storage_access_key") {
 		t.Errorf("%s: storage_access_key is set; deployment storage must use the identity", flexApp)
 	}
@@ -545,34 +554,16 @@ func TestClassicAppSettings(t *testing.T) {
 	}
 
 	r := m.resources[classicApp]
-	wantLiterals := []struct {
-		path []string
-		want cty.Value
-	}{
+	checkResource(t, classicApp, r, []wantLiteral{
 		{[]string{"storage_uses_managed_identity"}, cty.True},
 		{[]string{"functions_extension_version"}, cty.StringVal("~4")},
 		{[]string{"site_config", "application_stack", "use_custom_runtime"}, cty.True},
 		{[]string{"https_only"}, cty.True},
 		{[]string{"identity", "type"}, cty.StringVal("UserAssigned")},
-	}
-	for _, w := range wantLiterals {
-		v, err := literal(r, w.path...)
-		if err != nil {
-			t.Errorf("%s: %v", classicApp, err)
-			continue
-		}
-		if !v.RawEquals(w.want) {
-			t.Errorf("%s.%s = %#v, want %#v", classicApp, strings.Join(w.path, "."), v, w.want)
-		}
-	}
-	for _, path := range [][]string{
+	}, [][]string{
 		{"storage_account_name"},
 		{"site_config", "application_insights_connection_string"},
-	} {
-		if !hasAttr(r, path...) {
-			t.Errorf("%s: %s is not set", classicApp, strings.Join(path, "."))
-		}
-	}
+	})
 	if hasAttr(r, "storage_account_access_key") {
 		t.Errorf("%s: storage_account_access_key is set; host storage must use the identity", classicApp)
 	}
@@ -758,15 +749,45 @@ func TestWorkQueue(t *testing.T) {
 			continue
 		}
 		a, ok := r.Body.Attributes["storage_account_id"]
-		if !ok || !strings.Contains(hclTraversalString(a.Expr.Variables()[0]), "azurerm_storage_account.host") {
+		if !ok || !strings.Contains(hclTraversalString(a.Expr.Variables()[0]), "local.host_account") {
 			t.Errorf("%s is not on the host storage account", name)
 		}
 	}
-	role, ok := m.resources["azurerm_role_assignment.host_queue"]
+	if _, ok := m.resources["azurerm_role_assignment.app"]; !ok {
+		t.Fatal("azurerm_role_assignment.app (the identity's roles, from local.app_roles) is missing")
+	}
+	queue, ok := objectItem(m.locals["app_roles"], "host_queue")
 	if !ok {
-		t.Fatal("azurerm_role_assignment.host_queue is missing")
+		t.Fatal("local.app_roles has no host_queue entry")
 	}
-	if v, err := literal(role, "role_definition_name"); err != nil || !v.RawEquals(cty.StringVal("Storage Queue Data Contributor")) {
-		t.Errorf("host_queue role = %v (%v), want Storage Queue Data Contributor", v, err)
+	role, _ := objectItem(queue, "role")
+	if v, diags := role.Value(nil); diags.HasErrors() || !v.RawEquals(cty.StringVal("Storage Queue Data Contributor")) {
+		t.Errorf("host_queue role = %v (%v), want Storage Queue Data Contributor", v, diags)
 	}
+	scope, _ := objectItem(queue, "scope")
+	if vars := scope.Variables(); len(vars) != 1 || !strings.HasPrefix(hclTraversalString(vars[0]), "local.host_account") {
+		t.Error("host_queue role is not granted on the host storage account")
+	}
+	enabled, _ := objectItem(queue, "enabled")
+	if v, diags := enabled.Value(nil); diags.HasErrors() || !v.RawEquals(cty.True) {
+		t.Errorf("host_queue role enabled = %v (%v), want true", v, diags)
+	}
+}
+
+// objectItem returns the value of the item named key of an object constructor expression
+// ({ key = value, … }); ok is false when expr is not one or has no such item. A missing item's
+// value is an expression that evaluates with an error, so a caller may use it unchecked.
+func objectItem(expr hclsyntax.Expression, key string) (v hclsyntax.Expression, ok bool) {
+	missing := &hclsyntax.ScopeTraversalExpr{Traversal: hcl.Traversal{hcl.TraverseRoot{Name: "missing_" + key}}}
+	obj, isObj := expr.(*hclsyntax.ObjectConsExpr)
+	if !isObj {
+		return missing, false
+	}
+	for _, item := range obj.Items {
+		k, diags := item.KeyExpr.Value(nil)
+		if !diags.HasErrors() && k.Type() == cty.String && k.AsString() == key {
+			return item.ValueExpr, true
+		}
+	}
+	return missing, false
 }

@@ -1,3 +1,8 @@
+locals {
+  # The default host name of whichever function app the hosting plan creates.
+  function_app_hostname = local.is_flex ? azurerm_function_app_flex_consumption.main[0].default_hostname : azurerm_linux_function_app.main[0].default_hostname
+}
+
 output "function_app_name" {
   description = "Name of the function app (publish the zip to it)."
   value       = local.function_app_name
@@ -6,8 +11,8 @@ output "function_app_name" {
 output "function_urls" {
   description = "URLs of the functions. http needs a function key (az functionapp function keys list); timer_run is the admin endpoint that runs the timer function once (POST with the master key and body {})."
   value = {
-    http      = "https://${local.is_flex ? azurerm_function_app_flex_consumption.main[0].default_hostname : azurerm_linux_function_app.main[0].default_hostname}/api/${var.http_function_route}"
-    timer_run = "https://${local.is_flex ? azurerm_function_app_flex_consumption.main[0].default_hostname : azurerm_linux_function_app.main[0].default_hostname}/admin/functions/UsageExportTimer"
+    http      = "https://${local.function_app_hostname}/api/${var.http_function_route}"
+    timer_run = "https://${local.function_app_hostname}/admin/functions/UsageExportTimer"
   }
 }
 
@@ -38,7 +43,7 @@ output "billing_scopes_needing_billing_role" {
 
 output "host_storage_account_name" {
   description = "Storage account of the Functions host (and, on consumption/premium, of the releases container)."
-  value       = azurerm_storage_account.host.name
+  value       = local.host_account.name
 }
 
 output "package_url" {

@@ -135,14 +135,15 @@ run "flex_settings" {
 
   assert {
     condition = (
-      azurerm_role_assignment.export_blob.scope == azurerm_storage_container.export.id &&
-      azurerm_role_assignment.export_blob.role_definition_name == "Storage Blob Data Contributor" &&
-      azurerm_role_assignment.host_blob.role_definition_name == "Storage Blob Data Owner" &&
-      azurerm_role_assignment.host_queue.role_definition_name == "Storage Queue Data Contributor" &&
+      azurerm_role_assignment.app["export_blob"].scope == azurerm_storage_container.export.id &&
+      azurerm_role_assignment.app["export_blob"].role_definition_name == "Storage Blob Data Contributor" &&
+      azurerm_role_assignment.app["host_blob"].role_definition_name == "Storage Blob Data Owner" &&
+      azurerm_role_assignment.app["host_queue"].role_definition_name == "Storage Queue Data Contributor" &&
       azurerm_storage_queue.work.name == "usage-export-partitions" &&
       azurerm_storage_queue.poison.name == "usage-export-partitions-poison" &&
-      azurerm_role_assignment.app_insights.role_definition_name == "Monitoring Metrics Publisher" &&
-      length(azurerm_role_assignment.host_table) == 0
+      azurerm_role_assignment.app["app_insights"].role_definition_name == "Monitoring Metrics Publisher" &&
+      length(azurerm_role_assignment.app) == 4 &&
+      alltrue([for a in values(azurerm_role_assignment.app) : a.principal_id == "22222222-2222-2222-2222-222222222222" && a.principal_type == "ServicePrincipal"])
     )
     error_message = "Storage and monitoring role assignments are not the least-privilege set."
   }
@@ -159,7 +160,7 @@ run "flex_settings" {
 
   assert {
     condition = alltrue([
-      for sa in concat([azurerm_storage_account.host], azurerm_storage_account.export) :
+      for sa in values(azurerm_storage_account.main) :
       sa.shared_access_key_enabled == false && sa.min_tls_version == "TLS1_2" && sa.https_traffic_only_enabled && sa.allow_nested_items_to_be_public == false
     ])
     error_message = "Storage accounts must disable shared keys and public blob access and require HTTPS with TLS 1.2."
@@ -234,7 +235,7 @@ run "shared_export_account" {
   }
 
   assert {
-    condition     = length(azurerm_storage_account.export) == 0 && length(azurerm_role_assignment.host_table) == 1 && length(azurerm_storage_management_policy.export) == 0
+    condition     = keys(azurerm_storage_account.main) == ["host"] && azurerm_role_assignment.app["host_table"].role_definition_name == "Storage Table Data Contributor" && length(azurerm_storage_management_policy.export) == 0
     error_message = "separate_export_storage = false must reuse the host account; the table grant and lifecycle rule must follow their variables."
   }
 }

@@ -1,13 +1,4 @@
-// Package bench is the performance harness behind `make bench`: it runs the exporter
-// (`handler export`, a separate process) against the API sandbox at enrollment scale, to a local
-// directory and to Azurite, next to three baselines measured the same way (an exporter written
-// on the Azure SDK's typed pager, gzip alone over the same JSON lines, and fetching the same
-// pages over HTTP and gzipping them without decoding: the floor), a rate-limited run
-// against a sandbox that enforces per-scope call rates and page latency, and the custom
-// handler's start-up, and reports one table of figures from one run.
-//
-// Every measured program runs as a child process and is measured from its rusage (user+system
-// CPU, peak RSS) and wall time; the sandbox and Azurite run outside it and are not counted.
+// Package bench is the performance harness behind `make bench`.
 package bench
 
 import (
@@ -83,6 +74,14 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// positiveOr returns v, or def when v is zero or negative (an unset count of Options).
+func positiveOr(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
 // Report is the outcome of Run.
 type Report struct {
 	Plan    []*PlanRow // the plan table (-only plan), printed first
@@ -98,18 +97,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Handler == "" || o.Self == "" {
 		return nil, fmt.Errorf("bench: Handler and Self are required")
 	}
-	if o.Large <= 0 {
-		o.Large = DefaultLarge
-	}
-	if o.Small <= 0 {
-		o.Small = DefaultSmall
-	}
-	if o.StartupRuns <= 0 {
-		o.StartupRuns = DefaultStartupRuns
-	}
-	if o.Repeat <= 0 {
-		o.Repeat = DefaultRepeat
-	}
+	o.Large = positiveOr(o.Large, DefaultLarge)
+	o.Small = positiveOr(o.Small, DefaultSmall)
+	o.StartupRuns = positiveOr(o.StartupRuns, DefaultStartupRuns)
+	o.Repeat = positiveOr(o.Repeat, DefaultRepeat)
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -219,21 +220,21 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 		errs = append(errs, fmt.Errorf("%s: %w", EnvCostDetailsScopes, err))
 	}
 	for _, cd := range c.CostDetailsScopes {
-		if !contains(c.Scopes, cd) {
+		if !slices.ContainsFunc(c.Scopes, cd.Equal) {
 			bad(EnvCostDetailsScopes, "%s is not one of %s", cd, EnvScopes)
 		}
 	}
 	c.Source = get(EnvSource, DefaultSource)
-	if !oneOf(c.Source, Sources) {
+	if !slices.Contains(Sources, c.Source) {
 		bad(EnvSource, "%q is not a source; use one of %s", c.Source, strings.Join(Sources, ", "))
 	}
-	if !oneOf(c.APIVersion, APIVersions) {
+	if !slices.Contains(APIVersions, c.APIVersion) {
 		bad(EnvAPIVersion, "%q is not supported; use one of %s", c.APIVersion, strings.Join(APIVersions, ", "))
 	}
 	metrics := get(EnvMetric, DefaultMetric)
 	for _, m := range splitList(metrics) {
 		m = strings.ToLower(m)
-		if !oneOf(m, Metrics) {
+		if !slices.Contains(Metrics, m) {
 			if near := Suggest(m, Metrics); near != "" {
 				bad(EnvMetric, "%q is not one of %s; did you mean %s?", m, strings.Join(Metrics, ", "), near)
 			} else {
@@ -241,7 +242,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 			}
 			continue
 		}
-		if !oneOf(m, c.Metrics) {
+		if !slices.Contains(c.Metrics, m) {
 			c.Metrics = append(c.Metrics, m)
 		}
 	}
@@ -250,7 +251,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	}
 	if c.Focus { // the FOCUS dataset is built from both cost views
 		for _, m := range []string{"actualcost", "amortizedcost"} {
-			if !oneOf(m, c.Metrics) {
+			if !slices.Contains(c.Metrics, m) {
 				c.Metrics = append(c.Metrics, m)
 			}
 		}
@@ -260,7 +261,7 @@ func Load(lookup func(string) (string, bool), needScopes, needOutput bool) (*Con
 	}
 	if err := ValidateEndpoint(c.ManagementEndpoint); err != nil {
 		bad(EnvManagementEndpoint, "%v", err)
-	} else if u, _ := url.Parse(c.ManagementEndpoint); !c.AllowCustomEndpoint && !isLoopback(u.Hostname()) && !oneOf(strings.ToLower(u.Hostname()), ManagementHosts) {
+	} else if u, _ := url.Parse(c.ManagementEndpoint); !c.AllowCustomEndpoint && !isLoopback(u.Hostname()) && !slices.Contains(ManagementHosts, strings.ToLower(u.Hostname())) {
 		bad(EnvManagementEndpoint, "%q is not an Azure Resource Manager host (%s) nor loopback; bearer tokens are sent there, so set %s=true if it is meant",
 			c.ManagementEndpoint, strings.Join(ManagementHosts, ", "), EnvAllowCustomEndpoint)
 	}
@@ -324,7 +325,7 @@ func ParseScopes(s string) ([]scope.Scope, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if contains(out, sc) {
+		if slices.ContainsFunc(out, sc.Equal) {
 			errs = append(errs, fmt.Errorf("scope %s is listed twice", sc))
 			continue
 		}
@@ -344,15 +345,6 @@ func splitList(s string) []string {
 	return out
 }
 
-func contains(list []scope.Scope, s scope.Scope) bool {
-	for _, x := range list {
-		if x.Equal(s) {
-			return true
-		}
-	}
-	return false
-}
-
 // Allowed returns the configured scope equal to s, if any: the HTTP function's allow-list.
 func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 	for _, x := range c.Scopes {
@@ -367,15 +359,8 @@ func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 var Sources = []string{"auto", "usageDetails", "costDetails"}
 
 // UsesCostDetails reports whether s is configured for the Cost Details source.
-func (c *Config) UsesCostDetails(s scope.Scope) bool { return contains(c.CostDetailsScopes, s) }
-
-func oneOf(v string, list []string) bool {
-	for _, x := range list {
-		if v == x {
-			return true
-		}
-	}
-	return false
+func (c *Config) UsesCostDetails(s scope.Scope) bool {
+	return slices.ContainsFunc(c.CostDetailsScopes, s.Equal)
 }
 
 // ValidateEndpoint checks a management endpoint: https, or http on a loopback address (the

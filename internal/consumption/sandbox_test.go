@@ -14,6 +14,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -23,15 +24,7 @@ var sandboxNow = time.Date(2024, 3, 15, 10, 30, 0, 0, time.UTC)
 func startSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
 	t.Helper()
 	o.Now = func() time.Time { return sandboxNow }
-	sb, err := sandbox.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
-	return sb
+	return sandboxtest.Start(t, o)
 }
 
 func sandboxClient(t *testing.T, sb *sandbox.Server, version string, perRetry ...policy.Policy) *consumption.Client {

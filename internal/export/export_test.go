@@ -164,10 +164,7 @@ func liveManifest(t *testing.T, st *store.Local, e *Exporter, p Partition) *mani
 func TestExportExactAndReplace(t *testing.T) {
 	for _, ignore := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ignoreDates=%v", ignore), func(t *testing.T) {
-			st, err := store.NewLocal(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := newLocalStore(t)
 			src := &fakeSource{perDay: 4, ignoreDates: ignore}
 			e := newTestExporter(t, st, src, Options{PartDays: 7})
 			p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
@@ -233,10 +230,7 @@ func TestExportExactAndReplace(t *testing.T) {
 }
 
 func TestFailureKeepsPreviousAndResumes(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx := context.Background()
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
 	src := &fakeSource{perDay: 3}
@@ -286,10 +280,7 @@ func TestFailureKeepsPreviousAndResumes(t *testing.T) {
 }
 
 func TestDropGuardHolds(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx := context.Background()
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
 	src := &fakeSource{perDay: 2}
@@ -334,10 +325,7 @@ func TestDropGuardHolds(t *testing.T) {
 }
 
 func TestBusyPartition(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx := context.Background()
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
 	e := newTestExporter(t, st, &fakeSource{perDay: 1}, Options{})
@@ -396,10 +384,7 @@ func TestRowKey(t *testing.T) {
 }
 
 func TestOverlapFromRecords(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	dept := scope.MustParse("/providers/Microsoft.Billing/departments/1234")
 	e := newTestExporter(t, st, &fakeSource{perDay: 2}, Options{PartDays: -1})
 	sum, err := e.Run(context.Background(), []Partition{
@@ -415,10 +400,7 @@ func TestOverlapFromRecords(t *testing.T) {
 }
 
 func TestOneListingPerPartition(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	src := &fakeSource{perDay: 4}
 	e := newTestExporter(t, st, src, Options{})
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
@@ -448,10 +430,7 @@ func TestOneListingPerPartition(t *testing.T) {
 // returns the whole month to its first step; the rest of the partition becomes one listing,
 // the repeats are counted, and the scope is not split again.
 func TestIgnoredRangeStopsSplitting(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx := context.Background()
 	src := &fakeSource{perDay: 3, ignoreDates: true}
 	e := newTestExporter(t, st, src, Options{CallsPerMinute: func(scope.Scope) float64 { return 1 }, ListingTime: 30 * time.Second})
@@ -495,10 +474,7 @@ func sumNotWritten(m *manifest.Manifest) int64 {
 // TestNothingBelongsFails: a month-wide date range answered with another period fails the
 // partition with the dates received; nothing is committed as an empty partition.
 func TestNothingBelongsFails(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	jan := period.Period{Year: 2024, Month: time.January}
 	src := &fakeSource{perDay: 2, answer: &jan}
 	e := newTestExporter(t, st, src, Options{})
@@ -532,10 +508,7 @@ func TestRecordsOutsideTheMonth(t *testing.T) {
 		{"date range", mca, 29 * 2, 29, 2 * 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			st, err := store.NewLocal(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := newLocalStore(t)
 			src := &fakeSource{perDay: 2, extra: []time.Time{jan31, mar1}}
 			e := newTestExporter(t, st, src, Options{})
 			p := Partition{Scope: tt.sc, Period: feb2024, Metric: "actualcost"}
@@ -580,10 +553,7 @@ func (c *cancelSource) Fetch(ctx context.Context, ch Chunk, h paging.Handler) er
 // TestInterruptedListingSplits: a listing stopped from outside (its run's context ended) is split
 // in two halves of whole parts by the next run, each listed from its first page.
 func TestInterruptedListingSplits(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	src := &cancelSource{fakeSource: &fakeSource{perDay: 2}, cancel: cancel}
 	e := newTestExporter(t, st, src, Options{})
@@ -606,10 +576,7 @@ func TestInterruptedListingSplits(t *testing.T) {
 
 // TestFinishedTime: the manifest's finishedTime is when it is written, after submittedTime.
 func TestFinishedTime(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	var mu sync.Mutex
 	clock := testNow
 	o := Options{Prefix: "usage", Now: func() time.Time {
@@ -639,10 +606,7 @@ func TestFinishedTime(t *testing.T) {
 // month before it: at one call a minute and 30 s a listing, January's 2 pages make February a
 // listing in steps from its first run.
 func TestFirstExportSizedFromPreviousMonth(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	src := &fakeSource{perDay: 3}
 	e := newTestExporter(t, st, src, Options{CallsPerMinute: func(scope.Scope) float64 { return 1 }, ListingTime: 30 * time.Second})
 	jan := period.Period{Year: 2024, Month: time.January}
@@ -656,4 +620,14 @@ func TestFirstExportSizedFromPreviousMonth(t *testing.T) {
 	if len(src.fetched) != 4 {
 		t.Errorf("February's first export listed %v, want 4 steps sized from January's rows", src.fetched)
 	}
+}
+
+// newLocalStore returns a local store in a temporary directory.
+func newLocalStore(t *testing.T) *store.Local {
+	t.Helper()
+	st, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/usage-export/usage-export/docs/schemas"
 	"github.com/usage-export/usage-export/internal/manifest"
-	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/verify"
 )
 
@@ -30,10 +29,7 @@ func holdOne(t *testing.T, e *Exporter, src *fakeSource, p Partition) string {
 // TestPublishHeld: a held run published by hand becomes the live export, checked against its
 // manifest by verify; the run folder is gone.
 func TestPublishHeld(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx := context.Background()
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
 	src := &fakeSource{perDay: 2}
@@ -76,10 +72,7 @@ func TestPublishHeld(t *testing.T) {
 // TestHeldStaleAndDiscard: a held run whose live export was replaced since cannot be published;
 // it can be discarded, which leaves the live export alone.
 func TestHeldStaleAndDiscard(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx := context.Background()
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
 	src := &fakeSource{perDay: 2}
@@ -107,10 +100,7 @@ func TestHeldStaleAndDiscard(t *testing.T) {
 // TestClean: held runs expire after the held retention, abandoned folders after the abandoned
 // one; nothing younger, and no folder of an unfinished run, is removed.
 func TestClean(t *testing.T) {
-	st, err := store.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := newLocalStore(t)
 	ctx := context.Background()
 	p := Partition{Scope: testScope, Period: feb2024, Metric: "actualcost"}
 	src := &fakeSource{perDay: 2}

@@ -24,6 +24,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/verify"
@@ -44,15 +45,7 @@ func startSandbox(t *testing.T, o sandbox.Options) *sandbox.Server {
 	if o.Now == nil {
 		o.Now = func() time.Time { return fixedNow }
 	}
-	sb, err := sandbox.New(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
-	return sb
+	return sandboxtest.Start(t, &o)
 }
 
 // clientOptions configure the in-process exporter like the handler's wiring does (azcore

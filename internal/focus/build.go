@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
@@ -26,6 +26,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/verify"
 )
 
 // Store is what the builder needs from a store (store.Local and store.Blob).
@@ -188,7 +189,7 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 		return err
 	}
 
-	runID := newRunID()
+	runID := uuid.NewString()
 	submitted := b.o.Now().UTC()
 	ext := ".jsonl.gz"
 	if b.o.NoGzip {
@@ -573,9 +574,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// maxLine bounds one input line (a usage record is a few KB).
-const maxLine = 16 << 20
-
 // eachRow converts the records of the inputs' parts (amortized, then actual) and hands fn each
 // row the dataset takes, with the metric it came from.
 func (b *Builder) eachRow(ctx context.Context, p period.Period, in map[string]*inputState, fn func(*Row, string) error) error {
@@ -613,55 +611,14 @@ func (b *Builder) readPart(ctx context.Context, st *inputState, bl manifest.Blob
 	if id := props.Metadata[store.MetaRunID]; id != st.RunID {
 		return fmt.Errorf("part is from run %q, the manifest from %q: %w", id, st.RunID, ErrInputChanged)
 	}
-	h := sha256.New()
-	r := io.Reader(io.TeeReader(rc, h))
-	if st.m.Compression == "gzip" {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return fmt.Errorf("opening gzip: %w", err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	if err := scanLines(r, fn); err != nil {
+	got, err := verify.ReadPart(rc, st.m.Compression == "gzip", fn)
+	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(io.Discard, rc); err != nil { // hash whatever gzip did not read
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != bl.SHA256 {
-		return fmt.Errorf("sha256 %s, manifest says %s: %w", got, bl.SHA256, ErrInputChanged)
+	if got.SHA256 != bl.SHA256 {
+		return fmt.Errorf("sha256 %s, manifest says %s: %w", got.SHA256, bl.SHA256, ErrInputChanged)
 	}
 	return nil
-}
-
-func scanLines(r io.Reader, fn func([]byte) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long := append([]byte(nil), line...)
-			for errors.Is(err, bufio.ErrBufferFull) && len(long) < maxLine {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return fmt.Errorf("line longer than %d bytes", maxLine)
-			}
-			line = long
-		}
-		if t := bytes.TrimSpace(line); len(t) > 0 {
-			if ferr := fn(t); ferr != nil {
-				return ferr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // publish moves the staged part to its live name, deletes live parts the new build does not
@@ -728,15 +685,6 @@ func (b *Builder) deleteTree(ctx context.Context, prefix string) {
 			zerolog.Ctx(ctx).Debug().Err(err).Str("blob", n).Msg("cleaning focus run folder")
 		}
 	}
-}
-
-func newRunID() string {
-	var x [16]byte
-	_, _ = rand.Read(x[:])
-	x[6] = x[6]&0x0f | 0x40
-	x[8] = x[8]&0x3f | 0x80
-	s := hex.EncodeToString(x[:])
-	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }
 
 func jsonIndent(m *Manifest) ([]byte, error) {

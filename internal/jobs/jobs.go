@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/redact"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -239,6 +240,7 @@ func (s *Store) put(ctx context.Context, j *Job, o *store.PutOptions) error {
 	if err != nil {
 		return fmt.Errorf("encoding job %s: %w", j.ID, err)
 	}
+	b = redact.JSON(b) // a partition's error text, kept in the record and read through the API
 	props, err := s.be.Put(ctx, s.Name(j.ID), bytes.NewReader(append(b, '\n')), o)
 	if errors.Is(err, store.ErrPrecondition) {
 		return fmt.Errorf("saving job %s: %w", j.ID, ErrConflict)

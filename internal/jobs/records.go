@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/redact"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/workqueue"
 )
@@ -80,6 +81,7 @@ func (s *Store) PutRecord(ctx context.Context, id string, i int, r *Record, prev
 	if err != nil {
 		return fmt.Errorf("encoding job %s partition %d: %w", id, i, err)
 	}
+	b = redact.JSON(b) // the partition's error text, read back through the API
 	o := &store.PutOptions{ContentType: "application/json", IfNoneMatch: prev == nil}
 	if prev != nil {
 		o.IfMatch = prev.etag

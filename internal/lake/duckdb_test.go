@@ -24,6 +24,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -33,14 +34,7 @@ var now = time.Date(2026, 10, 14, 9, 0, 0, 0, time.UTC)
 // TestDuckDBReadsPartitions exports legacy (EA) and modern (MCA) scopes for two periods and two
 // metrics, then reads the tree with DuckDB exactly as the README shows.
 func TestDuckDBReadsPartitions(t *testing.T) {
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }})
 	var scopes []scope.Scope
 	// Both EA enrollments (USD and EUR, legacy records) and one MCA billing profile (modern).
 	for _, s := range sb.Scopes() {

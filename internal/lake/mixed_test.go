@@ -18,6 +18,7 @@ import (
 	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -27,14 +28,7 @@ import (
 // other metric), then runs the README's DuckDB query, unchanged, on the tree: it reads both
 // sources, and its counts and exact sums match the sandbox's ground truth for every partition.
 func TestDuckDBReadsMixedSources(t *testing.T) {
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }, PollInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }, PollInterval: 10 * time.Millisecond})
 	var scopes []scope.Scope
 	for _, k := range []scope.Kind{scope.BillingAccount, scope.BillingProfile} {
 		for _, s := range sb.Scopes() {

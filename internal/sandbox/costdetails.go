@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -171,7 +173,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 		return
 	default:
 	}
-	op.id = newGUID()
+	op.id = uuid.NewString()
 	op.scopePath = strings.TrimPrefix(scopePath, "/")
 	op.fault = fault
 	op.pollsLeft = s.o.PollsBeforeDone

@@ -1,26 +1,5 @@
-// Package sandbox is a faithful local stand-in for the Azure Consumption usageDetails API and
-// the Cost Details report API, serving a deterministic synthetic billing world on loopback for
-// demos, local development, tests and benchmarks.
-//
-// It follows consumption-api.md: the same paths and scopes (case-insensitive segments, billing
-// period sub-scopes, the 2018-06-30 per-scope operations), api-versions and record shapes, query
-// parameters ($filter, startDate/endDate, $top, $expand, metric), nextLink paging with opaque
-// signed skiptokens, 204 on empty results from 2021-10-01, ARM error bodies, bearer-token
-// authentication, per-scope and per-tenant throttling with the consumption retry-after header,
-// and the Cost Details generate → poll → download flow with SAS-protected CSV blobs. Fault
-// injection (Faults, or POST /sandbox/faults) reproduces the failure modes of §12.
-//
-// It also serves the Billing Periods API of subscriptions (billingperiods.go), whose
-// pay-as-you-go periods are anchored on the sign-up day (world.go).
-//
-// Every response's rows can be checked against GroundTruth, which is computed from the same
-// generator: row count, exact per-currency sums, and a hash of the record set.
-//
-// Unauthenticated control endpoints, for out-of-process tests and benchmarks:
-//
-//	GET  /sandbox/groundtruth?scope=<path>&period=YYYYMM&metric=actualcost[&api-version=V]
-//	GET  /sandbox/faults, POST /sandbox/faults  {"clear":true,"rules":[{"fault":"500","count":1}]}
-//	GET  /sandbox/stats
+// Package sandbox is a faithful local stand-in for the Azure Consumption usageDetails API and the
+// Cost Details report API, serving a deterministic synthetic billing world on loopback.
 package sandbox
 
 import (
@@ -40,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -293,23 +274,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// newGUID returns a random GUID.
-func newGUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err))
-	}
-	return formatGUID(beUint64(b[:8]), beUint64(b[8:]))
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b[:8] {
-		v = v<<8 | uint64(c)
-	}
-	return v
-}
-
 // Server timeouts: no write timeout, because pages and blobs may be large or deliberately slow.
 const (
 	readHeaderTimeout = 10 * time.Second
@@ -503,10 +467,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.o.Clock()
 	rec := &recorder{ResponseWriter: w, st: &s.stats}
 	h := w.Header()
-	h.Set("x-ms-request-id", newGUID())
+	h.Set("x-ms-request-id", uuid.NewString())
 	corr := r.Header.Get("x-ms-correlation-request-id")
 	if corr == "" {
-		corr = newGUID()
+		corr = uuid.NewString()
 	}
 	h.Set("x-ms-correlation-request-id", corr)
 	path := r.URL.Path

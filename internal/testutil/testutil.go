@@ -52,9 +52,13 @@ var (
 )
 
 // HandlerBinary builds the handler command once per test binary (the go build cache makes it
-// cheap after the first time) and returns its path.
+// cheap after the first time) and returns its path. It skips t under go test -short: a test of
+// the built binary is the end-to-end layer, and -short runs the unit and table layers only.
 func HandlerBinary(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the built handler binary (end-to-end layer): skipped under -short")
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "usage-export-handler-")
 		if err != nil {

@@ -1,10 +1,4 @@
-// Command scale measures the queue-driven scale-out (`make scale`): handler processes started
-// as the Functions host starts them, the test host (internal/hostqueue) delivering one
-// partition per invocation from Azurite's queue, and the API sandbox enforcing one tenant limit.
-// One worker is SIGKILLed in the middle of a partition and started again. It prints whether
-// every partition equals the sandbox's ground truth, duplicates, poison messages, throttled
-// calls, the highest tenant calls per minute the sandbox saw against the configured budget, and
-// the wall time against one instance alone.
+// Command scale measures the queue-driven scale-out of `make scale`.
 package main
 
 import (
