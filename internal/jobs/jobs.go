@@ -1,8 +1,5 @@
 // Package jobs plans export jobs onto the work queue and runs their partitions, one per queue
-// invocation: the job document ({prefix}/_control/jobs/{id}.json) holds the request and the
-// plan, each partition's worker records its progress and outcome beside it, and a job's state is
-// derived from those records. docs/http-api.md describes the job and
-// docs/schemas/job.schema.json is its JSON Schema.
+// invocation.
 package jobs
 
 import (
