@@ -144,6 +144,19 @@ func pipeline(tr policy.Transporter, perRetry ...policy.Policy) runtime.Pipeline
 	})
 }
 
+// deadlineRequest returns a GET request whose context ends 10 s on, or when t ends: a watchdog
+// that never fires fails the test instead of hanging it.
+func deadlineRequest(t *testing.T) *policy.Request {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, err := runtime.NewRequest(ctx, http.MethodGet, "https://h/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
 func TestHostGuard(t *testing.T) {
 	home := defaultOrigin(t)
 	tests := []struct {
@@ -205,14 +218,9 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The outer deadline ends the test if the watchdog never fires; its error is not
+			// The deadline ends the test if the watchdog never fires; its error is not
 			// ErrIdleTimeout, so the test fails instead of hanging.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			req, err := runtime.NewRequest(ctx, http.MethodGet, "https://h/x")
-			if err != nil {
-				t.Fatal(err)
-			}
+			req := deadlineRequest(t)
 			runtime.SkipBodyDownload(req)
 			resp, err := pipeline(tt.tr, NewIdleTimeoutPolicy(idle)).Do(req)
 			if err == nil {
@@ -359,12 +367,7 @@ func TestGuardTransport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			req, err := runtime.NewRequest(ctx, http.MethodGet, "https://h/x")
-			if err != nil {
-				t.Fatal(err)
-			}
+			req := deadlineRequest(t)
 			resp, err := pipeline(GuardTransport(tt.tr, idle, tt.max)).Do(req) // azcore reads the body whole
 			if err == nil {
 				resp.Body.Close()
