@@ -494,37 +494,83 @@ func (s *valueScanner) pop() {
 
 // scan continues the value in b (the whole value so far, from its first byte). It returns the
 // value's length once complete, errShort when b ends first, or a *syntaxError or *utf8Error
-// whose offset is relative to b.
+// whose offset is relative to b. Names, scalars, ':' and ',' are read in the loop (they are
+// nearly every token); container ends, first elements and errors by punctuation.
 func (s *valueScanner) scan(b []byte) (int, error) {
 	i, mode := s.i, s.mode
-	for mode != modeAfter || s.depth != 0 {
+	var err error
+	for {
+		if mode == modeAfter && s.depth == 0 {
+			return i, nil
+		}
 		if i < len(b) && b[i] <= ' ' { // compact JSON has no whitespace between tokens: one test for the usual case
 			i = skipWS(b, i)
 		}
 		if i >= len(b) {
 			break
 		}
-		var next uint8
-		var j int
-		var err error
-		switch mode {
-		case modeValue:
-			j, next, err = s.value(b, i)
-		case modeName:
-			j, next, err = s.name(b, i)
-		default:
-			j, next, err = s.punctuation(b, i, mode)
+		c := b[i]
+		switch {
+		case mode == modeColon && c == ':':
+			i, mode = i+1, modeValue
+			continue
+		case mode == modeAfter && c == ',':
+			i, mode = i+1, modeValue
+			if s.obj {
+				mode = modeName
+			}
+			continue
+		case mode != modeValue && mode != modeName:
+			if i, mode, err = s.punctuation(b, i, mode); err != nil {
+				return 0, err
+			}
+			continue
 		}
-		if err == errShort {
-			break
+		var j int
+		if mode == modeName {
+			if c != '"' {
+				return 0, &syntaxError{c, "where a member name is due", int64(i)}
+			}
+			if j, err = scanString(b, i); err != nil {
+				break
+			}
+			if s.mh != nil && s.depth <= 2 {
+				s.nameLo[s.depth], s.nameHi[s.depth] = i+1, j-1
+			}
+			i, mode = j, modeColon
+			continue
+		}
+		// modeValue: c starts a value.
+		if s.reports() {
+			s.valLo[s.depth] = i
+		}
+		switch c {
+		case '"':
+			j, err = scanString(b, i)
+		case '{', '[':
+			if i, mode, err = s.open(b, i); err != nil {
+				return 0, err
+			}
+			continue
+		case 't':
+			j, err = scanLiteral(b, i, "true")
+		case 'f':
+			j, err = scanLiteral(b, i, "false")
+		case 'n':
+			j, err = scanLiteral(b, i, "null")
+		default:
+			j, err = scanNumber(b, i)
 		}
 		if err != nil {
-			return 0, err
+			break
 		}
-		i, mode = j, next
+		i, mode = j, modeAfter
+		if s.reports() {
+			s.report(b, i)
+		}
 	}
-	if mode == modeAfter && s.depth == 0 {
-		return i, nil
+	if err != nil && err != errShort {
+		return 0, err
 	}
 	// Out of bytes: resume at the start of the unfinished token.
 	s.i, s.mode = i, mode
@@ -540,9 +586,9 @@ func skipWS(b []byte, i int) int {
 }
 
 // punctuation reads the token due at b[i] in mode modeArrStart, modeObjStart, modeColon or
-// modeAfter (':', ',' or a container's end) and returns the index and mode after it. Just after
-// '[' or '{' any other byte starts the first element: the mode turns to modeValue or modeName
-// at the same index.
+// modeAfter (':', ',' or a container's end, or a syntax error) and returns the index and mode
+// after it. Just after '[' or '{' any other byte starts the first element: the mode turns to
+// modeValue or modeName at the same index.
 func (s *valueScanner) punctuation(b []byte, i int, mode uint8) (int, uint8, error) {
 	c := b[i]
 	switch mode {
@@ -583,51 +629,6 @@ func (s *valueScanner) close(b []byte, i int) int {
 		s.report(b, i)
 	}
 	return i
-}
-
-// name reads the member name at b[i].
-func (s *valueScanner) name(b []byte, i int) (int, uint8, error) {
-	if b[i] != '"' {
-		return 0, 0, &syntaxError{b[i], "where a member name is due", int64(i)}
-	}
-	j, err := scanString(b, i)
-	if err != nil {
-		return 0, 0, err
-	}
-	if s.mh != nil && s.depth <= 2 {
-		s.nameLo[s.depth], s.nameHi[s.depth] = i+1, j-1
-	}
-	return j, modeColon, nil
-}
-
-// value reads the value that starts at b[i]: a scalar whole, a container up to its opening.
-func (s *valueScanner) value(b []byte, i int) (int, uint8, error) {
-	if s.reports() {
-		s.valLo[s.depth] = i
-	}
-	var j int
-	var err error
-	switch c := b[i]; c {
-	case '"':
-		j, err = scanString(b, i)
-	case '{', '[':
-		return s.open(b, i)
-	case 't':
-		j, err = scanLiteral(b, i, "true")
-	case 'f':
-		j, err = scanLiteral(b, i, "false")
-	case 'n':
-		j, err = scanLiteral(b, i, "null")
-	default:
-		j, err = scanNumber(b, i)
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	if s.reports() {
-		s.report(b, j)
-	}
-	return j, modeAfter, nil
 }
 
 // open opens the container whose '{' or '[' is at b[i].

@@ -139,78 +139,8 @@ func New(o *Options) (*Server, error) {
 	if o != nil {
 		opt = *o
 	}
-	if opt.Seed == 0 {
-		opt.Seed = defaultSeed
-	}
-	if opt.RecordsPerDay == 0 {
-		opt.RecordsPerDay = defaultRecordsPerDay
-	}
-	if opt.RecordsPerDay < 0 {
-		return nil, fmt.Errorf("sandbox options: RecordsPerDay %d < 0", opt.RecordsPerDay)
-	}
-	if opt.PageSize == 0 {
-		opt.PageSize = maxPageSize
-	}
-	if opt.PageSize < 1 || opt.PageSize > maxPageSize {
-		return nil, fmt.Errorf("sandbox options: PageSize %d outside 1..%d", opt.PageSize, maxPageSize)
-	}
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
-	if opt.Clock == nil {
-		opt.Clock = time.Now
-	}
-	if opt.RateWindow <= 0 {
-		opt.RateWindow = defaultRateWindow
-	}
-	if opt.PollInterval <= 0 {
-		opt.PollInterval = defaultPollInterval
-	}
-	if opt.PollsBeforeDone == 0 {
-		opt.PollsBeforeDone = defaultPollsBefore
-	}
-	if opt.PollsBeforeDone < 0 {
-		opt.PollsBeforeDone = 0
-	}
-	if opt.RowsPerBlob <= 0 {
-		opt.RowsPerBlob = defaultRowsPerBlob
-	}
-	if opt.ReportValidity <= 0 {
-		opt.ReportValidity = defaultValidity
-	}
-	if opt.StallMax <= 0 {
-		opt.StallMax = defaultStallMax
-	}
-	if opt.CostDetailsSchemaEA == "" {
-		opt.CostDetailsSchemaEA = CSVSchemaEA20240801
-	}
-	if opt.CostDetailsSchemaMCA == "" {
-		opt.CostDetailsSchemaMCA = CSVSchemaMCA20231201
-	}
-	if cs := lookupCSVSchema(opt.CostDetailsSchemaEA); cs == nil || cs.modern {
-		return nil, fmt.Errorf("sandbox options: CostDetailsSchemaEA %q is not an EA schema (%s)", opt.CostDetailsSchemaEA, strings.Join(CSVSchemas(), ", "))
-	}
-	if cs := lookupCSVSchema(opt.CostDetailsSchemaMCA); cs == nil || !cs.modern {
-		return nil, fmt.Errorf("sandbox options: CostDetailsSchemaMCA %q is not an MCA schema (%s)", opt.CostDetailsSchemaMCA, strings.Join(CSVSchemas(), ", "))
-	}
-	if opt.FaultRetryAfter <= 0 {
-		opt.FaultRetryAfter = defaultFaultRetry
-	}
-	if opt.RatePerScope < 0 || opt.RatePerTenant < 0 {
-		return nil, errors.New("sandbox options: negative rate")
-	}
-	for k, n := range opt.RatePerKind {
-		if n < 0 {
-			return nil, fmt.Errorf("sandbox options: negative rate for %s", k)
-		}
-	}
-	if opt.Token == "" {
-		opt.Token = randomHex(24)
-	}
-	if opt.Addr == "" {
-		opt.Addr = "127.0.0.1:0"
-	}
-	if err := checkLoopback(opt.Addr); err != nil {
+	opt.setDefaults()
+	if err := opt.validate(); err != nil {
 		return nil, fmt.Errorf("sandbox options: %w", err)
 	}
 	s := &Server{
@@ -241,6 +171,84 @@ func New(o *Options) (*Server, error) {
 		s.cert, s.caPEM = cert, caPEM
 	}
 	return s, nil
+}
+
+// setDefaults fills in the zero fields that have a default.
+func (opt *Options) setDefaults() {
+	if opt.Seed == 0 {
+		opt.Seed = defaultSeed
+	}
+	if opt.RecordsPerDay == 0 {
+		opt.RecordsPerDay = defaultRecordsPerDay
+	}
+	if opt.PageSize == 0 {
+		opt.PageSize = maxPageSize
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Clock == nil {
+		opt.Clock = time.Now
+	}
+	if opt.RateWindow <= 0 {
+		opt.RateWindow = defaultRateWindow
+	}
+	if opt.PollInterval <= 0 {
+		opt.PollInterval = defaultPollInterval
+	}
+	if opt.PollsBeforeDone == 0 {
+		opt.PollsBeforeDone = defaultPollsBefore
+	}
+	opt.PollsBeforeDone = max(opt.PollsBeforeDone, 0)
+	if opt.RowsPerBlob <= 0 {
+		opt.RowsPerBlob = defaultRowsPerBlob
+	}
+	if opt.ReportValidity <= 0 {
+		opt.ReportValidity = defaultValidity
+	}
+	if opt.StallMax <= 0 {
+		opt.StallMax = defaultStallMax
+	}
+	if opt.CostDetailsSchemaEA == "" {
+		opt.CostDetailsSchemaEA = CSVSchemaEA20240801
+	}
+	if opt.CostDetailsSchemaMCA == "" {
+		opt.CostDetailsSchemaMCA = CSVSchemaMCA20231201
+	}
+	if opt.FaultRetryAfter <= 0 {
+		opt.FaultRetryAfter = defaultFaultRetry
+	}
+	if opt.Token == "" {
+		opt.Token = randomHex(24)
+	}
+	if opt.Addr == "" {
+		opt.Addr = "127.0.0.1:0"
+	}
+}
+
+// validate checks options with their defaults filled in.
+func (opt *Options) validate() error {
+	if opt.RecordsPerDay < 0 {
+		return fmt.Errorf("RecordsPerDay %d < 0", opt.RecordsPerDay)
+	}
+	if opt.PageSize < 1 || opt.PageSize > maxPageSize {
+		return fmt.Errorf("PageSize %d outside 1..%d", opt.PageSize, maxPageSize)
+	}
+	if cs := lookupCSVSchema(opt.CostDetailsSchemaEA); cs == nil || cs.modern {
+		return fmt.Errorf("CostDetailsSchemaEA %q is not an EA schema (%s)", opt.CostDetailsSchemaEA, strings.Join(CSVSchemas(), ", "))
+	}
+	if cs := lookupCSVSchema(opt.CostDetailsSchemaMCA); cs == nil || !cs.modern {
+		return fmt.Errorf("CostDetailsSchemaMCA %q is not an MCA schema (%s)", opt.CostDetailsSchemaMCA, strings.Join(CSVSchemas(), ", "))
+	}
+	if opt.RatePerScope < 0 || opt.RatePerTenant < 0 {
+		return errors.New("negative rate")
+	}
+	for k, n := range opt.RatePerKind {
+		if n < 0 {
+			return fmt.Errorf("negative rate for %s", k)
+		}
+	}
+	return checkLoopback(opt.Addr)
 }
 
 func checkLoopback(addr string) error {
