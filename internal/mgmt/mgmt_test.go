@@ -344,7 +344,9 @@ func (b *trickle) Close() error { return nil }
 // body is not (the watchdog is re-armed for every read, not a deadline for the whole body),
 // and a body over the limit is a permanent ErrBodyTooLarge.
 func TestGuardTransport(t *testing.T) {
-	const idle = 50 * time.Millisecond
+	// The steady body's reads come every idle/5 and take twice idle in all: a deadline for the
+	// whole body would fail it, and a loaded machine has 160 ms of slack per read.
+	const idle = 200 * time.Millisecond
 	tests := []struct {
 		name    string
 		tr      transportFunc
@@ -355,8 +357,8 @@ func TestGuardTransport(t *testing.T) {
 		{"stalled body", func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusOK, Body: stall{r.Context()}, Request: r, Header: http.Header{}}, nil
 		}, 0, []error{ErrIdleTimeout, ErrBrokenBody}, false},
-		{"slow but steady body, 10 reads of 20 ms", func(r *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{done: r.Context().Done(), gap: 20 * time.Millisecond, n: 10}, Request: r, Header: http.Header{}}, nil
+		{"slow but steady body, 10 reads of 40 ms", func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{done: r.Context().Done(), gap: idle / 5, n: 10}, Request: r, Header: http.Header{}}, nil
 		}, 0, nil, false},
 		{"body over the limit", func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(strings.Repeat("x", 101))), Request: r, Header: http.Header{}}, nil
