@@ -38,33 +38,6 @@ resource "azurerm_role_assignment" "app" {
   principal_type       = "ServicePrincipal"
 }
 
-# The assignments were separate resources before; these keep existing deployments' assignments
-# (state moves, nothing is recreated).
-moved {
-  from = azurerm_role_assignment.host_blob
-  to   = azurerm_role_assignment.app["host_blob"]
-}
-
-moved {
-  from = azurerm_role_assignment.host_queue
-  to   = azurerm_role_assignment.app["host_queue"]
-}
-
-moved {
-  from = azurerm_role_assignment.host_table[0]
-  to   = azurerm_role_assignment.app["host_table"]
-}
-
-moved {
-  from = azurerm_role_assignment.export_blob
-  to   = azurerm_role_assignment.app["export_blob"]
-}
-
-moved {
-  from = azurerm_role_assignment.app_insights
-  to   = azurerm_role_assignment.app["app_insights"]
-}
-
 # Billing reads on subscription, resource group and management group scopes.
 resource "azurerm_role_assignment" "cost_reader" {
   for_each = var.assign_cost_management_reader ? toset(local.arm_scopes) : toset([])
