@@ -227,11 +227,11 @@ func (s *Server) createJob(ctx context.Context, req *httpRequest) apiReply {
 		rep.headers = map[string]string{"Retry-After": tooManyRetryAfterSeconds}
 		return rep
 	case errors.Is(err, jobs.ErrEnqueue):
-		zerolog.Ctx(ctx).Error().Str("job_id", j.ID).Str("error", s.redact(err.Error())).Msg("enqueueing a new job")
+		zerolog.Ctx(ctx).Error().Str("job_id", j.ID).Str("error", err.Error()).Msg("enqueueing a new job")
 		return replyError(http.StatusServiceUnavailable, "enqueue_failed",
 			"job %s was stored but its partitions could not all be queued; send the same request again to queue them", j.ID)
 	case err != nil:
-		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("storing a new job")
+		zerolog.Ctx(ctx).Error().Str("error", err.Error()).Msg("storing a new job")
 		return replyError(http.StatusInternalServerError, "internal_error",
 			"the job could not be stored; nothing was started. Try again")
 	}
@@ -415,7 +415,7 @@ func (s *Server) getJob(ctx context.Context, id string) apiReply {
 		return replyError(http.StatusNotFound, "not_found", "no export job with id %q", id)
 	}
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Str("job_id", id).Str("error", s.redact(err.Error())).Msg("reading a job")
+		zerolog.Ctx(ctx).Error().Str("job_id", id).Str("error", err.Error()).Msg("reading a job")
 		return replyError(http.StatusInternalServerError, "internal_error", "the job could not be read; try again")
 	}
 	rep := apiReply{status: http.StatusOK, body: j, log: fmt.Sprintf("job %s: %s", j.ID, j.State)}
@@ -434,7 +434,7 @@ func (s *Server) cancelJob(ctx context.Context, id string) apiReply {
 	case errors.Is(err, jobs.ErrFinished):
 		return replyError(http.StatusConflict, "already_finished", "job %s already ended (%s); there is nothing to cancel", id, j.State)
 	case err != nil:
-		zerolog.Ctx(ctx).Error().Str("job_id", id).Str("error", s.redact(err.Error())).Msg("cancelling a job")
+		zerolog.Ctx(ctx).Error().Str("job_id", id).Str("error", err.Error()).Msg("cancelling a job")
 		return replyError(http.StatusInternalServerError, "internal_error", "the job could not be cancelled; try again")
 	}
 	rep := apiReply{status: http.StatusAccepted, body: j, log: fmt.Sprintf("job %s: cancel requested (%s)", j.ID, j.State)}
@@ -458,7 +458,7 @@ type jobSummary struct {
 func (s *Server) listJobs(ctx context.Context) apiReply {
 	ids, err := s.jobs.Store().IDs(ctx)
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("listing jobs")
+		zerolog.Ctx(ctx).Error().Str("error", err.Error()).Msg("listing jobs")
 		return replyError(http.StatusInternalServerError, "internal_error", "the jobs could not be listed; try again")
 	}
 	out := []jobSummary{}

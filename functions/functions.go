@@ -1,10 +1,5 @@
-// Package functions implements the Azure Functions of Usage Export behind the custom-handler
-// protocol: UsageExportTimer and UsageExportHttp plan export jobs and put one message per
-// partition on the work queue, and UsageExportWorker, triggered by that queue, exports one
-// partition per invocation. Each answers the host's {Data, Metadata} invocation at
-// POST /<FunctionName>; this package decodes payloads, calls internal/jobs and replies. The
-// Go code lives here; functions/<FunctionName>/function.json holds each function's bindings, and
-// `make stage` lays both out the way the host reads them.
+// Package functions implements the Azure Functions of Usage Export (UsageExportTimer,
+// UsageExportHttp, UsageExportWorker) behind the custom-handler protocol.
 package functions
 
 import (
@@ -68,8 +63,6 @@ type Deps struct {
 	// Errors receives one line per failed invocation (the handler's stderr, which the host logs
 	// at Error level; the response body of a failed invocation is discarded).
 	Errors io.Writer
-	// Redact removes secrets from error text before it is logged or returned; nil keeps text.
-	Redact func(string) string
 	// Now is the clock for planning; nil means time.Now.
 	Now func() time.Time
 	// Inventory answers the partitions API and dry runs (partitions.go); nil answers them 503.
@@ -88,7 +81,6 @@ type Server struct {
 	poison PoisonDrainer
 	log    zerolog.Logger
 	errw   io.Writer
-	redact func(string) string
 	now    func() time.Time
 	inv    Inventory
 	bp     export.PeriodLister
@@ -97,12 +89,9 @@ type Server struct {
 
 // New returns a Server.
 func New(d Deps) *Server {
-	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, redact: d.Redact, now: d.Now, inv: d.Inventory, bp: d.Periods}
+	s := &Server{cfg: d.Config, jobs: d.Jobs, poison: d.Poison, log: d.Logger, errw: d.Errors, now: d.Now, inv: d.Inventory, bp: d.Periods}
 	if s.errw == nil {
 		s.errw = io.Discard
-	}
-	if s.redact == nil {
-		s.redact = func(s string) string { return s }
 	}
 	if s.now == nil {
 		s.now = time.Now

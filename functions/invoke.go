@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+
+	"github.com/usage-export/usage-export/internal/redact"
 )
 
 // invocation is the host's request body in the default (non-forwarding) mode. Keys are
@@ -108,9 +110,11 @@ func readInvocation(w http.ResponseWriter, r *http.Request) (*invocation, error)
 }
 
 // writeJSON writes v as JSON with an explicit Content-Type (Go would sniff text/plain, which
-// the host refuses).
+// the host refuses). Every reply to the host goes through it, so it is where secrets are
+// removed from what the host logs and what an HTTP caller reads (redact.JSON), once.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
+	b = redact.JSON(b)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":{"code":"internal_error","message":"encoding the response failed"}}`)

@@ -51,8 +51,8 @@ func (s *Server) cleanRunFolders(ctx context.Context) []string {
 	log := zerolog.Ctx(ctx)
 	removed, err := s.inv.Clean(ctx)
 	if err != nil {
-		log.Warn().Str("error", s.redact(err.Error())).Msg("cleaning run folders; the next timer run tries again")
-		return []string{"cleaning run folders failed: " + s.redact(err.Error())}
+		log.Warn().Str("error", err.Error()).Msg("cleaning run folders; the next timer run tries again")
+		return []string{"cleaning run folders failed: " + err.Error()}
 	}
 	var logs []string
 	for _, f := range removed {
@@ -154,7 +154,7 @@ func (s *Server) partitionStatus(ctx context.Context, req *httpRequest) apiReply
 	}
 	rep, err := s.inv.Status(ctx, f)
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("reading the partitions' status")
+		zerolog.Ctx(ctx).Error().Str("error", err.Error()).Msg("reading the partitions' status")
 		return replyError(http.StatusInternalServerError, "internal_error", "the output could not be read; try again")
 	}
 	return apiReply{status: http.StatusOK, body: rep, log: "partitions: " + strconv.Itoa(rep.Count)}
@@ -177,7 +177,7 @@ func (s *Server) heldAction(ctx context.Context, id, action string) apiReply {
 	case errors.Is(err, export.ErrRunActive):
 		return replyError(http.StatusConflict, "run_unfinished", "%s", err)
 	case err != nil:
-		zerolog.Ctx(ctx).Error().Str("run_id", id).Str("error", s.redact(err.Error())).Msg(action + " of a held run")
+		zerolog.Ctx(ctx).Error().Str("run_id", id).Str("error", err.Error()).Msg(action + " of a held run")
 		return replyError(http.StatusInternalServerError, "internal_error", "the held run could not be changed; try again")
 	}
 	zerolog.Ctx(ctx).Info().Str("run_id", id).Msg("held run " + action + "ed")
@@ -203,7 +203,7 @@ func (s *Server) dryRun(ctx context.Context, p *plan) apiReply {
 	}
 	pl, err := s.inv.Plan(ctx, p.parts, p.source)
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("planning a dry run")
+		zerolog.Ctx(ctx).Error().Str("error", err.Error()).Msg("planning a dry run")
 		return replyError(http.StatusInternalServerError, "internal_error", "the plan could not be made; try again")
 	}
 	return apiReply{status: http.StatusOK, body: pl, log: "dry run: " + strconv.Itoa(len(pl.Partitions)) + " partition(s), " + strconv.Itoa(pl.Calls) + " calls"}

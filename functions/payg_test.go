@@ -26,6 +26,7 @@ import (
 	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/testutil"
@@ -41,14 +42,7 @@ var paygNow = time.Date(2027, 1, 8, 6, 0, 0, 0, time.UTC)
 // restatement window (one Billing Periods call per subscription), other scopes keep calendar
 // months, and the exported partitions equal the sandbox's ground truth.
 func TestTimerPlansPayAsYouGoPeriods(t *testing.T) {
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 3, Now: func() time.Time { return paygNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 3, Now: func() time.Time { return paygNow }})
 
 	// The scopes: both pay-as-you-go subscriptions, a calendar-month subscription and an
 	// enrollment account (no Billing Periods call).

@@ -112,7 +112,7 @@ func (s *Server) logNote(ctx context.Context, n partplan.Note) string {
 	log := zerolog.Ctx(ctx)
 	switch {
 	case n.Err != nil:
-		msg := s.redact(n.Err.Error())
+		msg := n.Err.Error()
 		log.Warn().Str("scope", n.Scope.String()).Str("error", msg).Msg("cannot read the subscription's billing periods: planning calendar months")
 		return fmt.Sprintf("%s: cannot read its billing periods (%s): calendar months planned", n.Scope, msg)
 	case len(n.Own) == 0:
@@ -146,8 +146,8 @@ func (s *Server) drainPoison(ctx context.Context) []string {
 		return s.jobs.Poisoned(ctx, p.Item)
 	})
 	if err != nil {
-		log.Error().Str("error", s.redact(err.Error())).Msg("reading the poison queue")
-		return []string{"reading the poison queue: " + s.redact(err.Error())}
+		log.Error().Str("error", err.Error()).Msg("reading the poison queue")
+		return []string{"reading the poison queue: " + err.Error()}
 	}
 	if n == 0 {
 		return nil
@@ -163,8 +163,8 @@ const Retention = 30 * 24 * time.Hour
 func (s *Server) prune(ctx context.Context) []string {
 	n, err := s.jobs.Store().Prune(ctx, s.now().Add(-Retention))
 	if err != nil {
-		zerolog.Ctx(ctx).Error().Str("error", s.redact(err.Error())).Msg("deleting old jobs")
-		return []string{"deleting old jobs: " + s.redact(err.Error())}
+		zerolog.Ctx(ctx).Error().Str("error", err.Error()).Msg("deleting old jobs")
+		return []string{"deleting old jobs: " + err.Error()}
 	}
 	if n == 0 {
 		return nil

@@ -93,7 +93,7 @@ func (s *Server) serveWorker(w http.ResponseWriter, r *http.Request) {
 // failed logs err, writes it to stderr (the host drops a failed reply's body and Logs) and
 // answers the host with a non-2xx status.
 func (s *Server) failed(w http.ResponseWriter, r *http.Request, function string, status int, err error, logs []string) {
-	msg := s.redact(err.Error())
+	msg := err.Error()
 	if r.Context().Err() != nil {
 		// Shutdown (SIGTERM, Ctrl-C): nothing is wrong; the invocation recorded its progress
 		// and its message comes back. Said at info, and not on stderr (the host's Error level).

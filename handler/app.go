@@ -3,15 +3,12 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -273,42 +270,17 @@ func (a *app) exporter(executionType manifest.ExecutionType, progress func(expor
 }
 
 // bridgeAzureLog routes azcore's log events into zerolog at debug level. azcore logs request
-// lines without Authorization headers or bodies; URLs are redacted once more here because a
-// nextLink carries session and skip tokens.
+// lines without Authorization headers or bodies; the URLs of a nextLink carry session and skip
+// tokens, which the logger's redact.Writer removes like every other secret.
 func bridgeAzureLog(log zerolog.Logger) {
 	if log.GetLevel() > zerolog.DebugLevel {
 		return
 	}
 	azlog.SetEvents(azlog.EventRequest, azlog.EventResponse, azlog.EventRetryPolicy)
 	azlog.SetListener(func(ev azlog.Event, msg string) {
-		log.Debug().Str("azure_event", string(ev)).Msg(redact(msg))
+		log.Debug().Str("azure_event", string(ev)).Msg(msg)
 	})
 }
-
-// redact removes query strings (skip tokens, SAS signatures) from URLs in a log message, and
-// any connection-string key.
-func redact(msg string) string {
-	msg = urlInText.ReplaceAllStringFunc(msg, func(u string) string {
-		trimmed := strings.TrimRight(u, ".,:;)")
-		if !strings.Contains(trimmed, "?") {
-			return u
-		}
-		return consumption.RedactURL(trimmed) + u[len(trimmed):]
-	})
-	return store.RedactConnectionString(msg)
-}
-
-// urlInText finds URLs in a message: up to whitespace or a quote, so that a URL quoted by a Go
-// error (Get "https://…": …) is redacted alone and the text around it, line breaks included,
-// stays as it was.
-var urlInText = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
 
 // durationSince is for summaries.
 func durationSince(t time.Time) float64 { return time.Since(t).Seconds() }
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,9 +80,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if sum != nil {
 		rs := newRunSummary(sum, a.budget.Stats())
 		rs.Interrupted = interrupted
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rs)
+		_ = writeJSON(stdout, rs)
 	}
 	if interrupted != nil {
 		return exitError{code: exitFailed, msg: "interrupted: " + interrupted.Message}
@@ -98,7 +95,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // needed when one was not committed (held by the drop guard or busy), else nil.
 func summaryExit(sum *export.Summary) error {
 	if sum.Failed() > 0 {
-		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + redact(sum.Err().Error())}
+		return exitError{code: exitFailed, msg: "export failed for some partitions:\n" + sum.Err().Error()}
 	}
 	for _, r := range sum.Partitions {
 		if r.Status != export.StatusCommitted {

@@ -19,6 +19,7 @@ import (
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -124,7 +125,7 @@ func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 // summary against docs/schemas/summary.schema.json (camelCase keys, seconds as numbers) and that
 // no log line repeats a key.
 func TestExportSummaryAndLogs(t *testing.T) {
-	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 2, PollInterval: 10 * time.Millisecond, PollsBeforeDone: -1})
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 2, PollInterval: 10 * time.Millisecond, PollsBeforeDone: -1})
 	var dept string
 	for _, s := range sb.Scopes() {
 		if s.Kind == scope.Department {
@@ -188,19 +189,6 @@ func repeatedKeys(line string) []string {
 		}
 	}
 	return dup
-}
-
-func startSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
-	t.Helper()
-	sb, err := sandbox.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
-	return sb
 }
 
 // TestPlanExportFlags: the period flags go through the one plan; a refused request names the

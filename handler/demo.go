@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/azurite"
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/hostqueue"
@@ -72,135 +74,36 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer func() { _ = az.Stop() }()
 	say("Azurite blob service on %s", az.BlobEndpoint())
 
-	// The demo exports the EA enrollment (legacy records) and one MCA billing profile (modern).
-	var ea, mca scope.Scope
-	for _, s := range sb.Scopes() {
-		if s.Kind == scope.BillingAccount && ea.IsZero() {
-			ea = s
-		}
-		if s.Kind == scope.BillingProfile && mca.IsZero() {
-			mca = s
-		}
-	}
+	ea, mca := demoScopes(sb)
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding own binary: %w", err)
 	}
 	const container = "usage-export"
-	q, err := workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: workqueue.DefaultQueue}, nil, nil)
+	host, err := newDemoHost(ctx, az, say)
 	if err != nil {
 		return err
 	}
-	if err := q.Ensure(ctx); err != nil {
-		return fmt.Errorf("creating the work queue: %w", err)
-	}
-	say("Azurite queue service on %s, work queue %q", az.QueueEndpoint(), workqueue.DefaultQueue)
-	// The test host plays the Functions host's queue trigger (host.json's batch settings) for
-	// each instance.
-	host := hostqueue.New(hostqueue.Options{Work: q.Work(), Poison: q.Poison(), Function: "UsageExportWorker", Binding: "item",
-		BatchSize: 4, NewBatchThreshold: 2, Visibility: 10 * time.Second, RetryDelay: 2 * time.Second, MaxDequeueCount: workqueue.MaxDequeueCount})
 	lctx, stopListeners := context.WithCancel(ctx)
 	defer stopListeners()
+	env := demoEnv(az, sb, ea, mca, container)
 	var bases []string
 	for _, name := range []string{"instance-1", "instance-2"} {
-		port, err := freePort()
+		base, stop, err := startDemoInstance(ctx, self, name, env, stderr, say)
 		if err != nil {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, self, "serve")
-		cmd.Env = append(os.Environ(),
-			"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
-			"CONTAINER_NAME="+name,
-			workqueue.EnvConnection+"="+az.ConnectionString(),
-			workqueue.EnvQueue+"="+workqueue.DefaultQueue,
-			config.EnvScopes+"="+ea.String()+","+mca.String(),
-			config.EnvManagementEndpoint+"="+sb.URL(),
-			config.EnvToken+"="+sb.Token(),
-			config.EnvStorageConnection+"="+az.ConnectionString(),
-			config.EnvContainer+"="+container,
-			config.EnvRatePerScope+"=6000",
-			config.EnvRatePerTenant+"=20000",
-			config.EnvLogLevel+"=warn",
-		)
-		cmd.Stdout, cmd.Stderr = stderr, stderr
-		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-		cmd.WaitDelay = 30 * time.Second
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("starting the handler: %w", err)
-		}
-		defer func() { _ = cmd.Cancel(); _ = cmd.Wait() }()
-		base := "http://127.0.0.1:" + strconv.Itoa(port)
-		if err := waitReady(ctx, base); err != nil {
-			return err
-		}
-		say("custom handler %s ready on %s (FUNCTIONS_CUSTOMHANDLER_PORT=%d)", name, base, port)
+		defer stop()
 		bases = append(bases, base)
 		go host.Listen(lctx, name, base)
 	}
 	base := bases[0]
-
-	wait := func(id string) (demoJob, error) {
-		var job demoJob
-		for deadline := time.Now().Add(10 * time.Minute); ; {
-			_, body, err := invoke(ctx, base+"/UsageExportHttp", httpInvocation("GET", id, ""))
-			if err != nil {
-				return job, err
-			}
-			res, err := httpOutput(body)
-			if err != nil {
-				return job, err
-			}
-			_ = json.Unmarshal([]byte(res.Body), &job)
-			if job.State == "succeeded" || job.State == "failed" || job.State == "cancelled" {
-				return job, nil
-			}
-			if time.Now().After(deadline) {
-				return job, fmt.Errorf("demo: job %s did not finish in 10 minutes", id)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
-
-	say("host → POST /UsageExportTimer (the timer invocation payload): the timer only plans and enqueues")
-	status, body, err := invoke(ctx, base+"/UsageExportTimer", timerPayload)
-	if err != nil {
+	if err := demoTimer(ctx, base, stdout, say); err != nil {
 		return err
 	}
-	say("timer invocation answered %d: %s", status, oneLine(body, 300))
-	var timerReply struct{ Logs []string }
-	_ = json.Unmarshal(body, &timerReply)
-	for _, l := range timerReply.Logs {
-		if id, rest, ok := strings.Cut(strings.TrimPrefix(l, "job "), ": "); ok && strings.HasPrefix(l, "job ") && strings.Contains(rest, "enqueued") {
-			job, err := wait(id)
-			if err != nil {
-				return err
-			}
-			say("scheduled job %s: %s", job.ID, job.State)
-			printWorkers(stdout, job)
-		}
-	}
-
-	last := period.Of(time.Now()).Add(-1)
-	first := last.Add(-(*months - 1))
-	req := fmt.Sprintf(`{"scopes":[%q,%q],"from":%q,"to":%q,"metric":"actualcost"}`, ea.String(), mca.String(), first, last)
-	say("host → POST /UsageExportHttp (POST /api/exports %s)", req)
-	_, body, err = invoke(ctx, base+"/UsageExportHttp", httpInvocation("POST", "", req))
-	if err != nil {
+	if err := demoOnDemand(ctx, base, ea, mca, *months, stdout, say); err != nil {
 		return err
 	}
-	res, err := httpOutput(body)
-	if err != nil {
-		return err
-	}
-	say("on-demand export answered %v: %s", res.StatusCode, oneLine([]byte(res.Body), 300))
-	var accepted demoJob
-	_ = json.Unmarshal([]byte(res.Body), &accepted)
-	job, err := wait(accepted.ID)
-	if err != nil {
-		return err
-	}
-	say("job %s: %s, fanned out across the instances:", job.ID, job.State)
-	printWorkers(stdout, job)
 	hs := host.Stats()
 	say("queue host: %d invocations (%v), %d deleted, %d retried, %d poisoned", hs.Invocations, hs.ByInstance, hs.Deleted, hs.Retried, hs.Poisoned)
 	stopListeners()
@@ -218,6 +121,152 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// newDemoHost creates the work queue in Azurite and the test host that plays the Functions
+// host's queue trigger (host.json's batch settings) for each instance.
+func newDemoHost(ctx context.Context, az *azurite.Server, say func(string, ...any)) (*hostqueue.Host, error) {
+	q, err := workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: workqueue.DefaultQueue}, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.Ensure(ctx); err != nil {
+		return nil, fmt.Errorf("creating the work queue: %w", err)
+	}
+	say("Azurite queue service on %s, work queue %q", az.QueueEndpoint(), workqueue.DefaultQueue)
+	return hostqueue.New(hostqueue.Options{Work: q.Work(), Poison: q.Poison(), Function: "UsageExportWorker", Binding: "item",
+		BatchSize: 4, NewBatchThreshold: 2, Visibility: 10 * time.Second, RetryDelay: 2 * time.Second, MaxDequeueCount: workqueue.MaxDequeueCount}), nil
+}
+
+// demoEnv is the app settings of the demo's instances: the work queue and the store in az, the
+// scopes ea and mca of the sandbox sb, rates the sandbox allows.
+func demoEnv(az *azurite.Server, sb *sandbox.Server, ea, mca scope.Scope, container string) []string {
+	return []string{
+		workqueue.EnvConnection + "=" + az.ConnectionString(),
+		workqueue.EnvQueue + "=" + workqueue.DefaultQueue,
+		config.EnvScopes + "=" + ea.String() + "," + mca.String(),
+		config.EnvManagementEndpoint + "=" + sb.URL(),
+		config.EnvToken + "=" + sb.Token(),
+		config.EnvStorageConnection + "=" + az.ConnectionString(),
+		config.EnvContainer + "=" + container,
+		config.EnvRatePerScope + "=6000",
+		config.EnvRatePerTenant + "=20000",
+		config.EnvLogLevel + "=warn",
+	}
+}
+
+// demoScopes are the scopes the demo exports: the EA enrollment (legacy records) and one MCA
+// billing profile (modern).
+func demoScopes(sb *sandbox.Server) (ea, mca scope.Scope) {
+	for _, s := range sb.Scopes() {
+		if s.Kind == scope.BillingAccount && ea.IsZero() {
+			ea = s
+		}
+		if s.Kind == scope.BillingProfile && mca.IsZero() {
+			mca = s
+		}
+	}
+	return ea, mca
+}
+
+// startDemoInstance runs self serve (this binary) as the custom handler instance name, with env
+// added to this process's environment, and waits until it answers. It returns its base URL and
+// a function that stops it (SIGTERM, then waits).
+func startDemoInstance(ctx context.Context, self, name string, env []string, stderr io.Writer, say func(string, ...any)) (string, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "serve")
+	cmd.Env = append(append(os.Environ(), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port), "CONTAINER_NAME="+name), env...)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("starting the handler: %w", err)
+	}
+	stop := func() { _ = cmd.Cancel(); _ = cmd.Wait() }
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := waitReady(ctx, base); err != nil {
+		stop()
+		return "", nil, err
+	}
+	say("custom handler %s ready on %s (FUNCTIONS_CUSTOMHANDLER_PORT=%d)", name, base, port)
+	return base, stop, nil
+}
+
+// demoTimer invokes the timer function, which only plans and enqueues, and waits for each job
+// it enqueued.
+func demoTimer(ctx context.Context, base string, stdout io.Writer, say func(string, ...any)) error {
+	say("host → POST /UsageExportTimer (the timer invocation payload): the timer only plans and enqueues")
+	status, body, err := invoke(ctx, base+"/UsageExportTimer", timerPayload)
+	if err != nil {
+		return err
+	}
+	say("timer invocation answered %d: %s", status, oneLine(body, 300))
+	var timerReply struct{ Logs []string }
+	_ = json.Unmarshal(body, &timerReply)
+	for _, l := range timerReply.Logs {
+		if id, rest, ok := strings.Cut(strings.TrimPrefix(l, "job "), ": "); ok && strings.HasPrefix(l, "job ") && strings.Contains(rest, "enqueued") {
+			job, err := demoWait(ctx, base, id)
+			if err != nil {
+				return err
+			}
+			say("scheduled job %s: %s", job.ID, job.State)
+			printWorkers(stdout, job)
+		}
+	}
+	return nil
+}
+
+// demoOnDemand asks the HTTP function for an export of the last months billing periods (to last
+// month) of ea and mca and waits for the job.
+func demoOnDemand(ctx context.Context, base string, ea, mca scope.Scope, months int, stdout io.Writer, say func(string, ...any)) error {
+	last := period.Of(time.Now()).Add(-1)
+	first := last.Add(-(months - 1))
+	req := fmt.Sprintf(`{"scopes":[%q,%q],"from":%q,"to":%q,"metric":"actualcost"}`, ea.String(), mca.String(), first, last)
+	say("host → POST /UsageExportHttp (POST /api/exports %s)", req)
+	_, body, err := invoke(ctx, base+"/UsageExportHttp", httpInvocation("POST", "", req))
+	if err != nil {
+		return err
+	}
+	res, err := httpOutput(body)
+	if err != nil {
+		return err
+	}
+	say("on-demand export answered %v: %s", res.StatusCode, oneLine([]byte(res.Body), 300))
+	var accepted demoJob
+	_ = json.Unmarshal([]byte(res.Body), &accepted)
+	job, err := demoWait(ctx, base, accepted.ID)
+	if err != nil {
+		return err
+	}
+	say("job %s: %s, fanned out across the instances:", job.ID, job.State)
+	printWorkers(stdout, job)
+	return nil
+}
+
+// demoWait polls job id through the HTTP function until it ends (10 minutes at most).
+func demoWait(ctx context.Context, base, id string) (demoJob, error) {
+	var job demoJob
+	for deadline := time.Now().Add(10 * time.Minute); ; {
+		_, body, err := invoke(ctx, base+"/UsageExportHttp", httpInvocation("GET", id, ""))
+		if err != nil {
+			return job, err
+		}
+		res, err := httpOutput(body)
+		if err != nil {
+			return job, err
+		}
+		_ = json.Unmarshal([]byte(res.Body), &job)
+		if job.State == "succeeded" || job.State == "failed" || job.State == "cancelled" {
+			return job, nil
+		}
+		if time.Now().After(deadline) {
+			return job, fmt.Errorf("demo: job %s did not finish in 10 minutes", id)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // demoJob is the part of a job the demo prints.
@@ -397,7 +446,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func newInvocationID() string { return newID() }
+func newInvocationID() string { return uuid.NewString() }
 
 func oneLine(b []byte, n int) string {
 	s := strings.Join(strings.Fields(string(b)), " ")

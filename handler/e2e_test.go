@@ -37,6 +37,7 @@ import (
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/testutil"
@@ -358,14 +359,7 @@ func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[
 	t.Helper()
 	now := time.Now().UTC()
 	o.Now = func() time.Time { return now } // the data ends at the test's start, whatever the clock does
-	sb, err := sandbox.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sb.Close() })
+	sb := sandboxtest.Start(t, o)
 	az := azuritetest.Start(t)
 	container := fmt.Sprintf("e2e-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "_", "-")), now.UnixNano()%1000000)
 	if len(container) > 56 { // also the queue's name, which leaves room for "-poison"
@@ -395,6 +389,7 @@ func newWorld(t *testing.T, o *sandbox.Options, scopes []scope.Scope, extra map[
 	for k, v := range extra {
 		w.settings[k] = v
 	}
+	var err error
 	w.st, err = store.NewBlob(context.Background(), &store.BlobOptions{ConnectionString: az.ConnectionString(), Container: container})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 )
 
 // firstErrorWriter records when the first error-level log line was written, and the line.
@@ -47,22 +48,8 @@ const failFastLimit = 5 * time.Second
 // but no CA file) and one that refuses the token. Each must come within failFastLimit, at the
 // default log level, naming the cause and what to check, and the exit code stays 1.
 func TestFailFast(t *testing.T) {
-	plain, err := sandbox.New(&sandbox.Options{RecordsPerDay: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := plain.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	tlsSB, err := sandbox.New(&sandbox.Options{RecordsPerDay: 1, TLS: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tlsSB.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer tlsSB.Close()
+	plain := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 1})
+	tlsSB := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 1, TLS: true})
 	sc := plain.Scopes()[0].String()
 
 	token := func(v string) string {

@@ -11,13 +11,14 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/verify"
 )
 
 // TestExportFocus: `handler export --focus true` exports both cost views, builds the FOCUS
 // partition, reports it in the summary, and `handler verify` checks it with the raw ones.
 func TestExportFocus(t *testing.T) {
-	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 2})
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 2})
 	dept := "/providers/Microsoft.Billing/departments/301001" // holds subscriptions with commitments
 	last := period.Of(time.Now()).Add(-1).String()
 	dir := t.TempDir()
@@ -60,8 +61,8 @@ func TestExportFocus(t *testing.T) {
 // TestPublishHeldRebuildsFocus: a held re-export published with `handler publish` re-commits an
 // input outside a run, and the FOCUS partition is rebuilt from it.
 func TestPublishHeldRebuildsFocus(t *testing.T) {
-	full := startSandbox(t, &sandbox.Options{RecordsPerDay: 4})
-	thin := startSandbox(t, &sandbox.Options{RecordsPerDay: 1, Token: full.Token()})
+	full := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 4})
+	thin := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 1, Token: full.Token()})
 	acct := "/providers/Microsoft.Billing/enrollmentAccounts/4210001" // holds a subscription with commitments
 	p := period.Of(time.Now()).Add(-3).String()                       // final: the drop guard applies
 	dir := t.TempDir()

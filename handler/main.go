@@ -1,5 +1,4 @@
-// Command handler is Usage Export: the Azure Functions custom handler (started by the Functions
-// host with FUNCTIONS_CUSTOMHANDLER_PORT) and the command-line tool (export, sandbox, verify).
+// Command handler is Usage Export: the Azure Functions custom handler and the command-line tool.
 //
 // Usage:
 //
@@ -28,6 +27,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/usage-export/usage-export/internal/redact"
 )
 
 // Exit codes a script can rely on.
@@ -85,11 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.As(err, &ec):
 		if ec.msg != "" {
-			fmt.Fprintln(stderr, ec.msg)
+			fmt.Fprintln(stderr, redact.String(ec.msg))
 		}
 		return ec.code
 	default:
-		fmt.Fprintln(stderr, "error:", redact(err.Error()))
+		fmt.Fprintln(stderr, "error:", redact.String(err.Error()))
 		return exitFailed
 	}
 }
@@ -135,5 +136,6 @@ func newLoggerTo(w io.Writer, console bool, level string) zerolog.Logger {
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05"}
 	}
-	return zerolog.New(w).Level(lv).With().Timestamp().Logger()
+	// Every log line goes through redact.Writer: no call site has to remember secrets.
+	return zerolog.New(redact.Writer(w)).Level(lv).With().Timestamp().Logger()
 }

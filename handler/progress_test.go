@@ -20,6 +20,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/testutil"
 )
@@ -154,7 +155,7 @@ var barLine = regexp.MustCompile(`^\[[#.]{24}\] \d+/\d+ committed`)
 // partition commits, and the final bar counting committed partitions. It saves the screen as the
 // figure of the closing note when PTY_SCREEN names a file.
 func TestProgressOnTerminal(t *testing.T) {
-	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 20, PageLatency: 40 * time.Millisecond})
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 20, PageLatency: 40 * time.Millisecond})
 	var scopes []string
 	for _, s := range sb.Scopes() {
 		if s.Kind == scope.EnrollmentAccount && len(scopes) < 2 {
@@ -220,7 +221,7 @@ func stripCSI(s string) string {
 // TestInterruptOnTerminal presses Ctrl-C (SIGINT) in the middle of an export: the summary counts
 // the saved parts and says the next run resumes them, and the next run does.
 func TestInterruptOnTerminal(t *testing.T) {
-	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 20, PageLatency: 150 * time.Millisecond})
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 20, PageLatency: 150 * time.Millisecond})
 	var sc string
 	for _, s := range sb.Scopes() {
 		if s.Kind == scope.EnrollmentAccount {
@@ -327,7 +328,7 @@ func TestInterruptedCounts(t *testing.T) {
 // resumes after them, and the next run (same settings but a fast budget) resumes that
 // partition.
 func TestInterruptSavesParts(t *testing.T) {
-	sb := startSandbox(t, &sandbox.Options{RecordsPerDay: 20})
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 20})
 	var sc string
 	for _, s := range sb.Scopes() {
 		if s.Kind == scope.EnrollmentAccount {

@@ -64,17 +64,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 {
 		return exitError{code: exitUsage, msg: "serve takes no arguments: settings come from the environment (app settings)\n\n" + serveUsage}
 	}
-	port, portErr := listenPort(os.LookupEnv)
-	cfg, cfgErr := loadConfig(os.LookupEnv, os.Environ(), true, true)
-	qs, qErr := workqueue.FromEnv(os.LookupEnv)
-	if portErr != nil || cfgErr != nil || qErr != nil {
-		var msgs []string
-		for _, err := range []error{portErr, cfgErr, qErr} {
-			if err != nil {
-				msgs = append(msgs, err.Error())
-			}
-		}
-		return exitError{code: exitUsage, msg: "serve: " + strings.Join(msgs, "\n")}
+	port, cfg, qs, err := serveSettings()
+	if err != nil {
+		return err
 	}
 	me := workerIdentity(os.LookupEnv)
 	// The host logs every stdout line at Information and stderr lines at Error: error lines go
@@ -104,34 +96,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer cancel()
 		return srv.Shutdown(sctx)
 	}
-	a, err := buildApp(ctx, cfg, log, true)
+	fs, q, err := newFunctions(ctx, cfg, qs, me, log, stderr)
 	if err != nil {
 		_ = stopServer()
 		return err
 	}
-	q, err := openQueue(qs, cfg, a)
-	if err != nil {
-		_ = stopServer()
-		return err
-	}
-	runner := jobs.NewRunner(jobs.Deps{
-		Store: jobs.New(a.store, cfg.Prefix), Queue: q, Export: exportFunc(a), Allowed: cfg.Allowed,
-		Worker: me, Redact: redact,
-	})
-	fs := functions.New(functions.Deps{
-		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr, Redact: redact,
-		Inventory: newInventory(cfg, a.store),
-		// The timer plans a subscription's own billing periods (pay-as-you-go periods are not
-		// calendar months) with the same client and rate budget as the exports.
-		Periods: a.usage,
-	})
 	g.open(fs)
 	log.Info().Msg("ready")
 	// The queues exist on Azure (infra/); a local Azurite starts empty. A failure here is only
 	// logged: the timer's and the API's enqueue report it where it matters.
 	ectx, ecancel := context.WithTimeout(ctx, 30*time.Second)
 	if err := q.Ensure(ectx); err != nil {
-		log.Warn().Str("error", redact(err.Error())).Msg("checking the work queues")
+		log.Warn().Str("error", err.Error()).Msg("checking the work queues")
 	}
 	ecancel()
 
@@ -150,6 +126,49 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // openQueue returns the work queue client: a connection string as given, or the queue endpoint
 // with the managed identity (AzureWebJobsStorage__clientId, else the app's AZURE_CLIENT_ID).
+// serveSettings reads the listening port, the configuration and the work queue's settings from
+// the environment; every problem with them is in the one usage error.
+func serveSettings() (string, *config.Config, workqueue.Settings, error) {
+	port, portErr := listenPort(os.LookupEnv)
+	cfg, cfgErr := loadConfig(os.LookupEnv, os.Environ(), true, true)
+	qs, qErr := workqueue.FromEnv(os.LookupEnv)
+	if portErr != nil || cfgErr != nil || qErr != nil {
+		var msgs []string
+		for _, err := range []error{portErr, cfgErr, qErr} {
+			if err != nil {
+				msgs = append(msgs, err.Error())
+			}
+		}
+		return "", nil, qs, exitError{code: exitUsage, msg: "serve: " + strings.Join(msgs, "\n")}
+	}
+	return port, cfg, qs, nil
+}
+
+// newFunctions builds the app, opens the work queue and returns the functions' handler on a
+// job runner that works as me, and the queue.
+func newFunctions(ctx context.Context, cfg *config.Config, qs workqueue.Settings, me jobs.Worker, log zerolog.Logger, stderr io.Writer) (http.Handler, *workqueue.Queue, error) {
+	a, err := buildApp(ctx, cfg, log, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := openQueue(qs, cfg, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	runner := jobs.NewRunner(jobs.Deps{
+		Store: jobs.New(a.store, cfg.Prefix), Queue: q, Export: exportFunc(a), Allowed: cfg.Allowed,
+		Worker: me,
+	})
+	fs := functions.New(functions.Deps{
+		Config: cfg, Jobs: runner, Poison: q, Logger: log, Errors: stderr,
+		Inventory: newInventory(cfg, a.store),
+		// The timer plans a subscription's own billing periods (pay-as-you-go periods are not
+		// calendar months) with the same client and rate budget as the exports.
+		Periods: a.usage,
+	})
+	return fs, q, nil
+}
+
 func openQueue(qs workqueue.Settings, cfg *config.Config, a *app) (*workqueue.Queue, error) {
 	var cred azcore.TokenCredential
 	if qs.ConnectionString == "" {

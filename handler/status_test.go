@@ -13,6 +13,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/plan"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/status"
 )
@@ -21,8 +22,8 @@ import (
 // with a quarter of the records (the drop guard holds it), and checks `status` (filters, JSON,
 // table), then publishes one held run and discards the other from the CLI.
 func TestStatusHeldPublish(t *testing.T) {
-	full := startSandbox(t, &sandbox.Options{RecordsPerDay: 4})
-	thin := startSandbox(t, &sandbox.Options{RecordsPerDay: 1, Token: full.Token()})
+	full := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 4})
+	thin := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 1, Token: full.Token()})
 	var scopes []string
 	for _, s := range full.Scopes() {
 		if s.Kind == scope.EnrollmentAccount && len(scopes) < 2 {

@@ -81,6 +81,8 @@ locals {
   costdetails_outside_scopes = [for s in var.costdetails_scopes : s if !contains([for x in var.scopes : lower(x)], lower(s))]
 }
 
+# The checks of the settings both function app variants get stand on the plan, which either
+# app needs first: they fail the plan before any app is planned.
 resource "azurerm_service_plan" "main" {
   name                = "asp-${var.environment_name}-${local.token}"
   resource_group_name = local.resource_group.name
@@ -88,6 +90,21 @@ resource "azurerm_service_plan" "main" {
   os_type             = "Linux"
   sku_name            = local.is_flex ? "FC1" : (var.hosting_plan == "consumption" ? "Y1" : var.premium_sku)
   tags                = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.costdetails_outside_scopes) == 0
+      error_message = "costdetails_scopes must be a subset of scopes; not in scopes: ${join(", ", local.costdetails_outside_scopes)}."
+    }
+    precondition {
+      condition     = var.hosting_plan != "consumption" || local.function_timeout_seconds <= local.consumption_max_timeout_seconds
+      error_message = "function_timeout ${local.function_timeout} exceeds the Consumption plan's limit of 00:10:00."
+    }
+    precondition {
+      condition     = local.function_timeout_seconds <= local.scale_in_grace_seconds
+      error_message = "function_timeout ${local.function_timeout} exceeds the 60 minutes ${local.is_flex ? "Flex Consumption" : "the platform"} grants a running execution on scale-in."
+    }
+  }
 }
 
 resource "azurerm_function_app_flex_consumption" "main" {
@@ -125,17 +142,6 @@ resource "azurerm_function_app_flex_consumption" "main" {
   app_settings = local.flex_app_settings
 
   tags = merge(local.tags, { "azd-service-name" = var.azd_service_name })
-
-  lifecycle {
-    precondition {
-      condition     = length(local.costdetails_outside_scopes) == 0
-      error_message = "costdetails_scopes must be a subset of scopes; not in scopes: ${join(", ", local.costdetails_outside_scopes)}."
-    }
-    precondition {
-      condition     = local.function_timeout_seconds <= local.scale_in_grace_seconds
-      error_message = "function_timeout ${local.function_timeout} exceeds the 60 minutes Flex Consumption grants a running execution on scale-in."
-    }
-  }
 
   depends_on = [
     azurerm_role_assignment.app,
@@ -178,21 +184,6 @@ resource "azurerm_linux_function_app" "main" {
   app_settings = local.classic_app_settings
 
   tags = merge(local.tags, { "azd-service-name" = var.azd_service_name })
-
-  lifecycle {
-    precondition {
-      condition     = length(local.costdetails_outside_scopes) == 0
-      error_message = "costdetails_scopes must be a subset of scopes; not in scopes: ${join(", ", local.costdetails_outside_scopes)}."
-    }
-    precondition {
-      condition     = var.hosting_plan != "consumption" || local.function_timeout_seconds <= local.consumption_max_timeout_seconds
-      error_message = "function_timeout ${local.function_timeout} exceeds the Consumption plan's limit of 00:10:00."
-    }
-    precondition {
-      condition     = local.function_timeout_seconds <= local.scale_in_grace_seconds
-      error_message = "function_timeout ${local.function_timeout} exceeds the 60 minutes the platform grants a running execution on scale-in."
-    }
-  }
 
   depends_on = [
     azurerm_role_assignment.app,

@@ -269,9 +269,9 @@ func (m *module) appSettings(addr string) (keySet, error) {
 	return m.keys(a.Expr, map[string]bool{})
 }
 
-// literal returns the literal value of an attribute of a resource, following nested
-// blocks: literal(r, "site_config", "application_stack", "use_custom_runtime").
-func literal(r *hclsyntax.Block, path ...string) (cty.Value, error) {
+// attribute returns an attribute of a resource, following nested blocks (the first of each
+// type): attribute(r, "site_config", "application_stack", "use_custom_runtime").
+func attribute(r *hclsyntax.Block, path ...string) (*hclsyntax.Attribute, error) {
 	body := r.Body
 	for _, blockType := range path[:len(path)-1] {
 		var next *hclsyntax.Body
@@ -282,13 +282,22 @@ func literal(r *hclsyntax.Block, path ...string) (cty.Value, error) {
 			}
 		}
 		if next == nil {
-			return cty.NilVal, fmt.Errorf("literal: no %s block in %s", blockType, strings.Join(path, "."))
+			return nil, fmt.Errorf("no %s block in %s", blockType, strings.Join(path, "."))
 		}
 		body = next
 	}
 	a, ok := body.Attributes[path[len(path)-1]]
 	if !ok {
-		return cty.NilVal, fmt.Errorf("literal: %s is not set", strings.Join(path, "."))
+		return nil, fmt.Errorf("%s is not set", strings.Join(path, "."))
+	}
+	return a, nil
+}
+
+// literal returns the literal value of an attribute of a resource (see attribute).
+func literal(r *hclsyntax.Block, path ...string) (cty.Value, error) {
+	a, err := attribute(r, path...)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("literal: %w", err)
 	}
 	v, diags := a.Expr.Value(nil)
 	if diags.HasErrors() {
@@ -299,21 +308,8 @@ func literal(r *hclsyntax.Block, path ...string) (cty.Value, error) {
 
 // hasAttr reports whether an attribute is set (to any expression) on a resource.
 func hasAttr(r *hclsyntax.Block, path ...string) bool {
-	body := r.Body
-	for _, blockType := range path[:len(path)-1] {
-		var next *hclsyntax.Body
-		for _, b := range body.Blocks {
-			if b.Type == blockType {
-				next = b.Body
-			}
-		}
-		if next == nil {
-			return false
-		}
-		body = next
-	}
-	_, ok := body.Attributes[path[len(path)-1]]
-	return ok
+	_, err := attribute(r, path...)
+	return err == nil
 }
 
 func sortedKeys(m map[string]bool) []string {

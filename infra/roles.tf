@@ -9,43 +9,23 @@ locals {
   billing_scopes = [for s in var.scopes : s if !contains(local.arm_scopes, s)]
 }
 
-# The identity's data-plane roles, one assignment each, keyed by what it is for. The
-# identity's roles are the least-privilege set: a role here is one the app needs.
+# The identity's data-plane roles, one assignment each, keyed by what it is for: the
+# least-privilege set the app needs.
 locals {
   app_roles = {
-    # Host storage: the Functions host keeps timer status and locks in blobs. Blob Data Owner
-    # is what the host's identity-based connection requires; Flex also reads the deployment
-    # package from this account with it.
-    host_blob = {
-      scope   = local.host_account.id
-      role    = "Storage Blob Data Owner"
-      enabled = true
-    }
+    # Host storage: the Functions host keeps timer status and locks in blobs. Blob Data Owner is
+    # what the host's identity-based connection requires; Flex also reads the deployment package
+    # from this account with it.
+    host_blob = { scope = local.host_account.id, role = "Storage Blob Data Owner", enabled = true }
     # The work queue and its poison queue live on the host account: the handler enqueues and
-    # reads the poison queue, and the host's queue trigger receives, updates and deletes
-    # messages.
-    host_queue = {
-      scope   = local.host_account.id
-      role    = "Storage Queue Data Contributor"
-      enabled = true
-    }
-    host_table = {
-      scope   = local.host_account.id
-      role    = "Storage Table Data Contributor"
-      enabled = var.grant_host_table_access
-    }
+    # reads the poison queue, and the host's queue trigger receives, updates and deletes messages.
+    host_queue = { scope = local.host_account.id, role = "Storage Queue Data Contributor", enabled = true }
+    # Only the host's diagnostic events use tables (grant_host_table_access).
+    host_table = { scope = local.host_account.id, role = "Storage Table Data Contributor", enabled = var.grant_host_table_access }
     # Export data: read and write blobs in the export container only.
-    export_blob = {
-      scope   = azurerm_storage_container.export.id
-      role    = "Storage Blob Data Contributor"
-      enabled = true
-    }
+    export_blob = { scope = azurerm_storage_container.export.id, role = "Storage Blob Data Contributor", enabled = true }
     # Telemetry with Entra ID authentication.
-    app_insights = {
-      scope   = azurerm_application_insights.main.id
-      role    = "Monitoring Metrics Publisher"
-      enabled = true
-    }
+    app_insights = { scope = azurerm_application_insights.main.id, role = "Monitoring Metrics Publisher", enabled = true }
   }
 }
 
@@ -56,33 +36,6 @@ resource "azurerm_role_assignment" "app" {
   role_definition_name = each.value.role
   principal_id         = azurerm_user_assigned_identity.app.principal_id
   principal_type       = "ServicePrincipal"
-}
-
-# The assignments were separate resources before; these keep existing deployments' assignments
-# (state moves, nothing is recreated).
-moved {
-  from = azurerm_role_assignment.host_blob
-  to   = azurerm_role_assignment.app["host_blob"]
-}
-
-moved {
-  from = azurerm_role_assignment.host_queue
-  to   = azurerm_role_assignment.app["host_queue"]
-}
-
-moved {
-  from = azurerm_role_assignment.host_table[0]
-  to   = azurerm_role_assignment.app["host_table"]
-}
-
-moved {
-  from = azurerm_role_assignment.export_blob
-  to   = azurerm_role_assignment.app["export_blob"]
-}
-
-moved {
-  from = azurerm_role_assignment.app_insights
-  to   = azurerm_role_assignment.app["app_insights"]
 }
 
 # Billing reads on subscription, resource group and management group scopes.

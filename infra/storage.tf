@@ -31,18 +31,6 @@ resource "azurerm_storage_account" "main" {
   tags                            = local.tags
 }
 
-# The two accounts were separate resources before; these keep existing deployments' accounts
-# (state moves, nothing is recreated).
-moved {
-  from = azurerm_storage_account.host
-  to   = azurerm_storage_account.main["host"]
-}
-
-moved {
-  from = azurerm_storage_account.export[0]
-  to   = azurerm_storage_account.main["export"]
-}
-
 # The work queue on the host account: one message per partition, put by the timer and the
 # HTTP function and consumed by UsageExportWorker (queueTrigger, identity-based connection
 # AzureWebJobsStorage). The poison queue receives a message after maxDequeueCount (host.json)

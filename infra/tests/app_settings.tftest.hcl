@@ -247,7 +247,7 @@ run "costdetails_outside_scopes" {
     costdetails_scopes = ["/subscriptions/99999999-9999-9999-9999-999999999999"]
   }
 
-  expect_failures = [azurerm_function_app_flex_consumption.main]
+  expect_failures = [azurerm_service_plan.main]
 }
 
 run "bad_scope" {
@@ -278,7 +278,7 @@ run "consumption_timeout_over_limit" {
     function_timeout = "00:30:00"
   }
 
-  expect_failures = [azurerm_linux_function_app.main]
+  expect_failures = [azurerm_service_plan.main]
 }
 
 run "flex_timeout_over_scale_in_grace" {
@@ -288,5 +288,5 @@ run "flex_timeout_over_scale_in_grace" {
     function_timeout = "02:00:00"
   }
 
-  expect_failures = [azurerm_function_app_flex_consumption.main]
+  expect_failures = [azurerm_service_plan.main]
 }

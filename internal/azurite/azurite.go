@@ -1,7 +1,5 @@
 // Package azurite starts and stops the Azurite storage emulator pinned in the module's
-// package.json (node_modules/.bin/azurite, installed by "npm ci"), Blob and Queue services in one
-// process, for tests, the demo and benchmarks. It binds to 127.0.0.1 only and disables Azurite's
-// telemetry.
+// package.json, for tests, the demo and benchmarks.
 package azurite
 
 import (

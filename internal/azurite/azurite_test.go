@@ -20,6 +20,7 @@ import (
 )
 
 func TestStartStop(t *testing.T) {
+	azuritetest.SkipShort(t)
 	t.Parallel()
 	srv, err := azurite.Start(context.Background(), &azurite.Options{Logf: t.Logf})
 	if err != nil {

@@ -1,13 +1,4 @@
-// Package bench is the performance harness behind `make bench`: it runs the exporter
-// (`handler export`, a separate process) against the API sandbox at enrollment scale, to a local
-// directory and to Azurite, next to three baselines measured the same way (an exporter written
-// on the Azure SDK's typed pager, gzip alone over the same JSON lines, and fetching the same
-// pages over HTTP and gzipping them without decoding: the floor), a rate-limited run
-// against a sandbox that enforces per-scope call rates and page latency, and the custom
-// handler's start-up, and reports one table of figures from one run.
-//
-// Every measured program runs as a child process and is measured from its rusage (user+system
-// CPU, peak RSS) and wall time; the sandbox and Azurite run outside it and are not counted.
+// Package bench is the performance harness behind `make bench`.
 package bench
 
 import (

@@ -20,6 +20,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -177,14 +178,7 @@ func TestGzipOnly(t *testing.T) {
 // the EA billing account.
 func smallSandbox(t *testing.T) (*sandbox.Server, period.Period, sandbox.Truth) {
 	t.Helper()
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, PageSize: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 2, PageSize: 100})
 	p := period.Of(time.Now().UTC()).Add(-1)
 	truth, err := sb.GroundTruth(EAScope, p, "actualcost")
 	if err != nil {
@@ -400,6 +394,7 @@ func TestWriteMarkdown(t *testing.T) {
 // TestRunSmall runs the whole harness at a small scale: the built handler against the sandbox
 // (local store), both baselines, a short rate-limited run and the start-up probe.
 func TestRunSmall(t *testing.T) {
+	sandboxtest.SkipShort(t) // builds and runs the handler against the sandbox
 	if runtime.GOOS != "linux" {
 		t.Fatalf("the harness measures rusage on Linux only (GOOS %s)", runtime.GOOS)
 	}

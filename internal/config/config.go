@@ -229,7 +229,7 @@ func (c *Config) Validate(needScopes, needOutput bool) error {
 		bad(EnvScopes, "no scopes configured; set one or more billing scopes, e.g. /providers/Microsoft.Billing/billingAccounts/1234567")
 	}
 	for _, cd := range c.CostDetailsScopes {
-		if !contains(c.Scopes, cd) {
+		if !slices.ContainsFunc(c.Scopes, cd.Equal) {
 			bad(EnvCostDetailsScopes, "%s is not one of %s", cd, EnvScopes)
 		}
 	}
@@ -270,7 +270,7 @@ func ParseScopes(s string) ([]scope.Scope, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if contains(out, sc) {
+		if slices.ContainsFunc(out, sc.Equal) {
 			errs = append(errs, fmt.Errorf("scope %s is listed twice", sc))
 			continue
 		}
@@ -290,15 +290,6 @@ func splitList(s string) []string {
 	return out
 }
 
-func contains(list []scope.Scope, s scope.Scope) bool {
-	for _, x := range list {
-		if x.Equal(s) {
-			return true
-		}
-	}
-	return false
-}
-
 // Allowed returns the configured scope equal to s, if any: the HTTP function's allow-list.
 func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 	for _, x := range c.Scopes {
@@ -313,7 +304,9 @@ func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 var Sources = []manifest.Source{manifest.SourceAuto, manifest.SourceUsageDetails, manifest.SourceCostDetails}
 
 // UsesCostDetails reports whether s is configured for the Cost Details source.
-func (c *Config) UsesCostDetails(s scope.Scope) bool { return contains(c.CostDetailsScopes, s) }
+func (c *Config) UsesCostDetails(s scope.Scope) bool {
+	return slices.ContainsFunc(c.CostDetailsScopes, s.Equal)
+}
 
 // names returns typed strings as strings, for messages.
 func names[T ~string](xs []T) []string {

@@ -1,11 +1,5 @@
-// Package consumption is a streaming client for the Azure Consumption usageDetails API, built on
-// the azcore pipeline (retry, logging, telemetry), that hands each record's raw JSON to a
-// handler one at a time.
-//
-// The client follows nextLink verbatim and only to the configured endpoint, maps the API's
-// throttling headers onto Retry-After so azcore's single retry layer honours them, never
-// follows redirects, and bounds every stalled read with an idle timeout. A Client is safe for
-// concurrent use.
+// Package consumption is a streaming client for the Azure Consumption usageDetails API that hands
+// each record's raw JSON to a handler one at a time.
 package consumption
 
 import (

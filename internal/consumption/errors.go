@@ -7,7 +7,7 @@ import (
 )
 
 // Sentinel errors, matched with errors.Is. ErrForeignHost, ErrRedirect and ErrIdleTimeout are
-// the arm package's, so errors from either billing client match them.
+// internal/mgmt's, so errors from either billing client match them.
 var (
 	// ErrForeignHost means a request (usually a nextLink) pointed at a scheme or host other than
 	// the configured endpoint; it was not sent.

@@ -9,9 +9,11 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/usage-export/usage-export/internal/paging"
 )
 
-// MemberHandler is a Handler that also takes each record's members as the page decoder
+// MemberHandler is a paging.Handler that also takes each record's members as the page decoder
 // validates them, so a caller that needs a few fields does not scan the record a second time.
 // For each record, RecordMember is called for every top-level member and every member of the
 // top-level "properties" object, in document order, with the name's text (escapes kept, no
@@ -19,7 +21,7 @@ import (
 // out to be invalid after some of its members were reported ends the listing with an error
 // instead of a Record call. The slices are valid only during the call.
 type MemberHandler interface {
-	Handler
+	paging.Handler
 	RecordMember(name, value []byte, inProperties bool)
 }
 
@@ -39,7 +41,7 @@ type nameFilter struct {
 	bits [64]uint64
 }
 
-func newNameFilter(h Handler) nameFilter {
+func newNameFilter(h paging.Handler) nameFilter {
 	mf, ok := h.(MemberFilter)
 	if !ok {
 		return nameFilter{}
@@ -92,7 +94,7 @@ var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0
 // where it stopped); duplicate member names are allowed (records are passed through byte for
 // byte). So every record handed on is valid JSON text, and a page is accepted only if it is
 // valid JSON.
-func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
+func ParsePage(r io.Reader, h paging.Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
 	p.reset(r)
 	defer func() {
@@ -107,7 +109,7 @@ func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
 // ParsePageBytes is ParsePage over a page held whole in memory: the same decoder, scanning body
 // in place, so each record handed to h is a slice of body (still valid only during the call, by
 // the Handler contract).
-func ParsePageBytes(body []byte, h Handler) (nextLink string, n int, err error) {
+func ParsePageBytes(body []byte, h paging.Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
 	own := p.buf
 	p.reset(nil)
@@ -236,7 +238,7 @@ func (p *pageParser) wrongKind(c byte, want string, outer int) error {
 	return fmt.Errorf("want %s, got %s", want, kindName(c))
 }
 
-func (p *pageParser) page(h Handler) (nextLink string, n int, err error) {
+func (p *pageParser) page(h paging.Handler) (nextLink string, n int, err error) {
 	c, err := p.peek()
 	if err != nil {
 		return "", 0, fmt.Errorf("reading page: %w", eofIsUnexpected(err))
@@ -317,7 +319,7 @@ func (p *pageParser) page(h Handler) (nextLink string, n int, err error) {
 
 // records streams the elements of the value array (or accepts null) into h; c is the first byte
 // of the member's value.
-func (p *pageParser) records(c byte, h Handler, n *int) error {
+func (p *pageParser) records(c byte, h paging.Handler, n *int) error {
 	mh, _ := h.(MemberHandler)
 	p.sc.names = newNameFilter(h)
 	switch c {
@@ -494,37 +496,83 @@ func (s *valueScanner) pop() {
 
 // scan continues the value in b (the whole value so far, from its first byte). It returns the
 // value's length once complete, errShort when b ends first, or a *syntaxError or *utf8Error
-// whose offset is relative to b.
+// whose offset is relative to b. Names, scalars, ':' and ',' are read in the loop (they are
+// nearly every token); container ends, first elements and errors by punctuation.
 func (s *valueScanner) scan(b []byte) (int, error) {
 	i, mode := s.i, s.mode
-	for mode != modeAfter || s.depth != 0 {
+	var err error
+	for {
+		if mode == modeAfter && s.depth == 0 {
+			return i, nil
+		}
 		if i < len(b) && b[i] <= ' ' { // compact JSON has no whitespace between tokens: one test for the usual case
 			i = skipWS(b, i)
 		}
 		if i >= len(b) {
 			break
 		}
-		var next uint8
-		var j int
-		var err error
-		switch mode {
-		case modeValue:
-			j, next, err = s.value(b, i)
-		case modeName:
-			j, next, err = s.name(b, i)
-		default:
-			j, next, err = s.punctuation(b, i, mode)
+		c := b[i]
+		switch {
+		case mode == modeColon && c == ':':
+			i, mode = i+1, modeValue
+			continue
+		case mode == modeAfter && c == ',':
+			i, mode = i+1, modeValue
+			if s.obj {
+				mode = modeName
+			}
+			continue
+		case mode != modeValue && mode != modeName:
+			if i, mode, err = s.punctuation(b, i, mode); err != nil {
+				return 0, err
+			}
+			continue
 		}
-		if err == errShort {
-			break
+		var j int
+		if mode == modeName {
+			if c != '"' {
+				return 0, &syntaxError{c, "where a member name is due", int64(i)}
+			}
+			if j, err = scanString(b, i); err != nil {
+				break
+			}
+			if s.mh != nil && s.depth <= 2 {
+				s.nameLo[s.depth], s.nameHi[s.depth] = i+1, j-1
+			}
+			i, mode = j, modeColon
+			continue
+		}
+		// modeValue: c starts a value.
+		if s.reports() {
+			s.valLo[s.depth] = i
+		}
+		switch c {
+		case '"':
+			j, err = scanString(b, i)
+		case '{', '[':
+			if i, mode, err = s.open(b, i); err != nil {
+				return 0, err
+			}
+			continue
+		case 't':
+			j, err = scanLiteral(b, i, "true")
+		case 'f':
+			j, err = scanLiteral(b, i, "false")
+		case 'n':
+			j, err = scanLiteral(b, i, "null")
+		default:
+			j, err = scanNumber(b, i)
 		}
 		if err != nil {
-			return 0, err
+			break
 		}
-		i, mode = j, next
+		i, mode = j, modeAfter
+		if s.reports() {
+			s.report(b, i)
+		}
 	}
-	if mode == modeAfter && s.depth == 0 {
-		return i, nil
+	if err != nil && err != errShort {
+		return 0, err
 	}
 	// Out of bytes: resume at the start of the unfinished token.
 	s.i, s.mode = i, mode
@@ -540,9 +588,9 @@ func skipWS(b []byte, i int) int {
 }
 
 // punctuation reads the token due at b[i] in mode modeArrStart, modeObjStart, modeColon or
-// modeAfter (':', ',' or a container's end) and returns the index and mode after it. Just after
-// '[' or '{' any other byte starts the first element: the mode turns to modeValue or modeName
-// at the same index.
+// modeAfter (':', ',' or a container's end, or a syntax error) and returns the index and mode
+// after it. Just after '[' or '{' any other byte starts the first element: the mode turns to
+// modeValue or modeName at the same index.
 func (s *valueScanner) punctuation(b []byte, i int, mode uint8) (int, uint8, error) {
 	c := b[i]
 	switch mode {
@@ -583,51 +631,6 @@ func (s *valueScanner) close(b []byte, i int) int {
 		s.report(b, i)
 	}
 	return i
-}
-
-// name reads the member name at b[i].
-func (s *valueScanner) name(b []byte, i int) (int, uint8, error) {
-	if b[i] != '"' {
-		return 0, 0, &syntaxError{b[i], "where a member name is due", int64(i)}
-	}
-	j, err := scanString(b, i)
-	if err != nil {
-		return 0, 0, err
-	}
-	if s.mh != nil && s.depth <= 2 {
-		s.nameLo[s.depth], s.nameHi[s.depth] = i+1, j-1
-	}
-	return j, modeColon, nil
-}
-
-// value reads the value that starts at b[i]: a scalar whole, a container up to its opening.
-func (s *valueScanner) value(b []byte, i int) (int, uint8, error) {
-	if s.reports() {
-		s.valLo[s.depth] = i
-	}
-	var j int
-	var err error
-	switch c := b[i]; c {
-	case '"':
-		j, err = scanString(b, i)
-	case '{', '[':
-		return s.open(b, i)
-	case 't':
-		j, err = scanLiteral(b, i, "true")
-	case 'f':
-		j, err = scanLiteral(b, i, "false")
-	case 'n':
-		j, err = scanLiteral(b, i, "null")
-	default:
-		j, err = scanNumber(b, i)
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	if s.reports() {
-		s.report(b, j)
-	}
-	return j, modeAfter, nil
 }
 
 // open opens the container whose '{' or '[' is at b[i].

@@ -1,6 +1,7 @@
 package consumption
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -97,77 +98,13 @@ func (c *Client) firstURL(q Query) (string, error) {
 // path is inserted raw (the API marks it x-ms-skip-url-encoding); query values are
 // percent-encoded (spaces as %20, '/' as %2F), leaving quotes readable as in the API docs.
 func (c *Client) buildURL(q Query) (string, error) {
-	fail := func(format string, args ...any) (string, error) {
-		return "", fmt.Errorf("%w: %s", ErrInvalidQuery, fmt.Sprintf(format, args...))
+	v, err := c.check(q)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidQuery, err)
 	}
-	if q.Scope.IsZero() {
-		return fail("no scope")
-	}
-	legacyVersion := c.apiVersion == apiVersionNoMetric
-	channel := q.Scope.Channel()
-	if legacyVersion && channel == scope.Modern {
-		return fail("api version %s has no MCA scopes (%s); use 2019-10-01 or later", c.apiVersion, q.Scope.Kind)
-	}
-	period := q.BillingPeriod
-	if period == "" {
-		period = q.Scope.BillingPeriod
-	}
-	if period != "" {
-		if !periodName.MatchString(period) {
-			return fail("billing period %q is not yyyyMM (or yyyyMM-N)", period)
-		}
-		if !q.Scope.SupportsBillingPeriod() {
-			return fail("%s scopes have no billing-period sub-scope; use From/To", q.Scope.Kind)
-		}
-	}
-	m := metric.Metric(strings.ToLower(string(q.Metric)))
-	switch m {
-	case "", metric.ActualCost, metric.AmortizedCost, metric.Usage:
-	default:
-		return fail("metric %q: want %q, %q or %q", q.Metric, metric.ActualCost, metric.AmortizedCost, metric.Usage)
-	}
-	if legacyVersion {
-		if m != "" && m != metric.ActualCost {
-			return fail("api version %s has no metric parameter: only actual cost is available, not %q", c.apiVersion, q.Metric)
-		}
-		m = ""
-	}
-	if q.Top < 0 || q.Top > MaxTop {
-		return fail("top %d: want 1..%d, or 0 to leave it out", q.Top, MaxTop)
-	}
-	if q.From.IsZero() != q.To.IsZero() {
-		return fail("set both From and To, or neither (the API ignores a one-sided range)")
-	}
-	var from, to string
-	if !q.From.IsZero() {
-		f, t := q.From.UTC(), q.To.UTC()
-		from, to = f.Format(dateLayout), t.Format(dateLayout)
-		if to < from {
-			return fail("date range %s..%s ends before it starts", from, to)
-		}
-	}
-	filter := strings.TrimSpace(q.Filter)
-	if filter != "" && channel == scope.Modern {
-		return fail("$filter is ignored by MCA (modern) scopes such as %s; filter the records instead", q.Scope.Kind)
-	}
-
-	// The date dialect: $filter for legacy (and every 2018-06-30 scope), startDate/endDate for
-	// modern, both for a subscription, whose channel depends on its offer.
-	dateFilter := from != "" && (channel != scope.Modern || legacyVersion)
-	dateParams := from != "" && channel != scope.Legacy && !legacyVersion
-	var terms []string
-	if dateFilter {
-		terms = append(terms,
-			fmt.Sprintf("%s ge '%s'", filterUsageStart, from),
-			fmt.Sprintf("%s le '%s'", filterUsageEnd, to))
-	}
-	if filter != "" {
-		terms = append(terms, filter)
-	}
-
 	var b strings.Builder
 	b.WriteString(c.endpoint)
-	b.WriteString(q.Scope.PeriodPath(period))
+	b.WriteString(q.Scope.PeriodPath(v.period))
 	b.WriteString(usagePath)
 	sep := byte('?')
 	add := func(name, value string) {
@@ -183,21 +120,131 @@ func (c *Client) buildURL(q Query) (string, error) {
 	case !strings.EqualFold(expand, ExpandNone):
 		add(paramExpand, expand)
 	}
-	if len(terms) > 0 {
-		add(paramFilter, strings.Join(terms, " and "))
+	if f := v.filter(); f != "" {
+		add(paramFilter, f)
 	}
 	if q.Top > 0 {
 		add(paramTop, strconv.Itoa(q.Top))
 	}
-	if m != "" {
-		add(paramMetric, string(m))
+	if v.metric != "" {
+		add(paramMetric, string(v.metric))
 	}
-	if dateParams {
-		add(paramStartDate, from)
-		add(paramEndDate, to)
+	if v.dateParams {
+		add(paramStartDate, v.from)
+		add(paramEndDate, v.to)
 	}
 	add(paramAPIVersion, c.apiVersion)
 	return b.String(), nil
+}
+
+// checkedQuery is what the URL of a valid Query is built from.
+type checkedQuery struct {
+	period   string        // billing-period sub-scope name, "" for none
+	metric   metric.Metric // in lower case, "" to leave it out
+	from, to string        // the usage-date range as dateLayout, "" for none
+	extra    string        // the caller's $filter terms, trimmed
+	// The date dialect: $filter for legacy (and every 2018-06-30 scope), startDate/endDate for
+	// modern, both for a subscription, whose channel depends on its offer.
+	dateFilter, dateParams bool
+}
+
+// filter returns the $filter value: the date terms and the caller's, joined with "and".
+func (v checkedQuery) filter() string {
+	var terms []string
+	if v.dateFilter {
+		terms = append(terms,
+			fmt.Sprintf("%s ge '%s'", filterUsageStart, v.from),
+			fmt.Sprintf("%s le '%s'", filterUsageEnd, v.to))
+	}
+	if v.extra != "" {
+		terms = append(terms, v.extra)
+	}
+	return strings.Join(terms, " and ")
+}
+
+// check validates q against the client's api-version; the error says what is wrong (buildURL
+// wraps it in ErrInvalidQuery).
+func (c *Client) check(q Query) (checkedQuery, error) {
+	if q.Scope.IsZero() {
+		return checkedQuery{}, errors.New("no scope")
+	}
+	legacyVersion := c.apiVersion == apiVersionNoMetric
+	channel := q.Scope.Channel()
+	if legacyVersion && channel == scope.Modern {
+		return checkedQuery{}, fmt.Errorf("api version %s has no MCA scopes (%s); use 2019-10-01 or later", c.apiVersion, q.Scope.Kind)
+	}
+	var v checkedQuery
+	var err error
+	if v.period, err = queryPeriod(q); err != nil {
+		return checkedQuery{}, err
+	}
+	if v.metric, err = c.queryMetric(q); err != nil {
+		return checkedQuery{}, err
+	}
+	if q.Top < 0 || q.Top > MaxTop {
+		return checkedQuery{}, fmt.Errorf("top %d: want 1..%d, or 0 to leave it out", q.Top, MaxTop)
+	}
+	if v.from, v.to, err = queryDates(q); err != nil {
+		return checkedQuery{}, err
+	}
+	v.extra = strings.TrimSpace(q.Filter)
+	if v.extra != "" && channel == scope.Modern {
+		return checkedQuery{}, fmt.Errorf("$filter is ignored by MCA (modern) scopes such as %s; filter the records instead", q.Scope.Kind)
+	}
+	v.dateFilter = v.from != "" && (channel != scope.Modern || legacyVersion)
+	v.dateParams = v.from != "" && channel != scope.Legacy && !legacyVersion
+	return v, nil
+}
+
+// queryPeriod returns the billing-period sub-scope of q (q.BillingPeriod, else the scope's), ""
+// for none.
+func queryPeriod(q Query) (string, error) {
+	period := q.BillingPeriod
+	if period == "" {
+		period = q.Scope.BillingPeriod
+	}
+	if period != "" {
+		if !periodName.MatchString(period) {
+			return "", fmt.Errorf("billing period %q is not yyyyMM (or yyyyMM-N)", period)
+		}
+		if !q.Scope.SupportsBillingPeriod() {
+			return "", fmt.Errorf("%s scopes have no billing-period sub-scope; use From/To", q.Scope.Kind)
+		}
+	}
+	return period, nil
+}
+
+// queryMetric returns the metric parameter of q in lower case, "" to leave it out (always with
+// 2018-06-30, which has none).
+func (c *Client) queryMetric(q Query) (metric.Metric, error) {
+	m := metric.Metric(strings.ToLower(string(q.Metric)))
+	switch m {
+	case "", metric.ActualCost, metric.AmortizedCost, metric.Usage:
+	default:
+		return "", fmt.Errorf("metric %q: want %q, %q or %q", q.Metric, metric.ActualCost, metric.AmortizedCost, metric.Usage)
+	}
+	if c.apiVersion == apiVersionNoMetric {
+		if m != "" && m != metric.ActualCost {
+			return "", fmt.Errorf("api version %s has no metric parameter: only actual cost is available, not %q", c.apiVersion, q.Metric)
+		}
+		m = ""
+	}
+	return m, nil
+}
+
+// queryDates returns q's usage-date range as dateLayout dates, "" and "" for none.
+func queryDates(q Query) (from, to string, err error) {
+	if q.From.IsZero() != q.To.IsZero() {
+		return "", "", errors.New("set both From and To, or neither (the API ignores a one-sided range)")
+	}
+	if q.From.IsZero() {
+		return "", "", nil
+	}
+	from, to = q.From.UTC().Format(dateLayout), q.To.UTC().Format(dateLayout)
+	if to < from {
+		return "", "", fmt.Errorf("date range %s..%s ends before it starts", from, to)
+	}
+	return from, to, nil
 }
 
 // escapeQueryValue percent-encodes a query value: everything but letters, digits, "-._~" and

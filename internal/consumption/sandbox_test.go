@@ -12,9 +12,11 @@ import (
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -24,15 +26,7 @@ var sandboxNow = time.Date(2024, 3, 15, 10, 30, 0, 0, time.UTC)
 func startSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
 	t.Helper()
 	o.Now = func() time.Time { return sandboxNow }
-	sb, err := sandbox.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
-	return sb
+	return sandboxtest.Start(t, o)
 }
 
 func sandboxClient(t *testing.T, sb *sandbox.Server, version string, perRetry ...policy.Policy) *consumption.Client {
@@ -57,7 +51,7 @@ func (r *records) Record(raw []byte) error {
 	r.raw = append(r.raw, append([]byte(nil), raw...))
 	return nil
 }
-func (r *records) PageDone(consumption.Page) error { return nil }
+func (r *records) PageDone(paging.Page) error { return nil }
 
 // TestDefaultExpandGivesMeterNames: with the default $expand, every EA (legacy) record carries
 // its meter details (name, category), in every api-version; without $expand it carries only
@@ -205,4 +199,4 @@ type pageCounter struct {
 	n *int
 }
 
-func (p pageCounter) PageDone(consumption.Page) error { *p.n++; return nil }
+func (p pageCounter) PageDone(paging.Page) error { *p.n++; return nil }

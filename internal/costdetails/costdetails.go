@@ -1,14 +1,5 @@
-// Package costdetails is a client for the Azure Cost Details API (generateCostDetailsReport,
-// api-version 2022-05-01): it requests a report for one scope and at most one month, polls the
-// operation until the report is ready, downloads every CSV blob the report's manifest lists and
-// hands each CSV row to a handler as one JSON object.
-//
-// Requests to the management endpoint go through one azcore pipeline (retry with the throttling
-// hints mapped onto Retry-After, a host guard in front of the bearer token, an idle watchdog),
-// with the same rules as internal/consumption. The blobs are fetched through a second pipeline
-// that carries no credential: their SAS links authorise the download, the links are treated as
-// secrets (never logged, redacted in errors), and the bodies are streamed, never buffered. A
-// Client is safe for concurrent use.
+// Package costdetails is a client for the Azure Cost Details API that turns a scope's monthly
+// report into one JSON object per CSV row.
 package costdetails
 
 import (

@@ -21,6 +21,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -123,15 +124,7 @@ func startSandbox(t *testing.T, now time.Time, o sandbox.Options) *sandbox.Serve
 	if o.RecordsPerDay == 0 {
 		o.RecordsPerDay = 2
 	}
-	s, err := sandbox.New(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return sandboxtest.Start(t, &o)
 }
 
 func sandboxClient(t *testing.T, s *sandbox.Server, now time.Time) *Client {

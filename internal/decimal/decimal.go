@@ -1,6 +1,4 @@
-// Package decimal sums JSON decimal numbers exactly, for the per-currency cost totals that
-// FinOps teams reconcile against invoices. float64 addition would change the last digits
-// depending on the order of records; these sums do not depend on order.
+// Package decimal sums JSON decimal numbers exactly, for the per-currency cost totals.
 package decimal
 
 import (

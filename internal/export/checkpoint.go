@@ -3,13 +3,12 @@ package export
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/usage-export/usage-export/internal/manifest"
@@ -138,7 +137,7 @@ func (e *Exporter) loadCheckpoint(ctx context.Context, p Partition, src Source, 
 		}
 	}
 	cp := &checkpoint{
-		Version: checkpointVersion, RunID: newRunID(), SubmittedTime: e.opts.Now().UTC(),
+		Version: checkpointVersion, RunID: uuid.NewString(), SubmittedTime: e.opts.Now().UTC(),
 		ExecutionType: e.opts.ExecutionType, Source: src.Name(), APIVersion: src.APIVersion(),
 		Ext: ext, PartDays: partDays, RowKey: e.opts.RowKey, Phase: phaseWriting,
 		Listings: map[string]*listingDone{}, Parts: map[string]*partStats{},
@@ -216,13 +215,4 @@ func (e *Exporter) saveCheckpoint(ctx context.Context, p Partition, cp *checkpoi
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
 	return nil
-}
-
-func newRunID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -1,8 +1,5 @@
 // Package export is the data path: it turns scopes × billing periods × metrics into committed
-// partitions of JSON lines in a store, streaming records from a source through gzip into the
-// store, with one writer per partition, resumable checkpoints, a drop guard and a manifest that
-// is written last as the commit marker. docs/architecture.md and docs/output-format.md describe
-// the protocol.
+// partitions of JSON lines in a store.
 package export
 
 import (

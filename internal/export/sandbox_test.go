@@ -28,6 +28,7 @@ import (
 	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/verify"
@@ -48,15 +49,7 @@ func newSandbox(t *testing.T, o *sandbox.Options) *sandbox.Server {
 	if o.RecordsPerDay == 0 {
 		o.RecordsPerDay = 3
 	}
-	sb, err := sandbox.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
-	return sb
+	return sandboxtest.Start(t, o)
 }
 
 func pickScopes(t *testing.T, sb *sandbox.Server, kinds ...scope.Kind) []scope.Scope {

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -387,7 +388,7 @@ func (l *listing) record(ctx context.Context, raw []byte) error {
 // spans lines (pretty-printed) is compacted, which changes whitespace and nothing else.
 func (l *listing) writeLine(ctx context.Context, p *partOut, raw []byte) error {
 	line := raw
-	if containsNewline(raw) {
+	if bytes.IndexByte(raw, '\n') >= 0 || bytes.IndexByte(raw, '\r') >= 0 { // SIMD; a byte loop or ContainsAny is ~200x slower
 		l.scratch = append(l.scratch[:0], raw...)
 		v := jsontext.Value(l.scratch)
 		if err := v.Compact(); err != nil {
@@ -408,15 +409,6 @@ func (l *listing) writeLine(ctx context.Context, p *partOut, raw []byte) error {
 		return l.flush(ctx, p, false)
 	}
 	return nil
-}
-
-func containsNewline(b []byte) bool {
-	for _, c := range b {
-		if c == '\n' || c == '\r' {
-			return true
-		}
-	}
-	return false
 }
 
 // flush compresses p's lines into its block and stages the block once it is full (or at the

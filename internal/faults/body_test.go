@@ -88,11 +88,7 @@ func bodyFaultRun(t *testing.T, fault sandbox.Fault, src string) (string, error)
 		RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize, StallMax: bodyStallMax,
 		RowsPerBlob: bodyRowsPerBlob, PollInterval: 100 * time.Millisecond,
 	})
-	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, truth := departmentPartition(t, sb)
 	target := sandbox.TargetUsage
 	if src == string(manifest.SourceCostDetails) {
 		target = sandbox.TargetBlob

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -101,11 +102,7 @@ func (g *gateway) setHold(h *hold) {
 func (g *gateway) metricRequests() map[string]int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make(map[string]int64, len(g.byMetric))
-	for k, v := range g.byMetric {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(g.byMetric)
 }
 
 func (g *gateway) take(metric string) *hold {

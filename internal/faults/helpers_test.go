@@ -11,6 +11,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/verify"
@@ -44,15 +47,7 @@ func startSandbox(t *testing.T, o sandbox.Options) *sandbox.Server {
 	if o.Now == nil {
 		o.Now = func() time.Time { return fixedNow }
 	}
-	sb, err := sandbox.New(&o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
-	return sb
+	return sandboxtest.Start(t, &o)
 }
 
 // clientOptions configure the in-process exporter like the handler's wiring does (azcore
@@ -228,6 +223,76 @@ func checkExact(ctx context.Context, st verify.Reader, manifestName string, trut
 		return len(s.lines), errors.New(strings.Join(problems, "; "))
 	}
 	return len(s.lines), nil
+}
+
+// departmentPartition is the partition most fault runs export, the department scope's previous
+// month of actual cost, with its ground truth.
+func departmentPartition(t *testing.T, sb *sandbox.Server) (export.Partition, sandbox.Truth) {
+	t.Helper()
+	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, truth
+}
+
+// midRun fires an action once, at the first export progress that armed accepts after the
+// action is set: a fault injected in the middle of a run.
+type midRun struct {
+	action atomic.Pointer[func()]
+	once   sync.Once
+}
+
+// set arms the trigger with f.
+func (tr *midRun) set(f func()) { tr.action.Store(&f) }
+
+// progress is an export.Options.Progress that fires the armed action.
+func (tr *midRun) progress(pr export.Progress) {
+	if f := tr.action.Load(); f != nil && armed(pr) {
+		tr.once.Do(*f)
+	}
+}
+
+// commitFirst runs the clean first export of p and returns the live run and manifest hash that
+// a failed run must leave as they are. It fails t when the run does not commit.
+func commitFirst(ctx context.Context, t *testing.T, e *export.Exporter, st verify.Reader, p export.Partition) (run, hash string) {
+	t.Helper()
+	sum, err := e.Run(ctx, []export.Partition{p})
+	if err != nil || sum.Partitions[0].Status != export.StatusCommitted {
+		t.Fatalf("clean first run: %v %+v", err, sum.Partitions[0])
+	}
+	run, hash, err = liveState(ctx, st, e.ManifestName(p))
+	if err != nil || run == "" {
+		t.Fatalf("previous export: %q %v", run, err)
+	}
+	return run, hash
+}
+
+// checkResumed says why r, the run after a failed one, did not resume and commit exactly the
+// ground truth, or returns the rows it committed.
+func checkResumed(ctx context.Context, st verify.Reader, manifestName string, r export.Result, truth sandbox.Truth) (int, error) {
+	if r.Status != export.StatusCommitted || !r.Resumed {
+		return 0, fmt.Errorf("next run: status %s resumed %v (%s)", r.Status, r.Resumed, r.Error)
+	}
+	rows, err := checkExact(ctx, st, manifestName, truth)
+	if err != nil {
+		return 0, fmt.Errorf("resumed run not exact: %w", err)
+	}
+	return rows, nil
+}
+
+// checkUntouched says how a failed run changed the live partition committed as (prevRun,
+// prevHash), or returns nil: the same run and manifest, and the partition still verifies.
+func checkUntouched(ctx context.Context, st verify.Reader, manifestName, prevRun, prevHash string) error {
+	run, hash, err := liveState(ctx, st, manifestName)
+	if err != nil || run != prevRun || hash != prevHash {
+		return fmt.Errorf("the failed run changed the live partition (run %s → %s, %v)", prevRun, run, err)
+	}
+	if rep, err := verify.Partition(ctx, st, manifestName); err != nil || !rep.OK() {
+		return fmt.Errorf("previous partition damaged: %v %v", err, rep)
+	}
+	return nil
 }
 
 // liveState identifies the live partition: its run id and record-set hash ("" when none).

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,42 +148,25 @@ func runFaultCase(t *testing.T, fc faultCase) {
 	if fc.fault == sandbox.StalledBody {
 		co.bodyIdleTimeout = stallIdleTimeout
 	}
-	var arm func()
-	var armOnce sync.Once
-	opts := export.Options{PartDays: 1, Progress: func(pr export.Progress) {
-		if arm != nil && armed(pr) {
-			armOnce.Do(arm)
-		}
-	}}
-	e := newExporter(t, sb, st, co, opts)
-	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	var arm midRun
+	e := newExporter(t, sb, st, co, export.Options{PartDays: 1, Progress: arm.progress})
+	p, truth := departmentPartition(t, sb)
 	parts := []export.Partition{p}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
 	name := string(fc.fault)
 
 	// The previous export: committed, and what must survive a failed run.
 	cleanBefore := sb.Stats().Requests
-	sum, err := e.Run(ctx, parts)
-	if err != nil || sum.Partitions[0].Status != export.StatusCommitted {
-		t.Fatalf("clean first run: %v %+v", err, sum.Partitions[0])
-	}
+	prevRun, prevHash := commitFirst(ctx, t, e, st, p)
 	cleanRequests := sb.Stats().Requests - cleanBefore
-	prevRun, prevHash, err := liveState(ctx, st, e.ManifestName(p))
-	if err != nil || prevRun == "" {
-		t.Fatalf("previous export: %q %v", prevRun, err)
-	}
 
 	firedBefore := sb.Stats().Faults[fc.fault]
 	if fc.rate > 0 {
 		sb.Faults().Rate(fc.fault, fc.rate)
 	} else {
-		arm = func() { sb.Faults().Inject(fc.fault, 1) }
+		arm.set(func() { sb.Faults().Inject(fc.fault, 1) })
 	}
 	rctx, cancel := context.WithTimeout(ctx, runTimeout)
-	sum, err = e.Run(rctx, parts)
+	sum, err := e.Run(rctx, parts)
 	cancel()
 	sb.Faults().Clear()
 	if err != nil {
@@ -248,13 +230,8 @@ func runFaultCase(t *testing.T, fc faultCase) {
 			report(t, kindFault, false, "%s: error %q does not say %q", name, r.Error, fc.errHas)
 			return
 		}
-		run, hash, err := liveState(ctx, st, e.ManifestName(p))
-		if err != nil || run != prevRun || hash != prevHash {
-			report(t, kindFault, false, "%s: the failed run changed the live partition (run %s → %s, %v)", name, prevRun, run, err)
-			return
-		}
-		if rep, err := verify.Partition(ctx, st, e.ManifestName(p)); err != nil || !rep.OK() {
-			report(t, kindFault, false, "%s: previous partition damaged: %v %v", name, err, rep)
+		if err := checkUntouched(ctx, st, e.ManifestName(p), prevRun, prevHash); err != nil {
+			report(t, kindFault, false, "%s: %v", name, err)
 			return
 		}
 		if foreign != nil && foreign.conns.Load() != 0 {
@@ -387,27 +364,12 @@ func TestFaultRedirect(t *testing.T) {
 	foreign := listenForeign(t, gw.url)
 	target := "http://127.0.0.2:" + gw.url[strings.LastIndexByte(gw.url, ':')+1:]
 	st := newLocal(t)
-	var armOnce sync.Once
-	arm := false
-	e := newExporter(t, gw.sb, st, clientOptions{endpoint: gw.url}, export.Options{PartDays: 1, Progress: func(pr export.Progress) {
-		if arm && armed(pr) {
-			armOnce.Do(func() { gw.redirectTo.Store(&target) })
-		}
-	}})
-	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	var arm midRun
+	e := newExporter(t, gw.sb, st, clientOptions{endpoint: gw.url}, export.Options{PartDays: 1, Progress: arm.progress})
+	p, truth := departmentPartition(t, gw.sb)
 	parts := []export.Partition{p}
-	truth, err := gw.sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum, err := e.Run(ctx, parts); err != nil || sum.Partitions[0].Status != export.StatusCommitted {
-		t.Fatalf("clean first run: %v %+v", err, sum.Partitions[0])
-	}
-	prevRun, prevHash, err := liveState(ctx, st, e.ManifestName(p))
-	if err != nil || prevRun == "" {
-		t.Fatalf("previous export: %q %v", prevRun, err)
-	}
-	arm = true
+	prevRun, prevHash := commitFirst(ctx, t, e, st, p)
+	arm.set(func() { gw.redirectTo.Store(&target) })
 	rctx, cancel := context.WithTimeout(ctx, runTimeout)
 	sum, err := e.Run(rctx, parts)
 	cancel()
@@ -438,13 +400,9 @@ func TestFaultRedirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r2 := sum.Partitions[0]; r2.Status != export.StatusCommitted || !r2.Resumed {
-		report(t, kindFault, false, "%s: next run: status %s resumed %v (%s)", name, r2.Status, r2.Resumed, r2.Error)
-		return
-	}
-	rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
+	rows, err := checkResumed(ctx, st, e.ManifestName(p), sum.Partitions[0], truth)
 	if err != nil {
-		report(t, kindFault, false, "%s: resumed run not exact: %v", name, err)
+		report(t, kindFault, false, "%s: %v", name, err)
 		return
 	}
 	report(t, kindFault, true, "%s: survived (failed cleanly: %q; 0 connections to the target; previous intact; next run resumed: exact %d rows)",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/store"
-	"github.com/usage-export/usage-export/internal/verify"
 )
 
 const (
@@ -43,37 +41,19 @@ func TestFaultAzuriteStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb := startSandbox(t, sandbox.Options{RecordsPerDay: matrixRecordsPerDay, PageSize: matrixPageSize, PageLatency: 20 * time.Millisecond})
-	var arm func()
-	var armOnce sync.Once
-	e := newExporter(t, sb, st, clientOptions{}, export.Options{PartDays: 1, Progress: func(pr export.Progress) {
-		if arm != nil && armed(pr) {
-			armOnce.Do(arm)
-		}
-	}})
-	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
+	var arm midRun
+	e := newExporter(t, sb, st, clientOptions{}, export.Options{PartDays: 1, Progress: arm.progress})
+	p, truth := departmentPartition(t, sb)
 	parts := []export.Partition{p}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum, err := e.Run(ctx, parts); err != nil || sum.Partitions[0].Status != export.StatusCommitted {
-		t.Fatalf("clean first run: %v %+v", err, sum.Partitions[0])
-	}
-	prevRun, prevHash, err := liveState(ctx, st, e.ManifestName(p))
-	if err != nil || prevRun == "" {
-		t.Fatalf("previous export: %q %v", prevRun, err)
-	}
+	prevRun, prevHash := commitFirst(ctx, t, e, st, p)
 
 	stopped := make(chan error, 1)
-	arm = func() { go func() { stopped <- az.Stop() }() }
+	arm.set(func() { go func() { stopped <- az.Stop() }() })
 	rctx, cancel := context.WithTimeout(ctx, runTimeout)
 	start := time.Now()
 	sum, err := e.Run(rctx, parts)
 	cancel()
 	failedAfter := time.Since(start).Round(time.Second)
-	if arm == nil {
-		t.Fatal("unreachable")
-	}
 	var stopErr error
 	select {
 	case stopErr = <-stopped:
@@ -98,13 +78,8 @@ func TestFaultAzuriteStopped(t *testing.T) {
 	if err := az.Restart(ctx); err != nil {
 		t.Fatalf("restarting Azurite: %v", err)
 	}
-	run, hash, err := liveState(ctx, st, e.ManifestName(p))
-	if err != nil || run != prevRun || hash != prevHash {
-		report(t, kindFault, false, "%s: the failed run changed the live partition (run %s → %s, %v)", storageFault, prevRun, run, err)
-		return
-	}
-	if rep, err := verify.Partition(ctx, st, e.ManifestName(p)); err != nil || !rep.OK() {
-		report(t, kindFault, false, "%s: previous partition damaged: %v %v", storageFault, err, rep)
+	if err := checkUntouched(ctx, st, e.ManifestName(p), prevRun, prevHash); err != nil {
+		report(t, kindFault, false, "%s: %v", storageFault, err)
 		return
 	}
 
@@ -122,13 +97,9 @@ func TestFaultAzuriteStopped(t *testing.T) {
 		busy++
 		time.Sleep(busyRetry)
 	}
-	if r2.Status != export.StatusCommitted || !r2.Resumed {
-		report(t, kindFault, false, "%s: next run: status %s resumed %v (%s)", storageFault, r2.Status, r2.Resumed, r2.Error)
-		return
-	}
-	rows, err := checkExact(ctx, st, e.ManifestName(p), truth)
+	rows, err := checkResumed(ctx, st, e.ManifestName(p), r2, truth)
 	if err != nil {
-		report(t, kindFault, false, "%s: resumed run not exact: %v", storageFault, err)
+		report(t, kindFault, false, "%s: %v", storageFault, err)
 		return
 	}
 	wait := ""
@@ -161,11 +132,7 @@ func TestFaultRateLimited(t *testing.T) {
 	budget := ratelimit.New(&ratelimit.Options{PerScope: 2 * throttlePerScope, PerTenant: 20 * throttlePerScope, Window: throttleWindow})
 	st := newLocal(t)
 	e := newExporter(t, sb, st, clientOptions{budget: budget}, export.Options{PartDays: 1})
-	p := export.Partition{Scope: departmentScope, Period: previousMonth(), Metric: "actualcost"}
-	truth, err := sb.GroundTruthVersion(p.Scope, p.Period, string(p.Metric), apiVersion)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, truth := departmentPartition(t, sb)
 	rctx, cancel := context.WithTimeout(ctx, runTimeout)
 	sum, err := e.Run(rctx, []export.Partition{p})
 	cancel()

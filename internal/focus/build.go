@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/klauspost/compress/gzip"
 	"github.com/rs/zerolog"
 
@@ -190,7 +190,7 @@ func (b *Builder) build(ctx context.Context, sc scope.Scope, p period.Period, fo
 		return err
 	}
 
-	runID := newRunID()
+	runID := uuid.NewString()
 	submitted := b.o.Now().UTC()
 	ext := ".jsonl.gz"
 	if b.o.NoGzip {
@@ -686,15 +686,6 @@ func (b *Builder) deleteTree(ctx context.Context, prefix string) {
 			zerolog.Ctx(ctx).Debug().Err(err).Str("blob", n).Msg("cleaning focus run folder")
 		}
 	}
-}
-
-func newRunID() string {
-	var x [16]byte
-	_, _ = rand.Read(x[:])
-	x[6] = x[6]&0x0f | 0x40
-	x[8] = x[8]&0x3f | 0x80
-	s := hex.EncodeToString(x[:])
-	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }
 
 func jsonIndent(m *Manifest) ([]byte, error) {

@@ -27,6 +27,7 @@ import (
 	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -51,14 +52,7 @@ func newWorld(t *testing.T) *world { return newWorldFrom(t, "usageDetails") }
 // or mixed (actual cost through usageDetails, amortized cost through Cost Details reports).
 func newWorldFrom(t *testing.T, source string) *world {
 	t.Helper()
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 3, PollInterval: 10 * time.Millisecond, Now: func() time.Time { return testNow }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sb.Close() })
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 3, PollInterval: 10 * time.Millisecond, Now: func() time.Time { return testNow }})
 	w := &world{sb: sb, dir: t.TempDir()}
 	for _, s := range sb.Scopes() {
 		// Both EA enrollments (USD, EUR) and both MCA billing profiles (USD, EUR).
@@ -69,6 +63,7 @@ func newWorldFrom(t *testing.T, source string) *world {
 	if len(w.scopes) != 4 {
 		t.Fatalf("scopes %v", w.scopes)
 	}
+	var err error
 	w.st, err = store.NewLocal(w.dir)
 	if err != nil {
 		t.Fatal(err)

@@ -18,12 +18,6 @@ import (
 	"github.com/usage-export/usage-export/internal/verify"
 )
 
-// Reader is what verification needs from a store.
-type Reader interface {
-	Get(ctx context.Context, name string) (io.ReadCloser, store.Props, error)
-	List(ctx context.Context, prefix string, fn func(store.Item) error) error
-}
-
 // Verification is the outcome of Verify.
 type Verification struct {
 	RunID    string
@@ -75,7 +69,7 @@ func ParseLine(line []byte) (*Row, error) {
 // EffectiveCost recomputed from the lines equal the manifest's totals; every line conforms to
 // the column table; the manifest's invariants held when it was built; no unlisted part sits in
 // the folder; and the inputs it was built from are still the committed ones.
-func Verify(ctx context.Context, st Reader, manifestName string, b []byte) (*Verification, error) {
+func Verify(ctx context.Context, st verify.Reader, manifestName string, b []byte) (*Verification, error) {
 	m, err := ParseManifest(b)
 	if err != nil {
 		return nil, err
@@ -137,7 +131,7 @@ type lineTotals struct {
 
 // readBlobs re-reads every blob the manifest lists (verify.ReadPart), checks each line against
 // the column table and adds up its costs.
-func (v *Verification) readBlobs(ctx context.Context, st Reader, m *Manifest, ck *Checker) (*lineTotals, error) {
+func (v *Verification) readBlobs(ctx context.Context, st verify.Reader, m *Manifest, ck *Checker) (*lineTotals, error) {
 	t := &lineTotals{listed: map[string]bool{}, billed: map[string]*decimal.Sum{}, effective: map[string]*decimal.Sum{}}
 	for _, bl := range m.Blobs {
 		t.listed[bl.BlobName] = true
@@ -195,11 +189,11 @@ func (v *Verification) addLine(t *lineTotals, ck *Checker, blob string, n int64,
 
 // checkInputs checks that the input manifests the partition was built from are still the
 // committed ones.
-func (v *Verification) checkInputs(ctx context.Context, st Reader, m *Manifest) error {
-	for _, mt := range inputs {
-		in, ok := m.Inputs[mt]
+func (v *Verification) checkInputs(ctx context.Context, st verify.Reader, m *Manifest) error {
+	for _, metric := range inputs {
+		in, ok := m.Inputs[metric]
 		if !ok {
-			v.problem("inputs: no %s input recorded", mt)
+			v.problem("inputs: no %s input recorded", metric)
 			continue
 		}
 		rc, _, err := st.Get(ctx, in.Manifest)

@@ -1,10 +1,5 @@
 // Package hostqueue plays what the Functions host does with a queue trigger, for tests and the
-// demo: each instance's listener receives messages with a visibility timeout (renewed while the
-// invocation runs), posts the host's {Data, Metadata} payload to the instance's handler, deletes
-// the message on 2xx, makes it visible again after the retry delay otherwise, and moves it to
-// "<queue>-poison" when a delivery at maxDequeueCount fails. An instance that stops (its
-// handler killed) leaves its messages invisible until their visibility timeout runs out, as a
-// scaled-in instance does.
+// demo.
 package hostqueue
 
 import (

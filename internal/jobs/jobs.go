@@ -1,8 +1,5 @@
 // Package jobs plans export jobs onto the work queue and runs their partitions, one per queue
-// invocation: the job document ({prefix}/_control/jobs/{id}.json) holds the request and the
-// plan, each partition's worker records its progress and outcome beside it, and a job's state is
-// derived from those records. docs/http-api.md describes the job and
-// docs/schemas/job.schema.json is its JSON Schema.
+// invocation.
 package jobs
 
 import (
@@ -22,6 +19,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/redact"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -235,6 +233,7 @@ func (s *Store) put(ctx context.Context, j *Job, o *store.PutOptions) error {
 	if err != nil {
 		return fmt.Errorf("encoding job %s: %w", j.ID, err)
 	}
+	b = redact.JSON(b) // a partition's error text, kept in the record and read through the API
 	props, err := s.be.Put(ctx, s.Name(j.ID), bytes.NewReader(append(b, '\n')), o)
 	if errors.Is(err, store.ErrPrecondition) {
 		return fmt.Errorf("saving job %s: %w", j.ID, ErrConflict)

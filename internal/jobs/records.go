@@ -13,6 +13,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/redact"
 	"github.com/usage-export/usage-export/internal/store"
 	"github.com/usage-export/usage-export/internal/workqueue"
 )
@@ -81,6 +82,7 @@ func (s *Store) PutRecord(ctx context.Context, id string, i int, r *Record, prev
 	if err != nil {
 		return fmt.Errorf("encoding job %s partition %d: %w", id, i, err)
 	}
+	b = redact.JSON(b) // the partition's error text, read back through the API
 	o := &store.PutOptions{ContentType: "application/json", IfNoneMatch: prev == nil}
 	if prev != nil {
 		o.IfMatch = prev.etag

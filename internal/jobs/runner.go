@@ -24,7 +24,7 @@ import (
 
 // Run is one export the runner asks for: one partition of a job.
 type Run struct {
-	// ExecutionType is ExecScheduled or ExecOnDemand.
+	// ExecutionType is manifest.Scheduled or manifest.OnDemand.
 	ExecutionType manifest.ExecutionType
 	Partitions    []export.Partition
 	// Source forces usageDetails or costDetails; empty means per scope from the settings.
@@ -113,7 +113,6 @@ type Runner struct {
 	allowed func(scope.Scope) (scope.Scope, bool)
 	me      Worker
 	now     func() time.Time
-	redact  func(string) string
 	o       Options
 }
 
@@ -126,23 +125,18 @@ type Deps struct {
 	// Worker is this process's identity.
 	Worker Worker
 	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-	// Redact removes secrets from error text; nil keeps text.
-	Redact  func(string) string
+	Now     func() time.Time
 	Options *Options
 }
 
 // NewRunner returns a Runner.
 func NewRunner(d Deps) *Runner {
 	r := &Runner{store: d.Store, queue: d.Queue, export: d.Export, allowed: d.Allowed, me: d.Worker,
-		now: d.Now, redact: d.Redact, o: d.Options.withDefaults()}
+		now: d.Now, o: d.Options.withDefaults()}
 	if r.now == nil {
 		r.now = time.Now
 	}
 	r.store = r.store.WithClock(r.now)
-	if r.redact == nil {
-		r.redact = func(s string) string { return s }
-	}
 	return r
 }
 
@@ -350,7 +344,7 @@ func (r *Runner) Work(ctx context.Context, it workqueue.Item, d Delivery) Outcom
 		return Outcome{Done: true, Status: "skipped", Message: "the job no longer exists (deleted after retention); message dropped"}
 	}
 	if err != nil {
-		return retry("reading the job: %s", r.redact(err.Error()))
+		return retry("reading the job: %s", err.Error())
 	}
 	if it.Index >= len(job.Partitions) {
 		return Outcome{Done: true, Status: "skipped", Message: fmt.Sprintf("the job has %d partitions, not %d; message dropped", len(job.Partitions), it.Index+1)}
@@ -361,7 +355,7 @@ func (r *Runner) Work(ctx context.Context, it workqueue.Item, d Delivery) Outcom
 	}
 	prev, err := r.store.GetRecord(ctx, it.Job, it.Index)
 	if err != nil {
-		return retry("reading the partition record: %s", r.redact(err.Error()))
+		return retry("reading the partition record: %s", err.Error())
 	}
 	now := r.now().UTC()
 	switch {
@@ -377,7 +371,7 @@ func (r *Runner) Work(ctx context.Context, it workqueue.Item, d Delivery) Outcom
 	final := func(status export.Status, msg string) Outcome {
 		rec.Status, rec.Error, rec.Finished = status, msg, &now
 		if err := r.store.PutRecord(ctx, it.Job, it.Index, rec, prev); err != nil {
-			return retry("recording %s: %s", status, r.redact(err.Error()))
+			return retry("recording %s: %s", status, err.Error())
 		}
 		return Outcome{Done: true, Status: status, Message: msg}
 	}
@@ -397,7 +391,7 @@ func (r *Runner) Work(ctx context.Context, it workqueue.Item, d Delivery) Outcom
 	if err := r.store.PutRecord(ctx, it.Job, it.Index, rec, prev); errors.Is(err, ErrConflict) {
 		return retry("another worker took the partition at the same moment; the message comes back")
 	} else if err != nil {
-		return retry("recording the start: %s", r.redact(err.Error()))
+		return retry("recording the start: %s", err.Error())
 	}
 	log.Info().Int("attempt", d.DequeueCount).Msg("partition started")
 	return r.run(ctx, job, it, d, rec, export.Partition{Scope: sc, Period: pr, Metric: jp.Metric})
@@ -448,7 +442,7 @@ func (r *Runner) run(ctx context.Context, job *Job, it workqueue.Item, d Deliver
 		case err == nil && res.Status == export.StatusBusy:
 			why = "another writer holds the partition (its lease expires within a minute)"
 		case err == nil:
-			why = r.redact(res.Error)
+			why = res.Error
 		}
 		if d.DequeueCount >= r.o.MaxDequeueCount {
 			rec.Status, rec.Error, rec.Finished = export.StatusFailed,
@@ -463,9 +457,9 @@ func (r *Runner) run(ctx context.Context, job *Job, it workqueue.Item, d Deliver
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
 	defer scancel()
 	if err := t.save(sctx); err != nil {
-		log.Error().Str("error", r.redact(err.Error())).Msg("recording the partition outcome")
+		log.Error().Str("error", err.Error()).Msg("recording the partition outcome")
 		if out.Done {
-			return Outcome{Message: "the outcome could not be recorded; the message comes back: " + r.redact(err.Error())}
+			return Outcome{Message: "the outcome could not be recorded; the message comes back: " + err.Error()}
 		}
 	}
 	return out
@@ -560,7 +554,7 @@ func (t *tracker) loop(ctx context.Context, cancel context.CancelCauseFunc, stop
 			cancel(errTakenOver)
 			return
 		case err != nil && ctx.Err() == nil:
-			zerolog.Ctx(ctx).Warn().Str("error", t.r.redact(err.Error())).Msg("saving partition progress")
+			zerolog.Ctx(ctx).Warn().Str("error", err.Error()).Msg("saving partition progress")
 		case err == nil:
 			lastSave = time.Now()
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/record"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/store"
 )
@@ -34,14 +35,7 @@ var now = time.Date(2026, 10, 14, 9, 0, 0, 0, time.UTC)
 // TestDuckDBReadsPartitions exports legacy (EA) and modern (MCA) scopes for two periods and two
 // metrics, then reads the tree with DuckDB exactly as the README shows.
 func TestDuckDBReadsPartitions(t *testing.T) {
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 2, Now: func() time.Time { return now }})
 	var scopes []scope.Scope
 	// Both EA enrollments (USD and EUR, legacy records) and one MCA billing profile (modern).
 	for _, s := range sb.Scopes() {
@@ -63,56 +57,15 @@ func TestDuckDBReadsPartitions(t *testing.T) {
 	src := &export.UsageDetails{Client: client, Version: client.APIVersion()}
 	e := export.New(st, func(scope.Scope) (export.Source, error) { return src, nil },
 		&export.Options{Prefix: "usage", PartDays: 7, Now: func() time.Time { return now }})
-	periods := []period.Period{period.Of(now).Add(-2), period.Of(now).Add(-1)}
-	var parts []export.Partition
-	for _, sc := range scopes {
-		for _, p := range periods {
-			for _, m := range []string{"actualcost", "amortizedcost"} {
-				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: metric.Metric(m)})
-			}
-		}
-	}
+	parts := bothMetrics(scopes, testPeriods)
 	sum, err := e.Run(context.Background(), parts)
 	if err != nil || sum.Failed() > 0 {
 		t.Fatalf("export: %v %v", err, sum.Err())
 	}
 
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	// The README's query, run as it is written but for the folder.
-	q := strings.Replace(readmeQuery(t), "'usage/metric=*/scope=*/billingPeriod=*/*.jsonl.gz'",
-		"'"+filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz")+"'", 1)
-	rows, err := db.Query(q)
-	if err != nil {
-		t.Fatalf("duckdb query: %v\n%s", err, q)
-	}
-	defer rows.Close()
-	type key struct{ metric, scope, period string }
-	got := map[key]map[string]string{}
-	gotRows := map[key]int{}
-	var table []string
-	for rows.Next() {
-		var metric, scopeCol, bp, cur string
-		var cost decimalText
-		var n int
-		if err := rows.Scan(&metric, &scopeCol, &bp, &cur, &n, &cost); err != nil {
-			t.Fatal(err)
-		}
-		k := key{metric, scopeCol, bp}
-		if got[k] == nil {
-			got[k] = map[string]string{}
-		}
-		got[k][cur] = string(cost)
-		gotRows[k] += n
-		table = append(table, fmt.Sprintf("%-14s %-72s %s %s %6d %s", metric, scopeCol, bp, cur, n, cost))
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("DuckDB:\n%s", strings.Join(table, "\n"))
+	res := queryREADME(t, dir)
+	got, gotRows := res.sums, res.rows
+	t.Logf("DuckDB:\n%s", strings.Join(res.table, "\n"))
 	var truthTable []string
 	kinds := map[string]bool{}
 	for _, p := range parts {
@@ -120,13 +73,7 @@ func TestDuckDBReadsPartitions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// DuckDB decodes the Hive escapes of the folder name, as Spark and Hive do: the column
-		// holds "billingProfile-1234:56789_2019-05-31/AB12-…".
-		col, err := scope.UnescapePathName(p.Scope.Folder())
-		if err != nil {
-			t.Fatal(err)
-		}
-		k := key{string(p.Metric), col, p.Period.String()}
+		k := keyOf(t, p)
 		if gotRows[k] != truth.Rows {
 			t.Errorf("%v: DuckDB counts %d rows, ground truth %d (partitions read: %v)", k, gotRows[k], truth.Rows, keys(gotRows))
 		}
@@ -176,6 +123,82 @@ func TestDuckDBReadsPartitions(t *testing.T) {
 	}
 	sort.Strings(truthTable)
 	t.Logf("ground truth:\n%s", strings.Join(truthTable, "\n"))
+}
+
+// testPeriods are the two closed billing periods before now that the tests export.
+var testPeriods = []period.Period{period.Of(now).Add(-2), period.Of(now).Add(-1)}
+
+// bothMetrics returns the partitions of every scope and period, each for actual and amortized
+// cost.
+func bothMetrics(scopes []scope.Scope, periods []period.Period) []export.Partition {
+	var parts []export.Partition
+	for _, sc := range scopes {
+		for _, p := range periods {
+			for _, m := range []string{"actualcost", "amortizedcost"} {
+				parts = append(parts, export.Partition{Scope: sc, Period: p, Metric: metric.Metric(m)})
+			}
+		}
+	}
+	return parts
+}
+
+// lakeKey is a partition as the README query's columns name it.
+type lakeKey struct{ metric, scope, period string }
+
+// keyOf returns the query's key of partition p. DuckDB decodes the Hive escapes of the folder
+// name, as Spark and Hive do: the scope column holds "billingProfile-1234:56789_2019-05-31/AB12-…".
+func keyOf(t *testing.T, p export.Partition) lakeKey {
+	t.Helper()
+	col, err := scope.UnescapePathName(p.Scope.Folder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lakeKey{string(p.Metric), col, p.Period.String()}
+}
+
+// lakeResult is what the README's query reads from an export tree.
+type lakeResult struct {
+	rows  map[lakeKey]int               // rows per partition
+	sums  map[lakeKey]map[string]string // exact cost sums per partition and currency
+	table []string                      // the query's rows as text, for the log
+}
+
+// queryREADME runs README.md's DuckDB query, as it is written but for the folder, over the export
+// tree under dir/usage.
+func queryREADME(t *testing.T, dir string) lakeResult {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := strings.Replace(readmeQuery(t), "'usage/metric=*/scope=*/billingPeriod=*/*.jsonl.gz'",
+		"'"+filepath.Join(dir, "usage", "metric=*", "scope=*", "billingPeriod=*", "*.jsonl.gz")+"'", 1)
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatalf("README's DuckDB query: %v\n%s", err, q)
+	}
+	defer rows.Close()
+	res := lakeResult{rows: map[lakeKey]int{}, sums: map[lakeKey]map[string]string{}}
+	for rows.Next() {
+		var metric, sc, bp, cur string
+		var cost decimalText
+		var n int
+		if err := rows.Scan(&metric, &sc, &bp, &cur, &n, &cost); err != nil {
+			t.Fatal(err)
+		}
+		k := lakeKey{metric, sc, bp}
+		res.rows[k] += n
+		if res.sums[k] == nil {
+			res.sums[k] = map[string]string{}
+		}
+		res.sums[k][cur] = string(cost)
+		res.table = append(res.table, fmt.Sprintf("%-14s %-72s %s %s %6d %s", metric, sc, bp, cur, n, cost))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // readmeQuery returns the DuckDB query of README.md's lake section: the sql block after the

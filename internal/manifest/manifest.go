@@ -1,10 +1,4 @@
-// Package manifest defines `_manifest.json`, the commit marker of an exported partition: what
-// was exported (scope, period, metric, source, API version), by which run, the blobs with their
-// row counts, byte counts and SHA-256, and the totals a FinOps team reconciles with.
-//
-// Field names follow the Cost Management exports manifest where they mean the same thing
-// (manifestVersion, byteCount, blobCount, dataRowCount, runInfo, blobs[].blobName/byteCount/
-// dataRowCount). The JSON Schema is docs/schemas/manifest.schema.json.
+// Package manifest defines `_manifest.json`, the commit marker of an exported partition.
 package manifest
 
 import (

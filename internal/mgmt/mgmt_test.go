@@ -144,6 +144,19 @@ func pipeline(tr policy.Transporter, perRetry ...policy.Policy) runtime.Pipeline
 	})
 }
 
+// deadlineRequest returns a GET request whose context ends 10 s on, or when t ends: a watchdog
+// that never fires fails the test instead of hanging it.
+func deadlineRequest(t *testing.T) *policy.Request {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, err := runtime.NewRequest(ctx, http.MethodGet, "https://h/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
 func TestHostGuard(t *testing.T) {
 	home := defaultOrigin(t)
 	tests := []struct {
@@ -205,14 +218,9 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The outer deadline ends the test if the watchdog never fires; its error is not
+			// The deadline ends the test if the watchdog never fires; its error is not
 			// ErrIdleTimeout, so the test fails instead of hanging.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			req, err := runtime.NewRequest(ctx, http.MethodGet, "https://h/x")
-			if err != nil {
-				t.Fatal(err)
-			}
+			req := deadlineRequest(t)
 			runtime.SkipBodyDownload(req)
 			resp, err := pipeline(tt.tr, NewIdleTimeoutPolicy(idle)).Do(req)
 			if err == nil {
@@ -336,7 +344,9 @@ func (b *trickle) Close() error { return nil }
 // body is not (the watchdog is re-armed for every read, not a deadline for the whole body),
 // and a body over the limit is a permanent ErrBodyTooLarge.
 func TestGuardTransport(t *testing.T) {
-	const idle = 50 * time.Millisecond
+	// The steady body's reads come every idle/5 and take twice idle in all: a deadline for the
+	// whole body would fail it, and a loaded machine has 160 ms of slack per read.
+	const idle = 200 * time.Millisecond
 	tests := []struct {
 		name    string
 		tr      transportFunc
@@ -347,8 +357,8 @@ func TestGuardTransport(t *testing.T) {
 		{"stalled body", func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusOK, Body: stall{r.Context()}, Request: r, Header: http.Header{}}, nil
 		}, 0, []error{ErrIdleTimeout, ErrBrokenBody}, false},
-		{"slow but steady body, 10 reads of 20 ms", func(r *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{done: r.Context().Done(), gap: 20 * time.Millisecond, n: 10}, Request: r, Header: http.Header{}}, nil
+		{"slow but steady body, 10 reads of 40 ms", func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: http.StatusOK, Body: &trickle{done: r.Context().Done(), gap: idle / 5, n: 10}, Request: r, Header: http.Header{}}, nil
 		}, 0, nil, false},
 		{"body over the limit", func(r *http.Request) (*http.Response, error) {
 			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(strings.Repeat("x", 101))), Request: r, Header: http.Header{}}, nil
@@ -359,12 +369,7 @@ func TestGuardTransport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			req, err := runtime.NewRequest(ctx, http.MethodGet, "https://h/x")
-			if err != nil {
-				t.Fatal(err)
-			}
+			req := deadlineRequest(t)
 			resp, err := pipeline(GuardTransport(tt.tr, idle, tt.max)).Do(req) // azcore reads the body whole
 			if err == nil {
 				resp.Body.Close()

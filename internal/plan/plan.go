@@ -1,6 +1,4 @@
-// Package plan says what an export run would do before it runs: per partition the source and
-// why, the API calls expected and what is already committed, and how long the calls take under
-// the rate budget. It reads manifests only; it calls no billing API.
+// Package plan says what an export run would do before it runs, without calling a billing API.
 package plan
 
 import (

@@ -1,13 +1,5 @@
 // Package ratelimit is the process-wide call budget for the billing APIs, as an azcore pipeline
-// policy: every attempt (first tries and retries alike) waits for a token from its scope's
-// budget and from the tenant's budget, so everything the process runs at once shares the
-// service's limits. The per-scope limit depends on the scope's kind (DefaultPerKind: what the
-// service was observed to allow, 2 to 10 calls a minute, far below the documented 30). A 429 or
-// an exhausted remaining-quota header pauses the budget it concerns for everyone and halves its
-// rate, which then grows back by one call per window for each window of calls that went
-// through, so the process slows down to what the service actually grants (the portal and other
-// clients share the tenant's quota) instead of being throttled again by its own requests. The
-// retry itself stays azcore's.
+// policy.
 package ratelimit
 
 import (

@@ -26,10 +26,6 @@ func BenchmarkExtractShapes(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var size int
-		for _, r := range recs {
-			size += len(r)
-		}
 		for _, impl := range []string{"scanner", "jsontext-reference"} {
 			b.Run(string(s)+"/"+impl, func(b *testing.B) {
 				var f record.Fields
@@ -37,20 +33,15 @@ func BenchmarkExtractShapes(b *testing.B) {
 				if impl != "scanner" {
 					extract = func(raw []byte) error { return referenceExtract(&f, raw) }
 				}
-				b.SetBytes(int64(size / len(recs)))
-				b.ReportAllocs()
-				cpu0 := benchdata.CPUTime()
-				i := 0
-				for b.Loop() {
-					if err := extract(recs[i]); err != nil {
-						b.Fatal(err)
+				benchdata.LoopRecords(b, recs, func(rec []byte) error {
+					if err := extract(rec); err != nil {
+						return err
 					}
 					if len(f.Date) == 0 || len(f.Cost) == 0 {
-						b.Fatalf("record %d: no date or cost", i)
+						return errors.New("no date or cost")
 					}
-					i = (i + 1) % len(recs)
-				}
-				b.ReportMetric(float64(benchdata.CPUTime()-cpu0)/float64(b.N), "cpu-ns/record")
+					return nil
+				})
 			})
 		}
 	}

@@ -1,8 +1,5 @@
-// Package record reads the few fields the exporter needs from a raw usage record without
-// decoding the rest: the usage day (to place the record in its part), the cost and currency (for
-// the manifest's totals), the record kind, and the hierarchy fields used to detect overlapping
-// scopes. It accepts the three usageDetails shapes (legacy, modern, 2018-06-30), whose fields sit
-// under "properties", and the flat objects made from Cost Details CSV rows.
+// Package record reads the few fields the exporter needs from a raw usage record without decoding
+// the rest.
 package record
 
 import (

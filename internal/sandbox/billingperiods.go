@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,14 +37,7 @@ type billingPeriodJSON struct {
 }
 
 func (s *Server) serveBillingPeriods(w http.ResponseWriter, r *http.Request, scopePath string) {
-	known := func(v string) bool {
-		for _, k := range BillingPeriodsAPIVersions {
-			if v == k {
-				return true
-			}
-		}
-		return false
-	}
+	known := func(v string) bool { return slices.Contains(BillingPeriodsAPIVersions, v) }
 	if !checkVersion(w, r.URL.Query().Get("api-version"), known, strings.Join(BillingPeriodsAPIVersions, ", ")) {
 		return
 	}

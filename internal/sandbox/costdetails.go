@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -135,33 +137,8 @@ type blobRef struct {
 func isReportFault(f Fault) bool { return f == ReportFailed || f == ReportNoData || f == ReportExpired }
 
 func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath string) {
-	q := r.URL.Query()
-	if !checkVersion(w, q.Get("api-version"), func(v string) bool { return v == costDetailsAPIVersion }, costDetailsAPIVersion) {
-		return
-	}
-	sc, bp, status, code, msg := parseScope(scopePath)
-	if status != 0 {
-		writeError(w, status, code, msg)
-		return
-	}
-	if bp != "" {
-		writeError(w, http.StatusBadRequest, "BadRequest", "Billing period sub-scopes are not supported; put billingPeriod in the request body.")
-		return
-	}
-	if sc.Kind == scope.ManagementGroup {
-		writeError(w, http.StatusBadRequest, "BadRequest", "Cost details reports are not supported for management group scopes.")
-		return
-	}
-	subs, err := s.w.resolve(sc)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("The scope '%s' could not be found.", scopePath))
-		return
-	}
-	// EA and MCA only (cost-details-and-focus.md §1.1): a pay-as-you-go subscription is refused.
-	// The rule is documented; the wording is the sandbox's.
-	if sc.Kind == scope.Subscription && len(subs) > 0 && subs[0].anchor > 0 {
-		writeError(w, http.StatusBadRequest, "BadRequest",
-			"Cost details reports are supported for Enterprise Agreement and Microsoft Customer Agreement scopes only; use usage details or exports for this subscription.")
+	sc, subs, ok := s.reportScope(w, r.URL.Query(), scopePath)
+	if !ok {
 		return
 	}
 	key := strings.ToLower(sc.Path())
@@ -176,15 +153,8 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 	if !s.throttle(w, key, sc.Kind, apiCostManagement) {
 		return
 	}
-	var body GenerateRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxGenerateBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "BadRequest", "The request payload is invalid: "+err.Error())
-		return
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "BadRequest", "The request payload is invalid: trailing data after the JSON object.")
+	body, ok := decodeGenerate(w, r)
+	if !ok {
 		return
 	}
 	op, br := s.planReport(sc, subs, body)
@@ -192,6 +162,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 		writeError(w, http.StatusBadRequest, br.code, br.msg)
 		return
 	}
+	var err error
 	if op.schema, err = s.csvSchemaFor(r.Header.Get(CSVSchemaHeader), op.modern); err != nil {
 		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
 		return
@@ -202,7 +173,7 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 		return
 	default:
 	}
-	op.id = newGUID()
+	op.id = uuid.NewString()
 	op.scopePath = strings.TrimPrefix(scopePath, "/")
 	op.fault = fault
 	op.pollsLeft = s.o.PollsBeforeDone
@@ -219,17 +190,63 @@ func (s *Server) serveGenerate(w http.ResponseWriter, r *http.Request, scopePath
 	s.accepted(w, r, op)
 }
 
+// reportScope checks the api-version and the scope of a report request, answering the error
+// itself when one is wrong.
+func (s *Server) reportScope(w http.ResponseWriter, q url.Values, scopePath string) (scope.Scope, []*subscription, bool) {
+	if !checkVersion(w, q.Get("api-version"), func(v string) bool { return v == costDetailsAPIVersion }, costDetailsAPIVersion) {
+		return scope.Scope{}, nil, false
+	}
+	sc, bp, status, code, msg := parseScope(scopePath)
+	if status != 0 {
+		writeError(w, status, code, msg)
+		return scope.Scope{}, nil, false
+	}
+	if bp != "" {
+		writeError(w, http.StatusBadRequest, "BadRequest", "Billing period sub-scopes are not supported; put billingPeriod in the request body.")
+		return scope.Scope{}, nil, false
+	}
+	if sc.Kind == scope.ManagementGroup {
+		writeError(w, http.StatusBadRequest, "BadRequest", "Cost details reports are not supported for management group scopes.")
+		return scope.Scope{}, nil, false
+	}
+	subs, err := s.w.resolve(sc)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("The scope '%s' could not be found.", scopePath))
+		return scope.Scope{}, nil, false
+	}
+	// EA and MCA only (cost-details-and-focus.md §1.1): a pay-as-you-go subscription is refused.
+	// The rule is documented; the wording is the sandbox's.
+	if sc.Kind == scope.Subscription && len(subs) > 0 && subs[0].anchor > 0 {
+		writeError(w, http.StatusBadRequest, "BadRequest",
+			"Cost details reports are supported for Enterprise Agreement and Microsoft Customer Agreement scopes only; use usage details or exports for this subscription.")
+		return scope.Scope{}, nil, false
+	}
+	return sc, subs, true
+}
+
+// decodeGenerate reads a report request's body: one JSON object with known members only.
+func decodeGenerate(w http.ResponseWriter, r *http.Request) (GenerateRequest, bool) {
+	var body GenerateRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxGenerateBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "The request payload is invalid: "+err.Error())
+		return body, false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "BadRequest", "The request payload is invalid: trailing data after the JSON object.")
+		return body, false
+	}
+	return body, true
+}
+
 // planReport validates a request body and selects the report's rows.
 func (s *Server) planReport(sc scope.Scope, subs []*subscription, body GenerateRequest) (*operation, *badRequest) {
 	n := 0
-	if body.TimePeriod != nil {
-		n++
-	}
-	if body.BillingPeriod != "" {
-		n++
-	}
-	if body.InvoiceID != "" {
-		n++
+	for _, given := range []bool{body.TimePeriod != nil, body.BillingPeriod != "", body.InvoiceID != ""} {
+		if given {
+			n++
+		}
 	}
 	if n > 1 {
 		return nil, &badRequest{"BadRequest", "Only one of timePeriod, billingPeriod or invoiceId can be specified."}
@@ -242,61 +259,9 @@ func (s *Server) planReport(sc scope.Scope, subs []*subscription, body GenerateR
 		body.Metric = "ActualCost"
 	}
 	modern := sc.Channel() == scope.Modern || subs[0].modern
-	today := dayOf(s.o.Now())
-	// The service counts 13 months back from now (azure-in-production.md §6), so the oldest
-	// month of a 13-month window is partly out of reach for most of each month.
-	limit := s.o.Now().UTC().AddDate(0, -maxReportAgeMonths, 0)
-	tooOld := func(start time.Time) *badRequest {
-		if start.After(limit) {
-			return nil
-		}
-		return &badRequest{"BadRequest", fmt.Sprintf("Invalid time period. Start date must be after %s.", limit.Format("2006-01-02T15:04:05Z"))}
-	}
-	var from, to time.Time
-	switch {
-	case body.TimePeriod != nil:
-		st, err1 := time.Parse(time.DateOnly, body.TimePeriod.Start)
-		en, err2 := time.Parse(time.DateOnly, body.TimePeriod.End)
-		if err1 != nil || err2 != nil {
-			return nil, &badRequest{"BadRequest", "timePeriod start and end are required dates (yyyy-MM-dd)."}
-		}
-		if en.Before(st) {
-			return nil, &badRequest{"BadRequest", "The timePeriod end date must not be earlier than its start date."}
-		}
-		if !en.Before(st.AddDate(0, 1, 0)) {
-			return nil, &badRequest{"BadRequest", "The maximum allowed date range is 1 months."}
-		}
-		if br := tooOld(st); br != nil {
-			return nil, br
-		}
-		from, to = st, en
-	case body.BillingPeriod != "":
-		if modern {
-			return nil, &badRequest{"BadRequest", "billingPeriod is supported for Enterprise Agreement scopes only."}
-		}
-		p, err := period.Parse(body.BillingPeriod)
-		if err != nil || len(body.BillingPeriod) != 6 {
-			return nil, &badRequest{"BadRequest", fmt.Sprintf("Invalid billingPeriod '%s': want yyyyMM.", body.BillingPeriod)}
-		}
-		if br := tooOld(p.Start()); br != nil {
-			return nil, br
-		}
-		from, to = p.Start(), p.End().AddDate(0, 0, -1)
-	case body.InvoiceID != "":
-		if sc.Kind != scope.BillingProfile && sc.Kind != scope.Customer {
-			return nil, &badRequest{"BadRequest", "invoiceId is supported at billing profile and customer scopes only."}
-		}
-		p, ok := s.invoiceMonth(subs, body.InvoiceID)
-		if !ok {
-			return nil, &badRequest{"BadRequest", fmt.Sprintf("Invoice '%s' was not found.", body.InvoiceID)}
-		}
-		if br := tooOld(p.Start()); br != nil {
-			return nil, br
-		}
-		from, to = p.Start(), p.End().AddDate(0, 0, -1)
-		body = GenerateRequest{Metric: body.Metric, BillingPeriod: p.String()}
-	default:
-		from, to = monthStart(today), today
+	from, to, br := s.reportDays(sc, subs, &body, modern)
+	if br != nil {
+		return nil, br
 	}
 	from, to = s.clipDays(from, to)
 	return &operation{
@@ -304,6 +269,70 @@ func (s *Server) planReport(sc scope.Scope, subs []*subscription, body GenerateR
 		modern: modern,
 		body:   body,
 	}, nil
+}
+
+// reportDays is the first and last day a report request selects: its timePeriod, billingPeriod
+// or invoiceId (which body then records as the invoice's billing period), or this month so far.
+func (s *Server) reportDays(sc scope.Scope, subs []*subscription, body *GenerateRequest, modern bool) (time.Time, time.Time, *badRequest) {
+	var p period.Period
+	switch {
+	case body.TimePeriod != nil:
+		return s.timePeriodDays(body.TimePeriod)
+	case body.BillingPeriod != "":
+		if modern {
+			return time.Time{}, time.Time{}, &badRequest{"BadRequest", "billingPeriod is supported for Enterprise Agreement scopes only."}
+		}
+		var err error
+		if p, err = period.Parse(body.BillingPeriod); err != nil || len(body.BillingPeriod) != 6 {
+			return time.Time{}, time.Time{}, &badRequest{"BadRequest", fmt.Sprintf("Invalid billingPeriod '%s': want yyyyMM.", body.BillingPeriod)}
+		}
+	case body.InvoiceID != "":
+		if sc.Kind != scope.BillingProfile && sc.Kind != scope.Customer {
+			return time.Time{}, time.Time{}, &badRequest{"BadRequest", "invoiceId is supported at billing profile and customer scopes only."}
+		}
+		var ok bool
+		if p, ok = s.invoiceMonth(subs, body.InvoiceID); !ok {
+			return time.Time{}, time.Time{}, &badRequest{"BadRequest", fmt.Sprintf("Invoice '%s' was not found.", body.InvoiceID)}
+		}
+	default:
+		today := dayOf(s.o.Now())
+		return monthStart(today), today, nil
+	}
+	if br := s.tooOld(p.Start()); br != nil {
+		return time.Time{}, time.Time{}, br
+	}
+	if body.InvoiceID != "" {
+		*body = GenerateRequest{Metric: body.Metric, BillingPeriod: p.String()}
+	}
+	return p.Start(), p.End().AddDate(0, 0, -1), nil
+}
+
+// timePeriodDays checks a report request's timePeriod: dates, in order, under a month apart,
+// and within reach.
+func (s *Server) timePeriodDays(tp *TimePeriod) (time.Time, time.Time, *badRequest) {
+	st, err1 := time.Parse(time.DateOnly, tp.Start)
+	en, err2 := time.Parse(time.DateOnly, tp.End)
+	if err1 != nil || err2 != nil {
+		return st, en, &badRequest{"BadRequest", "timePeriod start and end are required dates (yyyy-MM-dd)."}
+	}
+	if en.Before(st) {
+		return st, en, &badRequest{"BadRequest", "The timePeriod end date must not be earlier than its start date."}
+	}
+	if !en.Before(st.AddDate(0, 1, 0)) {
+		return st, en, &badRequest{"BadRequest", "The maximum allowed date range is 1 months."}
+	}
+	return st, en, s.tooOld(st)
+}
+
+// tooOld refuses a report that starts 13 months or more before now: the service counts 13 months
+// back from now (azure-in-production.md §6), so the oldest month of a 13-month window is partly
+// out of reach for most of each month.
+func (s *Server) tooOld(start time.Time) *badRequest {
+	limit := s.o.Now().UTC().AddDate(0, -maxReportAgeMonths, 0)
+	if start.After(limit) {
+		return nil
+	}
+	return &badRequest{"BadRequest", fmt.Sprintf("Invalid time period. Start date must be after %s.", limit.Format("2006-01-02T15:04:05Z"))}
 }
 
 // invoiceMonth finds the closed month whose invoice (of the subscriptions' billing profiles)
@@ -601,45 +630,11 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request) {
 		storageError(w, http.StatusMethodNotAllowed, "UnsupportedHttpVerb", "The resource doesn't support specified Http Verb.", "")
 		return
 	}
-	rest := strings.TrimPrefix(r.URL.Path, blobPrefix+blobContainer+"/")
-	opID, name, _ := strings.Cut(rest, "/")
-	s.opsMu.Lock()
-	op := s.ops[opID]
-	s.opsMu.Unlock()
-	idx := -1
-	if op != nil {
-		num := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(name, "part_"), ".gz"), ".csv")
-		if i, err := strconv.Atoi(num); err == nil && s.blobPath(op, i) == r.URL.Path {
-			idx = i
-		}
-	}
-	q := r.URL.Query()
-	se, sig := q.Get("se"), q.Get("sig")
-	if !hmac.Equal([]byte(sig), []byte(s.sasSig(r.URL.Path, se))) || q.Get("sv") == "" || q.Get("sr") != "b" {
-		storageError(w, http.StatusForbidden, "AuthenticationFailed",
-			"Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
-			"Signature did not match.")
+	op, idx := s.lookupBlob(r.URL.Path)
+	if !s.checkSAS(w, r) {
 		return
 	}
-	exp, err := time.Parse(time.RFC3339, se)
-	now := s.o.Clock().UTC()
-	if err != nil || !now.Before(exp) {
-		storageError(w, http.StatusForbidden, "AuthenticationFailed",
-			"Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
-			fmt.Sprintf("Signed expiry time [%s] must be after the current time [%s]", exp.Format(http.TimeFormat), now.Format(http.TimeFormat)))
-		return
-	}
-	if idx < 0 {
-		storageError(w, http.StatusNotFound, "BlobNotFound", "The specified blob does not exist.", "")
-		return
-	}
-	select {
-	case <-op.built:
-	default:
-		storageError(w, http.StatusNotFound, "BlobNotFound", "The specified blob does not exist.", "")
-		return
-	}
-	if idx >= len(op.blobBytes) {
+	if !op.hasBlob(idx) {
 		storageError(w, http.StatusNotFound, "BlobNotFound", "The specified blob does not exist.", "")
 		return
 	}
@@ -647,60 +642,21 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request) {
 	if fault != "" && !isBodyFault(fault) && s.respondFault(w, fault) {
 		return
 	}
-	size := op.blobBytes[idx]
-	etag := fmt.Sprintf(`"0x%016X"`, mix(uint64(len(op.id))^uint64(idx)^s.w.seed))
-	h := w.Header()
-	h.Set("x-ms-blob-type", "BlockBlob")
-	h.Set("x-ms-version", storageVersion)
-	h.Set("ETag", etag)
-	h.Set("Accept-Ranges", "bytes")
-	if im := r.Header.Get("If-Match"); im != "" && im != "*" && im != etag {
-		storageError(w, http.StatusPreconditionFailed, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.", "")
-		return
-	}
-	// Range: bytes=N- (the form a resuming download sends) gives 206 from byte N.
-	off, ranged := int64(0), false
-	if rg := r.Header.Get("Range"); rg != "" {
-		o, ok := rangeFrom(rg)
-		if !ok || o >= size {
-			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
-			storageError(w, http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The range specified is invalid for the current size of the resource.", "")
-			return
-		}
-		off, ranged = o, true
-	}
-	h.Set("Content-Type", "text/csv")
-	if s.o.CompressCSV {
-		h.Set("Content-Type", "application/x-gzip")
-	}
-	length := size - off
-	limit := length
-	switch fault {
-	case TruncatedJSON:
-		limit = length / 2
-		h.Set("Content-Length", strconv.FormatInt(limit, 10))
-	default:
-		h.Set("Content-Length", strconv.FormatInt(length, 10))
-	}
-	if ranged {
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, size-1, size))
-		w.WriteHeader(http.StatusPartialContent)
-	} else {
-		w.WriteHeader(http.StatusOK)
-	}
-	if r.Method == http.MethodHead {
+	off, length, ok := s.blobHeaders(w, r, op, idx, fault)
+	if !ok || r.Method == http.MethodHead {
 		return
 	}
 	s.stats.blobs.Add(1)
+	limit := length
+	if fault == TruncatedJSON || fault == ResetMidBody || fault == StalledBody {
+		limit = length / 2
+	}
 	per := int64(s.o.RowsPerBlob)
 	start := int64(idx) * per
 	end := min(start+per, op.rows)
-	if fault == ResetMidBody || fault == StalledBody {
-		limit = length / 2
-	}
 	bw := bufio.NewWriterSize(w, partFlush)
 	cut := &cutWriter{w: &skipWriter{w: bw, skip: off}, n: off + limit}
-	err = s.writePart(r.Context(), cut, op, start, end)
+	err := s.writePart(r.Context(), cut, op, start, end)
 	_ = bw.Flush()
 	if err == nil || !errors.Is(err, errCut) {
 		return
@@ -714,4 +670,98 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request) {
 		}
 		resetConn(rc)
 	}
+}
+
+// lookupBlob finds the report operation and the blob index a blob path names: nil and -1 when
+// it names none.
+func (s *Server) lookupBlob(path string) (*operation, int) {
+	rest := strings.TrimPrefix(path, blobPrefix+blobContainer+"/")
+	opID, name, _ := strings.Cut(rest, "/")
+	s.opsMu.Lock()
+	op := s.ops[opID]
+	s.opsMu.Unlock()
+	if op == nil {
+		return nil, -1
+	}
+	num := strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(name, "part_"), ".gz"), ".csv")
+	if i, err := strconv.Atoi(num); err == nil && s.blobPath(op, i) == path {
+		return op, i
+	}
+	return op, -1
+}
+
+// checkSAS checks a blob request's SAS signature and expiry, answering 403 when it fails.
+func (s *Server) checkSAS(w http.ResponseWriter, r *http.Request) bool {
+	const authFailed = "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature."
+	q := r.URL.Query()
+	se, sig := q.Get("se"), q.Get("sig")
+	if !hmac.Equal([]byte(sig), []byte(s.sasSig(r.URL.Path, se))) || q.Get("sv") == "" || q.Get("sr") != "b" {
+		storageError(w, http.StatusForbidden, "AuthenticationFailed", authFailed, "Signature did not match.")
+		return false
+	}
+	exp, err := time.Parse(time.RFC3339, se)
+	now := s.o.Clock().UTC()
+	if err != nil || !now.Before(exp) {
+		storageError(w, http.StatusForbidden, "AuthenticationFailed", authFailed,
+			fmt.Sprintf("Signed expiry time [%s] must be after the current time [%s]", exp.Format(http.TimeFormat), now.Format(http.TimeFormat)))
+		return false
+	}
+	return true
+}
+
+// hasBlob reports whether op (nil: none) is built and has blob idx.
+func (op *operation) hasBlob(idx int) bool {
+	if op == nil || idx < 0 {
+		return false
+	}
+	select {
+	case <-op.built:
+	default:
+		return false
+	}
+	return idx < len(op.blobBytes)
+}
+
+// blobHeaders answers the headers of blob idx: 200, or 206 for a Range of the form a resuming
+// download sends (bytes=N-), or the precondition and range errors. It returns the offset the
+// body starts at and its length; ok is false when it answered an error.
+func (s *Server) blobHeaders(w http.ResponseWriter, r *http.Request, op *operation, idx int, fault Fault) (off, length int64, ok bool) {
+	size := op.blobBytes[idx]
+	etag := fmt.Sprintf(`"0x%016X"`, mix(uint64(len(op.id))^uint64(idx)^s.w.seed))
+	h := w.Header()
+	h.Set("x-ms-blob-type", "BlockBlob")
+	h.Set("x-ms-version", storageVersion)
+	h.Set("ETag", etag)
+	h.Set("Accept-Ranges", "bytes")
+	if im := r.Header.Get("If-Match"); im != "" && im != "*" && im != etag {
+		storageError(w, http.StatusPreconditionFailed, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.", "")
+		return 0, 0, false
+	}
+	ranged := false
+	if rg := r.Header.Get("Range"); rg != "" {
+		o, ok := rangeFrom(rg)
+		if !ok || o >= size {
+			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			storageError(w, http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The range specified is invalid for the current size of the resource.", "")
+			return 0, 0, false
+		}
+		off, ranged = o, true
+	}
+	h.Set("Content-Type", "text/csv")
+	if s.o.CompressCSV {
+		h.Set("Content-Type", "application/x-gzip")
+	}
+	length = size - off
+	if fault == TruncatedJSON {
+		h.Set("Content-Length", strconv.FormatInt(length/2, 10))
+	} else {
+		h.Set("Content-Length", strconv.FormatInt(length, 10))
+	}
+	if ranged {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, size-1, size))
+		w.WriteHeader(http.StatusPartialContent)
+	} else {
+		w.WriteHeader(http.StatusOK)
+	}
+	return off, length, true
 }

@@ -44,27 +44,12 @@ func lexFilter(s string) ([]token, error) {
 		case ' ', '\t':
 			i++
 		case '\'':
-			var b strings.Builder
-			i++
-			closed := false
-			for i < len(s) {
-				if s[i] == '\'' {
-					if i+1 < len(s) && s[i+1] == '\'' {
-						b.WriteByte('\'')
-						i += 2
-						continue
-					}
-					i++
-					closed = true
-					break
-				}
-				b.WriteByte(s[i])
-				i++
+			text, j, err := lexQuoted(s, i)
+			if err != nil {
+				return nil, err
 			}
-			if !closed {
-				return nil, fmt.Errorf("unterminated string literal")
-			}
-			out = append(out, token{text: b.String(), quoted: true})
+			out = append(out, token{text: text, quoted: true})
+			i = j
 		case '(', ')':
 			return nil, fmt.Errorf("parentheses are not supported")
 		default:
@@ -77,6 +62,25 @@ func lexFilter(s string) ([]token, error) {
 		}
 	}
 	return out, nil
+}
+
+// lexQuoted reads the string literal whose opening quote is at s[i] (a doubled quote stands for
+// one) and returns its text and the index after its closing quote.
+func lexQuoted(s string, i int) (string, int, error) {
+	var b strings.Builder
+	for i++; i < len(s); i++ {
+		if s[i] != '\'' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '\'' {
+			b.WriteByte('\'')
+			i++
+			continue
+		}
+		return b.String(), i + 1, nil
+	}
+	return "", 0, fmt.Errorf("unterminated string literal")
 }
 
 // parseFilter parses expr for an api-version (flat = 2018-06-30).
@@ -141,66 +145,12 @@ func (f *filter) addTerm(field, op, val string, flat bool) error {
 	name := strings.ToLower(field)
 	switch name {
 	case "properties/usagestart", "properties/usageend":
-		d, err := parseFilterDate(val)
-		if err != nil {
-			return err
-		}
-		lo, hi := d, d
-		switch op {
-		case "gt":
-			lo = d.AddDate(0, 0, 1)
-		case "lt":
-			hi = d.AddDate(0, 0, -1)
-		}
-		if op != "le" && op != "lt" && (f.from.IsZero() || lo.After(f.from)) {
-			f.from = lo
-		}
-		if op != "ge" && op != "gt" && (f.to.IsZero() || hi.Before(f.to)) {
-			f.to = hi
-		}
-		return nil
+		return f.addDate(op, val)
 	case "tags":
-		if op != "eq" {
-			return fmt.Errorf("tags supports only eq")
-		}
-		k, v, ok := strings.Cut(val, ":")
-		if !ok {
-			return fmt.Errorf("tag filter value %q: want 'key:value'", val)
-		}
-		f.preds = append(f.preds, func(r *row) bool {
-			if !r.hasResource() {
-				return false
-			}
-			for _, kv := range r.res.tagPairs {
-				if strings.EqualFold(kv[0], k) && strings.EqualFold(kv[1], v) {
-					return true
-				}
-			}
-			return false
-		})
-		return nil
+		return f.addTag(op, val)
 	}
-	var get func(r *row) string
-	switch {
-	case name == "properties/resourcegroup":
-		get = func(r *row) string { return resField(r, func(x *resource) string { return x.group }) }
-	case !flat && name == "properties/resourcename", flat && name == "properties/instancename":
-		get = func(r *row) string { return resField(r, func(x *resource) string { return x.name }) }
-	case !flat && name == "properties/resourceid", flat && name == "properties/instanceid":
-		get = func(r *row) string { return resField(r, func(x *resource) string { return x.id }) }
-	case !flat && name == "properties/chargetype":
-		get = func(r *row) string { return r.chargeType() }
-	case !flat && name == "properties/reservationid":
-		get = func(r *row) string {
-			if r.reserved() {
-				return r.sub.reservation.id
-			}
-			return ""
-		}
-	case !flat && name == "properties/publishertype":
-		// azure | marketplace: every sandbox row is first-party Azure usage.
-		get = func(r *row) string { return "azure" }
-	default:
+	get := fieldGetter(name, flat)
+	if get == nil {
 		return fmt.Errorf("filtering on %q is not supported", field)
 	}
 	want := strings.ToLower(val)
@@ -219,6 +169,78 @@ func (f *filter) addTerm(field, op, val string, flat bool) error {
 			return c >= 0
 		}
 	})
+	return nil
+}
+
+// addDate narrows the filter's date range by a usageStart or usageEnd term.
+func (f *filter) addDate(op, val string) error {
+	d, err := parseFilterDate(val)
+	if err != nil {
+		return err
+	}
+	lo, hi := d, d
+	switch op {
+	case "gt":
+		lo = d.AddDate(0, 0, 1)
+	case "lt":
+		hi = d.AddDate(0, 0, -1)
+	}
+	if op != "le" && op != "lt" && (f.from.IsZero() || lo.After(f.from)) {
+		f.from = lo
+	}
+	if op != "ge" && op != "gt" && (f.to.IsZero() || hi.Before(f.to)) {
+		f.to = hi
+	}
+	return nil
+}
+
+// addTag adds a tags eq 'key:value' term: rows of a resource with that tag (both compared
+// without case).
+func (f *filter) addTag(op, val string) error {
+	if op != "eq" {
+		return fmt.Errorf("tags supports only eq")
+	}
+	k, v, ok := strings.Cut(val, ":")
+	if !ok {
+		return fmt.Errorf("tag filter value %q: want 'key:value'", val)
+	}
+	f.preds = append(f.preds, func(r *row) bool {
+		if !r.hasResource() {
+			return false
+		}
+		for _, kv := range r.res.tagPairs {
+			if strings.EqualFold(kv[0], k) && strings.EqualFold(kv[1], v) {
+				return true
+			}
+		}
+		return false
+	})
+	return nil
+}
+
+// fieldGetter returns the value of a filterable field (lower-case name) of a row, in the names
+// of the flat (2018-06-30) or the current schema; nil for a field that cannot be filtered on.
+func fieldGetter(name string, flat bool) func(r *row) string {
+	switch {
+	case name == "properties/resourcegroup":
+		return func(r *row) string { return resField(r, func(x *resource) string { return x.group }) }
+	case !flat && name == "properties/resourcename", flat && name == "properties/instancename":
+		return func(r *row) string { return resField(r, func(x *resource) string { return x.name }) }
+	case !flat && name == "properties/resourceid", flat && name == "properties/instanceid":
+		return func(r *row) string { return resField(r, func(x *resource) string { return x.id }) }
+	case !flat && name == "properties/chargetype":
+		return func(r *row) string { return r.chargeType() }
+	case !flat && name == "properties/reservationid":
+		return func(r *row) string {
+			if r.reserved() {
+				return r.sub.reservation.id
+			}
+			return ""
+		}
+	case !flat && name == "properties/publishertype":
+		// azure | marketplace: every sandbox row is first-party Azure usage.
+		return func(r *row) string { return "azure" }
+	}
 	return nil
 }
 

@@ -1,26 +1,5 @@
-// Package sandbox is a faithful local stand-in for the Azure Consumption usageDetails API and
-// the Cost Details report API, serving a deterministic synthetic billing world on loopback for
-// demos, local development, tests and benchmarks.
-//
-// It follows consumption-api.md: the same paths and scopes (case-insensitive segments, billing
-// period sub-scopes, the 2018-06-30 per-scope operations), api-versions and record shapes, query
-// parameters ($filter, startDate/endDate, $top, $expand, metric), nextLink paging with opaque
-// signed skiptokens, 204 on empty results from 2021-10-01, ARM error bodies, bearer-token
-// authentication, per-scope and per-tenant throttling with the consumption retry-after header,
-// and the Cost Details generate → poll → download flow with SAS-protected CSV blobs. Fault
-// injection (Faults, or POST /sandbox/faults) reproduces the failure modes of §12.
-//
-// It also serves the Billing Periods API of subscriptions (billingperiods.go), whose
-// pay-as-you-go periods are anchored on the sign-up day (world.go).
-//
-// Every response's rows can be checked against GroundTruth, which is computed from the same
-// generator: row count, exact per-currency sums, and a hash of the record set.
-//
-// Unauthenticated control endpoints, for out-of-process tests and benchmarks:
-//
-//	GET  /sandbox/groundtruth?scope=<path>&period=YYYYMM&metric=actualcost[&api-version=V]
-//	GET  /sandbox/faults, POST /sandbox/faults  {"clear":true,"rules":[{"fault":"500","count":1}]}
-//	GET  /sandbox/stats
+// Package sandbox is a faithful local stand-in for the Azure Consumption usageDetails API and the
+// Cost Details report API, serving a deterministic synthetic billing world on loopback.
 package sandbox
 
 import (
@@ -40,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -158,78 +139,8 @@ func New(o *Options) (*Server, error) {
 	if o != nil {
 		opt = *o
 	}
-	if opt.Seed == 0 {
-		opt.Seed = defaultSeed
-	}
-	if opt.RecordsPerDay == 0 {
-		opt.RecordsPerDay = defaultRecordsPerDay
-	}
-	if opt.RecordsPerDay < 0 {
-		return nil, fmt.Errorf("sandbox options: RecordsPerDay %d < 0", opt.RecordsPerDay)
-	}
-	if opt.PageSize == 0 {
-		opt.PageSize = maxPageSize
-	}
-	if opt.PageSize < 1 || opt.PageSize > maxPageSize {
-		return nil, fmt.Errorf("sandbox options: PageSize %d outside 1..%d", opt.PageSize, maxPageSize)
-	}
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
-	if opt.Clock == nil {
-		opt.Clock = time.Now
-	}
-	if opt.RateWindow <= 0 {
-		opt.RateWindow = defaultRateWindow
-	}
-	if opt.PollInterval <= 0 {
-		opt.PollInterval = defaultPollInterval
-	}
-	if opt.PollsBeforeDone == 0 {
-		opt.PollsBeforeDone = defaultPollsBefore
-	}
-	if opt.PollsBeforeDone < 0 {
-		opt.PollsBeforeDone = 0
-	}
-	if opt.RowsPerBlob <= 0 {
-		opt.RowsPerBlob = defaultRowsPerBlob
-	}
-	if opt.ReportValidity <= 0 {
-		opt.ReportValidity = defaultValidity
-	}
-	if opt.StallMax <= 0 {
-		opt.StallMax = defaultStallMax
-	}
-	if opt.CostDetailsSchemaEA == "" {
-		opt.CostDetailsSchemaEA = CSVSchemaEA20240801
-	}
-	if opt.CostDetailsSchemaMCA == "" {
-		opt.CostDetailsSchemaMCA = CSVSchemaMCA20231201
-	}
-	if cs := lookupCSVSchema(opt.CostDetailsSchemaEA); cs == nil || cs.modern {
-		return nil, fmt.Errorf("sandbox options: CostDetailsSchemaEA %q is not an EA schema (%s)", opt.CostDetailsSchemaEA, strings.Join(CSVSchemas(), ", "))
-	}
-	if cs := lookupCSVSchema(opt.CostDetailsSchemaMCA); cs == nil || !cs.modern {
-		return nil, fmt.Errorf("sandbox options: CostDetailsSchemaMCA %q is not an MCA schema (%s)", opt.CostDetailsSchemaMCA, strings.Join(CSVSchemas(), ", "))
-	}
-	if opt.FaultRetryAfter <= 0 {
-		opt.FaultRetryAfter = defaultFaultRetry
-	}
-	if opt.RatePerScope < 0 || opt.RatePerTenant < 0 {
-		return nil, errors.New("sandbox options: negative rate")
-	}
-	for k, n := range opt.RatePerKind {
-		if n < 0 {
-			return nil, fmt.Errorf("sandbox options: negative rate for %s", k)
-		}
-	}
-	if opt.Token == "" {
-		opt.Token = randomHex(24)
-	}
-	if opt.Addr == "" {
-		opt.Addr = "127.0.0.1:0"
-	}
-	if err := checkLoopback(opt.Addr); err != nil {
+	opt.setDefaults()
+	if err := opt.validate(); err != nil {
 		return nil, fmt.Errorf("sandbox options: %w", err)
 	}
 	s := &Server{
@@ -262,6 +173,84 @@ func New(o *Options) (*Server, error) {
 	return s, nil
 }
 
+// setDefaults fills in the zero fields that have a default.
+func (opt *Options) setDefaults() {
+	if opt.Seed == 0 {
+		opt.Seed = defaultSeed
+	}
+	if opt.RecordsPerDay == 0 {
+		opt.RecordsPerDay = defaultRecordsPerDay
+	}
+	if opt.PageSize == 0 {
+		opt.PageSize = maxPageSize
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Clock == nil {
+		opt.Clock = time.Now
+	}
+	if opt.RateWindow <= 0 {
+		opt.RateWindow = defaultRateWindow
+	}
+	if opt.PollInterval <= 0 {
+		opt.PollInterval = defaultPollInterval
+	}
+	if opt.PollsBeforeDone == 0 {
+		opt.PollsBeforeDone = defaultPollsBefore
+	}
+	opt.PollsBeforeDone = max(opt.PollsBeforeDone, 0)
+	if opt.RowsPerBlob <= 0 {
+		opt.RowsPerBlob = defaultRowsPerBlob
+	}
+	if opt.ReportValidity <= 0 {
+		opt.ReportValidity = defaultValidity
+	}
+	if opt.StallMax <= 0 {
+		opt.StallMax = defaultStallMax
+	}
+	if opt.CostDetailsSchemaEA == "" {
+		opt.CostDetailsSchemaEA = CSVSchemaEA20240801
+	}
+	if opt.CostDetailsSchemaMCA == "" {
+		opt.CostDetailsSchemaMCA = CSVSchemaMCA20231201
+	}
+	if opt.FaultRetryAfter <= 0 {
+		opt.FaultRetryAfter = defaultFaultRetry
+	}
+	if opt.Token == "" {
+		opt.Token = randomHex(24)
+	}
+	if opt.Addr == "" {
+		opt.Addr = "127.0.0.1:0"
+	}
+}
+
+// validate checks options with their defaults filled in.
+func (opt *Options) validate() error {
+	if opt.RecordsPerDay < 0 {
+		return fmt.Errorf("RecordsPerDay %d < 0", opt.RecordsPerDay)
+	}
+	if opt.PageSize < 1 || opt.PageSize > maxPageSize {
+		return fmt.Errorf("PageSize %d outside 1..%d", opt.PageSize, maxPageSize)
+	}
+	if cs := lookupCSVSchema(opt.CostDetailsSchemaEA); cs == nil || cs.modern {
+		return fmt.Errorf("CostDetailsSchemaEA %q is not an EA schema (%s)", opt.CostDetailsSchemaEA, strings.Join(CSVSchemas(), ", "))
+	}
+	if cs := lookupCSVSchema(opt.CostDetailsSchemaMCA); cs == nil || !cs.modern {
+		return fmt.Errorf("CostDetailsSchemaMCA %q is not an MCA schema (%s)", opt.CostDetailsSchemaMCA, strings.Join(CSVSchemas(), ", "))
+	}
+	if opt.RatePerScope < 0 || opt.RatePerTenant < 0 {
+		return errors.New("negative rate")
+	}
+	for k, n := range opt.RatePerKind {
+		if n < 0 {
+			return fmt.Errorf("negative rate for %s", k)
+		}
+	}
+	return checkLoopback(opt.Addr)
+}
+
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -283,23 +272,6 @@ func randomHex(n int) string {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
 	return hex.EncodeToString(b)
-}
-
-// newGUID returns a random GUID.
-func newGUID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("crypto/rand: %v", err))
-	}
-	return formatGUID(beUint64(b[:8]), beUint64(b[8:]))
-}
-
-func beUint64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b[:8] {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // Server timeouts: no write timeout, because pages and blobs may be large or deliberately slow.
@@ -495,10 +467,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.o.Clock()
 	rec := &recorder{ResponseWriter: w, st: &s.stats}
 	h := w.Header()
-	h.Set("x-ms-request-id", newGUID())
+	h.Set("x-ms-request-id", uuid.NewString())
 	corr := r.Header.Get("x-ms-correlation-request-id")
 	if corr == "" {
-		corr = newGUID()
+		corr = uuid.NewString()
 	}
 	h.Set("x-ms-correlation-request-id", corr)
 	path := r.URL.Path

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -266,7 +268,7 @@ func (s *Server) serveUsage(w http.ResponseWriter, r *http.Request, scopePath st
 	link := ""
 	if next != nil || req.fault == NextLinkForeign {
 		if req.id == "" {
-			req.id = newGUID()
+			req.id = uuid.NewString()
 		}
 		c := pageCursor{pos: req.cur.pos, page: req.cur.page + 1}
 		if next != nil {

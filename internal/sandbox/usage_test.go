@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -528,7 +530,7 @@ func TestNextLinkAndSkiptoken(t *testing.T) {
 	bad := map[string]string{
 		"tampered token":    strings.Replace(link, tok, tampered, 1),
 		"no id":             u.Scheme + "://" + u.Host + u.Path + "?" + noID.Encode(),
-		"other id":          strings.Replace(link, lq.Get("id"), newGUID(), 1),
+		"other id":          strings.Replace(link, lq.Get("id"), uuid.NewString(), 1),
 		"only the token":    u.Scheme + "://" + u.Host + u.Path + "?api-version=2024-08-01&$skiptoken=" + tok,
 		"query was changed": otherQuery,
 	}

@@ -1,9 +1,5 @@
 // Package scope parses, validates and names the billing scopes that the Consumption and Cost
 // Details APIs accept.
-//
-// A Scope keeps the path exactly as configured (segment case included), because that is what is
-// sent to the API, and a typed view of it (kind and ids) for naming output folders, choosing the
-// date-range dialect (EA $filter or MCA startDate/endDate) and detecting overlapping scopes.
 package scope
 
 import (

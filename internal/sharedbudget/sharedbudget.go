@@ -1,7 +1,5 @@
 // Package sharedbudget holds the billing APIs' per-scope and per-tenant call budgets across
-// instances: one small blob per budget in the storage account logs the calls granted in the
-// last window, and an instance may call only after it added its call to the log with a
-// conditional write, so all instances together never exceed a budget in any window.
+// instances.
 package sharedbudget
 
 import (

@@ -18,6 +18,7 @@ import (
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
+	"github.com/usage-export/usage-export/internal/sandbox/sandboxtest"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/source"
 	"github.com/usage-export/usage-export/internal/store"
@@ -109,15 +110,8 @@ func exportOnce(t *testing.T, now time.Time, kind scope.Kind, periods []period.P
 	// account 6, department 2 calls a minute) in the sandbox and in the client's rate budget.
 	rate := ratelimit.DefaultPerKind[kind]
 	window := time.Minute / timeScale
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: 40, Now: func() time.Time { return now },
+	sb := sandboxtest.Start(t, &sandbox.Options{RecordsPerDay: 40, Now: func() time.Time { return now },
 		RatePerKind: ratelimit.DefaultPerKind, RateWindow: window, PollInterval: time.Minute / timeScale, PollsBeforeDone: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
 	var sc scope.Scope
 	for _, s := range sb.Scopes() {
 		if s.Kind == kind {

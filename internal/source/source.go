@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/costdetails"
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
@@ -34,8 +35,6 @@ func Valid(s manifest.Source) bool {
 
 // Estimates behind the choice.
 const (
-	// PageRecords is how many records one usageDetails call returns at most.
-	PageRecords = 1000
 	// ReportCalls is the ARM calls of one Cost Details report: the POST and the polls until it is
 	// ready (the published examples answer Retry-After 60 and reports take a minute or two, so
 	// about three polls). The blob downloads are not ARM calls.
@@ -138,7 +137,7 @@ func Choose(in Input) Decision {
 	if covered := coveredDays(in.Previous, in.Period); covered > 0 {
 		rows = float64(in.Previous.DataRowCount) / float64(covered) * float64(days)
 	}
-	pages := int(math.Ceil(rows / PageRecords))
+	pages := int(math.Ceil(rows / consumption.MaxTop)) // records of one usageDetails call at most
 	steps := 1
 	if in.Rate > 0 {
 		// As the exporter plans it (export.Exporter.plan): listings of at most ListingTime.

@@ -1,6 +1,5 @@
-// Package status reads what has been exported from the output: per partition its live
-// manifest (rows, totals, period status, source, age, last run), the held runs that wait and the
-// unfinished runs — for `handler status` and GET /api/partitions. It reads only.
+// Package status reads what has been exported from the output, for `handler status` and GET
+// /api/partitions.
 package status
 
 import (

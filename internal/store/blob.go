@@ -309,14 +309,9 @@ func accessConditions(o *PutOptions) *blob.AccessConditions {
 // Put streams r into name; the blob becomes visible with its metadata only when the block
 // list is committed after r's end. o's conditions are checked at that commit.
 func (b *Blob) Put(ctx context.Context, name string, r io.Reader, o *PutOptions) (Props, error) {
-	if err := ValidateName(name); err != nil {
-		return Props{}, fmt.Errorf("put: %w", err)
-	}
-	if err := validatePut(o); err != nil {
-		return Props{}, fmt.Errorf("put %q: %w", name, err)
-	}
-	if o == nil {
-		o = &PutOptions{}
+	o, err := checkPut(name, o)
+	if err != nil {
+		return Props{}, err
 	}
 	return b.upload(ctx, "put", name, r, o.ContentType, o.Metadata, o)
 }

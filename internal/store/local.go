@@ -3,8 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Local keeps objects as plain files under a directory, so the directory can be read as a
@@ -330,14 +330,9 @@ func (l *Local) walk(ctx context.Context, prefix string) ([]found, error) {
 // the commit lock after the If-Match/If-None-Match check. On any error, including a cancelled
 // ctx, the old object is untouched.
 func (l *Local) Put(ctx context.Context, name string, r io.Reader, o *PutOptions) (Props, error) {
-	if err := ValidateName(name); err != nil {
-		return Props{}, fmt.Errorf("put: %w", err)
-	}
-	if err := validatePut(o); err != nil {
-		return Props{}, fmt.Errorf("put %q: %w", name, err)
-	}
-	if o == nil {
-		o = &PutOptions{}
+	o, err := checkPut(name, o)
+	if err != nil {
+		return Props{}, err
 	}
 	p := l.path(name)
 	tmp, err := l.createTemp(p)
@@ -651,13 +646,8 @@ func (l *Local) AcquireLease(ctx context.Context, name string, ttl time.Duration
 		}
 		return nil, fmt.Errorf("acquire lease %q: %w", name, err)
 	}
-	id, err := newLeaseID()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("acquire lease %q: %w", name, err)
-	}
 	return &Lease{
-		id:   id,
+		id:   uuid.NewString(),
 		name: name,
 		ttl:  ttl,
 		renew: func(context.Context) error {
@@ -670,18 +660,6 @@ func (l *Local) AcquireLease(ctx context.Context, name string, ttl time.Duration
 			return nil
 		},
 	}, nil
-}
-
-// newLeaseID returns a random UUID-shaped id.
-func newLeaseID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 
 // blockDir is the hidden directory holding the staged blocks of p: ".<base>.blocks".

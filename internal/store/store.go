@@ -1,34 +1,5 @@
-// Package store keeps named objects in a local directory (Local) or an Azure Blob Storage
-// container (Blob) behind one contract: atomic puts, conditional writes, moves and leases.
-//
-// Both stores have the same method set:
-//
-//	Put(ctx, name, r, *PutOptions) (Props, error)
-//	Get(ctx, name) (io.ReadCloser, Props, error)
-//	Props(ctx, name) (Props, error)
-//	List(ctx, prefix, fn) error
-//	Delete(ctx, name) error
-//	Move(ctx, src, dst, *PutOptions) error
-//	AcquireLease(ctx, name, ttl) (*Lease, error)
-//	String() string
-//
-// The contract, for both:
-//
-//   - Names are '/'-separated paths (see ValidateName). Every method rejects an invalid name with
-//     an error that wraps ErrInvalidName before doing any I/O, so scope or prefix values can never
-//     reach outside the store.
-//   - Put is atomic: a reader sees the old object or the new one, never a part. A failed or
-//     cancelled Put leaves the old object as it was.
-//   - Metadata keys are lowercase identifiers and values printable ASCII (see PutOptions); what
-//     Put stores is what Props, Get and List return.
-//   - List is flat and in lexical (byte) order.
-//   - Errors wrap ErrNotFound, ErrLeased, ErrPrecondition, ErrInvalidName or ErrInvalidMetadata
-//     where they apply, so callers branch with errors.Is and never see azblob types (an Azure
-//     error stays reachable with errors.As to *azcore.ResponseError).
-//   - No error and no String() result contains an account key, a SAS signature or a connection
-//     string.
-//
-// Both stores are safe for concurrent use.
+// Package store keeps named objects in a local directory (Local) or an Azure Blob Storage container
+// (Blob) behind one contract.
 package store
 
 import (
@@ -255,6 +226,20 @@ func truncate(s string) string {
 }
 
 var metaKey = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// checkPut checks a Put of name (the same for both stores) and returns its options, never nil.
+func checkPut(name string, o *PutOptions) (*PutOptions, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, fmt.Errorf("put: %w", err)
+	}
+	if err := validatePut(o); err != nil {
+		return nil, fmt.Errorf("put %q: %w", name, err)
+	}
+	if o == nil {
+		o = &PutOptions{}
+	}
+	return o, nil
+}
 
 // validatePut checks the options shared by Put and Move.
 func validatePut(o *PutOptions) error {

@@ -1,7 +1,4 @@
-// Package verify re-reads an exported partition and checks it against its manifest: every blob
-// the manifest lists exists with the same byte count and SHA-256, holds the stated number of
-// JSON lines, and the per-currency totals recomputed from the lines equal the manifest's; no part
-// file that the manifest does not list sits in the partition folder.
+// Package verify re-reads an exported partition and checks it against its manifest.
 package verify
 
 import (

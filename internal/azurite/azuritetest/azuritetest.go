@@ -1,6 +1,4 @@
-// Package azuritetest gives tests one Azurite per test binary: the one named by
-// USAGE_EXPORT_TEST_AZURITE_CONNECTION (for example started by .ci/run), or else one it starts
-// from node_modules. It never skips: when Azurite cannot be had, the test fails.
+// Package azuritetest gives tests one Azurite per test binary, and skips them under go test -short.
 package azuritetest
 
 import (
@@ -24,12 +22,15 @@ var (
 	tried   bool
 )
 
-// Start returns the test binary's Azurite, starting it on first use. It fails t (never skips)
-// when Azurite cannot be attached or started; the hint says to run "npm ci". The server is
-// stopped by Main; a binary without Main leaves it to the kernel (the emulator gets SIGKILL
-// when the test binary exits, on Linux).
+// Start returns the test binary's Azurite, starting it on first use: the one named by
+// USAGE_EXPORT_TEST_AZURITE_CONNECTION (for example started by .ci/run), or else one it starts
+// from node_modules. It skips t under -short (the unit and table layers run without Node);
+// otherwise it fails t (never skips) when Azurite cannot be attached or started; the hint says to
+// run "npm ci". The server is stopped by Main; a binary without Main leaves it to the kernel (the
+// emulator gets SIGKILL when the test binary exits, on Linux).
 func Start(t testing.TB) *azurite.Server {
 	t.Helper()
+	SkipShort(t)
 	mu.Lock()
 	defer mu.Unlock()
 	if !tried {
@@ -77,9 +78,10 @@ func Main(m *testing.M) int {
 }
 
 // Fresh starts a separate Azurite owned by the test (for tests that kill or restart it),
-// stopped by t.Cleanup. It fails t when Azurite cannot start.
+// stopped by t.Cleanup. It skips t under -short, and fails t when Azurite cannot start.
 func Fresh(t testing.TB, o *azurite.Options) *azurite.Server {
 	t.Helper()
+	SkipShort(t)
 	if o == nil {
 		o = &azurite.Options{}
 	}
@@ -96,4 +98,13 @@ func Fresh(t testing.TB, o *azurite.Options) *azurite.Server {
 		}
 	})
 	return s
+}
+
+// SkipShort skips t under go test -short: Azurite runs on Node, and -short runs the unit and
+// table layers only, without it.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Azurite (Node): skipped under -short")
+	}
 }

@@ -1,10 +1,4 @@
-// Command scale measures the queue-driven scale-out (`make scale`): handler processes started
-// as the Functions host starts them, the test host (internal/hostqueue) delivering one
-// partition per invocation from Azurite's queue, and the API sandbox enforcing one tenant limit.
-// One worker is SIGKILLed in the middle of a partition and started again. It prints whether
-// every partition equals the sandbox's ground truth, duplicates, poison messages, throttled
-// calls, the highest tenant calls per minute the sandbox saw against the configured budget, and
-// the wall time against one instance alone.
+// Command scale measures the queue-driven scale-out of `make scale`.
 package main
 
 import (
@@ -182,160 +176,221 @@ type instance struct {
 
 func scenario(ctx context.Context, az *azurite.Server, p params, n int, kill bool, tag string) (*result, error) {
 	now := time.Now().UTC()
-	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: p.perDay, PageSize: p.pageSize, PageLatency: p.pageLatency,
-		RatePerTenant: p.tenant, RatePerScope: 30, Now: func() time.Time { return now }})
+	c, stop, err := newCluster(ctx, az, p, now, tag)
 	if err != nil {
 		return nil, err
 	}
-	calls := &callLog{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: calls.wrap(sb.Handler())}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	endpoint := "http://" + ln.Addr().String()
-
-	var scopes []scope.Scope
-	for _, s := range sb.Scopes() {
-		if s.Kind == scope.Subscription && len(scopes) < p.scopes {
-			scopes = append(scopes, s)
-		}
-	}
-	if len(scopes) < p.scopes {
-		return nil, fmt.Errorf("the sandbox has %d subscriptions, want %d", len(scopes), p.scopes)
-	}
-	names := make([]string, len(scopes))
-	for i, s := range scopes {
-		names[i] = s.String()
-	}
-	container := fmt.Sprintf("scale-%s-%d", tag, now.UnixNano()%1_000_000)
-	st, err := store.NewBlob(ctx, &store.BlobOptions{ConnectionString: az.ConnectionString(), Container: container})
-	if err != nil {
-		return nil, err
-	}
-	q, err := workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: container}, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := q.Ensure(ctx); err != nil {
-		return nil, err
-	}
-	host := hostqueue.New(hostqueue.Options{Work: q.Work(), Poison: q.Poison(), Function: "UsageExportWorker", Binding: "item",
-		BatchSize: 4, NewBatchThreshold: 2, Visibility: 10 * time.Second, RetryDelay: 5 * time.Second, MaxDequeueCount: workqueue.MaxDequeueCount})
-	env := append(os.Environ(),
-		config.EnvScopes+"="+strings.Join(names, ","),
-		config.EnvManagementEndpoint+"="+endpoint,
-		config.EnvToken+"="+sb.Token(),
-		config.EnvStorageConnection+"="+az.ConnectionString(),
-		config.EnvContainer+"="+container,
-		config.EnvRatePerScope+"=30",
-		config.EnvRatePerTenant+"="+strconv.Itoa(p.tenant),
-		config.EnvExpand+"=none",
-		config.EnvLogLevel+"=warn",
-		config.EnvLeaseSeconds+"=15",
-		config.EnvPartDays+"="+strconv.Itoa(p.partDays),
-		config.EnvConcurrency+"="+strconv.Itoa(p.concurrency),
-		workqueue.EnvConnection+"="+az.ConnectionString(),
-		workqueue.EnvQueue+"="+container,
-	)
-	var logs strings.Builder
-	var logMu sync.Mutex
-	logw := writerFunc(func(b []byte) (int, error) { logMu.Lock(); defer logMu.Unlock(); return logs.Write(b) })
-	start := func(name string) (*instance, error) {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(p.handler)
-		cmd.Env = append(append([]string(nil), env...), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port), "CONTAINER_NAME="+name)
-		cmd.Stdout, cmd.Stderr = logw, logw
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		in := &instance{name: name, cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
-		go func() { _ = cmd.Wait(); close(in.done) }()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(25 * time.Millisecond) {
-			if resp, err := http.Get(in.base + "/"); err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("%s not ready in 30 s", name)
-			}
-		}
-		lctx, cancel := context.WithCancel(ctx)
-		in.stop = cancel
-		go func() {
-			select {
-			case <-in.done:
-				cancel()
-			case <-lctx.Done():
-			}
-		}()
-		go host.Listen(lctx, name, in.base)
-		return in, nil
-	}
-	var insts []*instance
-	defer func() {
-		for _, in := range insts {
-			in.stop()
-			_ = in.cmd.Process.Signal(syscall.SIGTERM)
-			<-in.done
-		}
-	}()
+	defer stop()
 	for i := 1; i <= n; i++ {
-		in, err := start(fmt.Sprintf("instance-%d", i))
+		in, err := c.start(ctx, fmt.Sprintf("instance-%d", i))
 		if err != nil {
 			return nil, err
 		}
-		insts = append(insts, in)
+		c.insts = append(c.insts, in)
 	}
 
 	last := period.Of(now).Add(-1)
 	first := last.Add(-(p.periods - 1))
 	body := fmt.Sprintf(`{"from":%q,"to":%q,"metric":"actualcost"}`, first, last)
 	began := time.Now()
-	j, err := api(ctx, insts[0].base, "POST", "", body)
+	j, err := api(ctx, c.insts[0].base, "POST", "", body)
 	if err != nil {
 		return nil, err
 	}
 	res := &result{parts: len(j.Partitions), killed: "none"}
+	if j, err = c.await(ctx, j, res, began, kill); err != nil {
+		return nil, err
+	}
+	res.wall = time.Since(began)
+	res.state = j.State
+	if err := c.tally(ctx, j, res); err != nil {
+		return nil, err
+	}
+	if res.exact != res.parts {
+		fmt.Fprintf(os.Stderr, "handler output (last 4 KiB):\n%s\n", tail(c.logs.String(), 4096))
+	}
+	return res, nil
+}
+
+// cluster is one scenario's world: the sandbox behind a call log, the store and the work queue
+// in Azurite, the host queue, and the handler instances it delivers to with their environment.
+type cluster struct {
+	p     params
+	sb    *sandbox.Server
+	calls *callLog
+	st    *store.Blob
+	host  *hostqueue.Host
+	env   []string
+	insts []*instance
+	logMu sync.Mutex
+	logs  strings.Builder // the instances' output
+}
+
+// newCluster starts the sandbox and sets up the store, the queue and the host for the first
+// p.scopes subscriptions; stop ends the instances, then the sandbox.
+func newCluster(ctx context.Context, az *azurite.Server, p params, now time.Time, tag string) (*cluster, func(), error) {
+	sb, err := sandbox.New(&sandbox.Options{RecordsPerDay: p.perDay, PageSize: p.pageSize, PageLatency: p.pageLatency,
+		RatePerTenant: p.tenant, RatePerScope: 30, Now: func() time.Time { return now }})
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &cluster{p: p, sb: sb, calls: &callLog{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: c.calls.wrap(sb.Handler())}
+	go func() { _ = srv.Serve(ln) }()
+	stop := func() {
+		for _, in := range c.insts {
+			in.stop()
+			_ = in.cmd.Process.Signal(syscall.SIGTERM)
+			<-in.done
+		}
+		srv.Close()
+	}
+	container := fmt.Sprintf("scale-%s-%d", tag, now.UnixNano()%1_000_000)
+	if err := c.setup(ctx, az, "http://"+ln.Addr().String(), container); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return c, stop, nil
+}
+
+// setup creates the store and the work queue in container and the host queue, and sets the
+// instances' environment.
+func (c *cluster) setup(ctx context.Context, az *azurite.Server, endpoint, container string) error {
+	var names []string
+	for _, s := range c.sb.Scopes() {
+		if s.Kind == scope.Subscription && len(names) < c.p.scopes {
+			names = append(names, s.String())
+		}
+	}
+	if len(names) < c.p.scopes {
+		return fmt.Errorf("the sandbox has %d subscriptions, want %d", len(names), c.p.scopes)
+	}
+	var err error
+	c.st, err = store.NewBlob(ctx, &store.BlobOptions{ConnectionString: az.ConnectionString(), Container: container})
+	if err != nil {
+		return err
+	}
+	q, err := workqueue.New(workqueue.Settings{ConnectionString: az.ConnectionString(), Queue: container}, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := q.Ensure(ctx); err != nil {
+		return err
+	}
+	c.host = hostqueue.New(hostqueue.Options{Work: q.Work(), Poison: q.Poison(), Function: "UsageExportWorker", Binding: "item",
+		BatchSize: 4, NewBatchThreshold: 2, Visibility: 10 * time.Second, RetryDelay: 5 * time.Second, MaxDequeueCount: workqueue.MaxDequeueCount})
+	c.env = append(os.Environ(),
+		config.EnvScopes+"="+strings.Join(names, ","),
+		config.EnvManagementEndpoint+"="+endpoint,
+		config.EnvToken+"="+c.sb.Token(),
+		config.EnvStorageConnection+"="+az.ConnectionString(),
+		config.EnvContainer+"="+container,
+		config.EnvRatePerScope+"=30",
+		config.EnvRatePerTenant+"="+strconv.Itoa(c.p.tenant),
+		config.EnvExpand+"=none",
+		config.EnvLogLevel+"=warn",
+		config.EnvLeaseSeconds+"=15",
+		config.EnvPartDays+"="+strconv.Itoa(c.p.partDays),
+		config.EnvConcurrency+"="+strconv.Itoa(c.p.concurrency),
+		workqueue.EnvConnection+"="+az.ConnectionString(),
+		workqueue.EnvQueue+"="+container,
+	)
+	return nil
+}
+
+// start runs a handler instance called name, waits until it answers, and has the host queue
+// deliver to it until it exits.
+func (c *cluster) start(ctx context.Context, name string) (*instance, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logw := writerFunc(func(b []byte) (int, error) { c.logMu.Lock(); defer c.logMu.Unlock(); return c.logs.Write(b) })
+	cmd := exec.Command(c.p.handler)
+	cmd.Env = append(append([]string(nil), c.env...), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port), "CONTAINER_NAME="+name)
+	cmd.Stdout, cmd.Stderr = logw, logw
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	in := &instance{name: name, cmd: cmd, base: "http://127.0.0.1:" + strconv.Itoa(port), done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(in.done) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+		if resp, err := http.Get(in.base + "/"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s not ready in 30 s", name)
+		}
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	in.stop = cancel
+	go func() {
+		select {
+		case <-in.done:
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	go c.host.Listen(lctx, name, in.base)
+	return in, nil
+}
+
+// await polls job j until it ends; with kill, once p.killAfter has passed it kills the last
+// instance while that exports a partition, and restarts it 2 s later (said in res.killed).
+func (c *cluster) await(ctx context.Context, j *job, res *result, began time.Time, kill bool) (*job, error) {
 	killed := !kill
 	for !final(j.State) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		time.Sleep(500 * time.Millisecond)
-		if j, err = api(ctx, insts[0].base, "GET", j.ID, ""); err != nil {
+		var err error
+		if j, err = api(ctx, c.insts[0].base, "GET", j.ID, ""); err != nil {
 			return nil, err
 		}
-		if !killed && time.Since(began) > p.killAfter {
-			victim := insts[len(insts)-1]
-			for _, pt := range j.Partitions {
-				if pt.Status == "running" && pt.Rows > 0 && pt.Worker != nil && pt.Worker.Instance == victim.name {
-					_ = victim.cmd.Process.Signal(syscall.SIGKILL)
-					<-victim.done
-					res.killed = fmt.Sprintf("%s at %.1f s while it exported %s %s (%d rows written); restarted 2 s later",
-						victim.name, time.Since(began).Seconds(), pt.Scope, pt.BillingPeriod, pt.Rows)
-					killed = true
-					time.Sleep(2 * time.Second)
-					in, err := start(victim.name)
-					if err != nil {
-						return nil, err
-					}
-					insts[len(insts)-1] = in
-					break
-				}
+		if !killed && time.Since(began) > c.p.killAfter {
+			if killed, err = c.killExporting(ctx, j, res, began); err != nil {
+				return nil, err
 			}
 		}
 		if time.Since(began) > 20*time.Minute {
 			return nil, fmt.Errorf("job %s not finished in 20 minutes: %s", j.ID, j.State)
 		}
 	}
-	res.wall = time.Since(began)
-	res.state = j.State
+	return j, nil
+}
+
+// killExporting kills the last instance if it is exporting one of j's partitions (rows written
+// already), restarts it 2 s later, and reports whether it did.
+func (c *cluster) killExporting(ctx context.Context, j *job, res *result, began time.Time) (bool, error) {
+	victim := c.insts[len(c.insts)-1]
+	for _, pt := range j.Partitions {
+		if pt.Status != "running" || pt.Rows == 0 || pt.Worker == nil || pt.Worker.Instance != victim.name {
+			continue
+		}
+		_ = victim.cmd.Process.Signal(syscall.SIGKILL)
+		<-victim.done
+		res.killed = fmt.Sprintf("%s at %.1f s while it exported %s %s (%d rows written); restarted 2 s later",
+			victim.name, time.Since(began).Seconds(), pt.Scope, pt.BillingPeriod, pt.Rows)
+		time.Sleep(2 * time.Second)
+		in, err := c.start(ctx, victim.name)
+		if err != nil {
+			return true, err
+		}
+		c.insts[len(c.insts)-1] = in
+		return true, nil
+	}
+	return false, nil
+}
+
+// tally checks every partition of the finished job j against the sandbox (exact, duplicates)
+// and adds the workers, the host queue's and the sandbox's counts to res.
+func (c *cluster) tally(ctx context.Context, j *job, res *result) error {
 	workers := map[string]bool{}
 	for _, pt := range j.Partitions {
 		if pt.Worker != nil {
@@ -343,15 +398,15 @@ func scenario(ctx context.Context, az *azurite.Server, p params, n int, kill boo
 		}
 		sc, err := scope.Parse(pt.Scope)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		per, err := period.Parse(pt.BillingPeriod)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		ok, dups, err := exact(ctx, st, sb, export.Partition{Scope: sc, Period: per, Metric: metric.Metric(pt.Metric)})
+		ok, dups, err := exact(ctx, c.st, c.sb, export.Partition{Scope: sc, Period: per, Metric: metric.Metric(pt.Metric)})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if ok {
 			res.exact++
@@ -359,15 +414,12 @@ func scenario(ctx context.Context, az *azurite.Server, p params, n int, kill boo
 		res.dups += dups
 	}
 	res.workers = len(workers)
-	hs := host.Stats()
+	hs := c.host.Stats()
 	res.invocations, res.lost, res.retried, res.delivered = hs.ByInstance, hs.Lost, hs.Retried, hs.Deleted
 	res.poison = hs.Poisoned
-	res.throttled = sb.Stats().Throttled
-	res.peak, res.calls = calls.peak()
-	if res.exact != res.parts {
-		fmt.Fprintf(os.Stderr, "handler output (last 4 KiB):\n%s\n", tail(logs.String(), 4096))
-	}
-	return res, nil
+	res.throttled = c.sb.Stats().Throttled
+	res.peak, res.calls = c.calls.peak()
+	return nil
 }
 
 // exact checks a partition against the ground truth and counts duplicate lines.

@@ -1,7 +1,4 @@
-// Command zipapp zips a staged Functions app folder for deployment, keeping Unix file modes:
-// the custom handler's executable bit must survive, or the host cannot start it (Flex
-// Consumption runs the zip as is). Entries are sorted and dated 1980-01-01, so the same folder
-// always gives the same zip.
+// Command zipapp zips a staged Functions app folder for deployment, keeping Unix file modes.
 //
 //	go run ./internal/tools/zipapp -dir .build/app -exec handler -o .build/usage-export.zip
 package main

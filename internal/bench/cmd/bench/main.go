@@ -1,6 +1,4 @@
-// Command bench is the performance harness of `make bench`: it runs the exporter and its
-// baselines at enrollment scale, each as a measured child process, and prints the table
-// (internal/bench describes the scenarios; docs/performance.md the method).
+// Command bench is the performance harness of `make bench`.
 //
 // Usage:
 //
