@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -80,9 +79,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if sum != nil {
 		rs := newRunSummary(sum, a.budget.Stats())
 		rs.Interrupted = interrupted
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rs)
+		_ = writeJSON(stdout, rs)
 	}
 	if interrupted != nil {
 		return exitError{code: exitFailed, msg: "interrupted: " + interrupted.Message}

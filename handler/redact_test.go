@@ -46,6 +46,16 @@ func TestLoggerRedacts(t *testing.T) {
 	}
 }
 
+// TestReportsRedacted: the CLI's JSON reports (here verify's, whose problems quote the
+// partition asked for) go through one writer, which removes secrets.
+func TestReportsRedacted(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"verify", "--output-dir", t.TempDir(), "usage/x?sv=1&sig=s3cr3t"}, &stdout, &stderr)
+	if code == exitOK || !strings.Contains(stdout.String(), "sig=***") || strings.Contains(stdout.String()+stderr.String(), "s3cr3t") {
+		t.Errorf("exit %d, report (want the signature redacted):\n%s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+}
+
 // TestRunPrintsRedactedErrors: the CLI's one error printer (an exit error's message or any
 // other error) removes secrets from what it prints.
 func TestRunPrintsRedactedErrors(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/plan"
+	"github.com/usage-export/usage-export/internal/redact"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/status"
 )
@@ -190,11 +191,16 @@ func writeReport(w io.Writer, format string, v any, table func(io.Writer)) error
 	return writeJSON(w, v)
 }
 
-// writeJSON writes v as indented JSON.
+// writeJSON writes v as indented JSON: the one writer of the CLI's JSON reports (export's run
+// summary, status, plan, verify, publish, discard, clean), so secrets in the partitions' error
+// text are removed here (redact.JSON), once.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(redact.JSON(b), '\n'))
+	return err
 }
 
 // openOutput loads the settings of a command that only reads and tidies the output (status

@@ -12,6 +12,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 )
 
 // BenchmarkListPages is the client side of a listing over loopback HTTP: the azcore pipeline,
@@ -150,8 +151,8 @@ func benchPage(b *testing.B, n int, indent bool) []byte {
 // countHandler counts records and bytes and keeps nothing.
 type countHandler struct{ n, bytes int }
 
-func (c *countHandler) Record(raw []byte) error { c.n++; c.bytes += len(raw); return nil }
-func (c *countHandler) PageDone(Page) error     { return nil }
+func (c *countHandler) Record(raw []byte) error    { c.n++; c.bytes += len(raw); return nil }
+func (c *countHandler) PageDone(paging.Page) error { return nil }
 
 func BenchmarkParsePage(b *testing.B) {
 	const records = 1000

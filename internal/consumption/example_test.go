@@ -10,6 +10,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -21,7 +22,7 @@ func (printer) Record(raw []byte) error {
 	return nil
 }
 
-func (p printer) PageDone(pg consumption.Page) error {
+func (p printer) PageDone(pg paging.Page) error {
 	next := "(end)"
 	if pg.NextLink != "" {
 		next = strings.TrimPrefix(consumption.RedactURL(pg.NextLink), p.endpoint)

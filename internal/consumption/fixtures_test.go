@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/scope"
 )
 
@@ -182,7 +183,7 @@ func runFixture(t *testing.T, version string, f fixture, status string, body jso
 			t.Errorf("record %d: JSON differs\ngot:  %v\nwant: %v", i, g, w)
 		}
 	}
-	wantPage := Page{Index: 0, Records: len(want.Value), RequestID: "req-1", StatusCode: code}
+	wantPage := paging.Page{Index: 0, Records: len(want.Value), RequestID: "req-1", StatusCode: code}
 	if code == http.StatusOK {
 		wantPage.Bytes = int64(len(body))
 	}

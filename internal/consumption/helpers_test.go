@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 )
 
 // testToken is the bearer token test clients send.
@@ -20,7 +21,7 @@ const testToken = "test-token"
 // collector is a Handler that keeps copies of everything it is given.
 type collector struct {
 	records   [][]byte
-	pages     []Page
+	pages     []paging.Page
 	failAfter int   // Record fails once this many records were taken (0 = never)
 	recordErr error // the error it fails with
 	pageErr   error // PageDone's error
@@ -34,7 +35,7 @@ func (c *collector) Record(raw []byte) error {
 	return nil
 }
 
-func (c *collector) PageDone(p Page) error {
+func (c *collector) PageDone(p paging.Page) error {
 	c.pages = append(c.pages, p)
 	return c.pageErr
 }

@@ -12,15 +12,6 @@ import (
 	"github.com/usage-export/usage-export/internal/paging"
 )
 
-// The record-delivery contract is internal/paging's, shared with internal/costdetails; these are
-// its names here. A listing's Page carries the nextLink (log it with RedactURL), and a
-// PageError from List always has RecordsDelivered 0.
-type (
-	Handler   = paging.Handler
-	Page      = paging.Page
-	PageError = paging.PageError
-)
-
 // List streams every record of q to h, page by page, following nextLink until the API returns
 // none. Page N+1 is requested only after page N has been read and h.PageDone has returned.
 //
@@ -31,12 +22,12 @@ type (
 // body that breaks off (connection reset), stalls for Options.BodyIdleTimeout or ends early with
 // incomplete JSON: the same link is requested again (bounded attempts with backoff, through the
 // caller's per-retry policies, a rate budget among them), and the broken attempt's records were
-// never delivered. A page still broken when the retries are spent is a *PageError (no record of
-// it delivered). Other errors: *APIError for a status other than 200/204 (it wraps
+// never delivered. A page still broken when the retries are spent is a *paging.PageError (no
+// record of it delivered). Other errors: *APIError for a status other than 200/204 (it wraps
 // *azcore.ResponseError), and ErrForeignHost, ErrNextLinkLoop, ErrInvalidQuery or
 // ErrBodyTooLarge, all checked with errors.Is/As. Errors returned by h are returned wrapped. No
 // error message contains a continuation token.
-func (c *Client) List(ctx context.Context, q Query, h Handler) error {
+func (c *Client) List(ctx context.Context, q Query, h paging.Handler) error {
 	link, err := c.firstURL(q)
 	if err != nil {
 		return fmt.Errorf("listing usage details: %w", err)
@@ -68,12 +59,12 @@ func (c *Client) List(ctx context.Context, q Query, h Handler) error {
 }
 
 // page requests one page, read whole and checked by pagePolicy, and hands its records to h.
-func (c *Client) page(ctx context.Context, index int, link string, h Handler) (Page, error) {
+func (c *Client) page(ctx context.Context, index int, link string, h paging.Handler) (paging.Page, error) {
 	rec := newPageRecorder(h)
 	defer rec.release()
 	req, err := runtime.NewRequest(withRecorder(ctx, rec), http.MethodGet, link)
 	if err != nil {
-		return Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
+		return paging.Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
 	}
 	req.Raw().Header.Set("Accept", "application/json")
 	resp, err := c.pipeline.Do(req)
@@ -84,24 +75,24 @@ func (c *Client) page(ctx context.Context, index int, link string, h Handler) (P
 			resp.Body.Close()
 		}
 		if errors.Is(err, ErrIncompletePage) || isBrokenBody(err) {
-			return Page{}, &PageError{Index: index, RequestID: rid, Err: fmt.Errorf("GET %s: %w", RedactURL(link), mgmt.RedactURLError(err))}
+			return paging.Page{}, &paging.PageError{Index: index, RequestID: rid, Err: fmt.Errorf("GET %s: %w", RedactURL(link), mgmt.RedactURLError(err))}
 		}
-		return Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
+		return paging.Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 
-	p := Page{Index: index, RequestID: resp.Header.Get(HeaderRequestID), StatusCode: resp.StatusCode}
+	p := paging.Page{Index: index, RequestID: resp.Header.Get(HeaderRequestID), StatusCode: resp.StatusCode}
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNoContent:
 		return p, nil
 	default:
-		return Page{}, fmt.Errorf("page %d: %w", index, mgmt.NewAPIError(resp))
+		return paging.Page{}, fmt.Errorf("page %d: %w", index, mgmt.NewAPIError(resp))
 	}
 	n, err := rec.replay(h)
 	p.Records, p.Bytes, p.NextLink = n, int64(len(*rec.body)), rec.next
 	if err != nil {
-		return Page{}, fmt.Errorf("page %d: %w", index, err)
+		return paging.Page{}, fmt.Errorf("page %d: %w", index, err)
 	}
 	return p, nil
 }

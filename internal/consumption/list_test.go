@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/retryhint"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -577,9 +578,9 @@ func TestListBrokenBodies(t *testing.T) {
 			c := newTestClient(t, srv.URL, func(o *Options) { o.ClientOptions.Retry.MaxRetries = 1 })
 			var got collector
 			err := c.List(context.Background(), Query{Scope: subScope}, &got)
-			var pe *PageError
+			var pe *paging.PageError
 			if !errors.As(err, &pe) {
-				t.Fatalf("err = %v, want *PageError", err)
+				t.Fatalf("err = %v, want *paging.PageError", err)
 			}
 			if pe.Index != 0 || pe.RecordsDelivered != 0 || len(got.records) != 0 || len(got.pages) != 0 {
 				t.Errorf("PageError %+v with %d records and %d pages handled, want index 0 and nothing delivered", pe, len(got.records), len(got.pages))
@@ -631,9 +632,9 @@ func TestListStalledBody(t *testing.T) {
 	})
 	var got collector
 	err := c.List(guard(t), Query{Scope: subScope}, &got)
-	var pe *PageError
+	var pe *paging.PageError
 	if !errors.As(err, &pe) || !errors.Is(err, ErrIdleTimeout) {
-		t.Fatalf("err = %v, want a *PageError wrapping ErrIdleTimeout", err)
+		t.Fatalf("err = %v, want a *paging.PageError wrapping ErrIdleTimeout", err)
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v wraps context.Canceled; an idle timeout must not look like the caller's cancellation", err)
@@ -664,9 +665,9 @@ func TestListStalledHeadersAreRetried(t *testing.T) {
 	if !errors.Is(err, ErrIdleTimeout) {
 		t.Fatalf("err = %v, want ErrIdleTimeout", err)
 	}
-	var pe *PageError
+	var pe *paging.PageError
 	if errors.As(err, &pe) {
-		t.Errorf("err = %v is a PageError; nothing was delivered", err)
+		t.Errorf("err = %v is a paging.PageError; nothing was delivered", err)
 	}
 	if srv.count() != 2 {
 		t.Errorf("requests = %d, want 2 (retried once)", srv.count())
@@ -707,9 +708,9 @@ func TestListHandlerErrors(t *testing.T) {
 
 	h := &collector{failAfter: 2, recordErr: errStop}
 	err := c.List(context.Background(), Query{Scope: subScope}, h)
-	var pe *PageError
+	var pe *paging.PageError
 	if !errors.Is(err, errStop) || errors.As(err, &pe) {
-		t.Errorf("Record error: err = %v, want errStop and no PageError", err)
+		t.Errorf("Record error: err = %v, want errStop and no paging.PageError", err)
 	}
 
 	h = &collector{pageErr: errStop}

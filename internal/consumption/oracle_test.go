@@ -18,6 +18,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/usage-export/usage-export/internal/bench/benchdata"
+	"github.com/usage-export/usage-export/internal/paging"
 )
 
 // parseResult is everything ParsePage tells its caller about an input.
@@ -32,7 +33,7 @@ func (r parseResult) String() string {
 	return fmt.Sprintf("next=%q n=%d failed=%v records=%q", r.next, r.n, r.failed, r.records)
 }
 
-func runParse(parse func(io.Reader, Handler) (string, int, error), r io.Reader) (parseResult, error) {
+func runParse(parse func(io.Reader, paging.Handler) (string, int, error), r io.Reader) (parseResult, error) {
 	var c collector
 	next, n, err := parse(r, &c)
 	res := parseResult{next: next, n: n, failed: err != nil}
@@ -155,7 +156,7 @@ var parseEdgeCases = []string{
 
 // referenceParsePage is ParsePage as it was before the single-pass scanner: a jsontext decoder
 // with duplicate names allowed and UTF-8 validated.
-func referenceParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
+func referenceParsePage(r io.Reader, h paging.Handler) (nextLink string, n int, err error) {
 	dec := jsontext.NewDecoder(r, jsontext.AllowDuplicateNames(true))
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -248,7 +249,7 @@ func (m *memberCollector) Record([]byte) error {
 	m.cur = nil
 	return nil
 }
-func (m *memberCollector) PageDone(Page) error { return nil }
+func (m *memberCollector) PageDone(paging.Page) error { return nil }
 
 // referenceMembers lists a record's top-level members and the members of its top-level
 // "properties" object, walked with jsontext, in the MemberHandler's form.

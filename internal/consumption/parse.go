@@ -9,9 +9,11 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/usage-export/usage-export/internal/paging"
 )
 
-// MemberHandler is a Handler that also takes each record's members as the page decoder
+// MemberHandler is a paging.Handler that also takes each record's members as the page decoder
 // validates them, so a caller that needs a few fields does not scan the record a second time.
 // For each record, RecordMember is called for every top-level member and every member of the
 // top-level "properties" object, in document order, with the name's text (escapes kept, no
@@ -19,7 +21,7 @@ import (
 // out to be invalid after some of its members were reported ends the listing with an error
 // instead of a Record call. The slices are valid only during the call.
 type MemberHandler interface {
-	Handler
+	paging.Handler
 	RecordMember(name, value []byte, inProperties bool)
 }
 
@@ -39,7 +41,7 @@ type nameFilter struct {
 	bits [64]uint64
 }
 
-func newNameFilter(h Handler) nameFilter {
+func newNameFilter(h paging.Handler) nameFilter {
 	mf, ok := h.(MemberFilter)
 	if !ok {
 		return nameFilter{}
@@ -92,7 +94,7 @@ var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0
 // where it stopped); duplicate member names are allowed (records are passed through byte for
 // byte). So every record handed on is valid JSON text, and a page is accepted only if it is
 // valid JSON.
-func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
+func ParsePage(r io.Reader, h paging.Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
 	p.reset(r)
 	defer func() {
@@ -107,7 +109,7 @@ func ParsePage(r io.Reader, h Handler) (nextLink string, n int, err error) {
 // ParsePageBytes is ParsePage over a page held whole in memory: the same decoder, scanning body
 // in place, so each record handed to h is a slice of body (still valid only during the call, by
 // the Handler contract).
-func ParsePageBytes(body []byte, h Handler) (nextLink string, n int, err error) {
+func ParsePageBytes(body []byte, h paging.Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
 	own := p.buf
 	p.reset(nil)
@@ -236,7 +238,7 @@ func (p *pageParser) wrongKind(c byte, want string, outer int) error {
 	return fmt.Errorf("want %s, got %s", want, kindName(c))
 }
 
-func (p *pageParser) page(h Handler) (nextLink string, n int, err error) {
+func (p *pageParser) page(h paging.Handler) (nextLink string, n int, err error) {
 	c, err := p.peek()
 	if err != nil {
 		return "", 0, fmt.Errorf("reading page: %w", eofIsUnexpected(err))
@@ -317,7 +319,7 @@ func (p *pageParser) page(h Handler) (nextLink string, n int, err error) {
 
 // records streams the elements of the value array (or accepts null) into h; c is the first byte
 // of the member's value.
-func (p *pageParser) records(c byte, h Handler, n *int) error {
+func (p *pageParser) records(c byte, h paging.Handler, n *int) error {
 	mh, _ := h.(MemberHandler)
 	p.sc.names = newNameFilter(h)
 	switch c {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/mgmt"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -49,7 +50,7 @@ func (r *records) Record(raw []byte) error {
 	r.raw = append(r.raw, append([]byte(nil), raw...))
 	return nil
 }
-func (r *records) PageDone(consumption.Page) error { return nil }
+func (r *records) PageDone(paging.Page) error { return nil }
 
 // TestDefaultExpandGivesMeterNames: with the default $expand, every EA (legacy) record carries
 // its meter details (name, category), in every api-version; without $expand it carries only
@@ -197,4 +198,4 @@ type pageCounter struct {
 	n *int
 }
 
-func (p pageCounter) PageDone(consumption.Page) error { *p.n++; return nil }
+func (p pageCounter) PageDone(paging.Page) error { *p.n++; return nil }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/usage-export/usage-export/internal/paging"
 )
 
 // A page is handed on all or nothing. pagePolicy, a per-retry policy, reads the body of a 200
@@ -50,7 +51,7 @@ type pageRecorder struct {
 	next    string
 }
 
-func newPageRecorder(h Handler) *pageRecorder {
+func newPageRecorder(h paging.Handler) *pageRecorder {
 	r := &pageRecorder{}
 	if _, ok := h.(MemberHandler); ok {
 		r.members = true
@@ -99,7 +100,7 @@ func (r *pageRecorder) read(body io.Reader, size int64) error {
 // decode decodes the buffered page, recording its records and member reports.
 func (r *pageRecorder) decode() error {
 	r.events, r.records, r.next = r.events[:0], r.records[:0], ""
-	var h Handler = (*recordingHandler)(r)
+	var h paging.Handler = (*recordingHandler)(r)
 	if r.members {
 		h = (*recordingMembers)(r)
 		if r.names != nil {
@@ -112,7 +113,7 @@ func (r *pageRecorder) decode() error {
 }
 
 // replay hands the recorded records to h, with their member reports when h takes them.
-func (r *pageRecorder) replay(h Handler) (int, error) {
+func (r *pageRecorder) replay(h paging.Handler) (int, error) {
 	mh, _ := h.(MemberHandler)
 	e := 0
 	for i, rec := range r.records {
@@ -141,16 +142,16 @@ func (r *recordingHandler) Record(raw []byte) error {
 	r.records = append(r.records, recordEvent{raw: raw, eventsEnd: len(r.events)})
 	return nil
 }
-func (r *recordingHandler) PageDone(Page) error { return nil }
+func (r *recordingHandler) PageDone(paging.Page) error { return nil }
 
-func (r *recordingMembers) Record(raw []byte) error { return (*recordingHandler)(r).Record(raw) }
-func (r *recordingMembers) PageDone(Page) error     { return nil }
+func (r *recordingMembers) Record(raw []byte) error    { return (*recordingHandler)(r).Record(raw) }
+func (r *recordingMembers) PageDone(paging.Page) error { return nil }
 func (r *recordingMembers) RecordMember(name, value []byte, inProperties bool) {
 	r.events = append(r.events, memberEvent{name: name, value: value, inProperties: inProperties})
 }
 
-func (r *recordingFilter) Record(raw []byte) error { return (*recordingHandler)(r).Record(raw) }
-func (r *recordingFilter) PageDone(Page) error     { return nil }
+func (r *recordingFilter) Record(raw []byte) error    { return (*recordingHandler)(r).Record(raw) }
+func (r *recordingFilter) PageDone(paging.Page) error { return nil }
 func (r *recordingFilter) RecordMember(name, value []byte, inProperties bool) {
 	(*recordingMembers)(r).RecordMember(name, value, inProperties)
 }

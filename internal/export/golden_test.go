@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/manifest"
+	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/store"
 )
 
@@ -24,7 +24,7 @@ type goldenSource struct{}
 func (goldenSource) Name() string       { return SourceUsageDetails }
 func (goldenSource) APIVersion() string { return "2024-08-01" }
 
-func (goldenSource) Fetch(ctx context.Context, c Chunk, h consumption.Handler) error {
+func (goldenSource) Fetch(ctx context.Context, c Chunk, h paging.Handler) error {
 	n := 0
 	for d := c.From; !d.After(c.To); d = d.AddDate(0, 0, 1) {
 		recs := []string{fakeRecord(d, 1), fakeRecord(d, 2)}
@@ -45,7 +45,7 @@ func (goldenSource) Fetch(ctx context.Context, c Chunk, h consumption.Handler) e
 			n++
 		}
 	}
-	return h.PageDone(consumption.Page{Index: 1, Records: n})
+	return h.PageDone(paging.Page{Index: 1, Records: n})
 }
 
 // TestGoldenOutput exports a fixed month (row keys on, no gzip) and compares the data lines

@@ -297,19 +297,12 @@ func (h *hostileHandler) invoke(t *testing.T, payload []byte) (callerReply, int)
 		_ = json.Unmarshal(b, &errBody)
 		return callerReply{status: resp.StatusCode, code: errBody.Error.Code, message: errBody.Error.Message, raw: string(b)}, resp.StatusCode
 	}
-	var hr struct {
-		Outputs struct {
-			Res struct {
-				StatusCode int    `json:"statusCode"`
-				Body       string `json:"body"`
-			} `json:"res"`
-		} `json:"Outputs"`
-	}
-	if err := json.Unmarshal(b, &hr); err != nil {
+	res, err := testutil.ParseHTTPOutput(b)
+	if err != nil {
 		return callerReply{status: -1, raw: string(b)}, resp.StatusCode
 	}
-	_ = json.Unmarshal([]byte(hr.Outputs.Res.Body), &errBody)
-	return callerReply{status: hr.Outputs.Res.StatusCode, code: errBody.Error.Code, message: errBody.Error.Message, raw: hr.Outputs.Res.Body}, resp.StatusCode
+	_ = json.Unmarshal([]byte(res.Body), &errBody)
+	return callerReply{status: res.StatusCode, code: errBody.Error.Code, message: errBody.Error.Message, raw: res.Body}, resp.StatusCode
 }
 
 // TestHostileInputs sends the hostile table to the real handler (`handler serve`, spoken to as

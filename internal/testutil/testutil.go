@@ -1,10 +1,12 @@
 // Package testutil holds the few helpers that the test suites playing the Functions host (the
 // handler's end-to-end tests, the functions tests and the fault suites) share: a process output
-// buffer, a free loopback port, and the handler binary built once per test binary.
+// buffer, a free loopback port, the handler binary built once per test binary, and the reading of
+// an invocation's HTTP output.
 package testutil
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -83,4 +85,25 @@ func RemoveHandlerBinary() {
 	if buildPath != "" {
 		_ = os.RemoveAll(filepath.Dir(buildPath))
 	}
+}
+
+// HTTPOutput is the http output binding of an invocation response, what the host turns into the
+// caller's HTTP response.
+type HTTPOutput struct {
+	StatusCode int    `json:"statusCode"`
+	Body       string `json:"body"`
+}
+
+// ParseHTTPOutput returns the http output binding (Outputs.res) of a custom handler's invocation
+// response: {"Outputs":{"res":{"statusCode":…,"body":"…"}},…}.
+func ParseHTTPOutput(b []byte) (HTTPOutput, error) {
+	var r struct {
+		Outputs struct {
+			Res HTTPOutput `json:"res"`
+		} `json:"Outputs"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return HTTPOutput{}, fmt.Errorf("invocation response: %w", err)
+	}
+	return r.Outputs.Res, nil
 }
