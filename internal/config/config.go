@@ -17,6 +17,7 @@ import (
 	"github.com/usage-export/usage-export/internal/metric"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
+	"github.com/usage-export/usage-export/internal/source"
 )
 
 // Setting names. Flags of the CLI use the same names in lower case without the prefix
@@ -65,7 +66,7 @@ const (
 	DefaultSchedule           = "0 0 4 * * *"
 	DefaultAPIVersion         = consumption.DefaultAPIVersion
 	DefaultMetric             = metric.ActualCost
-	DefaultSource             = manifest.SourceAuto // per partition, the source with the fewest ARM calls (docs/sources.md)
+	DefaultSource             = source.Auto // per partition, the source with the fewest ARM calls (docs/sources.md)
 	DefaultRestatementDays    = export.DefaultRestatementDays
 	DefaultManagementEndpoint = consumption.DefaultEndpoint
 	DefaultPartDays           = export.DefaultPartDays
@@ -300,8 +301,8 @@ func (c *Config) Allowed(s scope.Scope) (scope.Scope, bool) {
 	return scope.Scope{}, false
 }
 
-// Sources are the values of EnvSource (internal/source's settings).
-var Sources = []manifest.Source{manifest.SourceAuto, manifest.SourceUsageDetails, manifest.SourceCostDetails}
+// Sources are the values of EnvSource: internal/source's settings.
+var Sources = source.Settings
 
 // UsesCostDetails reports whether s is configured for the Cost Details source.
 func (c *Config) UsesCostDetails(s scope.Scope) bool {
