@@ -10,6 +10,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func main() {
 
 // Report prints the summary, the top longest functions and every function over a limit, and
 // returns how many break a limit.
-func Report(w *os.File, funcs []Func, maxLines, maxDepth, top int) int {
+func Report(w io.Writer, funcs []Func, maxLines, maxDepth, top int) int {
 	sort.SliceStable(funcs, func(i, j int) bool { return funcs[i].Lines > funcs[j].Lines })
 	var over []Func
 	for _, f := range funcs {

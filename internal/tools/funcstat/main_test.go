@@ -46,3 +46,20 @@ func (t *T[K]) M() { if true {} }
 		}
 	}
 }
+
+// TestModuleWithinLimits keeps the module's non-test code at no function over 80 lines and no
+// nesting deeper than 4 (issue #17's structure rule).
+func TestModuleWithinLimits(t *testing.T) {
+	funcs, err := Scan("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(funcs) < 100 {
+		t.Fatalf("scanned %d functions: not the module root?", len(funcs))
+	}
+	for _, f := range funcs {
+		if f.Lines > 80 || f.Depth > 4 {
+			t.Errorf("%s: %d lines, nesting %d (limits 80 and 4)", f.Name, f.Lines, f.Depth)
+		}
+	}
+}
