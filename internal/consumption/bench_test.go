@@ -86,7 +86,7 @@ func BenchmarkParsePageScanner(b *testing.B) {
 			for b.Loop() {
 				r.Reset(page)
 				h.n = 0
-				if _, _, err := parse(r, &h); err != nil {
+				if _, _, err := parse(context.Background(), r, &h); err != nil {
 					b.Fatal(err)
 				}
 				if h.n != benchdata.MaxRecords {
@@ -151,8 +151,12 @@ func benchPage(b *testing.B, n int, indent bool) []byte {
 // countHandler counts records and bytes and keeps nothing.
 type countHandler struct{ n, bytes int }
 
-func (c *countHandler) Record(raw []byte) error    { c.n++; c.bytes += len(raw); return nil }
-func (c *countHandler) PageDone(paging.Page) error { return nil }
+func (c *countHandler) Record(_ context.Context, raw []byte) error {
+	c.n++
+	c.bytes += len(raw)
+	return nil
+}
+func (c *countHandler) PageDone(context.Context, paging.Page) error { return nil }
 
 func BenchmarkParsePage(b *testing.B) {
 	const records = 1000
@@ -167,7 +171,7 @@ func BenchmarkParsePage(b *testing.B) {
 			for b.Loop() {
 				r.Reset(page)
 				h.n = 0
-				if _, _, err := ParsePage(r, &h); err != nil {
+				if _, _, err := ParsePage(context.Background(), r, &h); err != nil {
 					b.Fatal(err)
 				}
 				if h.n != records {

@@ -18,12 +18,12 @@ import (
 // printer prints what List hands it, nextLinks redacted and without the endpoint.
 type printer struct{ endpoint string }
 
-func (printer) Record(raw []byte) error {
+func (printer) Record(_ context.Context, raw []byte) error {
 	fmt.Printf("record %s\n", raw)
 	return nil
 }
 
-func (p printer) PageDone(pg paging.Page) error {
+func (p printer) PageDone(_ context.Context, pg paging.Page) error {
 	next := "(end)"
 	if pg.NextLink != "" {
 		next = strings.TrimPrefix(consumption.RedactURL(pg.NextLink), p.endpoint)

@@ -220,7 +220,7 @@ func TestListKeepsDecimalsAndTimestamps(t *testing.T) {
 			f := loadFixture(t, filepath.Join("testdata", "fixtures", tt.file))
 			body := f.Responses["200"].Body
 			var got collector
-			if _, _, err := ParsePage(bytes.NewReader(body), &got); err != nil {
+			if _, _, err := ParsePage(context.Background(), bytes.NewReader(body), &got); err != nil {
 				t.Fatalf("ParsePage: %v", err)
 			}
 			if len(got.records) == 0 {

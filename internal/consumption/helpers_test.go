@@ -27,7 +27,7 @@ type collector struct {
 	pageErr   error // PageDone's error
 }
 
-func (c *collector) Record(raw []byte) error {
+func (c *collector) Record(_ context.Context, raw []byte) error {
 	if c.failAfter > 0 && len(c.records) >= c.failAfter {
 		return c.recordErr
 	}
@@ -35,7 +35,7 @@ func (c *collector) Record(raw []byte) error {
 	return nil
 }
 
-func (c *collector) PageDone(p paging.Page) error {
+func (c *collector) PageDone(_ context.Context, p paging.Page) error {
 	c.pages = append(c.pages, p)
 	return c.pageErr
 }

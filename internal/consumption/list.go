@@ -48,7 +48,7 @@ func (c *Client) List(ctx context.Context, q Query, h paging.Handler) error {
 			}
 			seen[page.NextLink] = struct{}{}
 		}
-		if err := h.PageDone(page); err != nil {
+		if err := h.PageDone(ctx, page); err != nil {
 			return fmt.Errorf("listing usage details: page %d done: %w", index, err)
 		}
 		if page.NextLink == "" {
@@ -89,7 +89,7 @@ func (c *Client) page(ctx context.Context, index int, link string, h paging.Hand
 	default:
 		return paging.Page{}, fmt.Errorf("page %d: %w", index, mgmt.NewAPIError(resp))
 	}
-	n, err := rec.replay(h)
+	n, err := rec.replay(ctx, h)
 	p.Records, p.Bytes, p.NextLink = n, int64(len(*rec.body)), rec.next
 	if err != nil {
 		return paging.Page{}, fmt.Errorf("page %d: %w", index, err)

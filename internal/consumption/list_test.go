@@ -680,9 +680,9 @@ type slowHandler struct {
 	delay time.Duration
 }
 
-func (s *slowHandler) Record(raw []byte) error {
+func (s *slowHandler) Record(ctx context.Context, raw []byte) error {
 	time.Sleep(s.delay)
-	return s.collector.Record(raw)
+	return s.collector.Record(ctx, raw)
 }
 
 func TestListSlowHandlerIsNotAStall(t *testing.T) {

@@ -8,6 +8,7 @@ package consumption
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -33,9 +34,9 @@ func (r parseResult) String() string {
 	return fmt.Sprintf("next=%q n=%d failed=%v records=%q", r.next, r.n, r.failed, r.records)
 }
 
-func runParse(parse func(io.Reader, paging.Handler) (string, int, error), r io.Reader) (parseResult, error) {
+func runParse(parse func(context.Context, io.Reader, paging.Handler) (string, int, error), r io.Reader) (parseResult, error) {
 	var c collector
-	next, n, err := parse(r, &c)
+	next, n, err := parse(context.Background(), r, &c)
 	res := parseResult{next: next, n: n, failed: err != nil}
 	for _, rec := range c.records {
 		res.records = append(res.records, string(rec))
@@ -156,7 +157,7 @@ var parseEdgeCases = []string{
 
 // referenceParsePage is ParsePage as it was before the single-pass scanner: a jsontext decoder
 // with duplicate names allowed and UTF-8 validated.
-func referenceParsePage(r io.Reader, h paging.Handler) (nextLink string, n int, err error) {
+func referenceParsePage(ctx context.Context, r io.Reader, h paging.Handler) (nextLink string, n int, err error) {
 	dec := jsontext.NewDecoder(r, jsontext.AllowDuplicateNames(true))
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -195,7 +196,7 @@ func referenceParsePage(r io.Reader, h paging.Handler) (nextLink string, n int, 
 				if kind != '{' {
 					return "", n, fmt.Errorf("want a JSON object, got %s", kind)
 				}
-				if err := h.Record(raw); err != nil {
+				if err := h.Record(ctx, raw); err != nil {
 					return "", n, err
 				}
 				n++
@@ -244,12 +245,12 @@ type memberCollector struct {
 func (m *memberCollector) RecordMember(name, value []byte, inProperties bool) {
 	m.cur = append(m.cur, fmt.Sprintf("%v %s=%s", inProperties, name, value))
 }
-func (m *memberCollector) Record([]byte) error {
+func (m *memberCollector) Record(context.Context, []byte) error {
 	m.records = append(m.records, m.cur)
 	m.cur = nil
 	return nil
 }
-func (m *memberCollector) PageDone(paging.Page) error { return nil }
+func (m *memberCollector) PageDone(context.Context, paging.Page) error { return nil }
 
 // referenceMembers lists a record's top-level members and the members of its top-level
 // "properties" object, walked with jsontext, in the MemberHandler's form.
@@ -318,11 +319,11 @@ func TestParsePageMembers(t *testing.T) {
 				r = iotest.OneByteReader(r)
 			}
 			var got memberCollector
-			if _, n, err := ParsePage(r, &got); err != nil || n != len(got.records) {
+			if _, n, err := ParsePage(context.Background(), r, &got); err != nil || n != len(got.records) {
 				t.Fatalf("page %d: n %d, %d records, err %v", i, n, len(got.records), err)
 			}
 			var recs collector
-			if _, _, err := ParsePage(bytes.NewReader(page), &recs); err != nil {
+			if _, _, err := ParsePage(context.Background(), bytes.NewReader(page), &recs); err != nil {
 				t.Fatal(err)
 			}
 			for k, raw := range recs.records {
@@ -354,12 +355,12 @@ func FuzzParsePageMembers(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var got memberCollector
-		_, n, err := ParsePage(iotest.HalfReader(bytes.NewReader(in)), &got)
+		_, n, err := ParsePage(context.Background(), iotest.HalfReader(bytes.NewReader(in)), &got)
 		if err != nil {
 			return
 		}
 		var recs collector
-		if _, _, err := ParsePage(bytes.NewReader(in), &recs); err != nil || len(recs.records) != n || len(got.records) != n {
+		if _, _, err := ParsePage(context.Background(), bytes.NewReader(in), &recs); err != nil || len(recs.records) != n || len(got.records) != n {
 			t.Fatalf("second parse: %v, %d records, %d member lists, n %d", err, len(recs.records), len(got.records), n)
 		}
 		for k, raw := range recs.records {
@@ -403,7 +404,7 @@ func TestMemberFilter(t *testing.T) {
 	passed, total := 0, 0
 	for i, page := range pages {
 		var all memberCollector
-		if _, _, err := ParsePage(bytes.NewReader(page), &all); err != nil {
+		if _, _, err := ParsePage(context.Background(), bytes.NewReader(page), &all); err != nil {
 			t.Fatal(err)
 		}
 		for _, one := range []bool{false, true} {
@@ -412,7 +413,7 @@ func TestMemberFilter(t *testing.T) {
 				r = iotest.OneByteReader(r)
 			}
 			got := filterCollector{names: names}
-			if _, _, err := ParsePage(r, &got); err != nil {
+			if _, _, err := ParsePage(context.Background(), r, &got); err != nil {
 				t.Fatal(err)
 			}
 			f := newNameFilter(&got)

@@ -1,6 +1,7 @@
 package consumption
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -82,7 +83,7 @@ const (
 var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0, pageBufferSize)} }}
 
 // ParsePage reads one usageDetails page, {"value":[records…],"nextLink":"…"}, from r and calls
-// h.Record for each record as soon as it is decoded; it never holds more than one record (plus
+// h.Record (with ctx) for each record as soon as it is decoded; it never holds more than one record (plus
 // the read-ahead window). It accepts value and nextLink in either order, skips unknown members,
 // treats a null value as empty and an absent, null or empty nextLink as the end. It returns the
 // nextLink and the number of records delivered; on error, n records were already delivered.
@@ -94,7 +95,7 @@ var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0
 // where it stopped); duplicate member names are allowed (records are passed through byte for
 // byte). So every record handed on is valid JSON text, and a page is accepted only if it is
 // valid JSON.
-func ParsePage(r io.Reader, h paging.Handler) (nextLink string, n int, err error) {
+func ParsePage(ctx context.Context, r io.Reader, h paging.Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
 	p.reset(r)
 	defer func() {
@@ -103,13 +104,13 @@ func ParsePage(r io.Reader, h paging.Handler) (nextLink string, n int, err error
 			parsers.Put(p)
 		}
 	}()
-	return p.page(h)
+	return p.page(ctx, h)
 }
 
 // ParsePageBytes is ParsePage over a page held whole in memory: the same decoder, scanning body
 // in place, so each record handed to h is a slice of body (still valid only during the call, by
 // the Handler contract).
-func ParsePageBytes(body []byte, h paging.Handler) (nextLink string, n int, err error) {
+func ParsePageBytes(ctx context.Context, body []byte, h paging.Handler) (nextLink string, n int, err error) {
 	p := parsers.Get().(*pageParser)
 	own := p.buf
 	p.reset(nil)
@@ -119,7 +120,7 @@ func ParsePageBytes(body []byte, h paging.Handler) (nextLink string, n int, err 
 		p.buf = own[:0]
 		parsers.Put(p)
 	}()
-	return p.page(h)
+	return p.page(ctx, h)
 }
 
 // pageParser reads a page through a window on the body: buf[pos:] is read but not consumed.
@@ -238,7 +239,7 @@ func (p *pageParser) wrongKind(c byte, want string, outer int) error {
 	return fmt.Errorf("want %s, got %s", want, kindName(c))
 }
 
-func (p *pageParser) page(h paging.Handler) (nextLink string, n int, err error) {
+func (p *pageParser) page(ctx context.Context, h paging.Handler) (nextLink string, n int, err error) {
 	c, err := p.peek()
 	if err != nil {
 		return "", 0, fmt.Errorf("reading page: %w", eofIsUnexpected(err))
@@ -285,7 +286,7 @@ func (p *pageParser) page(h paging.Handler) (nextLink string, n int, err error) 
 		}
 		switch name {
 		case memberValue:
-			if err := p.records(c, h, &n); err != nil {
+			if err := p.records(ctx, c, h, &n); err != nil {
 				return "", n, err
 			}
 		case memberNextLink:
@@ -319,7 +320,7 @@ func (p *pageParser) page(h paging.Handler) (nextLink string, n int, err error) 
 
 // records streams the elements of the value array (or accepts null) into h; c is the first byte
 // of the member's value.
-func (p *pageParser) records(c byte, h paging.Handler, n *int) error {
+func (p *pageParser) records(ctx context.Context, c byte, h paging.Handler, n *int) error {
 	mh, _ := h.(MemberHandler)
 	p.sc.names = newNameFilter(h)
 	switch c {
@@ -360,7 +361,7 @@ func (p *pageParser) records(c byte, h paging.Handler, n *int) error {
 		if err != nil {
 			return fmt.Errorf("reading record %d: %w", *n, err)
 		}
-		if err := h.Record(raw); err != nil {
+		if err := h.Record(ctx, raw); err != nil {
 			return &handlerError{fmt.Errorf("handling record %d: %w", *n, err)}
 		}
 		*n++

@@ -2,6 +2,7 @@ package consumption
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,7 +52,7 @@ func TestParsePage(t *testing.T) {
 			// One byte per Read proves nothing depends on how the body arrives.
 			for _, r := range []io.Reader{strings.NewReader(tt.in), iotest.OneByteReader(strings.NewReader(tt.in))} {
 				var got collector
-				next, n, err := ParsePage(r, &got)
+				next, n, err := ParsePage(context.Background(), r, &got)
 				if tt.wantErr == "" && err != nil {
 					t.Fatalf("ParsePage: %v", err)
 				}
@@ -76,7 +77,7 @@ func TestParsePage(t *testing.T) {
 func TestParsePageRecordBytesAreExact(t *testing.T) {
 	rec := "{ \"id\" : \"a\",\n  \"cost\": 0.000001980949998, \"n\": 1E+2, \"s\": \"\\u00e9\\/\" }"
 	var got collector
-	if _, _, err := ParsePage(strings.NewReader(`{"value":[ `+rec+` ]}`), &got); err != nil {
+	if _, _, err := ParsePage(context.Background(), strings.NewReader(`{"value":[ `+rec+` ]}`), &got); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.records) != 1 || string(got.records[0]) != rec {
@@ -86,7 +87,7 @@ func TestParsePageRecordBytesAreExact(t *testing.T) {
 
 func TestParsePageHandlerError(t *testing.T) {
 	h := &collector{failAfter: 1, recordErr: errStop}
-	_, n, err := ParsePage(strings.NewReader(`{"value":[{"id":"a"},{"id":"b"},{"id":"c"}]}`), h)
+	_, n, err := ParsePage(context.Background(), strings.NewReader(`{"value":[{"id":"a"},{"id":"b"},{"id":"c"}]}`), h)
 	if !errors.Is(err, errStop) || n != 1 {
 		t.Errorf("ParsePage = n %d, err %v; want 1 and errStop", n, err)
 	}
@@ -174,7 +175,7 @@ func FuzzParsePage(f *testing.F) {
 	f.Add([]byte(`{"value":[{"id":"a"}],"nextLink":"https://h/x"}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var got collector
-		_, n, err := ParsePage(bytes.NewReader(in), &got)
+		_, n, err := ParsePage(context.Background(), bytes.NewReader(in), &got)
 		if n != len(got.records) {
 			t.Fatalf("n = %d, but %d records were delivered", n, len(got.records))
 		}

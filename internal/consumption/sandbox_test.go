@@ -47,11 +47,11 @@ func sandboxClient(t *testing.T, sb *sandbox.Server, version string, perRetry ..
 // records collects raw records; safe for one List at a time.
 type records struct{ raw [][]byte }
 
-func (r *records) Record(raw []byte) error {
+func (r *records) Record(_ context.Context, raw []byte) error {
 	r.raw = append(r.raw, append([]byte(nil), raw...))
 	return nil
 }
-func (r *records) PageDone(paging.Page) error { return nil }
+func (r *records) PageDone(context.Context, paging.Page) error { return nil }
 
 // TestDefaultExpandGivesMeterNames: with the default $expand, every EA (legacy) record carries
 // its meter details (name, category), in every api-version; without $expand it carries only
@@ -199,4 +199,4 @@ type pageCounter struct {
 	n *int
 }
 
-func (p pageCounter) PageDone(paging.Page) error { *p.n++; return nil }
+func (p pageCounter) PageDone(context.Context, paging.Page) error { *p.n++; return nil }

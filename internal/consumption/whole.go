@@ -98,7 +98,7 @@ func (r *pageRecorder) read(body io.Reader, size int64) error {
 }
 
 // decode decodes the buffered page, recording its records and member reports.
-func (r *pageRecorder) decode() error {
+func (r *pageRecorder) decode(ctx context.Context) error {
 	r.events, r.records, r.next = r.events[:0], r.records[:0], ""
 	var h paging.Handler = (*recordingHandler)(r)
 	if r.members {
@@ -107,13 +107,13 @@ func (r *pageRecorder) decode() error {
 			h = (*recordingFilter)(r)
 		}
 	}
-	next, _, err := ParsePageBytes(*r.body, h)
+	next, _, err := ParsePageBytes(ctx, *r.body, h)
 	r.next = next
 	return err
 }
 
 // replay hands the recorded records to h, with their member reports when h takes them.
-func (r *pageRecorder) replay(h paging.Handler) (int, error) {
+func (r *pageRecorder) replay(ctx context.Context, h paging.Handler) (int, error) {
 	mh, _ := h.(MemberHandler)
 	e := 0
 	for i, rec := range r.records {
@@ -123,7 +123,7 @@ func (r *pageRecorder) replay(h paging.Handler) (int, error) {
 				mh.RecordMember(ev.name, ev.value, ev.inProperties)
 			}
 		}
-		if err := h.Record(rec.raw); err != nil {
+		if err := h.Record(ctx, rec.raw); err != nil {
 			return i, fmt.Errorf("handling record %d: %w", i, err)
 		}
 	}
@@ -138,20 +138,24 @@ type (
 	recordingFilter  pageRecorder
 )
 
-func (r *recordingHandler) Record(raw []byte) error {
+func (r *recordingHandler) Record(_ context.Context, raw []byte) error {
 	r.records = append(r.records, recordEvent{raw: raw, eventsEnd: len(r.events)})
 	return nil
 }
-func (r *recordingHandler) PageDone(paging.Page) error { return nil }
+func (r *recordingHandler) PageDone(context.Context, paging.Page) error { return nil }
 
-func (r *recordingMembers) Record(raw []byte) error    { return (*recordingHandler)(r).Record(raw) }
-func (r *recordingMembers) PageDone(paging.Page) error { return nil }
+func (r *recordingMembers) Record(ctx context.Context, raw []byte) error {
+	return (*recordingHandler)(r).Record(ctx, raw)
+}
+func (r *recordingMembers) PageDone(context.Context, paging.Page) error { return nil }
 func (r *recordingMembers) RecordMember(name, value []byte, inProperties bool) {
 	r.events = append(r.events, memberEvent{name: name, value: value, inProperties: inProperties})
 }
 
-func (r *recordingFilter) Record(raw []byte) error    { return (*recordingHandler)(r).Record(raw) }
-func (r *recordingFilter) PageDone(paging.Page) error { return nil }
+func (r *recordingFilter) Record(ctx context.Context, raw []byte) error {
+	return (*recordingHandler)(r).Record(ctx, raw)
+}
+func (r *recordingFilter) PageDone(context.Context, paging.Page) error { return nil }
 func (r *recordingFilter) RecordMember(name, value []byte, inProperties bool) {
 	(*recordingMembers)(r).RecordMember(name, value, inProperties)
 }
@@ -178,7 +182,7 @@ func (pagePolicy) Do(req *policy.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, fmt.Errorf("reading page (%d bytes read, request id %s): %w", len(*rec.body), resp.Header.Get(HeaderRequestID), err)
 	}
-	if err := rec.decode(); err != nil {
+	if err := rec.decode(req.Raw().Context()); err != nil {
 		return resp, fmt.Errorf("%w: %d bytes (request id %s): %w", ErrIncompletePage, len(*rec.body), resp.Header.Get(HeaderRequestID), err)
 	}
 	return resp, nil

@@ -267,7 +267,7 @@ type collector struct {
 	err   error // returned by Record
 }
 
-func (c *collector) Record(raw []byte) error {
+func (c *collector) Record(_ context.Context, raw []byte) error {
 	if c.err != nil {
 		return c.err
 	}
@@ -275,7 +275,7 @@ func (c *collector) Record(raw []byte) error {
 	return nil
 }
 
-func (c *collector) PageDone(p paging.Page) error {
+func (c *collector) PageDone(_ context.Context, p paging.Page) error {
 	c.pages = append(c.pages, p)
 	return nil
 }
@@ -1125,9 +1125,9 @@ type expiringHandler struct {
 	after time.Time
 }
 
-func (h *expiringHandler) PageDone(p paging.Page) error {
+func (h *expiringHandler) PageDone(ctx context.Context, p paging.Page) error {
 	*h.clock = h.after
-	return h.collector.PageDone(p)
+	return h.collector.PageDone(ctx, p)
 }
 
 func TestExpiryBetweenBlobs(t *testing.T) {

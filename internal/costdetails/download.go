@@ -51,7 +51,7 @@ func (c *Client) download(ctx context.Context, res *Result, h paging.Handler) er
 		}
 		log.Debug().Str("operation", res.Name).Int("blob", i).Int("records", page.Records).Int64("bytes", page.Bytes).
 			Msg("cost details blob converted")
-		if err := h.PageDone(page); err != nil {
+		if err := h.PageDone(ctx, page); err != nil {
 			return fmt.Errorf("blob %d done: %w", i+1, err)
 		}
 	}
@@ -76,7 +76,7 @@ func (c *Client) downloadBlob(ctx context.Context, index int, b Blob, conv *conv
 	defer body.close()
 	read := readerFunc(func(p []byte) (int, error) { return body.read(ctx, p) })
 	n, err := conv.convert(read, func(obj []byte) error {
-		if err := h.Record(obj); err != nil {
+		if err := h.Record(ctx, obj); err != nil {
 			return &handlerError{err}
 		}
 		return nil

@@ -39,7 +39,7 @@ type tally struct {
 	f        record.Fields
 }
 
-func (h *tally) Record(raw []byte) error {
+func (h *tally) Record(_ context.Context, raw []byte) error {
 	if err := h.f.Extract(raw); err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (h *tally) Record(raw []byte) error {
 	return nil
 }
 
-func (h *tally) PageDone(paging.Page) error { h.pages++; return nil }
+func (h *tally) PageDone(context.Context, paging.Page) error { h.pages++; return nil }
 
 // check compares the tally with the sandbox's ground truth.
 func (h *tally) check(t *testing.T, want sandbox.Truth) {

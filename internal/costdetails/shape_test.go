@@ -39,8 +39,11 @@ func (s schemaHeader) Do(req *policy.Request) (*http.Response, error) {
 // lineCollector keeps every line it is handed.
 type lineCollector struct{ lines []string }
 
-func (c *lineCollector) Record(raw []byte) error    { c.lines = append(c.lines, string(raw)); return nil }
-func (c *lineCollector) PageDone(paging.Page) error { return nil }
+func (c *lineCollector) Record(_ context.Context, raw []byte) error {
+	c.lines = append(c.lines, string(raw))
+	return nil
+}
+func (c *lineCollector) PageDone(context.Context, paging.Page) error { return nil }
 
 // comparable returns a line in a canonical form (members sorted, numbers as their text) without
 // the members a usageDetails record has and a Cost Details line cannot (id, name, type, etag),

@@ -53,7 +53,7 @@ func (c *Client) Report(ctx context.Context, r Request, h paging.Handler) error 
 		}
 		ev.Str("valid_till", res.ValidTill).Msg("cost details report ready")
 		if res.Status == StatusNoDataFound || (res.Manifest != nil && len(res.Manifest.Blobs) == 0) {
-			if err := h.PageDone(paging.Page{StatusCode: http.StatusNoContent}); err != nil {
+			if err := h.PageDone(ctx, paging.Page{StatusCode: http.StatusNoContent}); err != nil {
 				return fmt.Errorf("empty report done: %w", err)
 			}
 			return nil

@@ -42,15 +42,15 @@ type replaySource struct {
 func (s *replaySource) Name() manifest.Source { return manifest.SourceUsageDetails }
 func (s *replaySource) APIVersion() string    { return "2024-08-01" }
 
-func (s *replaySource) Fetch(_ context.Context, _ Chunk, h paging.Handler) error {
+func (s *replaySource) Fetch(ctx context.Context, _ Chunk, h paging.Handler) error {
 	r := bytes.NewReader(s.page)
 	for i := range s.n {
 		r.Reset(s.page)
-		_, n, err := consumption.ParsePage(r, h)
+		_, n, err := consumption.ParsePage(ctx, r, h)
 		if err != nil {
 			return err
 		}
-		if err := h.PageDone(paging.Page{Index: i, Records: n}); err != nil {
+		if err := h.PageDone(ctx, paging.Page{Index: i, Records: n}); err != nil {
 			return err
 		}
 	}
@@ -100,7 +100,7 @@ func BenchmarkLineEncode(b *testing.B) {
 			cpu0 := benchdata.CPUTime()
 			i := 0
 			for b.Loop() {
-				if err := w.record(context.Background(), recs[i]); err != nil {
+				if err := w.Record(context.Background(), recs[i]); err != nil {
 					b.Fatal(err)
 				}
 				i = (i + 1) % len(recs)
@@ -191,7 +191,7 @@ func linesOf(b *testing.B, page []byte) []byte {
 	w := newLineListing()
 	cs := &captureStore{}
 	w.e.st = cs
-	if _, _, err := consumption.ParsePage(bytes.NewReader(page), listingHandler{ctx: context.Background(), l: w}); err != nil {
+	if _, _, err := consumption.ParsePage(context.Background(), bytes.NewReader(page), w); err != nil {
 		b.Fatal(err)
 	}
 	out := cs.data

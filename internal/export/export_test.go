@@ -83,13 +83,13 @@ func (f *fakeSource) Fetch(ctx context.Context, c Chunk, h paging.Handler) error
 			if fail && n == 2 {
 				return errors.New("connection reset by peer (injected)")
 			}
-			if err := h.Record([]byte(fakeRecord(d, i))); err != nil {
+			if err := h.Record(ctx, []byte(fakeRecord(d, i))); err != nil {
 				return err
 			}
 			n++
 		}
 	}
-	return h.PageDone(paging.Page{Index: 1, Records: n})
+	return h.PageDone(ctx, paging.Page{Index: 1, Records: n})
 }
 
 var (

@@ -39,13 +39,13 @@ func (goldenSource) Fetch(ctx context.Context, c Chunk, h paging.Handler) error 
 				"    \"subscriptionId\": \"sub-p\",\n    \"additionalInfo\": \"{\\\"b\\\": 2}\"\n  }\n}")
 		}
 		for _, r := range recs {
-			if err := h.Record([]byte(r)); err != nil {
+			if err := h.Record(ctx, []byte(r)); err != nil {
 				return err
 			}
 			n++
 		}
 	}
-	return h.PageDone(paging.Page{Index: 1, Records: n})
+	return h.PageDone(ctx, paging.Page{Index: 1, Records: n})
 }
 
 // TestGoldenOutput exports a fixed month (row keys on, no gzip) and compares the data lines

@@ -145,8 +145,8 @@ func (p *partOut) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// listing receives the records of one listing (through listingHandler) and writes each into
-// the part that owns its usage day.
+// listing is the paging.Handler (a consumption.MemberFilter) of one runListing call: it
+// receives the records of one listing and writes each into the part that owns its usage day.
 type listing struct {
 	e      *Exporter
 	c      Chunk // the listing's query: a whole billing period or a range of days
@@ -223,7 +223,7 @@ func (e *Exporter) runListing(ctx context.Context, src Source, c Chunk, layout p
 		e: e, c: c, layout: layout, runDir: runDir, ext: ext, meta: meta, onPage: onPage,
 		log: zerolog.Ctx(ctx), parts: map[int64]*partOut{}, byKey: map[string]*partOut{},
 	}
-	if err := src.Fetch(ctx, c, listingHandler{ctx: ctx, l: l}); err != nil {
+	if err := src.Fetch(ctx, c, l); err != nil {
 		return listingResult{}, err
 	}
 	if l.records > 0 && l.written == 0 && l.other.rows == 0 {
@@ -292,31 +292,13 @@ func (l *listing) part(d time.Time) (*partOut, error) {
 	return p, nil
 }
 
-// listingHandler is the paging.Handler of one runListing call. The Handler's methods take
-// no context, so the adapter binds the listing to the context of the Fetch it serves; the
-// listing's own methods take the context as their first parameter.
-type listingHandler struct {
-	ctx context.Context
-	l   *listing
-}
-
-// Record implements paging.Handler.
-func (h listingHandler) Record(raw []byte) error { return h.l.record(h.ctx, raw) }
-
-// PageDone implements paging.Handler.
-func (h listingHandler) PageDone(p paging.Page) error { return h.l.pageDone(h.ctx, p) }
+// MemberNames implements consumption.MemberFilter: the members RecordMember uses.
+func (l *listing) MemberNames() []string { return record.MemberNames }
 
 // RecordMember implements consumption.MemberHandler: the page decoder hands over the record's
-// members as it validates them, so the fields need no second pass over the record.
-func (h listingHandler) RecordMember(name, value []byte, inProperties bool) {
-	h.l.recordMember(name, value, inProperties)
-}
-
-// MemberNames implements consumption.MemberFilter: the members recordMember uses.
-func (h listingHandler) MemberNames() []string { return record.MemberNames }
-
-// recordMember collects the fields of the current record from its members.
-func (l *listing) recordMember(name, value []byte, inProperties bool) {
+// members as it validates them, so the fields need no second pass over the record. It collects
+// the fields of the current record.
+func (l *listing) RecordMember(name, value []byte, inProperties bool) {
 	if !l.fed {
 		l.fields.Reset()
 		l.fed = true
@@ -324,12 +306,13 @@ func (l *listing) recordMember(name, value []byte, inProperties bool) {
 	l.fields.Member(name, value, inProperties)
 }
 
-// record writes one record into the part of its usage day, or counts it as not written.
-func (l *listing) record(ctx context.Context, raw []byte) error {
+// Record implements paging.Handler: it writes one record into the part of its usage day, or
+// counts it as not written.
+func (l *listing) Record(ctx context.Context, raw []byte) error {
 	l.records++
 	f := &l.fields
 	if l.fed {
-		l.fed = false // filled by recordMember
+		l.fed = false // filled by RecordMember
 	} else if err := f.Extract(raw); err != nil {
 		return fmt.Errorf("record %d of listing %s: %w", l.records, l.c.Key(), err)
 	}
@@ -465,8 +448,9 @@ func (l *listing) commit(ctx context.Context, p *partOut) (partStats, error) {
 	return ps, nil
 }
 
-// pageDone logs the page and reports it to onPage; a cancelled ctx stops the listing.
-func (l *listing) pageDone(ctx context.Context, p paging.Page) error {
+// PageDone implements paging.Handler: it logs the page and reports it to onPage; a cancelled
+// ctx stops the listing.
+func (l *listing) PageDone(ctx context.Context, p paging.Page) error {
 	l.pages++
 	l.log.Info().Str("listing", l.c.Key()).Int("page", p.Index).Int("page_records", p.Records).
 		Int64("records", l.records).Int64("written", l.written).Bool("more", p.NextLink != "").Msg("page")

@@ -3,16 +3,21 @@
 // one that could not be read whole.
 package paging
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
-// Handler receives the records of a listing or a report.
+// Handler receives the records of a listing or a report. Both methods get the context of the
+// call that delivers them (the List or Report the Handler was passed to), so a Handler needs no
+// context of its own.
 type Handler interface {
 	// Record gets one record's raw JSON: exactly the API's bytes (whitespace inside the record
 	// included), valid only during the call. An error stops the listing and is returned wrapped.
-	Record(raw []byte) error
+	Record(ctx context.Context, raw []byte) error
 	// PageDone is called after each page (a usageDetails page, a Cost Details blob) has been
 	// read completely. An error stops the listing and is returned wrapped.
-	PageDone(p Page) error
+	PageDone(ctx context.Context, p Page) error
 }
 
 // Page describes one fully read page (a usageDetails page, a Cost Details blob).

@@ -23,11 +23,11 @@ func (oneDay) APIVersion() string    { return "2024-08-01" }
 func (oneDay) Fetch(ctx context.Context, c export.Chunk, h paging.Handler) error {
 	for d := c.From; !d.After(c.To); d = d.AddDate(0, 0, 1) {
 		rec := `{"kind":"legacy","properties":{"date":"` + d.Format("2006-01-02") + `T00:00:00.0000000Z","cost":1.25,"billingCurrency":"USD"}}`
-		if err := h.Record([]byte(rec)); err != nil {
+		if err := h.Record(ctx, []byte(rec)); err != nil {
 			return err
 		}
 	}
-	return h.PageDone(paging.Page{Index: 1})
+	return h.PageDone(ctx, paging.Page{Index: 1})
 }
 
 // TestDetectsTampering exports a partition, then damages it in the ways verify must notice.
