@@ -12,8 +12,11 @@ all: build
 deps: node_modules/.package-lock.json
 	$(GO) list -deps -test ./... >/dev/null
 
+# A node_modules that is a link (a git worktree sharing another checkout's install) is left alone:
+# npm ci would empty the linked folder and install a copy here, under the other checkout's feet.
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@if [ -L node_modules ]; then echo "node_modules is a link: npm ci skipped"; \
+	else npm ci --no-audit --no-fund --loglevel=error; fi
 
 build:
 	$(GO) build -o .build/handler ./handler

@@ -14,7 +14,7 @@ import (
 	"github.com/usage-export/usage-export/internal/store"
 )
 
-// update rewrites the golden files: go test ./internal/export -run TestGolden -update
+// update rewrites the golden files (go test ./internal/export -run TestGolden -update).
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
 
 // goldenSource serves a fixed month: two legacy records a day, a modern record on the 10th and

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// update rewrites the golden files: go test ./internal/record -run TestGoldenFields -update
+// update rewrites the golden files (go test ./internal/record -run TestGoldenFields -update).
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ with the current output")
 
 // goldenFields is what Extract reads from one record, as written to the golden file.
