@@ -83,11 +83,11 @@ const (
 var parsers = sync.Pool{New: func() any { return &pageParser{buf: make([]byte, 0, pageBufferSize)} }}
 
 // ParsePage reads one usageDetails page, {"value":[records…],"nextLink":"…"}, from r and calls
-// h.Record (with ctx) for each record as soon as it is decoded; it never holds more than one record (plus
-// the read-ahead window). It accepts value and nextLink in either order, skips unknown members,
-// treats a null value as empty and an absent, null or empty nextLink as the end. It returns the
-// nextLink and the number of records delivered; on error, n records were already delivered.
-// PageDone is not called (List does that).
+// h.Record(ctx, …) for each record as soon as it is decoded; it never holds more than one record
+// (plus the read-ahead window). It accepts value and nextLink in either order, skips unknown
+// members, treats a null value as empty and an absent, null or empty nextLink as the end. It
+// returns the nextLink and the number of records delivered; on error, n records were already
+// delivered. PageDone is not called (List does that).
 //
 // The page is validated as strict JSON (RFC 8259: grammar, escapes, UTF-8 including escaped
 // surrogate pairs, nesting up to 10000 levels) in the same pass that finds each record's bytes
