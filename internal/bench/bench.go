@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/usage-export/usage-export/internal/azurite"
+	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/period"
 	"github.com/usage-export/usage-export/internal/sandbox"
 	"github.com/usage-export/usage-export/internal/scope"
@@ -34,7 +35,7 @@ const (
 	// machine single runs vary by ±10-20 %.
 	DefaultRepeat = 3
 	// APIVersion is the usageDetails version every scenario reads (the exporter's default).
-	APIVersion = "2024-08-01"
+	APIVersion = consumption.DefaultAPIVersion
 	// Expand asks for additionalInfo, the large nested string of legacy EA records.
 	Expand = "additionalInfo"
 	// unlimitedRate is the exporter's rate budget for the throughput scenarios (calls a minute,

@@ -130,7 +130,7 @@ func pageURL(s Shape, n int) (string, error) {
 	case Legacy, Legacy2018:
 		path = "/providers/Microsoft.Billing/billingAccounts/" + sandbox.EABillingAccount
 		q.Set("$filter", fmt.Sprintf("properties/usageStart ge '%s' and properties/usageEnd le '%s'", day, day))
-		q.Set("api-version", "2024-08-01")
+		q.Set("api-version", sandbox.LatestAPIVersion)
 		if s == Legacy2018 {
 			q.Set("api-version", "2018-06-30")
 		} else {
@@ -141,7 +141,7 @@ func pageURL(s Shape, n int) (string, error) {
 		q.Set("startDate", day)
 		q.Set("endDate", day)
 		q.Set("$expand", "additionalInfo")
-		q.Set("api-version", "2024-08-01")
+		q.Set("api-version", sandbox.LatestAPIVersion)
 	default:
 		return "", fmt.Errorf("benchdata: unknown shape %q", s)
 	}
