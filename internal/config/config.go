@@ -15,6 +15,7 @@ import (
 	"github.com/usage-export/usage-export/internal/export"
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/source"
@@ -68,7 +69,7 @@ const (
 	DefaultMetric             = metric.ActualCost
 	DefaultSource             = source.Auto // per partition, the source with the fewest ARM calls (docs/sources.md)
 	DefaultRestatementDays    = export.DefaultRestatementDays
-	DefaultManagementEndpoint = consumption.DefaultEndpoint
+	DefaultManagementEndpoint = mgmt.DefaultEndpoint
 	DefaultPartDays           = export.DefaultPartDays
 	DefaultRatePerTenant      = ratelimit.DefaultPerTenant // calls per window per tenant (documented limit)
 	DefaultRateWindow         = ratelimit.DefaultWindow    // the window the rates count calls in

@@ -17,9 +17,6 @@ import (
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
-// DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = mgmt.DefaultEndpoint
-
 // DefaultAPIVersion is the usageDetails api-version used when Options.APIVersion is empty.
 const DefaultAPIVersion = "2024-08-01"
 
@@ -59,7 +56,7 @@ var logHeaders = []string{
 
 // Options configures a Client. The zero value (or a nil *Options) means the documented defaults.
 type Options struct {
-	// Endpoint is the ARM endpoint, scheme and host only (default DefaultEndpoint). Sovereign
+	// Endpoint is the ARM endpoint, scheme and host only (default mgmt.DefaultEndpoint). Sovereign
 	// clouds use their own (https://management.usgovcloudapi.net,
 	// https://management.chinacloudapi.cn). Plain http is accepted only on a loopback address
 	// (127.0.0.0/8, ::1, localhost), for a local sandbox.

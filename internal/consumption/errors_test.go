@@ -23,8 +23,8 @@ func TestRedactURL(t *testing.T) {
 		{"http://h/%zz?$skiptoken=abc", "http://h/%zz?REDACTED"},
 	}
 	for _, tt := range tests {
-		if got := RedactURL(tt.in); got != tt.want {
-			t.Errorf("RedactURL(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		if got := mgmt.RedactURL(tt.in); got != tt.want {
+			t.Errorf("mgmt.RedactURL(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 		}
 	}
 }

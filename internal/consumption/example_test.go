@@ -26,7 +26,7 @@ func (printer) Record(_ context.Context, raw []byte) error {
 func (p printer) PageDone(_ context.Context, pg paging.Page) error {
 	next := "(end)"
 	if pg.NextLink != "" {
-		next = strings.TrimPrefix(consumption.RedactURL(pg.NextLink), p.endpoint)
+		next = strings.TrimPrefix(mgmt.RedactURL(pg.NextLink), p.endpoint)
 	}
 	fmt.Printf("page %d: %d records, next %s\n", pg.Index, pg.Records, next)
 	return nil
@@ -63,10 +63,4 @@ func ExampleClient_List() {
 	// page 0: 1 records, next /providers/Microsoft.Billing/billingAccounts/1234/providers/Microsoft.Billing/billingPeriods/202401/providers/Microsoft.Consumption/usageDetails?api-version=2024-08-01&$skiptoken=REDACTED
 	// record {"id":"b","properties":{"cost":0.000001980949998}}
 	// page 1: 1 records, next (end)
-}
-
-func ExampleRedactURL() {
-	fmt.Println(consumption.RedactURL("https://management.azure.com/subscriptions/x/providers/Microsoft.Consumption/usageDetails?api-version=2024-08-01&sessiontoken=21:32512334&$skiptoken=327C&skiptokenver=v1"))
-	// Output:
-	// https://management.azure.com/subscriptions/x/providers/Microsoft.Consumption/usageDetails?api-version=2024-08-01&sessiontoken=REDACTED&$skiptoken=REDACTED&skiptokenver=v1
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/usage-export/usage-export/internal/metric"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/scope"
 )
@@ -151,7 +152,7 @@ func runFixture(t *testing.T, version string, f fixture, status string, body jso
 			t.Errorf("server got Authorization %q, want %q", got, want)
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set(HeaderRequestID, "req-1")
+		w.Header().Set(mgmt.HeaderRequestID, "req-1")
 		w.WriteHeader(code)
 		if code == http.StatusOK {
 			_, _ = w.Write(body)

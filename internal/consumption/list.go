@@ -23,9 +23,9 @@ import (
 // incomplete JSON: the same link is requested again (bounded attempts with backoff, through the
 // caller's per-retry policies, a rate budget among them), and the broken attempt's records were
 // never delivered. A page still broken when the retries are spent is a *paging.PageError (no
-// record of it delivered). Other errors: *APIError for a status other than 200/204 (it wraps
-// *azcore.ResponseError), and ErrForeignHost, ErrNextLinkLoop, ErrInvalidQuery or
-// ErrBodyTooLarge, all checked with errors.Is/As. Errors returned by h are returned wrapped. No
+// record of it delivered). Other errors: *mgmt.APIError for a status other than 200/204 (it wraps
+// *azcore.ResponseError), and mgmt.ErrForeignHost, ErrNextLinkLoop, ErrInvalidQuery or
+// mgmt.ErrBodyTooLarge, all checked with errors.Is/As. Errors returned by h are returned wrapped. No
 // error message contains a continuation token.
 func (c *Client) List(ctx context.Context, q Query, h paging.Handler) error {
 	link, err := c.firstURL(q)
@@ -40,10 +40,10 @@ func (c *Client) List(ctx context.Context, q Query, h paging.Handler) error {
 		}
 		if page.NextLink != "" {
 			if err := c.checkLink(page.NextLink); err != nil {
-				return fmt.Errorf("listing usage details: nextLink of page %d (%s): %w", index, RedactURL(page.NextLink), err)
+				return fmt.Errorf("listing usage details: nextLink of page %d (%s): %w", index, mgmt.RedactURL(page.NextLink), err)
 			}
 			if _, dup := seen[page.NextLink]; dup {
-				return fmt.Errorf("listing usage details: nextLink of page %d (%s): %w", index, RedactURL(page.NextLink),
+				return fmt.Errorf("listing usage details: nextLink of page %d (%s): %w", index, mgmt.RedactURL(page.NextLink),
 					mgmt.Permanent(fmt.Errorf("%w: the link was already followed", ErrNextLinkLoop)))
 			}
 			seen[page.NextLink] = struct{}{}
@@ -64,24 +64,24 @@ func (c *Client) page(ctx context.Context, index int, link string, h paging.Hand
 	defer rec.release()
 	req, err := runtime.NewRequest(withRecorder(ctx, rec), http.MethodGet, link)
 	if err != nil {
-		return paging.Page{}, fmt.Errorf("page %d: building request for %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
+		return paging.Page{}, fmt.Errorf("page %d: building request for %s: %w", index, mgmt.RedactURL(link), mgmt.RedactURLError(err))
 	}
 	req.Raw().Header.Set("Accept", "application/json")
 	resp, err := c.pipeline.Do(req)
 	if err != nil {
 		rid := ""
 		if resp != nil {
-			rid = resp.Header.Get(HeaderRequestID)
+			rid = resp.Header.Get(mgmt.HeaderRequestID)
 			resp.Body.Close()
 		}
 		if errors.Is(err, ErrIncompletePage) || isBrokenBody(err) {
-			return paging.Page{}, &paging.PageError{Index: index, RequestID: rid, Err: fmt.Errorf("GET %s: %w", RedactURL(link), mgmt.RedactURLError(err))}
+			return paging.Page{}, &paging.PageError{Index: index, RequestID: rid, Err: fmt.Errorf("GET %s: %w", mgmt.RedactURL(link), mgmt.RedactURLError(err))}
 		}
-		return paging.Page{}, fmt.Errorf("page %d: GET %s: %w", index, RedactURL(link), mgmt.RedactURLError(err))
+		return paging.Page{}, fmt.Errorf("page %d: GET %s: %w", index, mgmt.RedactURL(link), mgmt.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 
-	p := paging.Page{Index: index, RequestID: resp.Header.Get(HeaderRequestID), StatusCode: resp.StatusCode}
+	p := paging.Page{Index: index, RequestID: resp.Header.Get(mgmt.HeaderRequestID), StatusCode: resp.StatusCode}
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusNoContent:

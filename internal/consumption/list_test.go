@@ -239,8 +239,8 @@ func TestListRefusesForeignNextLink(t *testing.T) {
 
 func checkForeign(t *testing.T, err error) {
 	t.Helper()
-	if !errors.Is(err, ErrForeignHost) {
-		t.Fatalf("err = %v, want ErrForeignHost", err)
+	if !errors.Is(err, mgmt.ErrForeignHost) {
+		t.Fatalf("err = %v, want mgmt.ErrForeignHost", err)
 	}
 	if !IsPermanent(err) {
 		t.Errorf("IsPermanent(%v) = false, want true", err)
@@ -367,9 +367,9 @@ func TestListHonoursThrottlingHints(t *testing.T) {
 	} {
 		t.Run(header, func(t *testing.T) {
 			t.Parallel()
-			first := status(429, `{"error":{"code":"429","message":"Please retry after 2 seconds."}}`, HeaderRequestID, "rid-429")
+			first := status(429, `{"error":{"code":"429","message":"Please retry after 2 seconds."}}`, mgmt.HeaderRequestID, "rid-429")
 			if header != "" {
-				first = status(429, `{"error":{"code":"429","message":"Too many requests."}}`, header, "2", HeaderRequestID, "rid-429")
+				first = status(429, `{"error":{"code":"429","message":"Too many requests."}}`, header, "2", mgmt.HeaderRequestID, "rid-429")
 			}
 			srv := newScript(t, first, reply(`{"value":[`+records(0, 1)+`]}`))
 			c := newTestClient(t, srv.URL, func(o *Options) { o.ClientOptions.Retry.MaxRetryDelay = 500 * time.Millisecond })
@@ -414,7 +414,7 @@ func TestListErrorResponses(t *testing.T) {
 	}{
 		{
 			name:        "400 JSON",
-			step:        status(400, `{"error":{"code":"400","message":"id query parameter is not a valid Guid"}}`, HeaderRequestID, "rid-400", "Content-Type", "application/json"),
+			step:        status(400, `{"error":{"code":"400","message":"id query parameter is not a valid Guid"}}`, mgmt.HeaderRequestID, "rid-400", "Content-Type", "application/json"),
 			wantStatus:  400,
 			wantCode:    "400",
 			wantMessage: "id query parameter is not a valid Guid",
@@ -422,7 +422,7 @@ func TestListErrorResponses(t *testing.T) {
 		},
 		{
 			name:        "400 not JSON",
-			step:        status(400, "The request is badly formed.", HeaderRequestID, "rid-bad"),
+			step:        status(400, "The request is badly formed.", mgmt.HeaderRequestID, "rid-bad"),
 			wantStatus:  400,
 			wantExcerpt: "The request is badly formed.",
 			wantInError: []string{"400 Bad Request", `body "The request is badly formed."`, "request id rid-bad"},
@@ -453,9 +453,9 @@ func TestListErrorResponses(t *testing.T) {
 			srv := newScript(t, tt.step)
 			c := newTestClient(t, srv.URL, nil)
 			err := c.List(context.Background(), Query{NextLink: srv.URL + subPath + "?api-version=2024-08-01&$skiptoken=SECRET&sessiontoken=SECRET2"}, &collector{})
-			var ae *APIError
+			var ae *mgmt.APIError
 			if !errors.As(err, &ae) {
-				t.Fatalf("err = %v, want *APIError", err)
+				t.Fatalf("err = %v, want *mgmt.APIError", err)
 			}
 			var re *azcore.ResponseError
 			if !errors.As(err, &re) || re.StatusCode != tt.wantStatus {
@@ -507,8 +507,8 @@ func TestListRefusesRedirects(t *testing.T) {
 				srv := newScript(t, status(code, "", "Location", other.URL+subPath+"?api-version=2024-08-01"))
 				c := newTestClient(t, srv.URL, func(o *Options) { o.ClientOptions.Transport = tr })
 				err := c.List(context.Background(), Query{Scope: subScope}, &collector{})
-				if !errors.Is(err, ErrRedirect) {
-					t.Fatalf("err = %v, want ErrRedirect", err)
+				if !errors.Is(err, mgmt.ErrRedirect) {
+					t.Fatalf("err = %v, want mgmt.ErrRedirect", err)
 				}
 				if !strings.Contains(err.Error(), other.URL) {
 					t.Errorf("error %q does not name the Location host %s", err, other.URL)
@@ -624,7 +624,7 @@ func guard(t *testing.T) context.Context {
 }
 
 func TestListStalledBody(t *testing.T) {
-	// Stalled on every try: a *PageError wrapping ErrIdleTimeout, nothing delivered.
+	// Stalled on every try: a *PageError wrapping mgmt.ErrIdleTimeout, nothing delivered.
 	srv := newScript(t, stall(t, `{"value":[`+records(0, 1)+`,`, true), stall(t, `{"value":[`+records(0, 1)+`,`, true))
 	c := newTestClient(t, srv.URL, func(o *Options) {
 		o.BodyIdleTimeout = 50 * time.Millisecond
@@ -633,8 +633,8 @@ func TestListStalledBody(t *testing.T) {
 	var got collector
 	err := c.List(guard(t), Query{Scope: subScope}, &got)
 	var pe *paging.PageError
-	if !errors.As(err, &pe) || !errors.Is(err, ErrIdleTimeout) {
-		t.Fatalf("err = %v, want a *paging.PageError wrapping ErrIdleTimeout", err)
+	if !errors.As(err, &pe) || !errors.Is(err, mgmt.ErrIdleTimeout) {
+		t.Fatalf("err = %v, want a *paging.PageError wrapping mgmt.ErrIdleTimeout", err)
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v wraps context.Canceled; an idle timeout must not look like the caller's cancellation", err)
@@ -662,8 +662,8 @@ func TestListStalledHeadersAreRetried(t *testing.T) {
 		o.ClientOptions.Retry.MaxRetries = 1
 	})
 	err := c.List(guard(t), Query{Scope: subScope}, &collector{})
-	if !errors.Is(err, ErrIdleTimeout) {
-		t.Fatalf("err = %v, want ErrIdleTimeout", err)
+	if !errors.Is(err, mgmt.ErrIdleTimeout) {
+		t.Fatalf("err = %v, want mgmt.ErrIdleTimeout", err)
 	}
 	var pe *paging.PageError
 	if errors.As(err, &pe) {
@@ -776,8 +776,8 @@ func TestTokenGoesOnlyToEndpoint(t *testing.T) {
 	if err == nil {
 		resp.Body.Close()
 	}
-	if !errors.Is(err, ErrForeignHost) {
-		t.Errorf("pipeline.Do to %s: err = %v, want ErrForeignHost", other.URL, err)
+	if !errors.Is(err, mgmt.ErrForeignHost) {
+		t.Errorf("pipeline.Do to %s: err = %v, want mgmt.ErrForeignHost", other.URL, err)
 	}
 	var nr interface{ NonRetriable() }
 	if !errors.As(err, &nr) {

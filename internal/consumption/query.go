@@ -87,7 +87,7 @@ var periodName = regexp.MustCompile(`^[0-9]{6}([0-9]{2}|-[0-9]{1,3})?$`)
 func (c *Client) firstURL(q Query) (string, error) {
 	if q.NextLink != "" {
 		if err := c.checkLink(q.NextLink); err != nil {
-			return "", fmt.Errorf("resume nextLink %s: %w", RedactURL(q.NextLink), err)
+			return "", fmt.Errorf("resume nextLink %s: %w", mgmt.RedactURL(q.NextLink), err)
 		}
 		return q.NextLink, nil
 	}
@@ -280,14 +280,14 @@ func isQuerySafe(c byte) bool {
 func (c *Client) checkLink(link string) error {
 	u, err := url.Parse(link)
 	if err != nil {
-		return mgmt.Permanent(fmt.Errorf("%w: not a URL", ErrForeignHost))
+		return mgmt.Permanent(fmt.Errorf("%w: not a URL", mgmt.ErrForeignHost))
 	}
 	if !u.IsAbs() || u.Host == "" {
-		return mgmt.Permanent(fmt.Errorf("%w: not an absolute URL", ErrForeignHost))
+		return mgmt.Permanent(fmt.Errorf("%w: not an absolute URL", mgmt.ErrForeignHost))
 	}
 	if got := mgmt.OriginOf(u); got != c.origin || u.User != nil {
 		return mgmt.Permanent(fmt.Errorf("%w: it points at %s, and requests (with the token) go only to %s",
-			ErrForeignHost, got, c.origin))
+			mgmt.ErrForeignHost, got, c.origin))
 	}
 	return nil
 }

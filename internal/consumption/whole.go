@@ -9,6 +9,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/paging"
 )
 
@@ -180,10 +182,10 @@ func (pagePolicy) Do(req *policy.Request) (*http.Response, error) {
 	resp.Body.Close()
 	resp.Body = http.NoBody
 	if err != nil {
-		return resp, fmt.Errorf("reading page (%d bytes read, request id %s): %w", len(*rec.body), resp.Header.Get(HeaderRequestID), err)
+		return resp, fmt.Errorf("reading page (%d bytes read, request id %s): %w", len(*rec.body), resp.Header.Get(mgmt.HeaderRequestID), err)
 	}
 	if err := rec.decode(req.Raw().Context()); err != nil {
-		return resp, fmt.Errorf("%w: %d bytes (request id %s): %w", ErrIncompletePage, len(*rec.body), resp.Header.Get(HeaderRequestID), err)
+		return resp, fmt.Errorf("%w: %d bytes (request id %s): %w", ErrIncompletePage, len(*rec.body), resp.Header.Get(mgmt.HeaderRequestID), err)
 	}
 	return resp, nil
 }

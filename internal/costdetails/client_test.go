@@ -446,7 +446,7 @@ func TestReportStatuses(t *testing.T) {
 		wantInErr string
 		wantRows  int
 		wantPages []paging.Page
-		// wantAPIStatus, when set, is the status of the *APIError the error must
+		// wantAPIStatus, when set, is the status of the *mgmt.APIError the error must
 		// wrap; IsPermanent must then say true.
 		wantAPIStatus int
 	}{
@@ -623,9 +623,9 @@ func TestReportStatuses(t *testing.T) {
 				t.Errorf("pages = %+v, want %+v", h.pages, tt.wantPages)
 			}
 			if tt.wantAPIStatus != 0 {
-				var ae *APIError
+				var ae *mgmt.APIError
 				if !errors.As(err, &ae) || ae.StatusCode != tt.wantAPIStatus {
-					t.Errorf("err = %v, want a *APIError with status %d", err, tt.wantAPIStatus)
+					t.Errorf("err = %v, want a *mgmt.APIError with status %d", err, tt.wantAPIStatus)
 				}
 				if !IsPermanent(err) {
 					t.Errorf("IsPermanent(%v) = false, want true", err)
@@ -1094,7 +1094,7 @@ func TestNewClientOptions(t *testing.T) {
 		t.Errorf("nil credential: err = %v", err)
 	}
 	c, _ := NewClient(mgmt.StaticToken("x"), nil)
-	if c.Endpoint() != DefaultEndpoint || c.pollInterval != DefaultPollInterval || c.maxPolls != DefaultMaxPolls {
+	if c.Endpoint() != mgmt.DefaultEndpoint || c.pollInterval != DefaultPollInterval || c.maxPolls != DefaultMaxPolls {
 		t.Errorf("defaults: endpoint %q, interval %s, polls %d", c.Endpoint(), c.pollInterval, c.maxPolls)
 	}
 }

@@ -18,9 +18,6 @@ import (
 	"github.com/usage-export/usage-export/internal/retryhint"
 )
 
-// DefaultEndpoint is the Azure Resource Manager endpoint of the public cloud.
-const DefaultEndpoint = mgmt.DefaultEndpoint
-
 // APIVersion is the Cost Details api-version this client speaks.
 const APIVersion = "2022-05-01"
 
@@ -62,14 +59,9 @@ var (
 	ErrPollLimit = errors.New("cost details report not ready")
 )
 
-// APIError is a response with an unexpected status from the management endpoint or the blob
-// host: mgmt.APIError, the type internal/consumption returns too, so errors.As and either
-// client's IsPermanent recognise it.
-type APIError = mgmt.APIError
-
 // Options configures a Client. The zero value (or a nil *Options) means the documented defaults.
 type Options struct {
-	// Endpoint is the ARM endpoint, scheme and host only (default DefaultEndpoint). Plain http is
+	// Endpoint is the ARM endpoint, scheme and host only (default mgmt.DefaultEndpoint). Plain http is
 	// accepted only on a loopback address, for a local sandbox.
 	Endpoint string
 

@@ -22,7 +22,7 @@ import (
 //
 // Errors: a request that fails Validate wraps ErrInvalidRequest and no call is made; a Failed
 // report is a *ReportError (ErrReportFailed); expired links wrap ErrReportExpired; a report not
-// ready after MaxPolls polls wraps ErrPollLimit; an unexpected status is an *APIError; a
+// ready after MaxPolls polls wraps ErrPollLimit; an unexpected status is an *mgmt.APIError; a
 // Location off the management endpoint wraps mgmt.ErrForeignHost; a blob body that
 // breaks off (after maxResumes resumes) or is not valid CSV is a *paging.PageError saying
 // how many of its rows were already delivered; errors from h are returned wrapped. No error
@@ -111,10 +111,10 @@ func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.err }
 
 // IsPermanent reports whether err is a failure that repeating the same request cannot fix: an
-// invalid request, an *APIError with a permanent status, or a refused foreign host. Failed
+// invalid request, an *mgmt.APIError with a permanent status, or a refused foreign host. Failed
 // and expired reports, poll limits, throttling, 5xx and broken blobs are worth another run.
 func IsPermanent(err error) bool {
-	var ae *APIError
+	var ae *mgmt.APIError
 	if errors.As(err, &ae) {
 		return ae.Permanent()
 	}

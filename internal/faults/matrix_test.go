@@ -14,6 +14,7 @@ import (
 
 	"github.com/usage-export/usage-export/internal/consumption"
 	"github.com/usage-export/usage-export/internal/export"
+	"github.com/usage-export/usage-export/internal/mgmt"
 	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/sandbox"
@@ -89,9 +90,9 @@ func TestFaultMatrix(t *testing.T) {
 		{fault: sandbox.TruncatedJSON, want: completes},
 		{fault: sandbox.StalledBody, want: completes},
 		{fault: sandbox.NextLinkLoop, want: failsCleanly, errIs: consumption.ErrNextLinkLoop, errHas: "nextLink loop"},
-		{fault: sandbox.NextLinkForeign, want: failsCleanly, errIs: consumption.ErrForeignHost, errHas: "not the configured endpoint"},
-		{fault: sandbox.TokenExpired401, want: failsCleanly, errIs: &consumption.APIError{}, errHas: "ExpiredAuthenticationToken"},
-		{fault: sandbox.NonJSONError, want: failsCleanly, errIs: &consumption.APIError{}, errHas: "badly formed"},
+		{fault: sandbox.NextLinkForeign, want: failsCleanly, errIs: mgmt.ErrForeignHost, errHas: "not the configured endpoint"},
+		{fault: sandbox.TokenExpired401, want: failsCleanly, errIs: &mgmt.APIError{}, errHas: "ExpiredAuthenticationToken"},
+		{fault: sandbox.NonJSONError, want: failsCleanly, errIs: &mgmt.APIError{}, errHas: "badly formed"},
 		{fault: sandbox.NewRecordShape, want: passesThrough},
 	}
 	for _, fc := range cases {
@@ -277,8 +278,8 @@ func errorIs(err, target error) bool {
 	case *paging.PageError:
 		var pe *paging.PageError
 		return errors.As(err, &pe)
-	case *consumption.APIError:
-		var ae *consumption.APIError
+	case *mgmt.APIError:
+		var ae *mgmt.APIError
 		return errors.As(err, &ae)
 	}
 	return errors.Is(err, target)
@@ -386,7 +387,7 @@ func TestFaultRedirect(t *testing.T) {
 	case gw.redirects.Load() != 1:
 		report(t, kindFault, false, "%s: %d redirects answered, want 1", name, gw.redirects.Load())
 		return
-	case r.Status != export.StatusFailed || !errors.Is(r.Err, consumption.ErrRedirect):
+	case r.Status != export.StatusFailed || !errors.Is(r.Err, mgmt.ErrRedirect):
 		report(t, kindFault, false, "%s: status %s, error %q; want failed with ErrRedirect", name, r.Status, r.Error)
 		return
 	case foreign.conns.Load() != 0:
