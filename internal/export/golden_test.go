@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/usage-export/usage-export/internal/manifest"
 	"github.com/usage-export/usage-export/internal/paging"
 	"github.com/usage-export/usage-export/internal/store"
+	"github.com/usage-export/usage-export/internal/testutil"
 )
 
 // update rewrites the golden files (go test ./internal/export -run TestGolden -update).
@@ -84,45 +84,6 @@ func TestGoldenOutput(t *testing.T) {
 	}
 	// The run id is random; everything else is fixed by the source and the clock.
 	stable := bytes.ReplaceAll(raw, []byte(m.RunInfo.RunID), []byte("RUN_ID"))
-	golden(t, "testdata/golden/lines.jsonl", lines.Bytes())
-	golden(t, "testdata/golden/manifest.json", stable)
-}
-
-// golden compares got with the file at path, or rewrites the file under -update.
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (if the change is meant, rerun with -update and review the diff):\n%s", path, firstDiff(want, got))
-	}
-}
-
-// firstDiff describes the first line where want and got differ.
-func firstDiff(want, got []byte) string {
-	wl, gl := bytes.Split(want, []byte("\n")), bytes.Split(got, []byte("\n"))
-	for i := 0; i < max(len(wl), len(gl)); i++ {
-		var w, g []byte
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if !bytes.Equal(w, g) {
-			return fmt.Sprintf("line %d:\nwant %s\n got %s", i+1, w, g)
-		}
-	}
-	return "(same lines; different line endings)"
+	testutil.Golden(t, "testdata/golden/lines.jsonl", lines.Bytes(), *update)
+	testutil.Golden(t, "testdata/golden/manifest.json", stable, *update)
 }

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/usage-export/usage-export/internal/testutil"
 )
 
 // update rewrites the golden files (go test ./internal/record -run TestGoldenFields -update).
@@ -58,31 +58,5 @@ func TestGoldenFields(t *testing.T) {
 			}
 		}
 	}
-	const path = "testdata/golden/fields.jsonl"
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestGoldenFields -update to create it)", err)
-	}
-	gl, wl := bytes.Split(out.Bytes(), []byte("\n")), bytes.Split(want, []byte("\n"))
-	for i := 0; i < max(len(gl), len(wl)); i++ {
-		var g, w []byte
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if !bytes.Equal(g, w) {
-			t.Fatalf("%s line %d differs (if meant, rerun with -update and review the diff):\nwant %s\n got %s", path, i+1, w, g)
-		}
-	}
+	testutil.Golden(t, "testdata/golden/fields.jsonl", out.Bytes(), *update)
 }

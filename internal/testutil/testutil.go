@@ -107,3 +107,43 @@ func ParseHTTPOutput(b []byte) (HTTPOutput, error) {
 	}
 	return r.Outputs.Res, nil
 }
+
+// Golden compares got with the golden file at path, naming the first line that differs, or
+// rewrites the file when update is set (each package's -update flag).
+func Golden(t *testing.T, path string, got []byte, update bool) {
+	t.Helper()
+	if update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the output (if the change is meant, rerun with -update and review the diff):\n%s", path, firstDiff(want, got))
+	}
+}
+
+// firstDiff describes the first line where want and got differ.
+func firstDiff(want, got []byte) string {
+	wl, gl := bytes.Split(want, []byte("\n")), bytes.Split(got, []byte("\n"))
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var w, g []byte
+		if i < len(wl) {
+			w = wl[i]
+		}
+		if i < len(gl) {
+			g = gl[i]
+		}
+		if !bytes.Equal(w, g) {
+			return fmt.Sprintf("line %d:\nwant %s\n got %s", i+1, w, g)
+		}
+	}
+	return "(same lines; different line endings)"
+}
