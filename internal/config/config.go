@@ -19,6 +19,7 @@ import (
 	"github.com/usage-export/usage-export/internal/ratelimit"
 	"github.com/usage-export/usage-export/internal/scope"
 	"github.com/usage-export/usage-export/internal/source"
+	"github.com/usage-export/usage-export/internal/workqueue"
 )
 
 // Setting names. Flags of the CLI use the same names in lower case without the prefix
@@ -53,9 +54,9 @@ const (
 	EnvMaxMonths          = "USAGE_EXPORT_MAX_MONTHS"
 	EnvConcurrency        = "USAGE_EXPORT_CONCURRENCY"
 	EnvLeaseSeconds       = "USAGE_EXPORT_LEASE_SECONDS"
-	// EnvQueue names the work queue (read by internal/workqueue; the queue function's
+	// EnvQueue names the work queue (internal/workqueue's setting; the queue function's
 	// function.json names it as %USAGE_EXPORT_QUEUE%).
-	EnvQueue    = "USAGE_EXPORT_QUEUE"
+	EnvQueue    = workqueue.EnvQueue
 	EnvClientID = "AZURE_CLIENT_ID"
 )
 
@@ -79,8 +80,8 @@ const (
 	DefaultConcurrency        = export.DefaultConcurrency
 	DefaultLeaseSeconds       = int(export.DefaultLeaseTTL / time.Second) // a dead writer blocks its partition at most this long
 	DefaultLogLevel           = "info"
-	// DefaultQueue is the work queue's name (internal/workqueue reads EnvQueue).
-	DefaultQueue = "usage-export-partitions"
+	// DefaultQueue is the work queue's name (internal/workqueue's, which reads EnvQueue).
+	DefaultQueue = workqueue.DefaultQueue
 )
 
 // minRateWindow is the shortest rate window: tests and benchmarks shorten the window along with

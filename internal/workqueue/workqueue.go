@@ -18,14 +18,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/queueerror"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/usage-export/usage-export/internal/config"
 	"github.com/usage-export/usage-export/internal/metric"
 )
 
 // DefaultQueue is the work queue's name when USAGE_EXPORT_QUEUE is not set. The worker's
 // function.json names the queue "%USAGE_EXPORT_QUEUE%", so the app setting must hold the same
 // name (infra/ sets it).
-const DefaultQueue = config.DefaultQueue
+const DefaultQueue = "usage-export-partitions"
 
 // PoisonSuffix is what the queue extension appends to a queue's name for messages past
 // maxDequeueCount.
@@ -109,8 +108,8 @@ const (
 	EnvQueueServiceURI = "AzureWebJobsStorage__queueServiceUri"
 	EnvAccountName     = "AzureWebJobsStorage__accountName"
 	EnvClientID        = "AzureWebJobsStorage__clientId"
-	// EnvQueue names the work queue (default DefaultQueue).
-	EnvQueue = config.EnvQueue
+	// EnvQueue names the work queue (default DefaultQueue); a row of config's settings table.
+	EnvQueue = "USAGE_EXPORT_QUEUE"
 )
 
 // Settings say where the queue is.
