@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -240,15 +237,9 @@ func committedRecords(t *testing.T, st export.Store, e *export.Exporter, p expor
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
 		for sc.Scan() {
-			h := sha256.Sum256(sc.Bytes())
-			sums = append(sums, hex.EncodeToString(h[:]))
+			sums = append(sums, sandbox.RecordDigest(sc.Bytes()))
 		}
 		rc.Close()
 	}
-	sort.Strings(sums)
-	h := sha256.New()
-	for _, s := range sums {
-		h.Write([]byte(s + "\n"))
-	}
-	return len(sums), hex.EncodeToString(h.Sum(nil))
+	return len(sums), sandbox.HashDigests(sums)
 }

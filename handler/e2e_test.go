@@ -9,8 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -450,15 +447,11 @@ func (w *world) checkExact(t *testing.T, sc scope.Scope, p period.Period, mt met
 	for _, bl := range m.Blobs {
 		sums = append(sums, lineHashes(t, w.st, bl.BlobName)...)
 	}
-	sort.Strings(sums)
-	hh := sha256.New()
-	for _, s := range sums {
-		hh.Write([]byte(s + "\n"))
-	}
+	hash := sandbox.HashDigests(sums)
 	if m.Status != manifest.StatusCommitted || m.DataRowCount != int64(truth.Rows) || len(sums) != truth.Rows {
 		t.Errorf("%s: manifest %s with %d rows (%d lines), ground truth %d", part.RelPath(), m.Status, m.DataRowCount, len(sums), truth.Rows)
 	}
-	if got := hex.EncodeToString(hh.Sum(nil)); got != truth.Hash {
+	if hash != truth.Hash {
 		t.Errorf("%s: record-set hash differs from the ground truth", part.RelPath())
 	}
 	got := costTotals(m)
@@ -489,8 +482,7 @@ func lineHashes(t *testing.T, st *store.Blob, name string) []string {
 	sc := bufio.NewScanner(zr)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		h := sha256.Sum256(sc.Bytes())
-		out = append(out, hex.EncodeToString(h[:]))
+		out = append(out, sandbox.RecordDigest(sc.Bytes()))
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)

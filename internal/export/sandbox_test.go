@@ -3,14 +3,11 @@ package export_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -144,17 +141,11 @@ func partitionRecords(t *testing.T, st export.Store, e *export.Exporter, p expor
 		sc := bufio.NewScanner(zr)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
 		for sc.Scan() {
-			h := sha256.Sum256(sc.Bytes())
-			sums = append(sums, hex.EncodeToString(h[:]))
+			sums = append(sums, sandbox.RecordDigest(sc.Bytes()))
 		}
 		rc.Close()
 	}
-	sort.Strings(sums)
-	h := sha256.New()
-	for _, s := range sums {
-		h.Write([]byte(s + "\n"))
-	}
-	return m, len(sums), hex.EncodeToString(h.Sum(nil))
+	return m, len(sums), sandbox.HashDigests(sums)
 }
 
 func costField(m *manifest.Manifest) map[string]string {

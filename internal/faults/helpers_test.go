@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,15 +164,9 @@ func readPart(ctx context.Context, st verify.Reader, name string) ([][]byte, err
 func recordSetHash(lines [][]byte) string {
 	sums := make([]string, len(lines))
 	for i, l := range lines {
-		h := sha256.Sum256(l)
-		sums[i] = hex.EncodeToString(h[:])
+		sums[i] = sandbox.RecordDigest(l)
 	}
-	sort.Strings(sums)
-	h := sha256.New()
-	for _, s := range sums {
-		h.Write([]byte(s + "\n"))
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sandbox.HashDigests(sums)
 }
 
 // costTotals returns the manifest's totals of the record shape's cost field.

@@ -5,8 +5,6 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -451,17 +449,15 @@ func exact(ctx context.Context, st *store.Blob, sb *sandbox.Server, part export.
 		}
 		sums = append(sums, h...)
 	}
-	sort.Strings(sums)
+	hash := sandbox.HashDigests(sums) // sorts sums
 	dups := 0
-	hh := sha256.New()
-	for i, s := range sums {
-		if i > 0 && sums[i-1] == s {
+	for i := 1; i < len(sums); i++ {
+		if sums[i-1] == sums[i] {
 			dups++
 		}
-		hh.Write([]byte(s + "\n"))
 	}
 	ok := rep.OK() && m.Status == manifest.StatusCommitted && m.DataRowCount == int64(truth.Rows) &&
-		len(sums) == truth.Rows && hex.EncodeToString(hh.Sum(nil)) == truth.Hash
+		len(sums) == truth.Rows && hash == truth.Hash
 	return ok, dups, nil
 }
 
@@ -483,8 +479,7 @@ func lineHashes(ctx context.Context, st *store.Blob, name string) ([]string, err
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		h := sha256.Sum256(sc.Bytes())
-		out = append(out, hex.EncodeToString(h[:]))
+		out = append(out, sandbox.RecordDigest(sc.Bytes()))
 	}
 	return out, sc.Err()
 }
