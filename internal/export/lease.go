@@ -3,8 +3,6 @@ package export
 import (
 	"context"
 	"fmt"
-
-	"github.com/rs/zerolog"
 )
 
 // holdLease takes the partition's lease (one writer per partition) and keeps it renewed under
@@ -15,11 +13,6 @@ func (e *Exporter) holdLease(ctx context.Context, p Partition) (context.Context,
 	if err != nil {
 		return nil, nil, fmt.Errorf("taking partition lease: %w", err)
 	}
-	log := zerolog.Ctx(ctx)
-	ctx, stop := lease.Keep(ctx)
-	return ctx, func() {
-		if err := stop(); err != nil {
-			log.Warn().Err(err).Msg("releasing partition lease")
-		}
-	}, nil
+	ctx, release := lease.Hold(ctx, "partition lease")
+	return ctx, release, nil
 }

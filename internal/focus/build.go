@@ -235,12 +235,8 @@ func (b *Builder) holdLease(ctx context.Context, rel string) (context.Context, f
 	if err != nil {
 		return nil, nil, fmt.Errorf("taking focus partition lease: %w", err)
 	}
-	ctx, stop := lease.Keep(ctx)
-	return ctx, func() {
-		if rerr := stop(); rerr != nil {
-			zerolog.Ctx(ctx).Warn().Err(rerr).Msg("releasing focus partition lease")
-		}
-	}, nil
+	ctx, release := lease.Hold(ctx, "focus partition lease")
+	return ctx, release, nil
 }
 
 // readInputs reads the inputs as committed now; why says what the build waits for when an

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Errors that callers branch on with errors.Is.
@@ -138,6 +140,19 @@ func (l *Lease) Keep(ctx context.Context) (context.Context, func() error) {
 		cancel(nil)
 		<-done
 		return l.Release(context.WithoutCancel(ctx))
+	}
+}
+
+// Hold is Keep for a holder that can only log a failed release: release stops the renewals and
+// releases the lease, logging a failure as the warning "releasing <what>" (the lease then expires
+// by itself within its TTL).
+func (l *Lease) Hold(ctx context.Context, what string) (context.Context, func()) {
+	log := zerolog.Ctx(ctx)
+	ctx, stop := l.Keep(ctx)
+	return ctx, func() {
+		if err := stop(); err != nil {
+			log.Warn().Err(err).Msg("releasing " + what)
+		}
 	}
 }
 
